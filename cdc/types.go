@@ -1,0 +1,425 @@
+package cdc
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kind is the family of a MySQL column type; it decides the Go type of a
+// Value and how sinks render it.
+type Kind uint8
+
+const (
+	KindUnknown   Kind = iota // the source gave no type; values are strings
+	KindInt                   // TINYINT..BIGINT (also BOOL)
+	KindFloat                 // FLOAT
+	KindDouble                // DOUBLE, REAL
+	KindDecimal               // DECIMAL, NUMERIC
+	KindString                // CHAR, VARCHAR, TEXT
+	KindBytes                 // BINARY, VARBINARY, BLOB, spatial types
+	KindDate                  // DATE
+	KindDateTime              // DATETIME
+	KindTimestamp             // TIMESTAMP
+	KindTime                  // TIME
+	KindYear                  // YEAR
+	KindJSON                  // JSON
+	KindEnum                  // ENUM
+	KindSet                   // SET
+	KindBit                   // BIT
+)
+
+var kindNames = [...]string{"unknown", "int", "float", "double", "decimal", "string", "bytes",
+	"date", "datetime", "timestamp", "time", "year", "json", "enum", "set", "bit"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Column describes one column of an event's table.
+type Column struct {
+	Name string
+	// Type is the MySQL column type as information_schema.COLUMNS.COLUMN_TYPE
+	// spells it ("decimal(12,2)", "int(10) unsigned"); empty if unknown.
+	Type     string
+	Kind     Kind
+	Unsigned bool
+	// IntBytes is the storage size of an integer type: 1, 2, 3, 4 or 8.
+	IntBytes int
+	// Precision is the fractional-seconds digits of DATETIME/TIMESTAMP/TIME,
+	// the scale of DECIMAL, the width of BIT; -1 when the source did not say.
+	Precision int
+	// Elems are the labels of an ENUM or SET, in definition order.
+	Elems []string
+}
+
+// ParseColumnType builds a Column from a MySQL column type such as
+// "bigint(20) unsigned", "datetime(3)" or "enum('a','b')". Unknown types
+// give KindUnknown, never an error: new server types must not stop a stream.
+func ParseColumnType(name, typ string) Column {
+	c := Column{Name: name, Type: typ, Precision: -1}
+	t := strings.ToLower(strings.TrimSpace(typ))
+	base, args := t, ""
+	if i := strings.IndexByte(t, '('); i >= 0 {
+		base = t[:i]
+		if j := strings.LastIndexByte(t, ')'); j > i {
+			args = t[i+1 : j]
+		}
+	} else if i := strings.IndexByte(t, ' '); i >= 0 {
+		base = t[:i]
+	}
+	c.Unsigned = strings.Contains(t, "unsigned")
+	switch base {
+	case "tinyint", "bool", "boolean":
+		c.Kind, c.IntBytes = KindInt, 1
+	case "smallint":
+		c.Kind, c.IntBytes = KindInt, 2
+	case "mediumint":
+		c.Kind, c.IntBytes = KindInt, 3
+	case "int", "integer":
+		c.Kind, c.IntBytes = KindInt, 4
+	case "bigint":
+		c.Kind, c.IntBytes = KindInt, 8
+	case "float":
+		c.Kind = KindFloat
+	case "double", "real", "double precision":
+		c.Kind = KindDouble
+	case "decimal", "numeric", "dec", "fixed":
+		c.Kind, c.Precision = KindDecimal, 0
+		if _, s, ok := strings.Cut(args, ","); ok {
+			c.Precision, _ = strconv.Atoi(strings.TrimSpace(s))
+		}
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "nchar", "nvarchar":
+		c.Kind = KindString
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob",
+		"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+		"multipolygon", "geometrycollection", "geomcollection", "vector":
+		c.Kind = KindBytes
+	case "date":
+		c.Kind = KindDate
+	case "datetime", "timestamp", "time":
+		c.Kind = map[string]Kind{"datetime": KindDateTime, "timestamp": KindTimestamp, "time": KindTime}[base]
+		c.Precision = 0
+		if args != "" {
+			c.Precision, _ = strconv.Atoi(args)
+		}
+	case "year":
+		c.Kind = KindYear
+	case "json":
+		c.Kind = KindJSON
+	case "enum", "set":
+		c.Kind = KindEnum
+		if base == "set" {
+			c.Kind = KindSet
+		}
+		c.Elems = parseElems(args)
+	case "bit":
+		c.Kind, c.Precision = KindBit, 1
+		if args != "" {
+			c.Precision, _ = strconv.Atoi(args)
+		}
+	}
+	return c
+}
+
+// parseElems splits "'a','b''c'" into labels.
+func parseElems(s string) []string {
+	var out []string
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\'' {
+			continue
+		}
+		var b strings.Builder
+		for i++; i < len(s); i++ {
+			if s[i] == '\'' {
+				if i+1 < len(s) && s[i+1] == '\'' {
+					b.WriteByte('\'')
+					i++
+					continue
+				}
+				break
+			}
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+			}
+			b.WriteByte(s[i])
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// Int returns the canonical Value for an integer: int64 when it fits.
+func Int(u uint64) Value {
+	if u <= math.MaxInt64 {
+		return int64(u)
+	}
+	return u
+}
+
+// ParseText converts MySQL's text form of a value (what the client
+// protocol, canal JSON and mysqldump show) to the typed Value for col.
+// It is the one place text becomes typed, so every string-carrying source
+// agrees with the others.
+func ParseText(col *Column, s string) (Value, error) {
+	switch col.Kind {
+	case KindInt, KindYear, KindBit:
+		if col.Unsigned || col.Kind == KindBit {
+			u, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %q is not an unsigned integer", col.Name, s)
+			}
+			return Int(u), nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %q is not an integer", col.Name, s)
+		}
+		return n, nil
+	case KindFloat:
+		f, err := strconv.ParseFloat(s, 32)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %q is not a float", col.Name, s)
+		}
+		return f, nil
+	case KindDouble:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %q is not a double", col.Name, s)
+		}
+		return f, nil
+	case KindDecimal:
+		d, err := NormalizeDecimal(s, col.Precision)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", col.Name, err)
+		}
+		return d, nil
+	case KindBytes:
+		return []byte(s), nil
+	case KindDate, KindDateTime, KindTimestamp:
+		return ParseDateTime(s)
+	case KindTime:
+		d, err := ParseTime(s)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", col.Name, err)
+		}
+		return d, nil
+	case KindJSON:
+		return JSON(s), nil
+	case KindSet:
+		if s == "" {
+			return Set{}, nil
+		}
+		return Set(strings.Split(s, ",")), nil
+	}
+	return s, nil
+}
+
+// NormalizeDecimal checks that s is a decimal number and pads or keeps its
+// fraction to scale digits (scale < 0 keeps s as it is), so 1234.5 with
+// scale 2 becomes "1234.50", as MySQL prints it.
+func NormalizeDecimal(s string, scale int) (Decimal, error) {
+	body := s
+	if strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+") {
+		body = body[1:]
+	}
+	intPart, frac, hasDot := strings.Cut(body, ".")
+	if intPart == "" && frac == "" || !allDigits(intPart) || !allDigits(frac) {
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) && scale >= 0 {
+			// exponent notation (1.0E10) as some producers print big values
+			return Decimal(strconv.FormatFloat(f, 'f', scale, 64)), nil
+		}
+		return "", fmt.Errorf("%q is not a decimal", s)
+	}
+	if strings.HasPrefix(s, "+") {
+		s = s[1:]
+	}
+	if scale < 0 || len(frac) == scale {
+		return Decimal(s), nil
+	}
+	if len(frac) < scale {
+		if !hasDot {
+			s += "."
+		}
+		return Decimal(s + strings.Repeat("0", scale-len(frac))), nil
+	}
+	// more digits than the scale: only trailing zeros may go
+	extra := frac[scale:]
+	if strings.Trim(extra, "0") != "" {
+		return Decimal(s), nil
+	}
+	s = s[:len(s)-len(extra)]
+	return Decimal(strings.TrimSuffix(s, ".")), nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseDateTime parses "YYYY-MM-DD[ HH:MM:SS[.ffffff]]" (also with a T) as a
+// UTC time. Zero and otherwise invalid dates MySQL accepts
+// ("0000-00-00 00:00:00", "2024-02-00") come back as the string itself.
+func ParseDateTime(s string) (Value, error) {
+	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
+		return nil, fmt.Errorf("%q is not a date", s)
+	}
+	layout := "2006-01-02"
+	if len(s) > 10 {
+		if s[10] == 'T' {
+			layout = "2006-01-02T15:04:05.999999999"
+		} else {
+			layout = "2006-01-02 15:04:05.999999999"
+		}
+		if strings.HasSuffix(s, "Z") {
+			layout += "Z07:00"
+		}
+	}
+	t, err := time.ParseInLocation(layout, s, time.UTC)
+	if err != nil {
+		if allDigits(s[:4]) && allDigits(s[5:7]) && allDigits(s[8:10]) {
+			return s, nil // zero or partial date: keep MySQL's text
+		}
+		return nil, fmt.Errorf("%q is not a date/time", s)
+	}
+	return t.UTC(), nil
+}
+
+// ParseTime parses a TIME value "[-]HHH:MM:SS[.ffffff]".
+func ParseTime(s string) (time.Duration, error) {
+	neg := strings.HasPrefix(s, "-")
+	body := strings.TrimPrefix(s, "-")
+	parts := strings.Split(body, ":")
+	if len(parts) != 3 {
+		return 0, fmt.Errorf("%q is not a time", s)
+	}
+	h, err1 := strconv.ParseUint(parts[0], 10, 32)
+	m, err2 := strconv.ParseUint(parts[1], 10, 8)
+	secPart, frac, _ := strings.Cut(parts[2], ".")
+	sec, err3 := strconv.ParseUint(secPart, 10, 8)
+	if err1 != nil || err2 != nil || err3 != nil || m > 59 || sec > 59 || len(frac) > 9 || !allDigits(frac) {
+		return 0, fmt.Errorf("%q is not a time", s)
+	}
+	var ns int64
+	if frac != "" {
+		n, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+		ns = n
+	}
+	d := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second + time.Duration(ns)
+	if neg {
+		d = -d
+	}
+	return d, nil
+}
+
+// FormatText renders v in MySQL's text form for col, the form written into
+// Redis hashes: DECIMAL exact, DATETIME "YYYY-MM-DD HH:MM:SS[.ffffff]" with
+// the column's fractional digits, BLOB raw bytes, SET comma-joined. NULL
+// renders as "" with ok=false.
+func FormatText(col *Column, v Value) (s string, ok bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case string:
+		return x, true
+	case []byte:
+		return string(x), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case uint64:
+		return strconv.FormatUint(x, 10), true
+	case int:
+		return strconv.Itoa(x), true
+	case float64:
+		bits := 64
+		if col != nil && col.Kind == KindFloat {
+			bits = 32
+		}
+		return FormatFloat(x, bits), true
+	case Decimal:
+		return string(x), true
+	case JSON:
+		return string(x), true
+	case Set:
+		return strings.Join(x, ","), true
+	case bool:
+		if x {
+			return "1", true
+		}
+		return "0", true
+	case time.Time:
+		prec, kind := -1, KindDateTime
+		if col != nil {
+			prec, kind = col.Precision, col.Kind
+		}
+		return FormatDateTime(x, kind, prec), true
+	case time.Duration:
+		prec := -1
+		if col != nil {
+			prec = col.Precision
+		}
+		return FormatDuration(x, prec), true
+	}
+	return fmt.Sprint(v), true
+}
+
+// FormatFloat prints a FLOAT (bits 32) or DOUBLE the way MySQL does: the
+// shortest text that reads back the same, plain digits for moderate
+// magnitudes and "1e20" style beyond.
+func FormatFloat(f float64, bits int) string {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return strconv.FormatFloat(f, 'g', -1, bits)
+	}
+	abs := math.Abs(f)
+	if abs == 0 || (abs >= 1e-5 && abs < 1e15) {
+		return strconv.FormatFloat(f, 'f', -1, bits)
+	}
+	s := strconv.FormatFloat(f, 'g', -1, bits)
+	return strings.Replace(s, "e+", "e", 1)
+}
+
+// FormatDateTime renders t for kind with prec fractional digits; prec < 0
+// prints as many as needed (none for whole seconds).
+func FormatDateTime(t time.Time, kind Kind, prec int) string {
+	t = t.UTC()
+	if kind == KindDate {
+		return t.Format("2006-01-02")
+	}
+	s := t.Format("2006-01-02 15:04:05")
+	return s + fraction(t.Nanosecond(), prec)
+}
+
+// FormatDuration renders a TIME value "[-]HH:MM:SS[.f]".
+func FormatDuration(d time.Duration, prec int) string {
+	sign := ""
+	if d < 0 {
+		sign, d = "-", -d
+	}
+	h := d / time.Hour
+	m := (d % time.Hour) / time.Minute
+	sec := (d % time.Minute) / time.Second
+	ns := int(d % time.Second)
+	return fmt.Sprintf("%s%02d:%02d:%02d%s", sign, h, m, sec, fraction(ns, prec))
+}
+
+func fraction(ns int, prec int) string {
+	if prec == 0 || (prec < 0 && ns == 0) {
+		return ""
+	}
+	digits := fmt.Sprintf("%09d", ns)[:6]
+	if prec < 0 {
+		digits = strings.TrimRight(digits, "0")
+	} else if prec < 6 {
+		digits = digits[:prec]
+	}
+	return "." + digits
+}

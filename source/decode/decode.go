@@ -1,0 +1,31 @@
+// Package decode turns the messages that CDC producers publish (canal
+// flat JSON, canal protobuf, Maxwell, Debezium, JSON lines) into cdc.Events.
+// The Kafka and RabbitMQ sources share it; `rowsync decode` exposes it.
+package decode
+
+import (
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// Message is one transport message.
+type Message struct {
+	// Key and Value are the message key (Kafka; nil for AMQP) and body.
+	Key, Value []byte
+	// Topic, Partition and Offset locate a Kafka record; for AMQP Topic is
+	// the queue and Offset the delivery tag.
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Headers are the transport headers, where the transport has them.
+	Headers map[string][]byte
+}
+
+// Decoder decodes one format. Implementations are safe for concurrent
+// use unless the constructor says otherwise.
+type Decoder interface {
+	// Decode returns the row changes of msg in source order. A message that
+	// carries no row change (transaction marker, DDL, tombstone) gives no
+	// events and a nil error. An error means the message is undecodable; it
+	// names what is wrong and goes to the dead letter.
+	Decode(msg Message) ([]cdc.Event, error)
+}
