@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	mysqldrv "github.com/go-sql-driver/mysql"
+	goredis "github.com/redis/go-redis/v9"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/all"
+	"github.com/rowsync/rowsync/source/rabbitmq"
+)
+
+// cmdCheck validates the config, then tries every configured connection
+// and prints one line per component. It exits 1 if any check fails.
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	cfg, _, code := loadConfig("check", args, stderr, nil)
+	if cfg == nil {
+		return code
+	}
+	fmt.Fprintln(stdout, "ok    config")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	failed := false
+	report := func(component string, err error) {
+		if err != nil {
+			failed = true
+			fmt.Fprintf(stdout, "FAIL  %s: %v\n", component, err)
+			return
+		}
+		fmt.Fprintf(stdout, "ok    %s\n", component)
+	}
+	for _, c := range checks(cfg) {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		report(c.name, c.run(cctx))
+		ccancel()
+	}
+	if failed {
+		return exitFail
+	}
+	return exitOK
+}
+
+type check struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+func checks(cfg *config.Config) []check {
+	var out []check
+	if b := cfg.Source.Binlog; b != nil {
+		out = append(out, check{"source.binlog " + b.Addr, func(ctx context.Context) error {
+			return checkBinlogServer(ctx, b.Addr, b.User, b.Password)
+		}})
+	}
+	if k := cfg.Source.Kafka; k != nil {
+		out = append(out, check{"source.kafka " + strings.Join(k.Brokers, ","), func(ctx context.Context) error {
+			var errs []string
+			for _, b := range k.Brokers {
+				conn, err := kafkago.DialContext(ctx, "tcp", b)
+				if err != nil {
+					errs = append(errs, err.Error())
+					continue
+				}
+				_, err = conn.Brokers()
+				conn.Close()
+				if err == nil {
+					return nil
+				}
+				errs = append(errs, err.Error())
+			}
+			return fmt.Errorf("no broker answered: %s", strings.Join(errs, "; "))
+		}})
+	}
+	if r := cfg.Source.RabbitMQ; r != nil {
+		out = append(out, check{"source.rabbitmq queue " + r.Queue, func(ctx context.Context) error {
+			dec, err := all.New(r.Format, decode.Options{})
+			if err != nil {
+				return err
+			}
+			src, err := rabbitmq.New(*r, dec, nil)
+			if err != nil {
+				return err
+			}
+			defer src.Close(ctx)
+			return src.Ping(ctx)
+		}})
+	}
+	if cfg.Redis != nil {
+		out = append(out, check{"redis " + redisAddr(cfg.Redis), func(ctx context.Context) error { return pingRedis(ctx, cfg.Redis) }})
+	}
+	if cfg.InvalidateRedis != nil {
+		out = append(out, check{"invalidate_redis " + redisAddr(cfg.InvalidateRedis), func(ctx context.Context) error {
+			return pingRedis(ctx, cfg.InvalidateRedis)
+		}})
+	}
+	if cfg.Source.Binlog != nil && cfg.Checkpoint.File != "" {
+		out = append(out, check{"checkpoint.file " + cfg.Checkpoint.File, func(context.Context) error {
+			return writableDir(filepath.Dir(cfg.Checkpoint.File))
+		}})
+	}
+	dl := cfg.DeadLetter.File
+	if dl == "" {
+		dl = "deadletter.jsonl"
+	}
+	out = append(out, check{"deadletter.file " + dl, func(context.Context) error { return writableDir(filepath.Dir(dl)) }})
+	if cfg.MySQL != nil {
+		out = append(out, check{"mysql (refetch)", func(ctx context.Context) error {
+			db, err := sql.Open("mysql", cfg.MySQL.DSN)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return db.PingContext(ctx)
+		}})
+	}
+	out = append(out, mongoChecks(cfg)...)
+	return out
+}
+
+func redisAddr(r *config.Redis) string {
+	if len(r.Addrs) > 0 {
+		return strings.Join(r.Addrs, ",")
+	}
+	if r.Addr == "" {
+		return "127.0.0.1:6379"
+	}
+	return r.Addr
+}
+
+func pingRedis(ctx context.Context, r *config.Redis) error {
+	c, err := redisClient(r)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Ping(ctx).Err()
+}
+
+var _ goredis.UniversalClient = (*goredis.Client)(nil)
+
+// checkBinlogServer connects and checks the settings a row-based binlog
+// tap needs.
+func checkBinlogServer(ctx context.Context, addr, user, password string) error {
+	dc := mysqldrv.NewConfig()
+	dc.Net, dc.Addr, dc.User, dc.Passwd = "tcp", addr, user, password
+	if dc.User == "" {
+		dc.User = "root"
+	}
+	if dc.Addr == "" {
+		dc.Addr = "127.0.0.1:3306"
+	}
+	db, err := sql.Open("mysql", dc.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	want := map[string]string{"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL"}
+	var problems []string
+	for name, w := range want {
+		var n, v string
+		if err := db.QueryRowContext(ctx, "SHOW GLOBAL VARIABLES LIKE '"+name+"'").Scan(&n, &v); err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if !strings.EqualFold(v, w) {
+			problems = append(problems, fmt.Sprintf("%s=%s (need %s)", name, v, w))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("server not ready for a binlog tap: %s", strings.Join(problems, ", "))
+	}
+	return nil
+}
+
+func writableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".rowsync-check-*")
+	if err != nil {
+		return fmt.Errorf("not writable: %w", err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}

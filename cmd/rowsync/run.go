@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/metrics"
+	"github.com/rowsync/rowsync/pipeline"
+	"github.com/rowsync/rowsync/source/decode"
+)
+
+// loadConfig parses -c/--config and loads the file; on any problem it
+// prints every error and returns exitConfig, before anything connects.
+func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file (YAML)")
+	fs.StringVar(path, "config", "", "config file (YAML)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, exitConfig
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "rowsync %s: -c FILE is required\n", name)
+		return nil, nil, exitConfig
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "rowsync: invalid config %s:\n", *path)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", line)
+		}
+		return nil, nil, exitConfig
+	}
+	return cfg, fs, exitOK
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(c.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	cfg, _, code := loadConfig("run", args, stderr, nil)
+	if cfg == nil {
+		return code
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("rowsync stopped", "err", err)
+		return exitFail
+	}
+	log.Info("rowsync stopped cleanly")
+	return exitOK
+}
+
+// run wires the configured source, sinks and pipeline and runs them until
+// ctx ends (a clean stop: in-flight work is applied and acked) or a fatal
+// error.
+func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	log = log.With("pipeline", cfg.Name)
+	m := metrics.New()
+	d, err := newDeps(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+
+	kind := sourceKind(cfg)
+	src, err := sourceFactories[kind](ctx, d)
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+
+	routes, err := buildRoutes(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, r := range routes {
+			if err := r.Sink.Close(context.Background()); err != nil {
+				log.Warn("close sink", "sink", r.Name, "err", err)
+			}
+		}
+	}()
+
+	dlPath := cfg.DeadLetter.File
+	if dlPath == "" {
+		dlPath = "deadletter.jsonl"
+	}
+	dl, err := deadletter.OpenFile(dlPath)
+	if err != nil {
+		return err
+	}
+	defer dl.Close()
+
+	opts := pipeline.Options{
+		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
+		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
+		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
+		KeyColumns: cfg.KeyColumns(), DeadLetter: dl, RenderEvent: decode.EventJSON,
+		Metrics: m, Logger: log,
+	}
+	if cfg.MySQL != nil {
+		rf, closeRF, err := newRefetcher(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer closeRF()
+		opts.Refetch, opts.RefetchTable = rf, refetchTables(cfg)
+	}
+	p, err := pipeline.New(src, routes, opts)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	runnersCtx, stopRunners := context.WithCancel(gctx)
+	defer stopRunners()
+	if addr := cfg.Admin.Addr; addr != "off" {
+		if addr == "" {
+			addr = "127.0.0.1:9187"
+		}
+		srv, err := adminServer(addr, p, routes, m)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			<-runnersCtx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+		log.Info("admin listening", "addr", addr)
+	}
+	for _, r := range d.runners {
+		g.Go(func() error { return r(runnersCtx) })
+	}
+	g.Go(func() error {
+		defer stopRunners()
+		return p.Run(gctx)
+	})
+	log.Info("rowsync running", "source", kind, "sinks", len(routes))
+	return g.Wait()
+}
+
+// adminServer serves /healthz, /readyz and /metrics on addr.
+func adminServer(addr string, p *pipeline.Pipeline, routes []pipeline.Route, m *metrics.Metrics) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin.addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := readiness(r.Context(), p, routes); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
+}
+
+// readiness is the pipeline's progress check plus a ping of every sink
+// that can be pinged.
+func readiness(ctx context.Context, p *pipeline.Pipeline, routes []pipeline.Route) error {
+	errs := []error{p.Ready()}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, r := range routes {
+		if pg, ok := r.Sink.(cdc.Pinger); ok {
+			if err := pg.Ping(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

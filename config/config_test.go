@@ -1,0 +1,97 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestValidFileLoads(t *testing.T) {
+	raw, err := os.ReadFile("testdata/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(raw, env(map[string]string{"REDIS_DB": "3"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "demo" || c.Source.Binlog.Addr != "127.0.0.1:3307" || c.Redis.DB != 3 {
+		t.Fatalf("decoded %+v / %+v / %+v", c, c.Source.Binlog, c.Redis)
+	}
+	if c.Checkpoint.Redis == nil {
+		t.Fatal("checkpoint.redis: {} must select the Redis store")
+	}
+	inv := c.Tables[0].Invalidate
+	if len(inv.Keys) != 2 || inv.Keys[1].WhenChanged[0] != "email" || inv.Delay != 500*time.Millisecond {
+		t.Fatalf("invalidate = %+v", inv)
+	}
+	if pk := c.KeyColumns()("shop", "users"); pk != nil {
+		t.Fatalf("pk = %v, want nil (not configured)", pk)
+	}
+}
+
+func TestErrorsNameTheirKey(t *testing.T) {
+	base := `name: demo
+source:
+  binlog: {addr: "127.0.0.1:3307", flavor: mariadb}
+redis: {addr: "127.0.0.1:6379"}
+tables:
+  - match: shop.users
+    redis_hash: {key: "{db}_{table}_{pk}"}
+`
+	cases := []struct {
+		name string
+		yaml string
+		vars map[string]string
+		want []string
+	}{
+		{"unknown top-level key", base + "redsi: {}\n", nil, []string{"field redsi not found"}},
+		{"unknown nested key", strings.Replace(base, "flavor: mariadb", "flavour: mariadb", 1), nil, []string{"field flavour not found"}},
+		{"missing name", strings.Replace(base, "name: demo", "", 1), nil, []string{"name: required"}},
+		{"bad name", strings.Replace(base, "name: demo", "name: 'a b'", 1), nil, []string{"name: \"a b\""}},
+		{"no source", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}\n", "", 1), nil, []string{"source: required"}},
+		{"two sources", strings.Replace(base, "source:\n", "source:\n  rabbitmq: {url: \"amqp://x\", queue: q, format: maxwell}\n", 1), nil, []string{"source: only one"}},
+		{"bad flavor", strings.Replace(base, "flavor: mariadb", "flavor: oracle", 1), nil, []string{"source.binlog.flavor: unknown"}},
+		{"bad include regex", strings.Replace(base, "flavor: mariadb", "flavor: mariadb, include: [\"shop(\"]", 1), nil, []string{"source.binlog.include[0]: bad regex"}},
+		{"bad match regex", strings.Replace(base, "match: shop.users", "match: \"shop.[\"", 1), nil, []string{"tables[0].match: bad regex"}},
+		{"bad template", strings.Replace(base, "{db}_{table}_{pk}", "{db}_{table", 1), nil, []string{"tables[0].redis_hash.key:"}},
+		{"unknown filter", strings.Replace(base, "{db}_{table}_{pk}", "{email|lowr}", 1), nil, []string{"tables[0].redis_hash.key:", "unknown filter \"lowr\""}},
+		{"no tables", strings.Split(base, "tables:")[0], nil, []string{"tables: required"}},
+		{"table without sink", base + "  - match: shop.orders\n", nil, []string{"tables[1]: no sink"}},
+		{"redis sink without redis", strings.Replace(base, "redis: {addr: \"127.0.0.1:6379\"}\n", "checkpoint: {file: /tmp/x}\n", 1), nil, []string{"tables[0].redis_hash: needs the top-level redis"}},
+		{"refetch without mysql", base + "    refetch: true\n", nil, []string{"tables[0].refetch: needs the top-level mysql"}},
+		{"unset variable", strings.Replace(base, "127.0.0.1:6379", "${REDIS_ADDR}", 1), nil, []string{"redis.addr: environment variable REDIS_ADDR is not set"}},
+		{"variable default", strings.Replace(base, "127.0.0.1:6379", "${REDIS_ADDR:-127.0.0.1:6380}", 1), nil, nil},
+		{"kafka bad format", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: canal-xml}", 1), nil, []string{"source.kafka.format: unknown format \"canal-xml\""}},
+		{"kafka missing format", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t]}", 1), nil, []string{"source.kafka.format: required"}},
+		{"checkpoint both", base + "checkpoint: {redis: {}, file: /tmp/x}\n", nil, []string{"checkpoint: set redis or file"}},
+		{"bad log level", base + "log: {level: loud}\n", nil, []string{"log.level: unknown \"loud\""}},
+		{"negative invalidate delay", base + "    invalidate: {keys: [\"user:{id}\"], delay: -1s}\n", nil, []string{"tables[0].invalidate.delay"}},
+		{"several problems at once", strings.Replace(strings.Replace(base, "name: demo", "", 1), "flavor: mariadb", "flavor: oracle", 1), nil,
+			[]string{"name: required", "source.binlog.flavor: unknown"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), env(tc.vars))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,114 @@
+// Package deadletter keeps what rowsync could not apply: undecodable
+// messages and changes a sink refused for good. Each record carries the
+// reason and the source position, so nothing vanishes silently and an
+// operator can replay or fix it.
+package deadletter
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Record is one dead letter.
+type Record struct {
+	Time     time.Time `json:"time"`
+	Pipeline string    `json:"pipeline"`
+	// Stage is where it failed: "decode", or the sink's name.
+	Stage  string `json:"stage"`
+	Reason string `json:"reason"`
+	Pos    string `json:"pos,omitempty"`
+	DB     string `json:"db,omitempty"`
+	Table  string `json:"table,omitempty"`
+	Op     string `json:"op,omitempty"`
+	// Event is the normalized change (rowsync decode's JSON line).
+	Event json.RawMessage `json:"event,omitempty"`
+	// Raw is the undecodable message body (base64 in JSON).
+	Raw []byte `json:"raw,omitempty"`
+}
+
+// Writer stores dead letters. Write returns only once the records are
+// durable, because the pipeline acks the source right after.
+type Writer interface {
+	Write(ctx context.Context, recs []Record) error
+	Close() error
+}
+
+// File appends JSON lines to a file and fsyncs after each Write.
+type File struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+}
+
+var _ Writer = (*File)(nil)
+
+// OpenFile opens (creating if needed) the JSON-lines file at path.
+func OpenFile(path string) (*File, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("dead letter dir %s: %w", dir, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open dead letter file: %w", err)
+	}
+	return &File{f: f, path: path}, nil
+}
+
+// Write appends recs as JSON lines and syncs the file.
+func (w *File) Write(_ context.Context, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	bw := bufio.NewWriter(w.f)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	for i := range recs {
+		if err := enc.Encode(&recs[i]); err != nil {
+			return fmt.Errorf("encode dead letter: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write dead letter %s: %w", w.path, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("sync dead letter %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (w *File) Close() error { return w.f.Close() }
+
+// Memory keeps records in memory; for tests and `rowsync check`.
+type Memory struct {
+	mu   sync.Mutex
+	Recs []Record
+}
+
+// Write appends recs.
+func (m *Memory) Write(_ context.Context, recs []Record) error {
+	m.mu.Lock()
+	m.Recs = append(m.Recs, recs...)
+	m.mu.Unlock()
+	return nil
+}
+
+// Records returns a copy of what was written.
+func (m *Memory) Records() []Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Record(nil), m.Recs...)
+}
+
+// Close does nothing.
+func (m *Memory) Close() error { return nil }

@@ -1,0 +1,618 @@
+// Package pipeline moves changes from one source to its sinks: it shards
+// events by (db, table, primary key) over workers so one row's changes
+// apply in source order while different rows go in parallel, merges queued
+// work into large Apply calls, optionally re-reads rows from MySQL,
+// retries transient sink errors with capped backoff and jitter, sends
+// permanent failures and undecodable messages to the dead letter, and only
+// then acks the source, batch by batch in source order. The acked position
+// is the checkpoint, so a crash anywhere loses nothing.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/metrics"
+)
+
+// Route is a named sink. Name labels metrics, logs and dead letters.
+type Route struct {
+	Name string
+	Sink cdc.Sink
+}
+
+// Refetcher re-reads rows from MySQL by primary key. It returns one event
+// per distinct key with the current row (a Delete when the row is gone).
+// A *cdc.BatchError names input events that can never be re-read; any
+// other error is transient and the call is retried.
+type Refetcher interface {
+	Refetch(ctx context.Context, events []cdc.Event) ([]cdc.Event, error)
+}
+
+// Options tune a Pipeline. The zero value of each field means its default.
+type Options struct {
+	// Name labels metrics and dead letters.
+	Name string
+	// Workers is the number of shards applying in parallel. Default: GOMAXPROCS.
+	Workers int
+	// MaxInFlight bounds the batches taken from the source and not yet
+	// acked; with the source's batch size it bounds memory. Default: 8.
+	MaxInFlight int
+	// MaxApply caps the events merged into one Apply call. Default: 8192.
+	MaxApply int
+	// RetryMin and RetryMax bound the backoff between retries of a
+	// transient error. Default: 50ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// StuckAfter is how long work may wait without any ack before Ready
+	// reports the pipeline stuck. Default: 60s.
+	StuckAfter time.Duration
+	// ShutdownGrace is how long in-flight work may take to finish after the
+	// run context ends. Default: 30s.
+	ShutdownGrace time.Duration
+	// KeyColumns gives the configured primary key of a table, used for
+	// events whose source does not name one. May be nil.
+	KeyColumns func(db, table string) []string
+	// Refetch, with RefetchTable, re-reads rows of the tables it selects.
+	Refetch      Refetcher
+	RefetchTable func(db, table string) bool
+	// DeadLetter receives what cannot be applied. Required.
+	DeadLetter deadletter.Writer
+	// RenderEvent renders an event for the dead letter. May be nil.
+	RenderEvent func(cdc.Event) ([]byte, error)
+	Metrics     *metrics.Metrics
+	Logger      *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 8
+	}
+	if o.MaxApply <= 0 {
+		o.MaxApply = 8192
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 50 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 10 * time.Second
+	}
+	if o.StuckAfter <= 0 {
+		o.StuckAfter = 60 * time.Second
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+}
+
+// Pipeline runs one source into its routes.
+type Pipeline struct {
+	src    cdc.Source
+	routes []Route
+	opts   Options
+	log    *slog.Logger
+	seed   maphash.Seed
+
+	inFlight     atomic.Int64
+	lastProgress atomic.Int64 // unix nanos of the last ack, or of work arriving when idle
+	applied      atomic.Int64 // events acked, for tests and logs
+
+	errMu   sync.Mutex
+	lastErr string
+	stuck   atomic.Bool
+}
+
+// New builds a pipeline. It does not start anything.
+func New(src cdc.Source, routes []Route, opts Options) (*Pipeline, error) {
+	if src == nil {
+		return nil, errors.New("pipeline: nil source")
+	}
+	if len(routes) == 0 {
+		return nil, errors.New("pipeline: no sinks configured")
+	}
+	if opts.DeadLetter == nil {
+		return nil, errors.New("pipeline: no dead letter")
+	}
+	if opts.Refetch != nil && opts.RefetchTable == nil {
+		opts.RefetchTable = func(string, string) bool { return true }
+	}
+	opts.defaults()
+	p := &Pipeline{src: src, routes: routes, opts: opts, seed: maphash.MakeSeed(),
+		log: opts.Logger.With("pipeline", opts.Name)}
+	p.lastProgress.Store(time.Now().UnixNano())
+	return p, nil
+}
+
+// Applied returns how many events have been applied and acked.
+func (p *Pipeline) Applied() int64 { return p.applied.Load() }
+
+// Ready returns nil when the pipeline makes progress, else why not: work
+// has waited StuckAfter without an ack (typically a sink that stays down).
+func (p *Pipeline) Ready() error {
+	if p.inFlight.Load() == 0 {
+		p.stuck.Store(false)
+		return nil
+	}
+	idle := time.Since(time.Unix(0, p.lastProgress.Load()))
+	if idle < p.opts.StuckAfter {
+		p.stuck.Store(false)
+		return nil
+	}
+	p.errMu.Lock()
+	last := p.lastErr
+	p.errMu.Unlock()
+	err := fmt.Errorf("pipeline %s stuck: no progress for %s with %d batch(es) waiting; last error: %s",
+		p.opts.Name, idle.Round(time.Second), p.inFlight.Load(), last)
+	if !p.stuck.Swap(true) {
+		p.log.Error("pipeline stuck", "idle", idle.Round(time.Second), "waiting_batches", p.inFlight.Load(), "last_error", last)
+	}
+	return err
+}
+
+type batchState struct {
+	batch   cdc.Batch
+	pending atomic.Int32
+	done    chan struct{}
+	events  int
+	commit  time.Time // newest commit time among its events
+}
+
+func (b *batchState) finish() {
+	if b.pending.Add(-1) == 0 {
+		close(b.done)
+	}
+}
+
+type task struct {
+	batch  *batchState
+	events []cdc.Event
+}
+
+// Run reads the source until ctx ends or a fatal error. When ctx ends it
+// stops reading, lets in-flight batches finish and ack (for at most
+// ShutdownGrace), and returns nil. Unacked work is redelivered on restart.
+func (p *Pipeline) Run(ctx context.Context) error {
+	work, cancelWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelWork(nil)
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.opts.ShutdownGrace, func() {
+			cancelWork(errors.New("shutdown grace period expired"))
+		})
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	defer stopGrace()
+
+	shards := make([]chan task, p.opts.Workers)
+	for i := range shards {
+		// one task per shard per batch, and at most MaxInFlight batches
+		shards[i] = make(chan task, p.opts.MaxInFlight)
+	}
+	acks := make(chan *batchState, p.opts.MaxInFlight)
+
+	var wg sync.WaitGroup
+	for i := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.worker(work, shards[i])
+		}()
+	}
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		p.acker(work, cancelWork, acks)
+	}()
+
+	// Reading stops on ctx (shutdown) and on a fatal error in work.
+	readCtx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	stopRead := context.AfterFunc(work, cancelRead)
+	defer stopRead()
+	readErr := p.read(readCtx, work, shards, acks)
+	for _, ch := range shards {
+		close(ch)
+	}
+	close(acks)
+	<-ackDone
+	if readErr == nil && ctx.Err() == nil {
+		readErr = context.Cause(work)
+	}
+	cancelWork(nil) // the acker is done; release workers still retrying
+	wg.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	if c := context.Cause(work); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return nil
+}
+
+// read takes batches from the source and dispatches them to shards.
+func (p *Pipeline) read(ctx, work context.Context, shards []chan task, acks chan<- *batchState) error {
+	for {
+		if ctx.Err() != nil || work.Err() != nil {
+			return nil
+		}
+		b, err := p.src.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || work.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("source: %w", err)
+		}
+		if err := p.dispatch(work, b, shards, acks); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan task, acks chan<- *batchState) error {
+	if len(b.Rejects) > 0 {
+		recs := make([]deadletter.Record, len(b.Rejects))
+		for i, r := range b.Rejects {
+			recs[i] = deadletter.Record{Time: time.Now().UTC(), Pipeline: p.opts.Name, Stage: "decode",
+				Reason: r.Reason.Error(), Pos: r.Pos.Text, Raw: r.Raw}
+			p.log.Warn("undecodable message sent to dead letter", "pos", r.Pos.Text, "reason", r.Reason)
+		}
+		if err := p.writeDeadLetters(work, recs); err != nil {
+			return err
+		}
+	}
+	bs := &batchState{batch: b, done: make(chan struct{}), events: len(b.Events)}
+	perShard := make([][]cdc.Event, len(shards))
+	for i := range b.Events {
+		ev := &b.Events[i]
+		if len(ev.PK) == 0 && p.opts.KeyColumns != nil {
+			ev.PK = p.opts.KeyColumns(ev.DB, ev.Table)
+		}
+		if ev.Commit.After(bs.commit) {
+			bs.commit = ev.Commit
+		}
+		if old, nw, split := splitKeyChange(*ev); split {
+			// The two halves are different keys: each goes to its own shard
+			// so it stays ordered with that key's other changes.
+			s := p.shard(&old, len(shards))
+			perShard[s] = append(perShard[s], old)
+			s = p.shard(&nw, len(shards))
+			perShard[s] = append(perShard[s], nw)
+			continue
+		}
+		s := p.shard(ev, len(shards))
+		perShard[s] = append(perShard[s], *ev)
+	}
+	n := int32(0)
+	for _, evs := range perShard {
+		if len(evs) > 0 {
+			n++
+		}
+	}
+	bs.pending.Store(n + 1) // +1 released below, once every task is queued
+	if p.inFlight.Add(1) == 1 {
+		p.lastProgress.Store(time.Now().UnixNano())
+	}
+	p.opts.Metrics.InFlight.WithLabelValues(p.opts.Name).Set(float64(p.inFlight.Load()))
+	select { // the window: blocks while MaxInFlight batches are unacked
+	case acks <- bs:
+	case <-work.Done():
+		return nil
+	}
+	for s, evs := range perShard {
+		if len(evs) == 0 {
+			continue
+		}
+		select {
+		case shards[s] <- task{batch: bs, events: evs}:
+		case <-work.Done():
+			return nil
+		}
+	}
+	bs.finish()
+	return nil
+}
+
+// splitKeyChange turns an update that changes the primary key into a
+// delete of the old row and an insert of the new one.
+func splitKeyChange(ev cdc.Event) (cdc.Event, cdc.Event, bool) {
+	if ev.Op != cdc.Update || ev.Before == nil || ev.After == nil || len(ev.PK) == 0 {
+		return ev, ev, false
+	}
+	for _, c := range ev.PK {
+		a, _ := cdc.FormatText(nil, ev.Before[c])
+		b, _ := cdc.FormatText(nil, ev.After[c])
+		if a != b {
+			old, nw := ev, ev
+			old.Op, old.After = cdc.Delete, nil
+			nw.Op, nw.Before = cdc.Insert, nil
+			return old, nw, true
+		}
+	}
+	return ev, ev, false
+}
+
+// shard picks the worker for an event's (db, table, primary key).
+func (p *Pipeline) shard(ev *cdc.Event, n int) int {
+	if n == 1 {
+		return 0
+	}
+	var h maphash.Hash
+	h.SetSeed(p.seed)
+	h.WriteString(ev.DB)
+	h.WriteByte(0)
+	h.WriteString(ev.Table)
+	row := ev.Image()
+	for _, c := range ev.PK {
+		h.WriteByte(0)
+		switch v := row[c].(type) {
+		case int64:
+			var b [8]byte
+			for i := range b {
+				b[i] = byte(v >> (8 * i))
+			}
+			h.Write(b[:])
+		case string:
+			h.WriteString(v)
+		default:
+			s, _ := cdc.FormatText(nil, v)
+			h.WriteString(s)
+		}
+	}
+	return int(h.Sum64() % uint64(n))
+}
+
+// worker applies the tasks of one shard in order, merging whatever is
+// already queued into one call.
+func (p *Pipeline) worker(work context.Context, ch <-chan task) {
+	var tasks []task
+	var merged []cdc.Event
+	for t := range ch {
+		tasks = append(tasks[:0], t)
+		n := len(t.events)
+	drain:
+		for n < p.opts.MaxApply {
+			select {
+			case t2, ok := <-ch:
+				if !ok {
+					break drain
+				}
+				tasks = append(tasks, t2)
+				n += len(t2.events)
+			default:
+				break drain
+			}
+		}
+		events := t.events
+		if len(tasks) > 1 {
+			merged = merged[:0]
+			for _, tk := range tasks {
+				merged = append(merged, tk.events...)
+			}
+			events = merged
+		}
+		if err := p.apply(work, events); err != nil {
+			return // work cancelled: leave the batches unacked
+		}
+		for _, tk := range tasks {
+			tk.batch.finish()
+		}
+	}
+}
+
+// acker acks batches in source order as they complete.
+func (p *Pipeline) acker(work context.Context, fail context.CancelCauseFunc, acks <-chan *batchState) {
+	for bs := range acks {
+		select {
+		case <-bs.done:
+		case <-work.Done():
+			return
+		}
+		if err := bs.batch.Ack(work, nil); err != nil {
+			if work.Err() == nil {
+				fail(fmt.Errorf("ack source: %w", err))
+			}
+			return
+		}
+		now := time.Now()
+		p.lastProgress.Store(now.UnixNano())
+		p.applied.Add(int64(bs.events))
+		left := p.inFlight.Add(-1)
+		m := p.opts.Metrics
+		m.InFlight.WithLabelValues(p.opts.Name).Set(float64(left))
+		m.LastAck.WithLabelValues(p.opts.Name).Set(float64(now.UnixNano()) / 1e9)
+		if !bs.commit.IsZero() {
+			m.Lag.WithLabelValues(p.opts.Name).Set(max(0, now.Sub(bs.commit).Seconds()))
+		}
+	}
+}
+
+// apply runs events through refetch and every sink, retrying transient
+// errors until they pass or work is cancelled.
+func (p *Pipeline) apply(work context.Context, events []cdc.Event) error {
+	if p.opts.Refetch != nil {
+		var err error
+		if events, err = p.refetch(work, events); err != nil {
+			return err
+		}
+	}
+	for _, r := range p.routes {
+		evs := events
+		if f, ok := r.Sink.(cdc.Filter); ok {
+			evs = filter(events, f)
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		if err := p.applySink(work, r, evs); err != nil {
+			return err
+		}
+	}
+	p.countEvents(events)
+	return nil
+}
+
+func filter(events []cdc.Event, f cdc.Filter) []cdc.Event {
+	keep := 0
+	for i := range events {
+		if f.Wants(events[i].DB, events[i].Table) {
+			keep++
+		}
+	}
+	if keep == len(events) {
+		return events
+	}
+	out := make([]cdc.Event, 0, keep)
+	for i := range events {
+		if f.Wants(events[i].DB, events[i].Table) {
+			out = append(out, events[i])
+		}
+	}
+	return out
+}
+
+func (p *Pipeline) refetch(work context.Context, events []cdc.Event) ([]cdc.Event, error) {
+	var direct, again []cdc.Event
+	for _, ev := range events {
+		if p.opts.RefetchTable(ev.DB, ev.Table) {
+			again = append(again, ev)
+		} else {
+			direct = append(direct, ev)
+		}
+	}
+	if len(again) == 0 {
+		return events, nil
+	}
+	var out []cdc.Event
+	err := p.retry(work, "refetch", func() error {
+		var err error
+		out, err = p.opts.Refetch.Refetch(work, again)
+		var be *cdc.BatchError
+		if errors.As(err, &be) {
+			return p.deadLetterEvents(work, "refetch", again, be)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Keys of different tables never collide, so appending keeps per-key order.
+	return append(direct, out...), nil
+}
+
+func (p *Pipeline) applySink(work context.Context, r Route, evs []cdc.Event) error {
+	return p.retry(work, r.Name, func() error {
+		start := time.Now()
+		err := r.Sink.Apply(work, evs)
+		p.opts.Metrics.ApplyDuration.WithLabelValues(r.Name).Observe(time.Since(start).Seconds())
+		var be *cdc.BatchError
+		if errors.As(err, &be) {
+			return p.deadLetterEvents(work, r.Name, evs, be)
+		}
+		return err
+	})
+}
+
+// retry calls fn until it returns nil, backing off with full jitter
+// between attempts. It returns an error only when work is cancelled.
+func (p *Pipeline) retry(work context.Context, stage string, fn func() error) error {
+	backoff := p.opts.RetryMin
+	var lastLog time.Time
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			if attempt > 1 {
+				p.log.Info("recovered", "sink", stage, "attempts", attempt)
+			}
+			return nil
+		}
+		if work.Err() != nil {
+			return context.Cause(work)
+		}
+		p.opts.Metrics.Errors.WithLabelValues(stage, "transient").Inc()
+		p.errMu.Lock()
+		p.lastErr = stage + ": " + err.Error()
+		p.errMu.Unlock()
+		if time.Since(lastLog) > 10*time.Second {
+			p.log.Warn("transient error, retrying", "sink", stage, "attempt", attempt, "backoff", backoff, "err", err)
+			lastLog = time.Now()
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(sleep)
+		select {
+		case <-t.C:
+		case <-work.Done():
+			t.Stop()
+			return context.Cause(work)
+		}
+		backoff = min(backoff*2, p.opts.RetryMax)
+	}
+}
+
+func (p *Pipeline) deadLetterEvents(work context.Context, stage string, evs []cdc.Event, be *cdc.BatchError) error {
+	recs := make([]deadletter.Record, 0, len(be.Failed))
+	for i, ferr := range be.Failed {
+		if i < 0 || i >= len(evs) {
+			continue
+		}
+		ev := evs[i]
+		rec := deadletter.Record{Time: time.Now().UTC(), Pipeline: p.opts.Name, Stage: stage,
+			Reason: ferr.Error(), Pos: ev.Pos.Text, DB: ev.DB, Table: ev.Table, Op: ev.Op.String()}
+		if p.opts.RenderEvent != nil {
+			if b, err := p.opts.RenderEvent(ev); err == nil {
+				rec.Event = b
+			}
+		}
+		recs = append(recs, rec)
+		p.log.Warn("change sent to dead letter", "sink", stage, "table", ev.DB+"."+ev.Table, "pos", ev.Pos.Text, "reason", ferr)
+	}
+	p.opts.Metrics.Errors.WithLabelValues(stage, "permanent").Add(float64(len(recs)))
+	return p.writeDeadLetters(work, recs)
+}
+
+// writeDeadLetters retries until the records are durable: acking past a
+// dead letter that was not written would lose it.
+func (p *Pipeline) writeDeadLetters(work context.Context, recs []deadletter.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	err := p.retry(work, "deadletter", func() error { return p.opts.DeadLetter.Write(work, recs) })
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		p.opts.Metrics.DeadLetters.WithLabelValues(r.Stage).Inc()
+	}
+	return nil
+}
+
+type countKey struct {
+	db, table string
+	op        cdc.Op
+}
+
+func (p *Pipeline) countEvents(events []cdc.Event) {
+	counts := map[countKey]int{}
+	for i := range events {
+		counts[countKey{events[i].DB, events[i].Table, events[i].Op}]++
+	}
+	for k, n := range counts {
+		p.opts.Metrics.Events.WithLabelValues(p.opts.Name, k.db+"."+k.table, k.op.String()).Add(float64(n))
+	}
+}

@@ -1,0 +1,276 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/deadletter"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// sliceSource hands out prepared batches and records acks.
+type sliceSource struct {
+	mu      sync.Mutex
+	batches []cdc.Batch
+	next    int
+	acked   []int
+	ackErr  error
+	drained chan struct{}
+}
+
+func newSliceSource(batches [][]cdc.Event) *sliceSource {
+	s := &sliceSource{drained: make(chan struct{})}
+	for i, evs := range batches {
+		s.batches = append(s.batches, cdc.Batch{Events: evs, Ack: func(ctx context.Context, err error) error {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.acked = append(s.acked, i)
+			if len(s.acked) == len(s.batches) {
+				close(s.drained)
+			}
+			return s.ackErr
+		}})
+	}
+	return s
+}
+
+func (s *sliceSource) Next(ctx context.Context) (cdc.Batch, error) {
+	s.mu.Lock()
+	if s.next < len(s.batches) {
+		b := s.batches[s.next]
+		s.next++
+		s.mu.Unlock()
+		return b, nil
+	}
+	s.mu.Unlock()
+	<-ctx.Done()
+	return cdc.Batch{}, ctx.Err()
+}
+
+func (s *sliceSource) Close(context.Context) error { return nil }
+
+func (s *sliceSource) ackedOrder() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.acked...)
+}
+
+// recordSink records every applied event, can fail transiently or
+// permanently, and checks per-key order itself.
+type recordSink struct {
+	mu        sync.Mutex
+	lastSeq   map[string]int64
+	applied   int
+	violation error
+	failNext  int               // transient failures still to return
+	poison    map[int64]bool    // seq values that fail permanently
+	delay     time.Duration
+}
+
+func (s *recordSink) Apply(ctx context.Context, events []cdc.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.delay > 0 {
+		time.Sleep(s.delay)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failNext > 0 {
+		s.failNext--
+		return errors.New("connection refused")
+	}
+	var be cdc.BatchError
+	for i, ev := range events {
+		seq := ev.After["seq"].(int64)
+		if s.poison[seq] {
+			be.Fail(i, fmt.Errorf("poison %d", seq))
+			continue
+		}
+		key := fmt.Sprint(ev.After["id"])
+		if last, ok := s.lastSeq[key]; ok && last >= seq && s.violation == nil {
+			s.violation = fmt.Errorf("key %s: seq %d applied after %d", key, seq, last)
+		}
+		s.lastSeq[key] = seq
+		s.applied++
+	}
+	return be.Err()
+}
+
+func (s *recordSink) Close(context.Context) error { return nil }
+
+func makeBatches(nBatches, perBatch, keys int) [][]cdc.Event {
+	var out [][]cdc.Event
+	seq := int64(0)
+	for b := 0; b < nBatches; b++ {
+		var evs []cdc.Event
+		for i := 0; i < perBatch; i++ {
+			seq++
+			id := rand.Int64N(int64(keys))
+			evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Update, PK: []string{"id"},
+				After: cdc.Row{"id": id, "seq": seq}, Pos: cdc.Position{Text: fmt.Sprint(seq)}})
+		}
+		out = append(out, evs)
+	}
+	return out
+}
+
+func run(t *testing.T, src *sliceSource, sink cdc.Sink, dl deadletter.Writer, opts Options) {
+	t.Helper()
+	opts.DeadLetter = dl
+	if opts.RetryMin == 0 {
+		opts.RetryMin, opts.RetryMax = time.Millisecond, 5*time.Millisecond
+	}
+	p, err := New(src, []Route{{Name: "test", Sink: sink}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-src.drained:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("not drained: acked %d of %d batches", len(src.ackedOrder()), len(src.batches))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestPerKeyOrderUnderManyWorkers(t *testing.T) {
+	src := newSliceSource(makeBatches(200, 500, 1000))
+	sink := &recordSink{lastSeq: map[string]int64{}}
+	run(t, src, sink, &deadletter.Memory{}, Options{Workers: 8, MaxInFlight: 4})
+	if sink.violation != nil {
+		t.Fatal(sink.violation)
+	}
+	if sink.applied != 200*500 {
+		t.Fatalf("applied %d, want %d", sink.applied, 200*500)
+	}
+	for i, b := range src.ackedOrder() {
+		if b != i {
+			t.Fatalf("ack %d was batch %d: acks out of order", i, b)
+		}
+	}
+}
+
+func TestTransientErrorsAreRetriedBeforeAck(t *testing.T) {
+	src := newSliceSource(makeBatches(5, 10, 3))
+	sink := &recordSink{lastSeq: map[string]int64{}, failNext: 7}
+	run(t, src, sink, &deadletter.Memory{}, Options{Workers: 2})
+	if sink.applied != 50 {
+		t.Fatalf("applied %d, want 50", sink.applied)
+	}
+}
+
+func TestPermanentFailuresGoToDeadLetterAndStreamGoesOn(t *testing.T) {
+	batches := makeBatches(3, 10, 5)
+	src := newSliceSource(batches)
+	src.batches[1].Rejects = []cdc.Reject{{Pos: cdc.Position{Text: "t/0@7"}, Raw: []byte("{bad"), Reason: errors.New("bad json")}}
+	sink := &recordSink{lastSeq: map[string]int64{}, poison: map[int64]bool{4: true, 25: true}}
+	dl := &deadletter.Memory{}
+	run(t, src, sink, dl, Options{Workers: 3, RenderEvent: func(e cdc.Event) ([]byte, error) { return []byte(`{"x":1}`), nil }})
+	recs := dl.Records()
+	if len(recs) != 3 {
+		t.Fatalf("dead letters = %d, want 3: %+v", len(recs), recs)
+	}
+	var decode, poison int
+	for _, r := range recs {
+		switch r.Stage {
+		case "decode":
+			decode++
+			if string(r.Raw) != "{bad" || r.Reason != "bad json" || r.Pos != "t/0@7" {
+				t.Errorf("reject record = %+v", r)
+			}
+		case "test":
+			poison++
+			if r.Pos != "4" && r.Pos != "25" || string(r.Event) != `{"x":1}` {
+				t.Errorf("sink record = %+v", r)
+			}
+		}
+	}
+	if decode != 1 || poison != 2 || sink.applied != 28 {
+		t.Fatalf("decode=%d poison=%d applied=%d", decode, poison, sink.applied)
+	}
+}
+
+func TestKeyChangeIsSplitIntoDeleteAndInsert(t *testing.T) {
+	ev := cdc.Event{DB: "d", Table: "t", Op: cdc.Update, PK: []string{"id"},
+		Before: cdc.Row{"id": int64(1), "v": "a"}, After: cdc.Row{"id": int64(2), "v": "a"}}
+	old, nw, split := splitKeyChange(ev)
+	if !split || old.Op != cdc.Delete || old.Before["id"] != int64(1) || old.After != nil ||
+		nw.Op != cdc.Insert || nw.After["id"] != int64(2) || nw.Before != nil {
+		t.Fatalf("split = %v %+v %+v", split, old, nw)
+	}
+	ev.After["id"] = int64(1)
+	if _, _, split := splitKeyChange(ev); split {
+		t.Fatal("same key must not split")
+	}
+}
+
+func TestStopLeavesUnfinishedWorkUnacked(t *testing.T) {
+	src := newSliceSource(makeBatches(50, 10, 10))
+	sink := &recordSink{lastSeq: map[string]int64{}, failNext: 1 << 30} // sink never comes back
+	p, err := New(src, []Route{{Name: "test", Sink: sink}}, Options{DeadLetter: &deadletter.Memory{},
+		RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond, ShutdownGrace: 50 * time.Millisecond, StuckAfter: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Ready() == nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Ready() == nil {
+		t.Fatal("Ready() never reported the stuck pipeline")
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Log("run returned nil after grace expiry")
+	}
+	if n := len(src.ackedOrder()); n != 0 {
+		t.Fatalf("%d batches acked although nothing was applied", n)
+	}
+}
+
+func TestAckErrorStopsThePipeline(t *testing.T) {
+	src := newSliceSource(makeBatches(3, 2, 2))
+	src.ackErr = errors.New("checkpoint store down")
+	p, err := New(src, []Route{{Name: "test", Sink: &recordSink{lastSeq: map[string]int64{}}}}, Options{DeadLetter: &deadletter.Memory{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(context.Background())
+	if err == nil || !errors.Is(err, src.ackErr) {
+		t.Fatalf("run = %v, want the ack error", err)
+	}
+}
+
+func BenchmarkPipeline(b *testing.B) {
+	batches := makeBatches(b.N/1000+1, 1000, 100000)
+	src := newSliceSource(batches)
+	sink := &recordSink{lastSeq: map[string]int64{}}
+	b.ResetTimer()
+	start := time.Now()
+	p, _ := New(src, []Route{{Name: "bench", Sink: sink}}, Options{DeadLetter: &deadletter.Memory{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-src.drained
+	cancel()
+	<-done
+	b.ReportMetric(float64(len(batches)*1000)/time.Since(start).Seconds(), "events/s")
+}
