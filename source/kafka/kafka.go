@@ -1,0 +1,856 @@
+// Package kafka is rowsync's Kafka source: a consumer-group member that
+// fetches the partitions assigned to it, decodes their messages into
+// cdc.Events and commits, per partition, only the offset below which every
+// message handed out has been acked (applied or dead-lettered).
+//
+// Delivery is at-least-once. Within a partition, events are handed out in
+// offset order. A message may be delivered again after a crash (everything
+// past the last committed watermark is re-read), after a nack, or when a
+// rebalance takes partitions away while their batches are still unacked
+// for longer than revoke_timeout; rowsync's sinks are idempotent, so a
+// replay changes nothing. Exactly-once here means "the end state is exact",
+// not "each message is applied once".
+//
+// The source uses kafka-go's ConsumerGroup/Generation API rather than a
+// Reader with a GroupID: a generation gives the exact partitions owned and
+// commits tied to that generation, so the source can stop handing out a
+// revoked partition's buffered messages, wait for its in-flight batches,
+// commit their watermark and only then let the group rebalance.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode"
+)
+
+// ErrClosed is returned by Next after Close.
+var ErrClosed = errors.New("kafka source closed")
+
+// chunkQueue is how many decoded chunks (each up to batch_size messages)
+// may wait between the fetchers and Next; it bounds memory.
+const chunkQueue = 8
+
+// Source consumes Kafka topics as a consumer-group member. Next is meant
+// for one goroutine; Ack functions and Close may be called from any.
+type Source struct {
+	cfg     Config
+	dec     decode.Decoder
+	log     *slog.Logger
+	dialer  *kafka.Dialer
+	topicRE *regexp.Regexp
+
+	chunks chan *chunk
+
+	ctx      context.Context // ends at Close
+	cancel   context.CancelFunc
+	runDone  chan struct{}
+	closeNow chan struct{} // closed by Close: stop waiting for acks
+	genWG    sync.WaitGroup
+
+	startOnce sync.Once
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	group     *kafka.ConsumerGroup
+	parts     []*partState // current generation's partitions
+
+	failOnce sync.Once
+	failed   chan struct{}
+	failErr  error
+
+	// dead stops all commits; tests set it to act out a crash.
+	dead atomic.Bool
+
+	// Next's own state.
+	held  *chunk
+	timer *time.Timer
+}
+
+var _ cdc.Source = (*Source)(nil)
+
+// chunk is up to batch_size consecutive messages of one partition,
+// decoded by the partition's fetcher.
+type chunk struct {
+	part    *partState
+	end     int64 // offset of the last message + 1
+	n       int   // messages
+	events  []cdc.Event
+	rejects []cdc.Reject
+}
+
+// genState is one consumer-group generation as this member sees it.
+type genState struct {
+	gen      *kafka.Generation
+	parts    []*partState
+	acked    chan struct{} // poked (never blocking) when an ack lands
+	fetchers sync.WaitGroup
+}
+
+// partState is one assigned partition within one generation. A partition
+// assigned again in a later generation gets a new partState, so acks of
+// batches from an old generation never feed a newer generation's commits.
+type partState struct {
+	topic     string
+	partition int
+	gen       *genState
+
+	mu        sync.Mutex
+	revoked   bool // generation over: hand nothing more out
+	started   bool // start offset resolved, wm valid
+	wm        watermark
+	committed int64 // last committed offset, -1 if the group has none
+
+	hwm atomic.Int64 // partition high watermark at the last fetch
+	pos atomic.Int64 // next offset to fetch
+}
+
+type ackRef struct {
+	part   *partState
+	ticket uint64
+}
+
+// New returns a Kafka source that decodes messages with dec. It does not
+// connect: the group is joined at the first Next.
+func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if dec == nil {
+		return nil, errors.New("kafka source: nil decoder")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	mech, err := cfg.SASL.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := cfg.TLS.config()
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{
+		cfg: cfg,
+		dec: dec,
+		log: logger.With("source", "kafka"),
+		dialer: &kafka.Dialer{
+			ClientID:      cfg.ClientID,
+			Timeout:       cfg.DialTimeout,
+			DualStack:     true,
+			KeepAlive:     30 * time.Second,
+			TLS:           tlsCfg,
+			SASLMechanism: mech,
+		},
+		chunks:   make(chan *chunk, chunkQueue),
+		runDone:  make(chan struct{}),
+		closeNow: make(chan struct{}),
+		failed:   make(chan struct{}),
+		timer:    time.NewTimer(time.Hour),
+	}
+	s.timer.Stop()
+	if cfg.TopicRegex != "" {
+		s.topicRE, _ = compileTopicRegex(cfg.TopicRegex) // checked by Validate
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Format returns the configured format name.
+func (s *Source) Format() string { return s.cfg.Format }
+
+// Next returns the next batch: the decoded events of up to batch_size
+// messages, possibly from several partitions, each partition's in offset
+// order, plus the messages that failed to decode as Rejects. It waits for
+// the first message until ctx ends, then up to max_wait to fill the batch.
+// The batch's Ack(nil) marks its messages done; their offsets are committed
+// once every earlier message of the same partition is done too. Ack with an
+// error stops the source: the next Next returns an error and a restart
+// re-reads from the committed offsets.
+func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
+	s.startOnce.Do(s.start)
+	if err := s.failure(); err != nil {
+		return cdc.Batch{}, err
+	}
+	var (
+		refs    []ackRef
+		events  []cdc.Event
+		rejects []cdc.Reject
+		n       int
+		waiting bool // the max_wait timer runs
+	)
+	defer func() {
+		if waiting {
+			s.timer.Stop()
+		}
+	}()
+fill:
+	for n < s.cfg.BatchSize {
+		var c *chunk
+		switch {
+		case s.held != nil:
+			c, s.held = s.held, nil
+		case n == 0:
+			select {
+			case c = <-s.chunks:
+			case <-ctx.Done():
+				return cdc.Batch{}, ctx.Err()
+			case <-s.failed:
+				return cdc.Batch{}, s.failErr
+			case <-s.ctx.Done():
+				return cdc.Batch{}, ErrClosed
+			}
+		default:
+			select {
+			case c = <-s.chunks:
+			default:
+				select {
+				case c = <-s.chunks:
+				case <-s.timer.C:
+					waiting = false
+					break fill
+				case <-ctx.Done():
+					break fill
+				case <-s.failed:
+					break fill
+				case <-s.ctx.Done():
+					break fill
+				}
+			}
+		}
+		if n > 0 && n+c.n > s.cfg.BatchSize {
+			s.held = c
+			break
+		}
+		ticket, ok := c.part.admit(c.end)
+		if !ok {
+			continue // partition revoked; its new owner re-reads these
+		}
+		refs = append(refs, ackRef{c.part, ticket})
+		if events == nil {
+			events = c.events
+		} else {
+			events = append(events, c.events...)
+		}
+		rejects = append(rejects, c.rejects...)
+		if n == 0 {
+			s.timer.Reset(s.cfg.MaxWait)
+			waiting = true
+		}
+		n += c.n
+	}
+	var acked atomic.Bool
+	return cdc.Batch{
+		Events:  events,
+		Rejects: rejects,
+		Ack: func(_ context.Context, err error) error {
+			if !acked.CompareAndSwap(false, true) {
+				return errors.New("kafka source: batch acked twice")
+			}
+			if err != nil {
+				s.fail(fmt.Errorf("kafka source: batch nacked, restart to re-read from the committed offsets: %w", err))
+				return nil
+			}
+			for _, r := range refs {
+				r.part.ack(r.ticket)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// Lag returns how many messages of the currently assigned partitions have
+// not been fetched yet, as of each partition's last fetch.
+func (s *Source) Lag() int64 {
+	s.mu.Lock()
+	parts := s.parts
+	s.mu.Unlock()
+	var lag int64
+	for _, p := range parts {
+		if h, pos := p.hwm.Load(), p.pos.Load(); h > pos && pos >= 0 {
+			lag += h - pos
+		}
+	}
+	return lag
+}
+
+// Close leaves the group after committing every offset acked so far. It
+// does not wait for unacked batches: call it after the last Ack. Later
+// acks are not committed; their messages are delivered again.
+func (s *Source) Close(ctx context.Context) error {
+	s.startOnce.Do(func() {}) // no start after Close
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	s.mu.Unlock()
+
+	close(s.closeNow)
+	s.cancel()
+	if !started {
+		return nil
+	}
+	if err := waitDone(ctx, s.runDone); err != nil {
+		return fmt.Errorf("close kafka source: %w", err)
+	}
+	if s.group != nil {
+		done := make(chan struct{})
+		go func() {
+			// Ends the generation (our commit loop makes the final commit)
+			// and leaves the group.
+			_ = s.group.Close()
+			close(done)
+		}()
+		if err := waitDone(ctx, done); err != nil {
+			return fmt.Errorf("close kafka source: leave group: %w", err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.genWG.Wait(); close(done) }()
+	if err := waitDone(ctx, done); err != nil {
+		return fmt.Errorf("close kafka source: %w", err)
+	}
+	return nil
+}
+
+func waitDone(ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Source) fail(err error) {
+	s.failOnce.Do(func() {
+		s.failErr = err
+		close(s.failed)
+	})
+}
+
+func (s *Source) failure() error {
+	select {
+	case <-s.failed:
+		return s.failErr
+	default:
+	}
+	if s.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Source) start() {
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	go s.run()
+}
+
+// run joins the group and starts each generation's partitions.
+func (s *Source) run() {
+	defer close(s.runDone)
+	topics := s.cfg.Topics
+	if s.topicRE != nil {
+		var ok bool
+		if topics, ok = s.resolveTopics(); !ok {
+			return
+		}
+	}
+	start := kafka.FirstOffset
+	if s.cfg.Start == "latest" {
+		start = kafka.LastOffset
+	}
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                s.cfg.Group,
+		Brokers:           s.cfg.Brokers,
+		Dialer:            s.dialer,
+		Topics:            topics,
+		HeartbeatInterval: s.cfg.HeartbeatInterval,
+		SessionTimeout:    s.cfg.SessionTimeout,
+		RebalanceTimeout:  s.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  time.Second,
+		// Rebalance when partitions are added to a topic.
+		WatchPartitionChanges: true,
+		StartOffset:           start,
+		Timeout:               s.cfg.DialTimeout,
+		Logger:                kafka.LoggerFunc(s.debugf),
+		ErrorLogger:           kafka.LoggerFunc(s.warnf),
+	})
+	if err != nil {
+		s.fail(fmt.Errorf("kafka source: consumer group: %w", err))
+		return
+	}
+	s.mu.Lock()
+	s.group = cg
+	s.mu.Unlock()
+	s.log.Info("joining consumer group", "group", s.cfg.Group, "topics", topics)
+	for {
+		gen, err := cg.Next(s.ctx)
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return
+			}
+			s.log.Warn("consumer group", "group", s.cfg.Group, "err", err)
+			continue
+		}
+		s.startGeneration(gen)
+	}
+}
+
+func (s *Source) debugf(format string, args ...any) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *Source) warnf(format string, args ...any) {
+	s.log.Warn(fmt.Sprintf(format, args...))
+}
+
+// resolveTopics lists the cluster's topics until some match topic_regex.
+func (s *Source) resolveTopics() ([]string, bool) {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !sleep(s.ctx, backoff(attempt, time.Second, 30*time.Second)) {
+			return nil, false
+		}
+		topics, err := s.listTopics()
+		switch {
+		case err != nil:
+			s.log.Warn("list topics", "err", err)
+		case len(topics) == 0:
+			s.log.Info("no topic matches topic_regex yet", "topic_regex", s.cfg.TopicRegex)
+		default:
+			return topics, true
+		}
+	}
+}
+
+func (s *Source) listTopics() ([]string, error) {
+	var errs []error
+	for _, b := range s.cfg.Brokers {
+		conn, err := s.dialer.DialContext(s.ctx, "tcp", b)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(s.cfg.DialTimeout))
+		parts, err := conn.ReadPartitions()
+		_ = conn.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metadata from %s: %w", b, err))
+			continue
+		}
+		var topics []string
+		for _, p := range parts {
+			if !strings.HasPrefix(p.Topic, "__") && s.topicRE.MatchString(p.Topic) {
+				topics = append(topics, p.Topic)
+			}
+		}
+		slices.Sort(topics)
+		return slices.Compact(topics), nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// startGeneration runs a fetcher per assigned partition and the commit
+// loop, all bound to the generation: when it ends (rebalance, Close) they
+// stop and the group waits for them before it rejoins.
+func (s *Source) startGeneration(gen *kafka.Generation) {
+	g := &genState{gen: gen, acked: make(chan struct{}, 1)}
+	type start struct {
+		p      *partState
+		offset int64
+	}
+	var starts []start
+	for topic, as := range gen.Assignments {
+		for _, a := range as {
+			p := &partState{topic: topic, partition: a.ID, gen: g, committed: -1}
+			p.pos.Store(-1)
+			if a.Offset >= 0 {
+				p.committed = a.Offset
+			}
+			g.parts = append(g.parts, p)
+			starts = append(starts, start{p, a.Offset})
+		}
+	}
+	s.mu.Lock()
+	s.parts = g.parts
+	s.mu.Unlock()
+	s.log.Info("partitions assigned", "group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", len(g.parts))
+
+	for _, st := range starts {
+		g.fetchers.Add(1)
+		s.genWG.Add(1)
+		gen.Start(func(ctx context.Context) {
+			defer s.genWG.Done()
+			defer g.fetchers.Done()
+			s.fetch(ctx, st.p, st.offset)
+		})
+	}
+	s.genWG.Add(1)
+	gen.Start(func(ctx context.Context) {
+		defer s.genWG.Done()
+		s.commitLoop(ctx, g)
+	})
+}
+
+// commitLoop commits acked watermarks every commit_interval; when the
+// generation ends it revokes the partitions, waits (up to revoke_timeout,
+// not at Close) for their in-flight batches, and commits a last time while
+// the generation is still valid.
+func (s *Source) commitLoop(ctx context.Context, g *genState) {
+	t := time.NewTicker(s.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.commit(g)
+		case <-ctx.Done():
+			s.revoke(g)
+			s.commit(g)
+			return
+		}
+	}
+}
+
+func (s *Source) revoke(g *genState) {
+	for _, p := range g.parts {
+		p.mu.Lock()
+		p.revoked = true
+		p.mu.Unlock()
+	}
+	g.fetchers.Wait()
+	deadline := time.NewTimer(s.cfg.RevokeTimeout)
+	defer deadline.Stop()
+	for {
+		pending := 0
+		for _, p := range g.parts {
+			p.mu.Lock()
+			pending += p.wm.pending()
+			p.mu.Unlock()
+		}
+		if pending == 0 {
+			return
+		}
+		select {
+		case <-g.acked:
+		case <-s.closeNow:
+			return
+		case <-deadline.C:
+			s.log.Warn("partitions revoked with batches unacked; they will be delivered again",
+				"generation", g.gen.ID, "pending_batches", pending, "revoke_timeout", s.cfg.RevokeTimeout)
+			return
+		}
+	}
+}
+
+// commit sends the watermark of every partition that moved since the last
+// commit. Only this generation's partitions are committed, with its ID.
+func (s *Source) commit(g *genState) {
+	if s.dead.Load() {
+		return
+	}
+	offsets := map[string]map[int]int64{}
+	for _, p := range g.parts {
+		p.mu.Lock()
+		if p.started && p.wm.next > p.committed {
+			if offsets[p.topic] == nil {
+				offsets[p.topic] = map[int]int64{}
+			}
+			offsets[p.topic][p.partition] = p.wm.next
+		}
+		p.mu.Unlock()
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	if err := g.gen.CommitOffsets(offsets); err != nil {
+		s.log.Warn("commit offsets", "generation", g.gen.ID, "err", err)
+		return
+	}
+	for _, p := range g.parts {
+		if off, ok := offsets[p.topic][p.partition]; ok {
+			p.mu.Lock()
+			p.committed = max(p.committed, off)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// admit records a chunk as handed out, unless the partition was revoked.
+func (p *partState) admit(end int64) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.revoked || !p.started {
+		return 0, false
+	}
+	return p.wm.add(end)
+}
+
+func (p *partState) ack(ticket uint64) {
+	p.mu.Lock()
+	p.wm.ack(ticket)
+	p.mu.Unlock()
+	select {
+	case p.gen.acked <- struct{}{}:
+	default:
+	}
+}
+
+// fetch reads one partition from offset (or the start policy if offset is
+// FirstOffset/LastOffset) until ctx ends, reconnecting on errors.
+func (s *Source) fetch(ctx context.Context, p *partState, offset int64) {
+	log := s.log.With("topic", p.topic, "partition", p.partition)
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if attempt > 0 && !sleep(ctx, backoff(attempt, 100*time.Millisecond, 5*time.Second)) {
+			return
+		}
+		conn, err := s.dialLeader(ctx, p.topic, p.partition)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("dial partition leader", "err", err)
+			}
+			continue
+		}
+		offset, err = s.seek(conn, p, offset, log)
+		if err != nil {
+			_ = conn.Close()
+			if ctx.Err() == nil {
+				log.Warn("seek", "err", err)
+			}
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+		from := offset
+		err = s.read(ctx, conn, p, &offset)
+		stop()
+		_ = conn.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		if offset > from || errors.Is(err, kafka.OffsetOutOfRange) {
+			attempt = 0 // made progress or must re-seek: retry after the shortest backoff
+		}
+		log.Warn("fetch", "offset", offset, "err", err)
+	}
+}
+
+func (s *Source) dialLeader(ctx context.Context, topic string, partition int) (*kafka.Conn, error) {
+	var errs []error
+	for _, b := range s.cfg.Brokers {
+		conn, err := s.dialer.DialLeader(ctx, "tcp", b, topic, partition)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// seek resolves offset against the partition's log and positions conn.
+// FirstOffset/LastOffset (no committed offset) follow the start policy; an
+// offset the log no longer has (retention) moves to the first one; one past
+// the end (topic recreated) follows the start policy too.
+func (s *Source) seek(conn *kafka.Conn, p *partState, offset int64, log *slog.Logger) (int64, error) {
+	_ = conn.SetDeadline(time.Now().Add(s.cfg.DialTimeout))
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return offset, fmt.Errorf("read offsets: %w", err)
+	}
+	policy := first
+	if s.cfg.Start == "latest" {
+		policy = last
+	}
+	switch {
+	case offset == kafka.FirstOffset:
+		offset = first
+	case offset == kafka.LastOffset:
+		offset = last
+	case offset < 0:
+		offset = policy
+	case offset < first:
+		log.Warn("offset below the log start, skipping ahead", "offset", offset, "first", first)
+		offset = first
+	case offset > last:
+		log.Warn("offset past the log end, applying the start policy", "offset", offset, "last", last, "start", s.cfg.Start)
+		offset = policy
+	}
+	if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
+		return offset, fmt.Errorf("seek %d: %w", offset, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	p.mu.Lock()
+	if !p.started {
+		p.started = true
+		p.wm = newWatermark(offset)
+	}
+	p.mu.Unlock()
+	p.pos.Store(offset)
+	return offset, nil
+}
+
+// read fetches from conn until an error, decoding messages into chunks of
+// up to batch_size and queueing them for Next.
+func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offset *int64) error {
+	readTimeout := s.cfg.FetchMaxWait + s.cfg.DialTimeout
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{
+			MinBytes: 1,
+			MaxBytes: s.cfg.FetchMaxBytes,
+			MaxWait:  s.cfg.FetchMaxWait,
+		})
+		hwm := batch.HighWaterMark()
+		if hwm > 0 {
+			p.hwm.Store(hwm)
+		}
+		c := s.newChunk(p, hwm-*offset)
+		for {
+			msg, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			s.decode(c, &msg)
+			c.end = msg.Offset + 1
+			c.n++
+			*offset = c.end
+			if c.n >= s.cfg.BatchSize {
+				if !s.send(ctx, c) {
+					_ = batch.Close()
+					return ctx.Err()
+				}
+				c = s.newChunk(p, hwm-*offset)
+				_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+			}
+		}
+		if c.n > 0 && !s.send(ctx, c) {
+			_ = batch.Close()
+			return ctx.Err()
+		}
+		p.pos.Store(*offset)
+		// An idle long poll ends with RequestTimedOut (the broker's
+		// fetch max wait passed with no data); the connection is fine.
+		if err := batch.Close(); err != nil && !errors.Is(err, kafka.RequestTimedOut) {
+			return err
+		}
+	}
+}
+
+// newChunk sizes the event slice for the messages the partition still
+// has (remaining, from the high watermark), up to batch_size, so a drain
+// does not regrow it; a chunk that fills Next's batch alone is handed out
+// without a copy.
+func (s *Source) newChunk(p *partState, remaining int64) *chunk {
+	n := int(min(max(remaining, 1), int64(s.cfg.BatchSize)))
+	return &chunk{part: p, events: make([]cdc.Event, 0, n)}
+}
+
+func (s *Source) send(ctx context.Context, c *chunk) bool {
+	select {
+	case s.chunks <- c:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// decode appends msg's events to c, or a Reject if it does not decode.
+func (s *Source) decode(c *chunk, msg *kafka.Message) {
+	dm := decode.Message{
+		Key:       msg.Key,
+		Value:     msg.Value,
+		Topic:     msg.Topic,
+		Partition: int32(msg.Partition),
+		Offset:    msg.Offset,
+	}
+	if len(msg.Headers) > 0 {
+		dm.Headers = make(map[string][]byte, len(msg.Headers))
+		for _, h := range msg.Headers {
+			dm.Headers[h.Key] = h.Value
+		}
+	}
+	events, err := safeDecode(s.dec, dm)
+	if err != nil {
+		c.rejects = append(c.rejects, cdc.Reject{
+			Pos:    cdc.Position{Text: posText(msg)},
+			Raw:    msg.Value,
+			Reason: err,
+		})
+		return
+	}
+	var pos string
+	for i := range events {
+		if events[i].Pos.Text == "" {
+			if pos == "" {
+				pos = posText(msg)
+			}
+			events[i].Pos.Text = pos
+		}
+	}
+	c.events = append(c.events, events...)
+}
+
+// safeDecode turns a decoder panic into a reject: bad input must never
+// take the process down.
+func safeDecode(dec decode.Decoder, m decode.Message) (events []cdc.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			events, err = nil, fmt.Errorf("decoder panic: %v", r)
+		}
+	}()
+	return dec.Decode(m)
+}
+
+// posText is "topic/partition@offset".
+func posText(m *kafka.Message) string {
+	b := make([]byte, 0, len(m.Topic)+24)
+	b = append(b, m.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(m.Partition), 10)
+	b = append(b, '@')
+	b = strconv.AppendInt(b, m.Offset, 10)
+	return string(b)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff is exponential from lo, capped at hi, with ±25% jitter.
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo << min(attempt-1, 20)
+	if d > hi || d <= 0 {
+		d = hi
+	}
+	return d - d/4 + rand.N(d/2+1)
+}
