@@ -1,0 +1,316 @@
+// Package debezium decodes the JSON that Debezium's MySQL connector writes
+// to Kafka through the JsonConverter: one record per row, the value an
+// envelope {before, after, source, op, ts_ms}, with schemas.enable=true
+// wrapped as {"schema":…, "payload":…}. Both forms are detected by the
+// presence of "schema" and "payload".
+//
+// With a schema, values are typed exactly from the Connect types and
+// Debezium's semantic names: io.debezium.time.Date (days) → time.Time,
+// Timestamp (ms), MicroTimestamp (µs) and NanoTimestamp → time.Time
+// (DATETIME wall clock as UTC), ZonedTimestamp (ISO-8601) → time.Time UTC,
+// Time/MicroTime/NanoTime → time.Duration, Connect Decimal (base64 unscaled
+// integer + the "scale" parameter) → cdc.Decimal with exactly scale digits,
+// io.debezium.data.Json → cdc.JSON (compact), Enum → string, EnumSet →
+// cdc.Set, Bits (little-endian bytes) → int64, bytes → []byte, boolean →
+// int64 0/1, float32 → float64 rounded to float32 as FLOAT, geometry → the
+// WKB []byte. BIGINT UNSIGNED is exact when the connector propagates source
+// types (column.propagate.source.type) or uses bigint.unsigned.handling.mode
+// =precise; in the default "long" mode values above 2^63-1 arrive negative
+// and stay so unless the source type says UNSIGNED.
+//
+// Without a schema the JSON form alone decides (see untyped): DATE arrives
+// as an integer day count, DATETIME as an integer of ms or µs, TIME as
+// µs, DECIMAL (precise mode) and BLOB as base64 text, SET as comma text,
+// JSON as text — all indistinguishable from INT and VARCHAR columns, so
+// they stay int64 and string. Enable schemas for exact values.
+//
+// The Kafka key (with or without schema) names the primary-key columns in
+// key order; without one, Options.KeyColumns applies.
+package debezium
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode"
+)
+
+// Decoder decodes Debezium change events. It is safe for concurrent use.
+type Decoder struct {
+	opts    decode.Options
+	schemas schemaCache
+}
+
+var _ decode.Decoder = (*Decoder)(nil)
+
+// New returns a Debezium decoder. opts.KeyColumns names the key of tables
+// whose records have no usable Kafka key; opts.OnDDL receives the records
+// of the schema change topic.
+func New(opts decode.Options) (decode.Decoder, error) {
+	return &Decoder{opts: opts}, nil
+}
+
+// value is a record value: the envelope fields at the top (schemaless), or
+// schema and payload.
+type value struct {
+	Schema  json.RawMessage `json:"schema"`
+	Payload json.RawMessage `json:"payload"`
+	payload
+}
+
+type payload struct {
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
+	Source *source         `json:"source"`
+	Op     *string         `json:"op"`
+	// schema change topic
+	DDL          *string                 `json:"ddl"`
+	DatabaseName string                  `json:"databaseName"`
+	TableChanges []struct{ Type string } `json:"tableChanges"`
+}
+
+type source struct {
+	DB    string      `json:"db"`
+	Table string      `json:"table"`
+	File  string      `json:"file"`
+	Pos   json.Number `json:"pos"`
+	Row   json.Number `json:"row"`
+	TsMs  json.Number `json:"ts_ms"`
+}
+
+// Decode returns the row change of one record. A tombstone (null or empty
+// value), a truncate (op "t": rowsync does not clear the table's rows in
+// the sinks), a logical message (op "m"), a schema change, heartbeat or
+// transaction metadata record gives no events and a nil error. A primary
+// key change arrives as a "d" record and a "c" record; each decodes alone.
+func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
+	raw := bytes.TrimSpace(msg.Value)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil // tombstone
+	}
+	var v value
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("debezium: bad JSON: %w", err)
+	}
+	p := &v.payload
+	var rs *rowSchema
+	if v.Schema != nil && v.Payload != nil {
+		if string(v.Payload) == "null" {
+			return nil, nil // tombstone with schema
+		}
+		p = new(payload)
+		if err := json.Unmarshal(v.Payload, p); err != nil {
+			return nil, fmt.Errorf("debezium: payload: %w", err)
+		}
+		if string(v.Schema) != "null" {
+			var err error
+			if rs, err = d.schemas.get(v.Schema); err != nil {
+				return nil, fmt.Errorf("debezium: %w", err)
+			}
+		}
+	}
+	if p.Op == nil {
+		if p.Before != nil || p.After != nil {
+			return nil, errors.New("debezium: change event without op")
+		}
+		if p.DDL != nil {
+			return nil, d.ddl(p, &msg)
+		}
+		return nil, nil // heartbeat, transaction metadata
+	}
+	var op cdc.Op
+	switch *p.Op {
+	case "c", "r":
+		op = cdc.Insert
+	case "u":
+		op = cdc.Update
+	case "d":
+		op = cdc.Delete
+	case "t", "m":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("debezium: unknown op %q", *p.Op)
+	}
+	if p.Source == nil || p.Source.DB == "" || p.Source.Table == "" {
+		return nil, errors.New("debezium: source.db or source.table missing")
+	}
+	ev, err := d.event(op, p, rs, &msg)
+	if err != nil {
+		return nil, fmt.Errorf("debezium: %s.%s: %w", p.Source.DB, p.Source.Table, err)
+	}
+	return []cdc.Event{ev}, nil
+}
+
+func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Message) (cdc.Event, error) {
+	ev := cdc.Event{DB: p.Source.DB, Table: p.Source.Table, Op: op}
+	if rs != nil {
+		ev.Columns = rs.cols
+	}
+	var err error
+	if op != cdc.Insert {
+		if ev.Before, err = convertRow(rs, p.Before); err != nil {
+			return ev, fmt.Errorf("before: %w", err)
+		}
+	}
+	if op != cdc.Delete {
+		if ev.After, err = convertRow(rs, p.After); err != nil {
+			return ev, fmt.Errorf("after: %w", err)
+		}
+	}
+	if op == cdc.Delete && ev.Before == nil {
+		return ev, errors.New("delete without before")
+	}
+	if op != cdc.Delete && ev.After == nil {
+		return ev, fmt.Errorf("%s without after", op)
+	}
+	if ev.Commit, ev.Pos, err = where(p.Source, msg); err != nil {
+		return ev, err
+	}
+	if ev.PK, err = d.primaryKey(msg.Key, ev.DB, ev.Table, ev.Image()); err != nil {
+		return ev, err
+	}
+	return ev, nil
+}
+
+// convertRow types a before/after object; JSON null gives a nil Row.
+func convertRow(rs *rowSchema, raw json.RawMessage) (cdc.Row, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("row is not an object: %w", err)
+	}
+	row := make(cdc.Row, len(obj))
+	for name, r := range obj {
+		v, err := convert(rs.field(name), r)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", name, err)
+		}
+		row[name] = v
+	}
+	return row, nil
+}
+
+// where reads source.ts_ms (binlog event time, 1 s resolution; 0 in old
+// snapshot records → unknown) and source.file/pos/row. Every row of one
+// binlog rows event shares file:pos, hence the Version.
+func where(s *source, msg *decode.Message) (time.Time, cdc.Position, error) {
+	var commit time.Time
+	if s.TsMs != "" {
+		ms, err := strconv.ParseInt(string(s.TsMs), 10, 64)
+		if err != nil {
+			return commit, cdc.Position{}, fmt.Errorf("source.ts_ms %q: not an integer", s.TsMs)
+		}
+		if ms > 0 {
+			commit = time.UnixMilli(ms).UTC()
+		}
+	}
+	if s.File == "" || s.Pos == "" {
+		return commit, cdc.Position{Text: msg.PosText()}, nil
+	}
+	pos, err := strconv.ParseUint(string(s.Pos), 10, 64)
+	if err != nil {
+		return commit, cdc.Position{}, fmt.Errorf("source.pos %q: not an offset", s.Pos)
+	}
+	text := s.File + ":" + string(s.Pos)
+	if s.Row != "" && s.Row != "0" {
+		text += " row " + string(s.Row)
+	}
+	return commit, cdc.Position{Version: cdc.BinlogPosVersion(s.File, pos), Text: text}, nil
+}
+
+// ddl reports a schema change topic record to Options.OnDDL.
+func (d *Decoder) ddl(p *payload, msg *decode.Message) error {
+	if d.opts.OnDDL == nil {
+		return nil
+	}
+	dd := decode.DDL{DB: p.DatabaseName, SQL: *p.DDL, Pos: cdc.Position{Text: msg.PosText()}}
+	if len(p.TableChanges) > 0 {
+		dd.Type = p.TableChanges[0].Type
+	}
+	if p.Source != nil {
+		if dd.DB == "" {
+			dd.DB = p.Source.DB
+		}
+		dd.Table = p.Source.Table
+		var err error
+		if dd.Commit, dd.Pos, err = where(p.Source, msg); err != nil {
+			return fmt.Errorf("debezium: schema change: %w", err)
+		}
+	}
+	d.opts.OnDDL(dd)
+	return nil
+}
+
+// primaryKey takes the key columns from the record key, else from
+// Options.KeyColumns; none leaves the PK empty. Every key column named must
+// be in the row image and not NULL.
+func (d *Decoder) primaryKey(key []byte, db, table string, image cdc.Row) ([]string, error) {
+	pk := keyColumns(key)
+	if len(pk) == 0 && d.opts.KeyColumns != nil {
+		pk = d.opts.KeyColumns(db, table)
+	}
+	for _, c := range pk {
+		if v, ok := image[c]; !ok || v == nil {
+			return nil, fmt.Errorf("primary key column %q missing or NULL", c)
+		}
+	}
+	return pk, nil
+}
+
+// keyColumns returns the field names of a record key, {"id":1} or
+// {"schema":…,"payload":{"id":1}}, in key order. A key that is absent,
+// null or not such an object (a StringConverter key, say) gives nil.
+func keyColumns(key []byte) []string {
+	key = bytes.TrimSpace(key)
+	if len(key) == 0 || key[0] != '{' {
+		return nil
+	}
+	names, vals, err := members(key)
+	if err != nil {
+		return nil
+	}
+	if len(names) == 2 && (names[0] == "schema" && names[1] == "payload" || names[0] == "payload" && names[1] == "schema") {
+		p := vals[0]
+		if names[0] == "schema" {
+			p = vals[1]
+		}
+		if names, _, err = members(p); err != nil {
+			return nil
+		}
+	}
+	return names
+}
+
+// members returns the member names and values of a JSON object, in order.
+func members(obj []byte) ([]string, []json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	t, err := dec.Token()
+	if err != nil {
+		return nil, nil, err
+	}
+	if d, ok := t.(json.Delim); !ok || d != '{' {
+		return nil, nil, errors.New("not an object")
+	}
+	var names []string
+	var vals []json.RawMessage
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		k, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, err
+		}
+		names, vals = append(names, k), append(vals, v)
+	}
+	return names, vals, nil
+}

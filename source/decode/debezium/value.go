@@ -1,0 +1,353 @@
+package debezium
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// convert turns one row value into the canonical cdc.Value. f is the
+// field's Connect schema, nil when the message has none.
+func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("empty value")
+	}
+	if raw[0] == 'n' {
+		return nil, nil
+	}
+	if f == nil {
+		return untyped(raw)
+	}
+	switch f.Name {
+	case nameDecimal:
+		b, err := bytesValue(raw)
+		if err != nil {
+			return nil, err
+		}
+		scale, err := strconv.Atoi(f.Parameters[paramScale])
+		if err != nil || scale < 0 || scale > 1000 {
+			return nil, fmt.Errorf("decimal: bad scale parameter %q", f.Parameters[paramScale])
+		}
+		n := unscaled(b)
+		if scale == 0 && strings.Contains(strings.ToUpper(f.Parameters[paramSourceType]), "INT") && n.IsUint64() {
+			// BIGINT UNSIGNED with bigint.unsigned.handling.mode=precise
+			return cdc.Int(n.Uint64()), nil
+		}
+		return cdc.Decimal(formatUnscaled(n, scale)), nil
+	case nameVarDecimal:
+		var v struct {
+			Scale int             `json:"scale"`
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil || v.Value == nil || v.Scale < 0 || v.Scale > 1000 {
+			return nil, fmt.Errorf("variable scale decimal: %.60s is not {scale, value}", raw)
+		}
+		b, err := bytesValue(v.Value)
+		if err != nil {
+			return nil, err
+		}
+		return cdc.Decimal(formatUnscaled(unscaled(b), v.Scale)), nil
+	case nameDate, nameConnectDate:
+		n, err := integer(raw)
+		if err != nil {
+			return nil, err
+		}
+		if n > 1e8 || n < -1e8 {
+			return nil, fmt.Errorf("date: %d days out of range", n)
+		}
+		return time.Unix(n*86400, 0).UTC(), nil
+	case nameTimestamp, nameConnectTS:
+		n, err := integer(raw)
+		if err != nil {
+			return nil, err
+		}
+		return time.UnixMilli(n).UTC(), nil
+	case nameMicroTS:
+		n, err := integer(raw)
+		if err != nil {
+			return nil, err
+		}
+		return time.UnixMicro(n).UTC(), nil
+	case nameNanoTS:
+		n, err := integer(raw)
+		if err != nil {
+			return nil, err
+		}
+		return time.Unix(0, n).UTC(), nil
+	case nameZonedTS:
+		s, err := str(raw)
+		if err != nil {
+			return nil, err
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, fmt.Errorf("zoned timestamp %q: %w", s, err)
+		}
+		return t.UTC(), nil
+	case nameTime, nameConnectTime, nameMicroTime, nameNanoTime:
+		n, err := integer(raw)
+		if err != nil {
+			return nil, err
+		}
+		unit := map[string]time.Duration{nameTime: time.Millisecond, nameConnectTime: time.Millisecond,
+			nameMicroTime: time.Microsecond, nameNanoTime: 1}[f.Name]
+		if n > math.MaxInt64/int64(unit) || n < math.MinInt64/int64(unit) {
+			return nil, fmt.Errorf("time %d out of range", n)
+		}
+		return time.Duration(n) * unit, nil
+	case nameJSON:
+		s, err := str(raw)
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, []byte(s)) == nil {
+			return cdc.JSON(b.String()), nil
+		}
+		return cdc.JSON(s), nil
+	case nameEnumSet:
+		s, err := str(raw)
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return cdc.Set{}, nil
+		}
+		return cdc.Set(strings.Split(s, ",")), nil
+	case nameBits:
+		b, err := bytesValue(raw)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > 8 {
+			return nil, fmt.Errorf("bits: %d bytes is more than 64 bits", len(b))
+		}
+		var u uint64
+		for i := len(b) - 1; i >= 0; i-- { // little-endian
+			u = u<<8 | uint64(b[i])
+		}
+		return cdc.Int(u), nil
+	case nameGeometry, namePoint, nameGeography:
+		var g struct {
+			WKB json.RawMessage `json:"wkb"`
+		}
+		if err := json.Unmarshal(raw, &g); err != nil || g.WKB == nil {
+			return nil, fmt.Errorf("geometry: %.60s has no wkb", raw)
+		}
+		return bytesValue(g.WKB)
+	}
+	switch f.Type {
+	case "int8", "int16", "int32", "int64":
+		if raw[0] == 't' || raw[0] == 'f' {
+			return boolean(raw)
+		}
+		s := string(raw)
+		if v, ok := parseInteger(s); ok {
+			if n, neg := v.(int64); neg && n < 0 && f.Type == "int64" &&
+				strings.Contains(strings.ToUpper(f.Parameters[paramSourceType]), "UNSIGNED") {
+				// BIGINT UNSIGNED in the default "long" mode wraps above 2^63-1
+				return cdc.Int(uint64(n)), nil
+			}
+			return v, nil
+		}
+		return nil, fmt.Errorf("%.40s is not an integer", raw)
+	case "float", "double", "float32", "float64":
+		if !isNumber(raw) {
+			return nil, fmt.Errorf("%.40s is not a number", raw)
+		}
+		bits := 64
+		if f.Type == "float" || f.Type == "float32" {
+			bits = 32
+		}
+		x, err := strconv.ParseFloat(string(raw), bits)
+		if err != nil {
+			return nil, fmt.Errorf("%.40s is not a number", raw)
+		}
+		return x, nil
+	case "boolean":
+		return boolean(raw)
+	case "string":
+		if raw[0] != '"' {
+			return nil, fmt.Errorf("%.40s is not a string", raw)
+		}
+		return str(raw)
+	case "bytes":
+		return bytesValue(raw)
+	}
+	// struct, array, map without a known name
+	return compact(raw)
+}
+
+// untyped types a value of a schemaless message:
+//
+//	string           string (ZonedTimestamp text, Enum labels, EnumSet text,
+//	                 JSON text and base64 DECIMAL/BLOB/BIT stay text)
+//	integer number   int64, uint64 above math.MaxInt64 (DATE days,
+//	                 Timestamp ms and MicroTime µs stay numbers)
+//	other number     float64 (Debezium writes FLOAT/DOUBLE so; DECIMAL only
+//	                 in decimal.handling.mode=double)
+//	true / false     int64 1 / 0
+//	object / array   cdc.JSON, compact (geometry structs)
+func untyped(raw json.RawMessage) (cdc.Value, error) {
+	switch raw[0] {
+	case '"':
+		return str(raw)
+	case 't', 'f':
+		return boolean(raw)
+	case '{', '[':
+		return compact(raw)
+	}
+	if !isNumber(raw) {
+		return nil, fmt.Errorf("%.40s is not a JSON value", raw)
+	}
+	if v, ok := parseInteger(string(raw)); ok {
+		return v, nil
+	}
+	x, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return nil, fmt.Errorf("%.40s is out of range", raw)
+	}
+	return x, nil
+}
+
+func boolean(raw json.RawMessage) (cdc.Value, error) {
+	switch string(raw) {
+	case "true":
+		return int64(1), nil
+	case "false":
+		return int64(0), nil
+	}
+	return nil, fmt.Errorf("%.40s is not a boolean", raw)
+}
+
+func str(raw json.RawMessage) (string, error) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		// the message was validated as a whole: without a backslash there is
+		// nothing to unescape
+		if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && bytes.IndexByte(s, '"') < 0 && utf8.Valid(s) {
+			return string(s), nil
+		}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%.40s is not a string", raw)
+	}
+	return s, nil
+}
+
+func compact(raw json.RawMessage) (cdc.Value, error) {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, fmt.Errorf("json value: %w", err)
+	}
+	return cdc.JSON(b.String()), nil
+}
+
+// bytesValue decodes Connect "bytes": a base64 JSON string.
+func bytesValue(raw json.RawMessage) ([]byte, error) {
+	s, err := str(raw)
+	if err != nil {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("bytes value is not base64: %w", err)
+	}
+	return b, nil
+}
+
+func integer(raw json.RawMessage) (int64, error) {
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%.40s is not an int64", raw)
+	}
+	return n, nil
+}
+
+// unscaled reads a big-endian two's-complement integer.
+func unscaled(b []byte) *big.Int {
+	n := new(big.Int).SetBytes(b)
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b))*8))
+	}
+	return n
+}
+
+// formatUnscaled prints n×10^-scale with exactly scale fraction digits, as
+// MySQL prints a DECIMAL(p,scale).
+func formatUnscaled(n *big.Int, scale int) string {
+	neg := n.Sign() < 0
+	digits := new(big.Int).Abs(n).String()
+	if scale > 0 {
+		if len(digits) <= scale {
+			digits = strings.Repeat("0", scale-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+	}
+	if neg {
+		return "-" + digits
+	}
+	return digits
+}
+
+// parseInteger parses an integer literal into int64, or uint64 above
+// math.MaxInt64 (cdc.Int).
+func parseInteger(s string) (cdc.Value, bool) {
+	if strings.HasPrefix(s, "-") {
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	}
+	u, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return cdc.Int(u), true
+}
+
+// isNumber reports whether raw is a JSON number literal.
+func isNumber(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	i := 0
+	if raw[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if digits() == 0 {
+		return false
+	}
+	if i < len(raw) && raw[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(raw)
+}
