@@ -71,8 +71,8 @@ type recordSink struct {
 	lastSeq   map[string]int64
 	applied   int
 	violation error
-	failNext  int               // transient failures still to return
-	poison    map[int64]bool    // seq values that fail permanently
+	failNext  int            // transient failures still to return
+	poison    map[int64]bool // seq values that fail permanently
 	delay     time.Duration
 }
 
