@@ -1,0 +1,113 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// File stores a checkpoint as JSON in one file. Save writes a temporary
+// file in the same directory, fsyncs it, renames it over the old one and
+// fsyncs the directory, so a crash leaves either the old or the new
+// position, never a torn one.
+type File struct {
+	path string
+	mu   sync.Mutex // one Save at a time: they share the temp file name
+}
+
+var _ Store = (*File)(nil)
+
+// NewFile returns a store at path, creating its directory if needed.
+func NewFile(path string) (*File, error) {
+	if path == "" {
+		return nil, errors.New("checkpoint: empty file path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("checkpoint dir: %w", err)
+	}
+	return &File{path: path}, nil
+}
+
+// Path returns the checkpoint file's path.
+func (f *File) Path() string { return f.path }
+
+// Load reads the checkpoint; a missing file gives false.
+func (f *File) Load(ctx context.Context) (Position, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Position{}, false, err
+	}
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Position{}, false, nil
+	}
+	if err != nil {
+		return Position{}, false, fmt.Errorf("read checkpoint: %w", err)
+	}
+	p, err := Unmarshal(b)
+	if err != nil {
+		return Position{}, false, fmt.Errorf("%s: %w", f.path, err)
+	}
+	return p, true, nil
+}
+
+// Save replaces the checkpoint atomically and durably.
+func (f *File) Save(ctx context.Context, p Position) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, err := p.Marshal()
+	if err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	b = append(b, '\n')
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	tmp := f.path + ".tmp"
+	if err := writeSync(tmp, b); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("rename checkpoint: %w", err)
+	}
+	return syncDir(filepath.Dir(f.path))
+}
+
+func writeSync(path string, b []byte) error {
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if _, err := fh.Write(b); err != nil {
+		fh.Close()
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return fmt.Errorf("fsync checkpoint: %w", err)
+	}
+	if err := fh.Close(); err != nil {
+		return fmt.Errorf("close checkpoint: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open checkpoint dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync checkpoint dir: %w", err)
+	}
+	return nil
+}
+
+// Close does nothing; File holds no open handles between calls.
+func (f *File) Close() error { return nil }

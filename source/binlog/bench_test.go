@@ -1,0 +1,140 @@
+package binlog
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+const benchRows = 50000
+
+var benchOnce struct {
+	sync.Once
+	schema, file string
+	pos          uint32
+	err          error
+}
+
+// benchData writes benchRows row changes (inserts in transactions of 10
+// rows, then single-row updates) once, and returns where they start.
+func benchData(b *testing.B) (schema, file string, pos uint32) {
+	benchOnce.Do(func() {
+		db, s := testDB(b)
+		benchOnce.schema = s
+		mustExec(b, db, "CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(64), price DECIMAL(10,2), "+
+			"qty INT, updated DATETIME(3), note TEXT)")
+		var p string
+		if err := db.QueryRow("SHOW MASTER STATUS").Scan(&benchOnce.file, &p, new(string), new(string)); err != nil {
+			benchOnce.err = err
+			return
+		}
+		fmt.Sscan(p, &benchOnce.pos)
+		var q strings.Builder
+		inserts := benchRows * 4 / 5
+		for i := 0; i < inserts; i += 10 {
+			q.WriteString("BEGIN; INSERT INTO items VALUES ")
+			for j := i; j < i+10; j++ {
+				if j > i {
+					q.WriteByte(',')
+				}
+				fmt.Fprintf(&q, "(%d, 'item %d ✓', %d.%02d, %d, '2024-05-01 10:00:00.123', 'note')", j, j, j%1000, j%100, j%7)
+			}
+			q.WriteString("; COMMIT;")
+			if q.Len() > 1<<20 {
+				mustExec(b, db, q.String())
+				q.Reset()
+			}
+		}
+		for i := 0; i < benchRows-inserts; i++ {
+			fmt.Fprintf(&q, "UPDATE items SET qty = qty + 1 WHERE id = %d;", i)
+			if q.Len() > 1<<20 {
+				mustExec(b, db, q.String())
+				q.Reset()
+			}
+		}
+		if q.Len() > 0 {
+			mustExec(b, db, q.String())
+		}
+	})
+	if benchOnce.err != nil {
+		b.Fatal(benchOnce.err)
+	}
+	return benchOnce.schema, benchOnce.file, benchOnce.pos
+}
+
+// BenchmarkDrain times reading benchRows pre-written row changes: the
+// source (decode to typed cdc.Events, batching, checkpoint bookkeeping)
+// beside the raw go-mysql syncer that only parses the binlog (its ceiling).
+//
+//	go test -run '^$' -bench Drain -benchtime 3x ./source/binlog/
+func BenchmarkDrain(b *testing.B) {
+	schema, file, pos := benchData(b) // dropped when the parent ends
+	b.Run("source", func(b *testing.B) {
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			s := newSource(b, schema, nil, func(c *Config) { c.Start = fmt.Sprintf("%s:%d", file, pos) })
+			drainCount(b, s, benchRows)
+			s.Close(context.Background())
+		}
+		b.ReportMetric(float64(benchRows*b.N)/time.Since(start).Seconds(), "events/s")
+	})
+	b.Run("raw-syncer", func(b *testing.B) {
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			rawDrain(b, schema, file, pos)
+		}
+		b.ReportMetric(float64(benchRows*b.N)/time.Since(start).Seconds(), "events/s")
+	})
+}
+
+// drainCount reads and acks batches until n events went by, keeping none
+// (as a pipeline would hand them on).
+func drainCount(b *testing.B, s *Source, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for got := 0; got < n; {
+		batch, err := s.Next(ctx)
+		if err != nil {
+			b.Fatalf("next after %d events: %v", got, err)
+		}
+		got += len(batch.Events)
+		if err := batch.Ack(ctx, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// rawDrain counts rows with a bare BinlogSyncer, no conversion.
+func rawDrain(b *testing.B, schema, file string, pos uint32) {
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{ServerID: 1<<29 + 7, Flavor: "mariadb",
+		Host: "127.0.0.1", Port: 3307, User: "root", ParseTime: true, Logger: testLogger(b)})
+	defer syncer.Close()
+	st, err := syncer.StartSync(mysql.Position{Name: file, Pos: pos})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n := 0
+	for n < benchRows {
+		ev, err := st.GetEvent(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if re, ok := ev.Event.(*replication.RowsEvent); ok && string(re.Table.Schema) == schema {
+			if re.Type() == replication.EnumRowsEventTypeUpdate {
+				n += len(re.Rows) / 2
+			} else {
+				n += len(re.Rows)
+			}
+		}
+	}
+}

@@ -1,0 +1,774 @@
+// Package binlog is rowsync's direct MySQL/MariaDB binlog source: it
+// registers as a replica (go-mysql's BinlogSyncer), decodes ROW events into
+// cdc.Events with values typed by the column definitions, and checkpoints
+// the position after the last complete transaction of each acked batch.
+//
+// The server needs binlog_format=ROW and binlog_row_image=FULL;
+// binlog_row_metadata=FULL (MySQL 8.0.1+, MariaDB 10.5+) lets column names
+// travel with every event, so events written before an ALTER TABLE still
+// decode by name. Without it, names come from information_schema by position.
+package binlog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/checkpoint"
+)
+
+// ErrClosed is returned by Next after Close.
+var ErrClosed = errors.New("binlog source closed")
+
+// ErrPositionGone means the binlog position to resume from no longer exists
+// on the server (the file was purged, or the offset lies beyond its end).
+// Retrying cannot help: re-snapshot, or clear the checkpoint and set start.
+var ErrPositionGone = errors.New("binlog position no longer on the server")
+
+// Source streams row changes from a server's binlog. Next is called from
+// one goroutine; Ack, Lag, Checkpoint and Close are safe from any.
+type Source struct {
+	cfg    Config
+	log    *slog.Logger
+	store  checkpoint.Store
+	db     *sql.DB
+	flavor string
+	filter *tableFilter
+
+	// stream state, owned by the goroutine calling Next
+	syncer      *replication.BinlogSyncer
+	stream      *replication.BinlogStreamer
+	file        string        // binlog file being read
+	inTx        bool          // between BEGIN/GTID and XID/COMMIT
+	pendingGTID string        // GTID of the open transaction
+	gset        mysql.GTIDSet // executed set at the last tx end; nil if unknown
+	txEnd       checkpoint.Position
+	txEndSeq    uint64 // bumps at every tx end
+	returnedSeq uint64 // txEndSeq of the last batch returned
+	cur         []cdc.Event
+	curRejects  []cdc.Reject
+	curTxIdx    int // len(cur) at the last tx end
+	curTxRej    int
+	tables      map[string]*tableInfo
+	plans       map[string]*plan
+	schemaGen   uint64
+
+	ackMu sync.Mutex
+	saved checkpoint.Position
+
+	lastCommit atomic.Int64 // unix seconds of the last row event's header
+	caughtUp   atomic.Bool
+
+	mu     sync.Mutex // guards closed and the syncer pointer against Close
+	closed bool
+}
+
+var _ cdc.Source = (*Source)(nil)
+
+// New connects, finds the start position (the store's checkpoint if it has
+// one, else cfg.Start) and starts streaming. A checkpointed file the server
+// has purged is an error wrapping ErrPositionGone that names the file. store
+// may be nil (no checkpoints; every start uses cfg.Start); Close does not
+// close it.
+func New(ctx context.Context, cfg Config, store checkpoint.Store, log *slog.Logger) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("source", "binlog")
+	filter, err := newTableFilter(cfg.Include, cfg.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ServerID == 0 {
+		cfg.ServerID = 1<<28 + rand.Uint32N(1<<31-1<<28)
+	}
+	dsn := gomysql.NewConfig()
+	dsn.User, dsn.Passwd, dsn.Net, dsn.Addr = cfg.User, cfg.Password, "tcp", cfg.Addr
+	if err := dsn.Apply(gomysql.Charset("utf8mb4", "")); err != nil {
+		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
+	}
+	dsn.Timeout, dsn.ReadTimeout = 10*time.Second, cfg.ReadTimeout
+	connector, err := gomysql.NewConnector(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(2)
+	s := &Source{cfg: cfg, log: log, store: store, db: db, filter: filter,
+		tables: map[string]*tableInfo{}, plans: map[string]*plan{}}
+	if err := s.start(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Source) start(ctx context.Context) error {
+	var version string
+	if err := s.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return fmt.Errorf("mysql %s: %w", s.cfg.Addr, err)
+	}
+	s.flavor = s.cfg.Flavor
+	if s.flavor == "" {
+		s.flavor = mysql.MySQLFlavor
+		if strings.Contains(strings.ToLower(version), "mariadb") {
+			s.flavor = mysql.MariaDBFlavor
+		}
+	}
+	var pos checkpoint.Position
+	from := "checkpoint"
+	if s.store != nil {
+		p, ok, err := s.store.Load(ctx)
+		if err != nil {
+			return fmt.Errorf("load checkpoint: %w", err)
+		}
+		if ok {
+			pos = p
+		}
+	}
+	if pos.IsZero() {
+		from = "start"
+		spec, err := parseStart(s.cfg.Start, s.flavor)
+		if err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		switch {
+		case spec.current:
+			pos, err = s.currentPosition(ctx)
+			from = "current"
+		case spec.file != "":
+			pos = checkpoint.Position{File: spec.file, Offset: spec.pos}
+			pos.GTID = s.gtidAt(ctx, pos)
+		default:
+			pos = checkpoint.Position{GTID: spec.gtid}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	s.ackMu.Lock()
+	s.saved = pos
+	s.ackMu.Unlock()
+	s.log.Info("starting", "from", from, "pos", pos.String(), "flavor", s.flavor, "server_id", s.cfg.ServerID)
+	return s.connect(ctx, pos)
+}
+
+// currentPosition is the server's binlog end now, with the GTID set there.
+func (s *Source) currentPosition(ctx context.Context) (checkpoint.Position, error) {
+	var p checkpoint.Position
+	rows, err := s.db.QueryContext(ctx, "SHOW MASTER STATUS")
+	if err != nil {
+		// MySQL 8.4 renamed it
+		rows, err = s.db.QueryContext(ctx, "SHOW BINARY LOG STATUS")
+	}
+	if err != nil {
+		return p, fmt.Errorf("binlog status: %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		return p, errors.New("binlog status: no binlog (is log_bin enabled?)")
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return p, fmt.Errorf("binlog status: %w", err)
+	}
+	p.File = vals[0].String
+	p.Offset, _ = strconv.ParseUint(vals[1].String, 10, 64)
+	for i, c := range cols {
+		if strings.EqualFold(c, "Executed_Gtid_Set") {
+			p.GTID = strings.ReplaceAll(strings.TrimSpace(vals[i].String), "\n", "")
+		}
+	}
+	if s.flavor == mysql.MariaDBFlavor {
+		p.GTID = s.gtidAt(ctx, p)
+	}
+	return p, nil
+}
+
+// gtidAt asks MariaDB for the GTID position at a file offset; "" elsewhere
+// or when unknown.
+func (s *Source) gtidAt(ctx context.Context, p checkpoint.Position) string {
+	if s.flavor != mysql.MariaDBFlavor || p.File == "" {
+		return ""
+	}
+	var g sql.NullString
+	if err := s.db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", p.File, p.Offset).Scan(&g); err != nil {
+		s.log.Debug("binlog_gtid_pos", "pos", p.String(), "err", errText(err))
+		return ""
+	}
+	return g.String
+}
+
+// checkFile fails with ErrPositionGone when p's file is not on the server.
+func (s *Source) checkFile(ctx context.Context, p checkpoint.Position) error {
+	if p.File == "" {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, "SHOW BINARY LOGS")
+	if err != nil {
+		return fmt.Errorf("list binlogs: %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var names []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("list binlogs: %w", err)
+		}
+		names = append(names, vals[0].String)
+		if vals[0].String == p.File {
+			size, _ := strconv.ParseUint(vals[1].String, 10, 64)
+			if len(cols) > 1 && p.Offset > size {
+				return fmt.Errorf("resume from %s: offset %d is beyond the file's %d bytes: %w", p, p.Offset, size, ErrPositionGone)
+			}
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list binlogs: %w", err)
+	}
+	oldest := "none"
+	if len(names) > 0 {
+		oldest = names[0]
+	}
+	return fmt.Errorf("resume from %s: binlog file %s is not on the server (purged? oldest is %s): %w",
+		p, p.File, oldest, ErrPositionGone)
+}
+
+// connect starts a syncer at p (a transaction boundary).
+func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
+	if err := s.checkFile(ctx, p); err != nil {
+		return err
+	}
+	host, port, _ := splitAddr(s.cfg.Addr)
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: s.cfg.ServerID, Flavor: s.flavor, Host: host, Port: port,
+		User: s.cfg.User, Password: s.cfg.Password, Charset: "utf8mb4",
+		// DATETIME/TIMESTAMP as time.Time (no format+parse round trip);
+		// DECIMAL stays exact text.
+		ParseTime: true, TimestampStringLocation: time.UTC, UseDecimal: false,
+		HeartbeatPeriod: s.cfg.Heartbeat, ReadTimeout: s.cfg.ReadTimeout,
+		// the source reconnects itself, from the last transaction end, with
+		// backoff and a fresh table-map cache
+		DisableRetrySync: true, DiscardGTIDSet: true,
+		EventCacheCount: DefaultEventCache, Logger: s.log,
+	})
+	var (
+		stream *replication.BinlogStreamer
+		err    error
+	)
+	if p.File != "" {
+		stream, err = syncer.StartSync(mysql.Position{Name: p.File, Pos: uint32(p.Offset)})
+	} else {
+		var gs mysql.GTIDSet
+		gs, err = mysql.ParseGTIDSet(s.flavor, p.GTID)
+		if err == nil {
+			stream, err = syncer.StartSyncGTID(gs)
+		}
+	}
+	if err != nil {
+		syncer.Close()
+		return fmt.Errorf("start binlog stream at %s: %w", p, err)
+	}
+	s.gset = nil
+	if p.GTID != "" {
+		if gs, err := mysql.ParseGTIDSet(s.flavor, p.GTID); err == nil {
+			s.gset = gs
+		} else {
+			s.log.Warn("ignoring unparsable gtid set", "gtid", p.GTID, "err", errText(err))
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		syncer.Close()
+		return ErrClosed
+	}
+	s.syncer, s.stream = syncer, stream
+	s.mu.Unlock()
+	s.file, s.inTx, s.pendingGTID = p.File, false, ""
+	s.txEnd = checkpoint.Position{File: p.File, Offset: p.Offset}
+	return nil
+}
+
+// resumePos is the position after the last complete transaction read.
+func (s *Source) resumePos() checkpoint.Position {
+	p := s.txEnd
+	if s.gset != nil {
+		p.GTID = s.gset.String()
+	}
+	return p
+}
+
+// reconnect closes the broken stream and starts again from the last
+// transaction end, backing off with jitter until it works or ctx ends.
+// Events of the unfinished transaction are dropped from the pending batch:
+// they are read again.
+func (s *Source) reconnect(ctx context.Context, cause error) error {
+	s.mu.Lock()
+	if s.syncer != nil {
+		s.syncer.Close()
+		s.syncer, s.stream = nil, nil
+	}
+	s.mu.Unlock()
+	s.cur, s.curRejects = s.cur[:s.curTxIdx], s.curRejects[:s.curTxRej]
+	clear(s.plans)
+	pos := s.resumePos()
+	wait := defaultBackoffStart
+	for attempt := 1; ; attempt++ {
+		s.log.Warn("binlog stream broken; reconnecting", "err", errText(cause), "pos", pos.String(), "attempt", attempt, "in", wait)
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		err := s.connect(ctx, pos)
+		if err == nil {
+			s.log.Info("binlog stream resumed", "pos", pos.String())
+			return nil
+		}
+		if errors.Is(err, ErrPositionGone) || errors.Is(err, ErrClosed) {
+			return err
+		}
+		cause = err
+		wait = min(wait*2, s.cfg.BackoffMax)
+	}
+}
+
+// Next returns the next batch: up to BatchSize events, or what arrived
+// within MaxWait of the first one. A batch with no events but a moved
+// checkpoint is returned after IdleAck. Events gathered when ctx ends are
+// kept for the next call.
+func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
+	w := waiter{ctx: ctx}
+	defer w.stop()
+	for len(s.cur) < s.cfg.BatchSize {
+		s.mu.Lock()
+		closed, stream := s.closed, s.stream
+		s.mu.Unlock()
+		if closed {
+			return cdc.Batch{}, ErrClosed
+		}
+		if stream == nil {
+			if err := s.reconnect(ctx, errors.New("no stream")); err != nil {
+				return cdc.Batch{}, err
+			}
+			continue
+		}
+		ev, err := stream.GetEvent(w.ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return cdc.Batch{}, ctx.Err()
+			}
+			if w.expired() {
+				s.caughtUp.Store(true)
+				break // max wait reached
+			}
+			if err := s.streamError(ctx, err); err != nil {
+				return cdc.Batch{}, err
+			}
+			continue
+		}
+		if err := s.handle(ctx, ev); err != nil {
+			if ctx.Err() != nil {
+				return cdc.Batch{}, ctx.Err()
+			}
+			if err := s.streamError(ctx, err); err != nil {
+				return cdc.Batch{}, err
+			}
+			continue
+		}
+		// close the batch MaxWait after its first event, or IdleAck after a
+		// checkpoint move that carried no event
+		switch {
+		case w.mode < waitEvents && (len(s.cur) > 0 || len(s.curRejects) > 0):
+			w.until(ctx, time.Now().Add(s.cfg.MaxWait))
+			w.mode = waitEvents
+		case w.mode < waitIdle && s.txEndSeq != s.returnedSeq:
+			w.until(ctx, time.Now().Add(s.cfg.IdleAck))
+			w.mode = waitIdle
+		}
+	}
+	return s.cut(), nil
+}
+
+// waiter is the context one GetEvent waits under: the caller's, or the
+// caller's with the batch deadline.
+type waiter struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+	mode     int // waitNone, waitIdle or waitEvents: which deadline is set
+}
+
+const (
+	waitNone = iota
+	waitIdle
+	waitEvents
+)
+
+// until moves the deadline earlier to t (never later).
+func (w *waiter) until(parent context.Context, t time.Time) {
+	if !w.deadline.IsZero() && !t.Before(w.deadline) {
+		return
+	}
+	w.stop()
+	w.deadline = t
+	w.ctx, w.cancel = context.WithDeadline(parent, t)
+}
+
+func (w *waiter) expired() bool { return w.cancel != nil && w.ctx.Err() != nil }
+
+func (w *waiter) stop() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+}
+
+// streamError decides between reconnecting and giving up.
+func (s *Source) streamError(ctx context.Context, err error) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG ||
+		strings.Contains(err.Error(), "ERROR 1236") {
+		return fmt.Errorf("read binlog at %s: %v: %w", s.resumePos(), err, ErrPositionGone)
+	}
+	return s.reconnect(ctx, err)
+}
+
+// cut turns the pending events into a batch whose checkpoint is the last
+// transaction end read so far: never a position inside a transaction,
+// because a transaction spans several row events.
+func (s *Source) cut() cdc.Batch {
+	events, rejects := s.cur, s.curRejects
+	s.cur, s.curRejects = nil, nil
+	if len(events) > s.cfg.BatchSize {
+		// the last rows event overflowed the batch; no transaction ends
+		// inside a rows event, so the last tx end lies before the split
+		s.cur = append(make([]cdc.Event, 0, s.cfg.BatchSize), events[s.cfg.BatchSize:]...)
+		events = events[:s.cfg.BatchSize:s.cfg.BatchSize]
+	}
+	s.curTxIdx, s.curTxRej = 0, 0
+	var cp checkpoint.Position
+	if s.txEndSeq != s.returnedSeq {
+		cp = s.resumePos()
+		s.returnedSeq = s.txEndSeq
+	}
+	var once atomic.Bool
+	return cdc.Batch{Events: events, Rejects: rejects, Ack: func(ctx context.Context, err error) error {
+		if !once.CompareAndSwap(false, true) {
+			return errors.New("binlog batch acked twice")
+		}
+		if err != nil || cp.IsZero() {
+			return nil
+		}
+		return s.save(ctx, cp)
+	}}
+}
+
+func (s *Source) save(ctx context.Context, cp checkpoint.Position) error {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	if cp == s.saved {
+		return nil
+	}
+	if s.store != nil {
+		if err := s.store.Save(ctx, cp); err != nil {
+			return fmt.Errorf("save checkpoint %s: %w", cp, err)
+		}
+	}
+	s.saved = cp
+	return nil
+}
+
+// Checkpoint returns the last position saved by an ack (or the start
+// position before any).
+func (s *Source) Checkpoint() checkpoint.Position {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	return s.saved
+}
+
+// Lag is how far the source trails the server: now minus the commit time
+// of the last event read, 0 when caught up. For rowsync_source_lag_seconds.
+func (s *Source) Lag() time.Duration {
+	ts := s.lastCommit.Load()
+	if s.caughtUp.Load() || ts == 0 {
+		return 0
+	}
+	return max(0, time.Since(time.Unix(ts, 0)))
+}
+
+// Close stops the stream and the connections; it acks nothing and leaves
+// the checkpoint store open.
+func (s *Source) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	syncer := s.syncer
+	s.syncer, s.stream = nil, nil
+	s.mu.Unlock()
+	if syncer != nil {
+		syncer.Close()
+	}
+	return s.db.Close()
+}
+
+// handle applies one binlog event to the stream state and the pending batch.
+func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	h := ev.Header
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		s.file = string(e.NextLogName)
+		// a real rotate (not the fake one at stream start, LogPos 0) ends
+		// a file; its successor's start is a transaction boundary
+		if h.LogPos != 0 && !s.inTx {
+			s.endTx(e.Position, false)
+		}
+		return nil
+	case *replication.MariadbGTIDEvent:
+		s.pendingGTID = e.GTID.String()
+		s.inTx = !e.IsStandalone()
+		return nil
+	case *replication.GTIDEvent:
+		s.pendingGTID = formatSID(e.SID) + ":" + strconv.FormatInt(e.GNO, 10)
+		return nil
+	case *replication.QueryEvent:
+		return s.query(h, e)
+	case *replication.XIDEvent:
+		s.endTx(uint64(h.LogPos), true)
+		return nil
+	case *replication.RowsEvent:
+		s.lastCommit.Store(int64(h.Timestamp))
+		s.caughtUp.Store(false)
+		return s.rows(ctx, h, e)
+	}
+	switch h.EventType {
+	case replication.HEARTBEAT_EVENT, replication.HEARTBEAT_LOG_EVENT_V2:
+		s.caughtUp.Store(true)
+	}
+	return nil
+}
+
+func (s *Source) query(h *replication.EventHeader, e *replication.QueryEvent) error {
+	q := stripComments(e.Query)
+	switch {
+	case hasPrefixFold(q, "BEGIN"), hasPrefixFold(q, "XA START"), hasPrefixFold(q, "XA BEGIN"):
+		s.inTx = true
+	case hasPrefixFold(q, "COMMIT"), hasPrefixFold(q, "ROLLBACK"), hasPrefixFold(q, "XA COMMIT"), hasPrefixFold(q, "XA ROLLBACK"):
+		s.endTx(uint64(h.LogPos), true)
+	case isDDL(q):
+		// a DDL commits implicitly; table definitions may have changed
+		s.invalidateSchema()
+		s.endTx(uint64(h.LogPos), true)
+	case !s.inTx:
+		s.endTx(uint64(h.LogPos), true)
+	}
+	return nil
+}
+
+// endTx records a transaction boundary at offset of the current file.
+func (s *Source) endTx(offset uint64, gtid bool) {
+	s.inTx = false
+	if gtid && s.pendingGTID != "" && s.gset != nil {
+		if err := s.gset.Update(s.pendingGTID); err != nil {
+			s.log.Warn("gtid set update", "gtid", s.pendingGTID, "err", errText(err))
+		}
+	}
+	s.pendingGTID = ""
+	s.txEnd = checkpoint.Position{File: s.file, Offset: offset}
+	s.txEndSeq++
+	s.curTxIdx, s.curTxRej = len(s.cur), len(s.curRejects)
+}
+
+func (s *Source) invalidateSchema() {
+	s.schemaGen++
+	clear(s.tables)
+	clear(s.plans)
+}
+
+// planFor returns the decode plan of a table map, building it (and
+// reading information_schema) when the table's shape or schema changed.
+func (s *Source) planFor(ctx context.Context, key string, tm *replication.TableMapEvent) (*plan, error) {
+	if p := s.plans[key]; p != nil && p.matches(tm, s.schemaGen) {
+		return p, nil
+	}
+	db, table := string(tm.Schema), string(tm.Table)
+	ti := s.tables[key]
+	fresh := false
+	if ti == nil {
+		var err error
+		if ti, err = loadTable(ctx, s.db, s.flavor, db, table); err != nil {
+			return nil, err
+		}
+		s.tables[key], fresh = ti, true
+	}
+	if !fresh && len(tm.ColumnName) == 0 && len(ti.cols) != int(tm.ColumnCount) {
+		// no names in the event and the column count moved: a DDL we did
+		// not see as such; read the definition again
+		var err error
+		if ti, err = loadTable(ctx, s.db, s.flavor, db, table); err != nil {
+			return nil, err
+		}
+		s.tables[key] = ti
+	}
+	p := buildPlan(tm, ti, s.schemaGen, s.log)
+	s.plans[key] = p
+	return p, nil
+}
+
+func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
+	tm := e.Table
+	if tm == nil {
+		return nil
+	}
+	if cap(s.cur) == 0 {
+		s.cur = make([]cdc.Event, 0, min(s.cfg.BatchSize, 1024))
+	}
+	key := string(tm.Schema) + "\x00" + string(tm.Table)
+	if !s.filter.wants(key, string(tm.Schema), string(tm.Table)) {
+		return nil
+	}
+	p, err := s.planFor(ctx, key, tm)
+	if err != nil {
+		return err // transient (server unreachable): reconnect and read again
+	}
+	var op cdc.Op
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		op = cdc.Insert
+	case replication.EnumRowsEventTypeUpdate:
+		op = cdc.Update
+	case replication.EnumRowsEventTypeDelete:
+		op = cdc.Delete
+	default:
+		return nil
+	}
+	offset := uint64(h.LogPos) - uint64(h.EventSize)
+	pos := cdc.Position{Version: cdc.BinlogPosVersion(s.file, offset), Text: s.file + ":" + strconv.FormatUint(offset, 10)}
+	commit := time.Unix(int64(h.Timestamp), 0).UTC()
+	step := 1
+	if op == cdc.Update {
+		step = 2
+	}
+	for i := 0; i+step-1 < len(e.Rows); i += step {
+		ev := cdc.Event{DB: string(tm.Schema), Table: string(tm.Table), Op: op, PK: p.pk,
+			Columns: p.cols, Commit: commit, Pos: pos}
+		var err error
+		switch op {
+		case cdc.Insert:
+			ev.After, err = p.row(e.Rows[i])
+		case cdc.Delete:
+			ev.Before, err = p.row(e.Rows[i])
+		case cdc.Update:
+			ev.Before, err = p.row(e.Rows[i])
+			if err == nil {
+				ev.After, err = p.row(e.Rows[i+1])
+			}
+		}
+		if err != nil {
+			// bad data in one row must not stop the stream: it goes to the
+			// dead letter with its position
+			s.curRejects = append(s.curRejects, cdc.Reject{Pos: pos,
+				Raw:    []byte(fmt.Sprintf("%s.%s %s %v", ev.DB, ev.Table, op, e.Rows[i])),
+				Reason: fmt.Errorf("decode %s.%s at %s: %w", ev.DB, ev.Table, pos.Text, err)})
+			continue
+		}
+		s.cur = append(s.cur, ev)
+	}
+	return nil
+}
+
+// row decodes one image by column name.
+func (p *plan) row(vals []any) (cdc.Row, error) {
+	r := make(cdc.Row, len(vals))
+	for i, v := range vals {
+		if i >= len(p.cols) {
+			break
+		}
+		x, err := convert(&p.cols[i], v, p.binLen[i])
+		if err != nil {
+			return nil, err
+		}
+		r[p.names[i]] = x
+	}
+	return r, nil
+}
+
+// errText is err's message alone: go-mysql's errors print a stack trace
+// under %+v, which slog's text handler uses.
+func errText(err error) string { return err.Error() }
+
+func formatSID(sid []byte) string {
+	if len(sid) != 16 {
+		return hex.EncodeToString(sid)
+	}
+	h := hex.EncodeToString(sid)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// stripComments drops leading whitespace and /* */ comments of a query.
+func stripComments(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	for strings.HasPrefix(s, "/*") {
+		end := strings.Index(s, "*/")
+		if end < 0 {
+			return s
+		}
+		s = strings.TrimSpace(s[end+2:])
+	}
+	return s
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) &&
+		(len(s) == len(prefix) || s[len(prefix)] == ' ' || s[len(prefix)] == '\t' || s[len(prefix)] == '\n' || s[len(prefix)] == ';')
+}
+
+// isDDL spots statements that may change a table definition.
+func isDDL(q string) bool {
+	for _, kw := range []string{"ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"} {
+		if hasPrefixFold(q, kw) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,252 @@
+package binlog
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr         = "127.0.0.1:3306"
+	DefaultUser         = "root"
+	DefaultBatchSize    = 4096
+	DefaultMaxWait      = 20 * time.Millisecond
+	DefaultIdleAck      = time.Second
+	DefaultHeartbeat    = time.Second
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultBackoffMax   = 10 * time.Second
+	DefaultEventCache   = 10240
+	defaultBackoffStart = 100 * time.Millisecond
+)
+
+// Config configures a binlog Source.
+type Config struct {
+	// Addr is the server's host:port. Default: 127.0.0.1:3306
+	Addr string `yaml:"addr"`
+	// User needs REPLICATION SLAVE, REPLICATION CLIENT and SELECT on
+	// information_schema. Default: root
+	User string `yaml:"user"`
+	// Password of User. Default: empty
+	Password string `yaml:"password"`
+	// Flavor is "mysql" or "mariadb". Default: detected from the server version.
+	Flavor string `yaml:"flavor"`
+	// ServerID is the replica id the source registers with; it must differ
+	// from the server's and every other replica's. Default: random in
+	// [1<<28, 1<<31).
+	ServerID uint32 `yaml:"server_id"`
+	// Include lists regexes matched against "db.table" (anchored); only
+	// matching tables are emitted. Default: every table outside the system
+	// schemas (mysql, sys, performance_schema, information_schema).
+	Include []string `yaml:"include"`
+	// Exclude lists regexes on "db.table" (anchored) that are never
+	// emitted, even if included. Default: none
+	Exclude []string `yaml:"exclude"`
+	// Start is where to begin when the checkpoint store has no position:
+	// "current" (the server's binlog end now), "FILE:POS"
+	// ("mysql-bin.000003:4"), or a GTID set ("0-1-42" for MariaDB,
+	// "uuid:1-42" for MySQL). Default: current
+	Start string `yaml:"start"`
+	// BatchSize caps the events of one batch. Default: 4096
+	BatchSize int `yaml:"batch_size"`
+	// MaxWait is how long a batch waits for more events once it holds
+	// one. Default: 20ms
+	MaxWait time.Duration `yaml:"max_wait"`
+	// IdleAck is how long Next waits before returning an empty batch whose
+	// only content is a checkpoint move (transactions on tables that are
+	// not emitted). Default: 1s
+	IdleAck time.Duration `yaml:"idle_ack"`
+	// Heartbeat is the period at which an idle server sends heartbeats.
+	// Default: 1s
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// ReadTimeout declares the connection dead when nothing (not even a
+	// heartbeat) arrives for this long; the source then reconnects.
+	// Default: 30s
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// BackoffMax caps the wait between reconnect attempts (exponential from
+	// 100ms, with jitter); the source retries for ever. Default: 10s
+	BackoffMax time.Duration `yaml:"backoff_max"`
+}
+
+// Validate reports every problem at once, each prefixed by its key.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Flavor {
+	case "", mysql.MySQLFlavor, mysql.MariaDBFlavor:
+	default:
+		errs = append(errs, fmt.Errorf("flavor: unknown %q (want mysql or mariadb)", c.Flavor))
+	}
+	if c.Addr != "" {
+		if _, _, err := splitAddr(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("addr: %w", err))
+		}
+	}
+	for i, p := range c.Include {
+		if _, err := cdc.CompileMatch(p); err != nil {
+			errs = append(errs, fmt.Errorf("include[%d]: %w", i, err))
+		}
+	}
+	for i, p := range c.Exclude {
+		if _, err := cdc.CompileMatch(p); err != nil {
+			errs = append(errs, fmt.Errorf("exclude[%d]: %w", i, err))
+		}
+	}
+	if _, err := parseStart(c.Start, c.Flavor); err != nil {
+		errs = append(errs, fmt.Errorf("start: %w", err))
+	}
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("batch_size: %d is negative", c.BatchSize))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"max_wait", c.MaxWait}, {"idle_ack", c.IdleAck}, {"heartbeat", c.Heartbeat}, {"read_timeout", c.ReadTimeout}, {"backoff_max", c.BackoffMax}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %v is negative", d.key, d.v))
+		}
+	}
+	hb, rt := c.Heartbeat, c.ReadTimeout
+	if hb == 0 {
+		hb = DefaultHeartbeat
+	}
+	if rt == 0 {
+		rt = DefaultReadTimeout
+	}
+	if rt <= hb {
+		errs = append(errs, fmt.Errorf("read_timeout: %v must exceed heartbeat %v", rt, hb))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.User == "" {
+		c.User = DefaultUser
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = DefaultMaxWait
+	}
+	if c.IdleAck == 0 {
+		c.IdleAck = DefaultIdleAck
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	return c
+}
+
+func splitAddr(addr string) (string, uint16, error) {
+	i := strings.LastIndexByte(addr, ':')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	port, err := strconv.ParseUint(addr[i+1:], 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, fmt.Errorf("%q has no valid port", addr)
+	}
+	return strings.Trim(addr[:i], "[]"), uint16(port), nil
+}
+
+// startSpec is a parsed Config.Start.
+type startSpec struct {
+	current bool
+	file    string
+	pos     uint64
+	gtid    string
+}
+
+// parseStart reads "current", "FILE:POS" or a GTID set. flavor may be
+// empty (not yet detected): then a GTID set of either flavor is accepted.
+func parseStart(s, flavor string) (startSpec, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.EqualFold(s, "current") {
+		return startSpec{current: true}, nil
+	}
+	if i := strings.LastIndexByte(s, ':'); i > 0 && strings.Count(s, ":") == 1 {
+		if _, ok := cdc.BinlogFileSeq(s[:i]); ok {
+			pos, err := strconv.ParseUint(s[i+1:], 10, 32)
+			if err != nil || pos < 4 {
+				return startSpec{}, fmt.Errorf("%q: position must be a number >= 4", s)
+			}
+			return startSpec{file: s[:i], pos: pos}, nil
+		}
+	}
+	flavors := []string{flavor}
+	if flavor == "" {
+		flavors = []string{mysql.MariaDBFlavor, mysql.MySQLFlavor}
+	}
+	for _, f := range flavors {
+		if _, err := mysql.ParseGTIDSet(f, s); err == nil {
+			return startSpec{gtid: s}, nil
+		}
+	}
+	return startSpec{}, fmt.Errorf("%q is neither current, FILE:POS nor a GTID set", s)
+}
+
+// systemSchemas are skipped when Include is empty.
+var systemSchemas = map[string]bool{"mysql": true, "sys": true, "performance_schema": true, "information_schema": true}
+
+// tableFilter decides, with a cache, which tables are emitted.
+type tableFilter struct {
+	include, exclude []*regexp.Regexp
+	cache            map[string]bool
+}
+
+func newTableFilter(include, exclude []string) (*tableFilter, error) {
+	f := &tableFilter{cache: map[string]bool{}}
+	for _, p := range include {
+		re, err := cdc.CompileMatch(p)
+		if err != nil {
+			return nil, err
+		}
+		f.include = append(f.include, re)
+	}
+	for _, p := range exclude {
+		re, err := cdc.CompileMatch(p)
+		if err != nil {
+			return nil, err
+		}
+		f.exclude = append(f.exclude, re)
+	}
+	return f, nil
+}
+
+func (f *tableFilter) wants(key, db, table string) bool {
+	if v, ok := f.cache[key]; ok {
+		return v
+	}
+	name := db + "." + table
+	ok := len(f.include) == 0 && !systemSchemas[strings.ToLower(db)]
+	for _, re := range f.include {
+		if re.MatchString(name) {
+			ok = true
+			break
+		}
+	}
+	for _, re := range f.exclude {
+		if ok && re.MatchString(name) {
+			ok = false
+		}
+	}
+	f.cache[key] = ok
+	return ok
+}

@@ -1,0 +1,135 @@
+package binlog
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// convert turns a value as go-mysql decodes it (ParseTime on, UseDecimal
+// off, so DECIMAL, DATE and TIME arrive as text) into the cdc.Value for col.
+// Text goes through the cdc helpers, the one place text becomes typed.
+func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case int8:
+		return convertInt(col, int64(x))
+	case int16:
+		return convertInt(col, int64(x))
+	case int32:
+		return convertInt(col, int64(x))
+	case int64:
+		if col.Kind == cdc.KindInt && !col.Unsigned {
+			return v, nil // already the canonical type: no new boxing
+		}
+		return convertInt(col, x)
+	case int: // YEAR
+		return convertInt(col, int64(x))
+	case float32:
+		return float64(x), nil
+	case float64:
+		return v, nil
+	case time.Time:
+		if col.Kind == cdc.KindDate {
+			return time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.UTC), nil
+		}
+		if x.Location() == time.UTC {
+			return v, nil
+		}
+		return x.UTC(), nil
+	case string:
+		switch col.Kind {
+		case cdc.KindString, cdc.KindUnknown, cdc.KindEnum:
+			// go-mysql aliases strings into the event's packet buffer, which
+			// is never reused; keeping the alias saves a copy per value.
+			return v, nil
+		}
+		return convertText(col, x, binLen)
+	case []byte:
+		switch col.Kind {
+		case cdc.KindBytes, cdc.KindUnknown:
+			return padBinary(bytes.Clone(x), binLen), nil
+		case cdc.KindJSON:
+			return cdc.JSON(x), nil
+		case cdc.KindString, cdc.KindEnum, cdc.KindSet:
+			return string(x), nil
+		}
+		return cdc.ParseText(col, string(x))
+	}
+	return nil, fmt.Errorf("column %s: unsupported binlog value %T", col.Name, v)
+}
+
+func convertText(col *cdc.Column, s string, binLen int) (cdc.Value, error) {
+	switch col.Kind {
+	case cdc.KindString, cdc.KindUnknown, cdc.KindEnum:
+		return s, nil
+	case cdc.KindBytes:
+		return padBinary([]byte(s), binLen), nil
+	case cdc.KindJSON:
+		return cdc.JSON(s), nil
+	case cdc.KindDecimal:
+		d, err := cdc.NormalizeDecimal(s, col.Precision)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", col.Name, err)
+		}
+		return d, nil
+	}
+	return cdc.ParseText(col, s)
+}
+
+func convertInt(col *cdc.Column, n int64) (cdc.Value, error) {
+	switch col.Kind {
+	case cdc.KindInt:
+		if !col.Unsigned {
+			return n, nil
+		}
+		switch col.IntBytes {
+		case 1:
+			return int64(uint8(n)), nil
+		case 2:
+			return int64(uint16(n)), nil
+		case 3:
+			return int64(uint32(n) & 0xffffff), nil
+		case 4:
+			return int64(uint32(n)), nil
+		}
+		return cdc.Int(uint64(n)), nil
+	case cdc.KindBit:
+		return cdc.Int(uint64(n)), nil
+	case cdc.KindEnum:
+		// the binlog holds the 1-based index; 0 is the "" of an invalid value
+		if n == 0 {
+			return "", nil
+		}
+		if n > 0 && int(n) <= len(col.Elems) {
+			return col.Elems[n-1], nil
+		}
+		return nil, fmt.Errorf("column %s: enum index %d outside %d labels", col.Name, n, len(col.Elems))
+	case cdc.KindSet:
+		set := cdc.Set{}
+		u := uint64(n)
+		for i, e := range col.Elems {
+			if u&(1<<uint(i)) != 0 {
+				set = append(set, e)
+			}
+		}
+		if len(col.Elems) < 64 && u>>uint(len(col.Elems)) != 0 {
+			return nil, fmt.Errorf("column %s: set bits %#x beyond %d labels", col.Name, u, len(col.Elems))
+		}
+		return set, nil
+	case cdc.KindDecimal:
+		return cdc.NormalizeDecimal(strconv.FormatInt(n, 10), col.Precision)
+	}
+	return n, nil
+}
+
+func padBinary(b []byte, width int) []byte {
+	if width > len(b) {
+		b = append(b, make([]byte, width-len(b))...)
+	}
+	return b
+}

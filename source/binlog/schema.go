@@ -1,0 +1,365 @@
+package binlog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// tableInfo is a table's current definition from information_schema.
+type tableInfo struct {
+	cols   []cdc.Column // ordinal order
+	byName map[string]int
+	pk     []string
+}
+
+// loadTable reads db.table from information_schema. A table that no longer
+// exists gives an empty tableInfo, not an error: its old events still decode
+// from the table map's own metadata.
+func loadTable(ctx context.Context, db *sql.DB, flavor, schema, table string) (*tableInfo, error) {
+	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
+	if err != nil {
+		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
+	}
+	ti := &tableInfo{byName: map[string]int{}}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
+		}
+		ti.byName[name] = len(ti.cols)
+		ti.cols = append(ti.cols, cdc.ParseColumnType(name, typ))
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
+	}
+	if len(ti.cols) == 0 {
+		return ti, nil
+	}
+	pk, err := db.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, schema, table)
+	if err != nil {
+		return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
+	}
+	for pk.Next() {
+		var name string
+		if err := pk.Scan(&name); err != nil {
+			pk.Close()
+			return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
+		}
+		ti.pk = append(ti.pk, name)
+	}
+	if err := pk.Close(); err != nil {
+		return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
+	}
+	if flavor == mysql.MariaDBFlavor {
+		// MariaDB's JSON is LONGTEXT with a CHECK (json_valid(`col`))
+		// constraint; that constraint is the only trace of the JSON type.
+		if err := markMariaDBJSON(ctx, db, schema, table, ti); err != nil {
+			return nil, err
+		}
+	}
+	return ti, nil
+}
+
+func markMariaDBJSON(ctx context.Context, db *sql.DB, schema, table string, ti *tableInfo) error {
+	rows, err := db.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+		WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'`, schema, table)
+	if err != nil {
+		return fmt.Errorf("check constraints of %s.%s: %w", schema, table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var clause string
+		if err := rows.Scan(&clause); err != nil {
+			return fmt.Errorf("check constraints of %s.%s: %w", schema, table, err)
+		}
+		name, ok := jsonValidColumn(clause)
+		if !ok {
+			continue
+		}
+		if i, ok := ti.byName[name]; ok && ti.cols[i].Kind == cdc.KindString {
+			ti.cols[i].Kind = cdc.KindJSON
+		}
+	}
+	return rows.Err()
+}
+
+// jsonValidColumn extracts col from "json_valid(`col`)".
+func jsonValidColumn(clause string) (string, bool) {
+	s := strings.TrimSpace(clause)
+	if !strings.HasPrefix(strings.ToLower(s), "json_valid(") || !strings.HasSuffix(s, ")") {
+		return "", false
+	}
+	s = strings.TrimSpace(s[len("json_valid(") : len(s)-1])
+	if len(s) >= 2 && s[0] == '`' && s[len(s)-1] == '`' {
+		return strings.ReplaceAll(s[1:len(s)-1], "``", "`"), true
+	}
+	if strings.ContainsAny(s, " (),`'\"") {
+		return "", false
+	}
+	return s, true
+}
+
+// plan is how the rows of one table map decode: a name and a column type
+// for every column the event carries, matched by name against the table's
+// current definition.
+type plan struct {
+	names   []string
+	cols    []cdc.Column // per event column; also Event.Columns (read-only)
+	binLen  []int        // BINARY(n) width to pad to, 0 otherwise
+	pk      []string
+	gen     uint64
+	types   []byte
+	metas   []uint16
+	tmNames []string
+}
+
+// matches reports whether p was built for a table map of the same shape.
+func (p *plan) matches(tm *replication.TableMapEvent, gen uint64) bool {
+	return p.gen == gen && string(p.types) == string(tm.ColumnType) &&
+		slices.Equal(p.metas, tm.ColumnMeta) && slices.Equal(p.tmNames, tm.ColumnNameString())
+}
+
+// buildPlan matches the table map's columns to ti. Names come from the table
+// map when the server logs them (binlog_row_metadata=FULL), else from ti by
+// position. A column keeps ti's type only when it agrees with the binlog's
+// physical type; otherwise (the event predates an ALTER, or the column was
+// since dropped) the type is rebuilt from the table map itself, so an old
+// event still decodes exactly.
+func buildPlan(tm *replication.TableMapEvent, ti *tableInfo, gen uint64, log *slog.Logger) *plan {
+	n := int(tm.ColumnCount)
+	p := &plan{
+		names: make([]string, n), cols: make([]cdc.Column, n), binLen: make([]int, n), gen: gen,
+		types: slices.Clone(tm.ColumnType), metas: slices.Clone(tm.ColumnMeta), tmNames: tm.ColumnNameString(),
+	}
+	tmNames := p.tmNames
+	if len(tmNames) != n {
+		tmNames = nil
+		if len(ti.cols) != n {
+			log.Warn("binlog column count differs from the table definition and the server logs no column names; "+
+				"extra columns are named @<position>", "table", string(tm.Schema)+"."+string(tm.Table),
+				"binlog_columns", n, "table_columns", len(ti.cols))
+		}
+	}
+	unsigned := tm.UnsignedMap()
+	collation := tm.CollationMap()
+	enums, sets := tm.EnumStrValueMap(), tm.SetStrValueMap()
+	for i := range n {
+		var name string
+		switch {
+		case tmNames != nil:
+			name = tmNames[i]
+		case i < len(ti.cols):
+			name = ti.cols[i].Name
+		default:
+			name = "@" + strconv.Itoa(i+1)
+		}
+		p.names[i] = name
+		syn := synthColumn(tm, i, name, unsigned, collation, enums, sets)
+		col := syn
+		if j, ok := ti.byName[name]; ok {
+			if compatible(&ti.cols[j], &syn, unsigned != nil, collation != nil, enums[i] != nil || sets[i] != nil) {
+				col = ti.cols[j]
+			} else {
+				log.Debug("binlog column type differs from the current definition; using the binlog's",
+					"table", string(tm.Schema)+"."+string(tm.Table), "column", name,
+					"binlog_type", syn.Type, "table_type", ti.cols[j].Type)
+			}
+		}
+		p.cols[i] = col
+		p.binLen[i] = binaryWidth(col.Type)
+	}
+	// primary key: the definition's, if every key column is in the event;
+	// else the table map's own (FULL metadata); else none.
+	if len(ti.pk) > 0 && allIn(ti.pk, p.names) {
+		p.pk = ti.pk
+	} else if len(tm.PrimaryKey) > 0 {
+		for _, k := range tm.PrimaryKey {
+			if int(k) < n {
+				p.pk = append(p.pk, p.names[k])
+			}
+		}
+	}
+	return p
+}
+
+func allIn(want, have []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// binaryWidth returns n for "binary(n)": MySQL pads BINARY with 0x00 but the
+// binlog carries the value without trailing zero bytes.
+func binaryWidth(typ string) int {
+	t := strings.ToLower(typ)
+	if !strings.HasPrefix(t, "binary(") {
+		return 0
+	}
+	end := strings.IndexByte(t, ')')
+	if end < 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(t[len("binary("):end])
+	return n
+}
+
+// realType resolves MYSQL_TYPE_STRING, whose metadata hides ENUM and SET.
+func realType(tp byte, meta uint16) byte {
+	if tp == mysql.MYSQL_TYPE_STRING && meta >= 256 {
+		b0 := byte(meta >> 8)
+		if b0&0x30 != 0x30 {
+			return b0 | 0x30
+		}
+		return b0
+	}
+	return tp
+}
+
+// stringLen is the byte length of a CHAR/BINARY column from its metadata.
+func stringLen(meta uint16) int {
+	if meta >= 256 {
+		b0, b1 := byte(meta>>8), byte(meta&0xff)
+		if b0&0x30 != 0x30 {
+			return int(uint16(b1) | uint16((b0&0x30)^0x30)<<4)
+		}
+		return int(meta & 0xff)
+	}
+	return int(meta)
+}
+
+const binaryCollation = 63
+
+// synthColumn builds a column type from the table map alone.
+func synthColumn(tm *replication.TableMapEvent, i int, name string, unsigned map[int]bool,
+	collation map[int]uint64, enums, sets map[int][]string) cdc.Column {
+	meta := tm.ColumnMeta[i]
+	tp := realType(tm.ColumnType[i], meta)
+	uns := ""
+	if unsigned[i] {
+		uns = " unsigned"
+	}
+	coll, haveColl := collation[i]
+	binary := haveColl && coll == binaryCollation
+	var typ string
+	switch tp {
+	case mysql.MYSQL_TYPE_TINY:
+		typ = "tinyint" + uns
+	case mysql.MYSQL_TYPE_SHORT:
+		typ = "smallint" + uns
+	case mysql.MYSQL_TYPE_INT24:
+		typ = "mediumint" + uns
+	case mysql.MYSQL_TYPE_LONG:
+		typ = "int" + uns
+	case mysql.MYSQL_TYPE_LONGLONG:
+		typ = "bigint" + uns
+	case mysql.MYSQL_TYPE_FLOAT:
+		typ = "float" + uns
+	case mysql.MYSQL_TYPE_DOUBLE:
+		typ = "double" + uns
+	case mysql.MYSQL_TYPE_NEWDECIMAL:
+		typ = fmt.Sprintf("decimal(%d,%d)%s", meta>>8, meta&0xff, uns)
+	case mysql.MYSQL_TYPE_BIT:
+		typ = fmt.Sprintf("bit(%d)", (meta>>8)*8+meta&0xff)
+	case mysql.MYSQL_TYPE_TIMESTAMP:
+		typ = "timestamp"
+	case mysql.MYSQL_TYPE_TIMESTAMP2:
+		typ = fmt.Sprintf("timestamp(%d)", meta)
+	case mysql.MYSQL_TYPE_DATETIME:
+		typ = "datetime"
+	case mysql.MYSQL_TYPE_DATETIME2:
+		typ = fmt.Sprintf("datetime(%d)", meta)
+	case mysql.MYSQL_TYPE_TIME:
+		typ = "time"
+	case mysql.MYSQL_TYPE_TIME2:
+		typ = fmt.Sprintf("time(%d)", meta)
+	case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
+		typ = "date"
+	case mysql.MYSQL_TYPE_YEAR:
+		typ = "year"
+	case mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET:
+		elems := enums[i]
+		typ = "enum"
+		if tp == mysql.MYSQL_TYPE_SET {
+			elems, typ = sets[i], "set"
+		}
+		quoted := make([]string, len(elems))
+		for k, e := range elems {
+			quoted[k] = "'" + strings.ReplaceAll(e, "'", "''") + "'"
+		}
+		typ += "(" + strings.Join(quoted, ",") + ")"
+	case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING:
+		typ = "varchar"
+		if binary {
+			typ = "varbinary"
+		}
+	case mysql.MYSQL_TYPE_STRING:
+		typ = "char"
+		if binary {
+			typ = fmt.Sprintf("binary(%d)", stringLen(meta))
+		}
+	case mysql.MYSQL_TYPE_BLOB:
+		// meta is the length prefix size: 1 tiny, 2 plain, 3 medium, 4 long.
+		typ = [...]string{"text", "tinytext", "text", "mediumtext", "longtext"}[min(int(meta), 4)]
+		if binary {
+			typ = [...]string{"blob", "tinyblob", "blob", "mediumblob", "longblob"}[min(int(meta), 4)]
+		}
+	case mysql.MYSQL_TYPE_JSON:
+		typ = "json"
+	case mysql.MYSQL_TYPE_GEOMETRY:
+		typ = "geometry"
+	case mysql.MYSQL_TYPE_VECTOR:
+		typ = "vector"
+	}
+	return cdc.ParseColumnType(name, typ)
+}
+
+// compatible reports whether the definition's column def can decode a value
+// whose binlog type is syn. Facts the table map lacks (signedness, charset,
+// labels without FULL metadata) are not compared.
+func compatible(def, syn *cdc.Column, haveSign, haveColl, haveElems bool) bool {
+	textual := func(k cdc.Kind) bool {
+		return k == cdc.KindString || k == cdc.KindBytes || k == cdc.KindJSON
+	}
+	if textual(syn.Kind) {
+		if !textual(def.Kind) {
+			return false
+		}
+		if haveColl && (syn.Kind == cdc.KindBytes) != (def.Kind == cdc.KindBytes) {
+			return false
+		}
+		return true
+	}
+	if def.Kind != syn.Kind {
+		return false
+	}
+	switch syn.Kind {
+	case cdc.KindInt:
+		return def.IntBytes == syn.IntBytes && (!haveSign || def.Unsigned == syn.Unsigned)
+	case cdc.KindDecimal, cdc.KindBit, cdc.KindTime:
+		return def.Precision == syn.Precision
+	case cdc.KindDateTime, cdc.KindTimestamp:
+		return def.Precision == syn.Precision || syn.Type == "datetime" || syn.Type == "timestamp"
+	case cdc.KindEnum, cdc.KindSet:
+		return !haveElems || slices.Equal(def.Elems, syn.Elems)
+	}
+	return true
+}
