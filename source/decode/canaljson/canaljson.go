@@ -1,0 +1,469 @@
+// Package canaljson decodes Alibaba canal's "flat message" JSON
+// (canal.mq.flatMessage=true) and the canal-compatible JSON other
+// producers write (TiCDC, Tencent CKafka, Flink), one message per call.
+//
+// A message holds one binlog rows event: data[] carries one row per changed
+// row, so a multi-row statement yields several events, in order. Values are
+// typed with mysqlType (cdc.ParseColumnType) through the one conversion path
+// (cdc.ParseText), undoing canal's renderings (BLOB as ISO-8859-1, ENUM
+// index, SET bitmask; see internal/canal). A flat message carries no binlog
+// offset, so Pos.Version is 0 and Pos.Text is the transport position.
+//
+// Events never alias msg.Value. The events of one message (and of later
+// messages with the same column types) share their Columns and PK slices,
+// and an update's Before and After share unchanged values: treat them as
+// read-only.
+package canaljson
+
+import (
+	"fmt"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/canal"
+)
+
+// Decoder decodes canal flat JSON. It is safe for concurrent use.
+type Decoder struct {
+	opts    decode.Options
+	loc     *time.Location
+	names   canal.Interner
+	schemas canal.Cache[*schema]
+}
+
+var _ decode.Decoder = (*Decoder)(nil)
+
+// New returns a canal-json Decoder.
+func New(opts decode.Options) (decode.Decoder, error) {
+	return &Decoder{opts: opts, loc: opts.Location()}, nil
+}
+
+// schema is what a message says about its columns: mysqlType, sqlType and
+// pkNames. Messages of one table repeat the same bytes, so it is built once
+// per distinct text and shared, read-only, by every event.
+type schema struct {
+	cols     []cdc.Column
+	sqlTypes []int32
+	byName   map[string]int
+	pk       []string // nil when pkNames is null or absent
+}
+
+// rowRef locates one row's members in message.fields.
+type rowRef struct {
+	lo, hi int
+	null   bool
+}
+
+type field struct {
+	name []byte
+	val  span
+}
+
+// message is one parsed flat message; slices alias the input and are
+// reused through a pool.
+type message struct {
+	database, table, typ, sql []byte
+	isDdl                     bool
+	es                        int64
+	data, old                 []rowRef
+	dataNull, oldNull         bool
+	fields                    []field
+	pkNames, mysqlType        []byte // raw JSON, nil when null/absent
+	sqlType                   []byte
+	key                       []byte
+}
+
+var messages = sync.Pool{New: func() any { return new(message) }}
+
+func (m *message) reset() {
+	*m = message{data: m.data[:0], old: m.old[:0], fields: m.fields[:0], key: m.key[:0],
+		dataNull: true, oldNull: true}
+}
+
+// release drops references into the input before pooling.
+func (m *message) release() {
+	clear(m.fields)
+	if cap(m.fields) > 1<<16 { // do not pin the memory of a giant message
+		m.fields, m.data, m.old = nil, nil, nil
+	}
+	m.database, m.table, m.typ, m.sql = nil, nil, nil, nil
+	m.pkNames, m.mysqlType, m.sqlType = nil, nil, nil
+	messages.Put(m)
+}
+
+func (m *message) parse(b []byte) error {
+	s := &scanner{b: b}
+	if s.peek() != '{' {
+		return fmt.Errorf("not a JSON object")
+	}
+	var cur []byte // current top-level key, for errors
+	_, err := s.object(func(key []byte) error {
+		cur = key
+		var err error
+		switch string(key) {
+		case "data":
+			m.data, m.dataNull, err = m.rows(s, m.data)
+		case "old":
+			m.old, m.oldNull, err = m.rows(s, m.old)
+		case "database":
+			m.database, err = strOrNull(s)
+		case "table":
+			m.table, err = strOrNull(s)
+		case "type":
+			m.typ, err = strOrNull(s)
+		case "sql":
+			m.sql, err = strOrNull(s)
+		case "isDdl":
+			var v span
+			if v, err = s.value(); err == nil {
+				switch v.kind {
+				case kTrue:
+					m.isDdl = true
+				case kFalse, kNull:
+					m.isDdl = false
+				default:
+					err = fmt.Errorf("not a boolean")
+				}
+			}
+		case "es":
+			var v span
+			if v, err = s.value(); err == nil {
+				switch v.kind {
+				case kNumber, kString:
+					if m.es, err = strconv.ParseInt(string(v.b), 10, 64); err != nil {
+						// fractional seconds or ms from some producers
+						f, ferr := strconv.ParseFloat(string(v.b), 64)
+						if ferr != nil || f > 1<<62 || f < 0 {
+							err = fmt.Errorf("%q is not a timestamp", v.b)
+						} else {
+							m.es, err = int64(f), nil
+						}
+					}
+				case kNull:
+				default:
+					err = fmt.Errorf("not a number")
+				}
+			}
+		case "pkNames", "mysqlType", "sqlType":
+			var v span
+			if v, err = s.value(); err == nil && v.kind != kNull {
+				if v.kind != kRaw {
+					err = fmt.Errorf("not an object or array")
+				}
+				switch string(key) {
+				case "pkNames":
+					m.pkNames = v.b
+				case "mysqlType":
+					m.mysqlType = v.b
+				default:
+					m.sqlType = v.b
+				}
+			}
+		default:
+			err = s.skip(0)
+		}
+		return err
+	})
+	if err != nil {
+		if cur != nil {
+			return fmt.Errorf("field %q: %w", cur, err)
+		}
+		return err
+	}
+	if s.ws(); s.i != len(b) {
+		return s.errf("data after the JSON object")
+	}
+	return nil
+}
+
+func strOrNull(s *scanner) ([]byte, error) {
+	v, err := s.value()
+	if err != nil {
+		return nil, err
+	}
+	switch v.kind {
+	case kString:
+		return v.b, nil
+	case kNull:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("not a string")
+}
+
+// rows reads an array of row objects (or nulls) into refs.
+func (m *message) rows(s *scanner, refs []rowRef) ([]rowRef, bool, error) {
+	refs = refs[:0]
+	null, err := s.array(func(i int) error {
+		lo := len(m.fields)
+		null, err := s.object(func(key []byte) error {
+			v, err := s.value()
+			if err != nil {
+				return fmt.Errorf("[%d].%s: %w", i, key, err)
+			}
+			m.fields = append(m.fields, field{key, v})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		refs = append(refs, rowRef{lo, len(m.fields), null})
+		return nil
+	})
+	return refs, null, err
+}
+
+// rowOps names the canal event types that carry rows.
+var rowOps = map[string]cdc.Op{"INSERT": cdc.Insert, "UPDATE": cdc.Update, "DELETE": cdc.Delete}
+
+// otherTypes are the canal EventType names (plus TiCDC's watermark) that
+// never carry row images.
+var otherTypes = map[string]bool{
+	"CREATE": true, "ALTER": true, "ERASE": true, "QUERY": true, "TRUNCATE": true,
+	"RENAME": true, "CINDEX": true, "DINDEX": true, "GTID": true, "XACOMMIT": true,
+	"XAROLLBACK": true, "MHEARTBEAT": true, "TIDB_WATERMARK": true,
+}
+
+// Decode implements decode.Decoder.
+func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
+	m := messages.Get().(*message)
+	m.reset()
+	defer m.release()
+	if err := m.parse(msg.Value); err != nil {
+		return nil, fmt.Errorf("canal-json: %w", err)
+	}
+	var up [16]byte // types are matched case-insensitively
+	typ := m.typ
+	if len(typ) <= len(up) {
+		n := copy(up[:], typ)
+		for k := range n {
+			if c := up[k]; c >= 'a' && c <= 'z' {
+				up[k] = c - 'a' + 'A'
+			}
+		}
+		typ = up[:n]
+	}
+	op, isRow := rowOps[string(typ)]
+	if m.isDdl || (!isRow && otherTypes[string(typ)]) {
+		if m.isDdl && d.opts.OnDDL != nil {
+			d.opts.OnDDL(decode.DDL{DB: string(m.database), Table: string(m.table), Type: string(typ),
+				SQL: string(m.sql), Commit: canal.CommitTime(m.es), Pos: cdc.Position{Text: msg.PosText()}})
+		}
+		return nil, nil // schema change or statement marker: no row images
+	}
+	if !isRow {
+		if len(m.typ) == 0 {
+			return nil, fmt.Errorf("canal-json: field \"type\": missing")
+		}
+		return nil, fmt.Errorf("canal-json: field \"type\": unknown event type %q", m.typ)
+	}
+	if m.dataNull || len(m.data) == 0 {
+		return nil, nil // statement-based DML: no row images
+	}
+	m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
+	sch, err := d.schemas.Get(m.key, func() (*schema, error) { return buildSchema(m.mysqlType, m.sqlType, m.pkNames) })
+	if err != nil {
+		return nil, fmt.Errorf("canal-json: %w", err)
+	}
+	db, table := d.names.Get(m.database), d.names.Get(m.table)
+	pk := sch.pk
+	if pk == nil && d.opts.KeyColumns != nil {
+		pk = d.opts.KeyColumns(db, table)
+	}
+	pos := cdc.Position{Text: msg.PosText()}
+	commit := canal.CommitTime(m.es)
+	events := make([]cdc.Event, len(m.data))
+	for i, r := range m.data {
+		ev := &events[i]
+		ev.DB, ev.Table, ev.Op, ev.PK, ev.Columns, ev.Commit, ev.Pos = db, table, op, pk, sch.cols, commit, pos
+		if r.null {
+			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
+		}
+		row, err := d.row(sch, m.fields[r.lo:r.hi], nil)
+		if err != nil {
+			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
+		}
+		switch op {
+		case cdc.Insert:
+			ev.After = row
+		case cdc.Delete:
+			ev.Before = row
+		case cdc.Update:
+			ev.After = row
+			// before = data[i] merged with old[i] (old's keys win). old holds
+			// the changed columns only (canal; and in multi-row updates also
+			// columns changed in earlier rows) or the full row (CKafka).
+			// Without old[i] the before image is unknown and stays nil.
+			if i < len(m.old) && !m.old[i].null {
+				before := maps.Clone(row)
+				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before); err != nil {
+					return nil, fmt.Errorf("canal-json: old[%d].%w", i, err)
+				}
+				ev.Before = before
+			}
+		}
+		img := ev.Image()
+		for _, c := range pk {
+			if v, ok := img[c]; !ok || v == nil {
+				return nil, fmt.Errorf("canal-json: data[%d]: primary key column %q missing or NULL", i, c)
+			}
+		}
+	}
+	return events, nil
+}
+
+// row types the members fs into into (a new row when nil). Errors start
+// with the column name, so the caller can prefix "data[i].".
+func (d *Decoder) row(sch *schema, fs []field, into cdc.Row) (cdc.Row, error) {
+	if into == nil {
+		into = make(cdc.Row, len(fs))
+	}
+	for j := range fs {
+		f := &fs[j]
+		col, st := sch.lookup(f.name, j)
+		v, err := d.value(col, st, f.val)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", col.Name, err)
+		}
+		into[col.Name] = v
+	}
+	return into, nil
+}
+
+// lookup finds the column named name, trying position j first (rows list
+// columns in table order, as mysqlType does).
+func (s *schema) lookup(name []byte, j int) (*cdc.Column, int32) {
+	if j < len(s.cols) && s.cols[j].Name == string(name) {
+		return &s.cols[j], s.sqlTypes[j]
+	}
+	if k, ok := s.byName[string(name)]; ok {
+		return &s.cols[k], s.sqlTypes[k]
+	}
+	return &cdc.Column{Name: string(name), Precision: -1}, canal.NoSQLType
+}
+
+func (d *Decoder) value(col *cdc.Column, st int32, v span) (cdc.Value, error) {
+	switch v.kind {
+	case kNull:
+		return nil, nil
+	case kString:
+		if len(v.b) > 0 && !canal.Retains(col.Kind) {
+			// the result does not keep the text: parse it in place
+			return canal.Value(col, st, unsafe.String(&v.b[0], len(v.b)), d.loc)
+		}
+		return canal.Value(col, st, string(v.b), d.loc)
+	case kNumber:
+		// canal writes strings; typed producers (Flink) write numbers
+		if col.Kind == cdc.KindUnknown {
+			if n, err := strconv.ParseInt(string(v.b), 10, 64); err == nil {
+				return n, nil
+			}
+			if u, err := strconv.ParseUint(string(v.b), 10, 64); err == nil {
+				return u, nil
+			}
+			f, err := strconv.ParseFloat(string(v.b), 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q is out of range", v.b)
+			}
+			return f, nil
+		}
+		return canal.Value(col, st, string(v.b), d.loc)
+	case kTrue, kFalse:
+		if col.Kind == cdc.KindUnknown || col.Kind == cdc.KindInt || col.Kind == cdc.KindBit {
+			return map[bool]int64{true: 1, false: 0}[v.kind == kTrue], nil
+		}
+		return canal.Value(col, st, map[bool]string{true: "true", false: "false"}[v.kind == kTrue], d.loc)
+	case kRaw:
+		if col.Kind == cdc.KindUnknown || col.Kind == cdc.KindJSON {
+			return cdc.JSON(string(v.b)), nil
+		}
+		return nil, fmt.Errorf("object or array where a %s value belongs", col.Kind)
+	}
+	return nil, fmt.Errorf("bad value")
+}
+
+// buildSchema parses mysqlType, sqlType and pkNames (raw JSON or nil).
+func buildSchema(mysqlType, sqlType, pkNames []byte) (*schema, error) {
+	sch := &schema{byName: map[string]int{}}
+	add := func(name string) int {
+		if k, ok := sch.byName[name]; ok {
+			return k
+		}
+		sch.byName[name] = len(sch.cols)
+		sch.cols = append(sch.cols, cdc.Column{Name: name, Precision: -1})
+		sch.sqlTypes = append(sch.sqlTypes, canal.NoSQLType)
+		return len(sch.cols) - 1
+	}
+	types := map[int]string{}
+	if mysqlType != nil {
+		s := &scanner{b: mysqlType}
+		if _, err := s.object(func(key []byte) error {
+			v, err := strOrNull(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			types[add(string(key))] = string(v)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("field \"mysqlType\": %w", err)
+		}
+	}
+	if sqlType != nil {
+		s := &scanner{b: sqlType}
+		if _, err := s.object(func(key []byte) error {
+			v, err := s.value()
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			k := add(string(key))
+			if v.kind == kNull {
+				return nil
+			}
+			n, perr := strconv.ParseInt(string(v.b), 10, 32)
+			if v.kind != kNumber || perr != nil {
+				return fmt.Errorf("%s: not a java.sql.Types code", key)
+			}
+			sch.sqlTypes[k] = int32(n)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("field \"sqlType\": %w", err)
+		}
+	}
+	for k := range sch.cols {
+		name := sch.cols[k].Name
+		if t := types[k]; t != "" {
+			sch.cols[k] = cdc.ParseColumnType(name, t)
+		}
+		if sch.cols[k].Kind == cdc.KindUnknown && sch.sqlTypes[k] != canal.NoSQLType {
+			c := canal.ColumnFromSQLType(name, sch.sqlTypes[k])
+			c.Type = types[k]
+			sch.cols[k] = c
+		}
+	}
+	if pkNames != nil {
+		s := &scanner{b: pkNames}
+		sch.pk = []string{}
+		if _, err := s.array(func(int) error {
+			v, err := s.str()
+			if err != nil {
+				return err
+			}
+			name := string(v)
+			if k, ok := sch.byName[name]; ok {
+				name = sch.cols[k].Name
+			}
+			sch.pk = append(sch.pk, name)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("field \"pkNames\": %w", err)
+		}
+		if len(sch.pk) == 0 {
+			sch.pk = nil // [] says as little as null
+		}
+	}
+	return sch, nil
+}

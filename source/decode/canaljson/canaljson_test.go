@@ -1,0 +1,280 @@
+package canaljson
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode"
+)
+
+const profileTypes = `"mysqlType":{"id":"bigint(20) unsigned","nickname":"varchar(64)","balance":"decimal(12,2)","score":"double","is_vip":"tinyint(1)","birthday":"date","created_at":"datetime(3)","updated_at":"timestamp","avatar":"blob","bio":"text","status":"enum('active','banned')"},` +
+	`"sqlType":{"id":-5,"nickname":12,"balance":3,"score":8,"is_vip":-6,"birthday":91,"created_at":93,"updated_at":93,"avatar":2004,"bio":2005,"status":4}`
+
+func profileRow(id, nick, score, bio, status string) string {
+	return fmt.Sprintf(`{"id":"%s","nickname":%s,"balance":"1234.50","score":"%s","is_vip":"1","birthday":"1990-01-31","created_at":"2024-05-01 10:20:30.000","updated_at":"2024-05-01 10:20:30","avatar":"\u0000\u00ff\u0089PNG","bio":%s,"status":"%s"}`,
+		id, nick, score, bio, status)
+}
+
+// The shared scenario of the format corpus, built with canal's
+// MQMessageUtils.messageConverter rules (fastjson: sorted top-level keys).
+var scenario = map[string]string{
+	"insert-2rows": `{"data":[` + profileRow("1001", `"张三🚀"`, "1.0E10", "null", "1") + `,` + profileRow("1002", `"quote \" back \\ slash \n"`, "0.0", `"hi"`, "2") +
+		`],"database":"shop","es":1714558830000,"gtid":"","id":5,"isDdl":false,` + profileTypes + `,"old":null,"pkNames":["id"],"sql":"","table":"user_profile","ts":1714558830123,"type":"INSERT"}`,
+	"update-null-to-value": `{"data":[` + profileRow("1001", `"new"`, "98.6", `"now set"`, "1") +
+		`],"database":"shop","es":1714558831000,"gtid":"","id":6,"isDdl":false,` + profileTypes + `,"old":[{"nickname":"张三🚀","score":"1.0E10","bio":null}],"pkNames":["id"],"sql":"","table":"user_profile","ts":1714558831123,"type":"UPDATE"}`,
+	"delete": `{"data":[` + profileRow("1002", `"x"`, "0.0", "null", "2") +
+		`],"database":"shop","es":1714558832000,"gtid":"","id":7,"isDdl":false,` + profileTypes + `,"old":null,"pkNames":["id"],"sql":"","table":"user_profile","ts":1714558832123,"type":"DELETE"}`,
+	"ddl-alter": `{"data":null,"database":"shop","es":1714558835000,"gtid":"","id":8,"isDdl":true,"mysqlType":null,"old":null,"pkNames":null,"sql":"ALTER TABLE user_profile ADD COLUMN tags json","sqlType":null,"table":"user_profile","ts":1714558835123,"type":"ALTER"}`,
+	// row 2's old repeats "score" (changed in row 1 only): canal keeps the
+	// updated-column set for the whole entry
+	"update-2rows-quirk": `{"data":[` + profileRow("1001", `"new"`, "99.5", "null", "1") + `,` + profileRow("1003", `"c"`, "3.0", "null", "1") +
+		`],"database":"shop","es":1714558840000,"gtid":"","id":9,"isDdl":false,` + profileTypes + `,"old":[{"score":"98.6"},{"score":"3.0","status":"2"}],"pkNames":["id"],"sql":"","table":"user_profile","ts":1714558840123,"type":"UPDATE"}`,
+}
+
+func mustDecode(t *testing.T, d decode.Decoder, s string) []cdc.Event {
+	t.Helper()
+	evs, err := d.Decode(decode.Message{Value: []byte(s), Topic: "orders", Partition: 2, Offset: 1811})
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return evs
+}
+
+func TestScenario(t *testing.T) {
+	var ddls []decode.DDL
+	d, _ := New(decode.Options{TimeZone: time.FixedZone("CST", 8*3600), OnDDL: func(x decode.DDL) { ddls = append(ddls, x) }})
+
+	evs := mustDecode(t, d, scenario["insert-2rows"])
+	if len(evs) != 2 {
+		t.Fatalf("insert: %d events", len(evs))
+	}
+	e := evs[0]
+	if e.Op != cdc.Insert || e.Before != nil || e.Pos.Text != "orders/2@1811" || e.Pos.Version != 0 || !e.Commit.Equal(time.UnixMilli(1714558830000)) {
+		t.Fatalf("event: %+v", e)
+	}
+	a := e.After
+	checks := map[string]cdc.Value{"id": int64(1001), "nickname": "张三🚀", "balance": cdc.Decimal("1234.50"), "score": 1e10,
+		"is_vip": int64(1), "bio": nil, "status": "active"}
+	for k, w := range checks {
+		if a[k] != w {
+			t.Errorf("%s = %#v, want %#v", k, a[k], w)
+		}
+	}
+	if !bytes.Equal(a["avatar"].([]byte), []byte{0, 0xff, 0x89, 'P', 'N', 'G'}) {
+		t.Errorf("avatar % x", a["avatar"])
+	}
+	if ts := a["updated_at"].(time.Time); !ts.Equal(time.Date(2024, 5, 1, 2, 20, 30, 0, time.UTC)) {
+		t.Errorf("timestamp read in the canal zone: %v", ts)
+	}
+	if dt := a["created_at"].(time.Time); !dt.Equal(time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)) {
+		t.Errorf("datetime not shifted: %v", dt)
+	}
+	if evs[1].After["nickname"] != "quote \" back \\ slash \n" || evs[1].After["status"] != "banned" {
+		t.Errorf("row 2: %v", evs[1].After)
+	}
+
+	evs = mustDecode(t, d, scenario["update-null-to-value"])
+	if len(evs) != 1 || evs[0].Before["bio"] != nil || evs[0].After["bio"] != "now set" || evs[0].Before["nickname"] != "张三🚀" ||
+		evs[0].Before["score"] != 1e10 || evs[0].Before["balance"] != cdc.Decimal("1234.50") {
+		t.Fatalf("update: %+v", evs)
+	}
+
+	evs = mustDecode(t, d, scenario["delete"])
+	if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].After != nil || evs[0].Before["id"] != int64(1002) {
+		t.Fatalf("delete: %+v", evs)
+	}
+
+	if evs = mustDecode(t, d, scenario["ddl-alter"]); len(evs) != 0 || len(ddls) != 1 || ddls[0].Type != "ALTER" {
+		t.Fatalf("ddl: %v %v", evs, ddls)
+	}
+
+	evs = mustDecode(t, d, scenario["update-2rows-quirk"])
+	if len(evs) != 2 {
+		t.Fatalf("update 2 rows: %d", len(evs))
+	}
+	if evs[1].Before["score"] != evs[1].After["score"] || evs[1].Before["status"] != "banned" || evs[1].After["status"] != "active" {
+		t.Errorf("quirk row: before %v after %v", evs[1].Before, evs[1].After)
+	}
+	if evs[0].Before["score"] != 98.6 || evs[0].After["score"] != 99.5 {
+		t.Errorf("row 1: %v", evs[0].Before["score"])
+	}
+}
+
+func TestQuirks(t *testing.T) {
+	d, _ := New(decode.Options{KeyColumns: func(db, table string) []string {
+		if table == "nopk" {
+			return []string{"k"}
+		}
+		return nil
+	}})
+	t.Run("seconds es and full old (CKafka)", func(t *testing.T) {
+		evs := mustDecode(t, d, `{"type":"update","database":"d","table":"t","es":1714558830,"pkNames":["id"],"mysqlType":{"id":"int","v":"varchar(3)"},"data":[{"id":"1","v":"b"}],"old":[{"id":"1","v":"a"}]}`)
+		if len(evs) != 1 || !evs[0].Commit.Equal(time.Unix(1714558830, 0)) || evs[0].Before["v"] != "a" || evs[0].After["v"] != "b" || evs[0].Op != cdc.Update {
+			t.Fatalf("%+v", evs)
+		}
+	})
+	t.Run("update without old", func(t *testing.T) {
+		evs := mustDecode(t, d, `{"type":"UPDATE","database":"d","table":"t","pkNames":["id"],"mysqlType":{"id":"int"},"data":[{"id":"1"}],"old":null}`)
+		if len(evs) != 1 || evs[0].Before != nil || evs[0].After["id"] != int64(1) {
+			t.Fatalf("%+v", evs)
+		}
+	})
+	t.Run("pkNames null uses KeyColumns", func(t *testing.T) {
+		evs := mustDecode(t, d, `{"type":"INSERT","database":"d","table":"nopk","pkNames":null,"mysqlType":{"k":"int"},"data":[{"k":"7"}]}`)
+		if len(evs) != 1 || strings.Join(evs[0].PK, ",") != "k" {
+			t.Fatalf("%+v", evs)
+		}
+		evs = mustDecode(t, d, `{"type":"INSERT","database":"d","table":"other","data":[{"k":"7"}]}`)
+		if len(evs) != 1 || len(evs[0].PK) != 0 || evs[0].After["k"] != "7" {
+			t.Fatalf("%+v", evs)
+		}
+	})
+	t.Run("typed values without mysqlType (Flink writer)", func(t *testing.T) {
+		evs := mustDecode(t, d, `{"old":null,"data":[{"id":101,"big":18446744073709551615,"w":3.14,"ok":true,"doc":{"a":[1]},"s":"x"}],"type":"INSERT","database":"inv","table":"p","pkNames":["id"],"ts":1}`)
+		a := evs[0].After
+		if a["id"] != int64(101) || a["big"] != uint64(18446744073709551615) || a["w"] != 3.14 || a["ok"] != int64(1) || a["doc"] != cdc.JSON(`{"a":[1]}`) || a["s"] != "x" {
+			t.Fatalf("%#v", a)
+		}
+	})
+	t.Run("sqlType only", func(t *testing.T) {
+		evs := mustDecode(t, d, `{"type":"INSERT","database":"d","table":"t","pkNames":["id"],"sqlType":{"id":-5,"b":2004},"data":[{"id":"9","b":"\u00ff"}]}`)
+		if evs[0].After["id"] != int64(9) || !bytes.Equal(evs[0].After["b"].([]byte), []byte{0xff}) {
+			t.Fatalf("%#v", evs[0].After)
+		}
+	})
+	t.Run("no-row messages", func(t *testing.T) {
+		for _, s := range []string{
+			`{"data":null,"database":"","isDdl":false,"sql":"insert into t values(1)","table":"t","type":"QUERY"}`,
+			`{"data":null,"database":"d","isDdl":false,"table":"t","type":"INSERT"}`,
+			`{"data":[],"database":"d","isDdl":false,"table":"t","type":"DELETE"}`,
+			`{"data":null,"type":"XACOMMIT"}`,
+			`{"data":null,"database":"d","isDdl":true,"sql":"drop table t","table":"t","type":"ERASE"}`,
+			`{"type":"TIDB_WATERMARK","database":"","table":""}`,
+		} {
+			if evs := mustDecode(t, d, s); len(evs) != 0 {
+				t.Errorf("%s: %d events", s, len(evs))
+			}
+		}
+	})
+	t.Run("whitespace and key order", func(t *testing.T) {
+		evs := mustDecode(t, d, " {\n \"pkNames\" : [ \"id\" ] , \"data\" : [ { \"id\" : \"1\" } ] ,\"type\":\"delete\", \"mysqlType\":{\"id\":\"INTEGER\"},\"database\":\"d\",\"table\":\"t\"}\n")
+		if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].Before["id"] != int64(1) {
+			t.Fatalf("%+v", evs)
+		}
+	})
+}
+
+func TestErrors(t *testing.T) {
+	d, _ := New(decode.Options{})
+	row := `"database":"d","table":"t","pkNames":["id"],"mysqlType":{"id":"int","n":"int","e":"enum('a')"}`
+	cases := map[string]struct{ in, want string }{
+		"not json":       {`hello`, "not a JSON object"},
+		"truncated":      {`{"data":[{"id":"1"}`, "unexpected end"},
+		"trailing":       {`{"type":"QUERY"} x`, "data after"},
+		"array":          {`[1]`, "not a JSON object"},
+		"unknown type":   {`{"type":"UPSERT","data":[{"id":"1"}]}`, `unknown event type "UPSERT"`},
+		"missing type":   {`{"data":[{"id":"1"}]}`, `"type": missing`},
+		"bad isDdl":      {`{"isDdl":"yes"}`, `field "isDdl"`},
+		"bad data":       {`{"data":{"id":"1"}}`, `field "data"`},
+		"pk missing":     {`{"type":"INSERT",` + row + `,"data":[{"id":"1","n":"2"},{"n":"3"}]}`, `data[1]: primary key column "id" missing or NULL`},
+		"pk null":        {`{"type":"DELETE",` + row + `,"data":[{"id":null}]}`, `data[0]: primary key column "id"`},
+		"bad int":        {`{"type":"INSERT",` + row + `,"data":[{"id":"1"},{"id":"2","n":"zz"}]}`, `data[1].n: `},
+		"bad old":        {`{"type":"UPDATE",` + row + `,"data":[{"id":"1"}],"old":[{"n":"1.5"}]}`, `old[0].n: `},
+		"enum range":     {`{"type":"INSERT",` + row + `,"data":[{"id":"1","e":"4"}]}`, `data[0].e: `},
+		"null row":       {`{"type":"INSERT",` + row + `,"data":[null]}`, `data[0]: null row`},
+		"object for int": {`{"type":"INSERT",` + row + `,"data":[{"id":{}}]}`, `data[0].id: object`},
+		"bad mysqlType":  {`{"type":"INSERT","mysqlType":{"id":5},"data":[{"id":"1"}]}`, `field "mysqlType"`},
+		"bad escape":     {`{"type":"I\x"}`, "bad escape"},
+		"control char":   {"{\"type\":\"a\x01\"}", "control character"},
+		"bad number":     {`{"es":01}`, `field "es"`},
+		"deep nesting":   {`{"x":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, "too deep"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := d.Decode(decode.Message{Value: []byte(c.in)})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestScannerMatchesEncodingJSON checks the hand-written scanner against
+// encoding/json on the string escapes it must undo.
+func TestScannerMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{`"plain"`, `"a\"b\\c\/d\b\f\n\r\t"`, `"\u00e9\u4e2d\ud83d\ude80"`, `"\ud83d"`, `"\ude80x"`, `"\ud83d\u0041"`, `"é中🚀"`, `""`} {
+		var want string
+		if err := json.Unmarshal([]byte(s), &want); err != nil {
+			t.Fatal(err)
+		}
+		sc := &scanner{b: []byte(s)}
+		got, err := sc.str()
+		if err != nil || string(got) != want {
+			t.Errorf("%s: got %q (%v), want %q", s, got, err, want)
+		}
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	d, _ := New(decode.Options{})
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			var err error
+			for i := range 200 {
+				var evs []cdc.Event
+				evs, err = d.Decode(decode.Message{Value: []byte(scenario["insert-2rows"]), Offset: int64(g*1000 + i)})
+				if err == nil && (len(evs) != 2 || evs[1].After["id"] != int64(1002)) {
+					err = fmt.Errorf("bad events %v", evs)
+				}
+				if err != nil {
+					break
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json*")
+	for _, p := range files {
+		if strings.HasSuffix(p, ".expected.json") {
+			continue
+		}
+		b, _ := os.ReadFile(p)
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			f.Add(line)
+		}
+	}
+	for _, s := range scenario {
+		f.Add([]byte(s))
+	}
+	d, _ := New(decode.Options{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		evs, err := d.Decode(decode.Message{Value: b})
+		if err != nil {
+			return
+		}
+		if !json.Valid(b) {
+			t.Fatalf("accepted invalid JSON %q", b)
+		}
+		for _, ev := range evs {
+			if _, err := decode.EventJSON(ev); err != nil {
+				t.Fatalf("EventJSON: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,372 @@
+package canaljson
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// A small JSON scanner for the one shape canal writes. It validates the
+// JSON grammar of everything it reads or skips, returns sub-slices of the
+// input where it can (strings without escapes, numbers, raw objects), and
+// never uses reflection: the decoder's hot path is this file.
+
+// value kinds
+const (
+	kString byte = iota + 1
+	kNull
+	kNumber
+	kTrue
+	kFalse
+	kRaw // object or array, b holds its raw text
+)
+
+type span struct {
+	b    []byte
+	kind byte
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+// maxDepth bounds nesting in skipped values so hostile input cannot recurse
+// deeply.
+const maxDepth = 512
+
+var errEOF = errors.New("unexpected end of JSON")
+
+func (s *scanner) errf(format string, args ...any) error {
+	return fmt.Errorf("offset %d: "+format, append([]any{s.i}, args...)...)
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i >= len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+func (s *scanner) consume(c byte) bool {
+	if s.peek() == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *scanner) expect(c byte) error {
+	if s.consume(c) {
+		return nil
+	}
+	if s.i >= len(s.b) {
+		return errEOF
+	}
+	return s.errf("expected %q, found %q", c, s.b[s.i])
+}
+
+func (s *scanner) literal(lit string) error {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return s.errf("invalid literal")
+	}
+	s.i += len(lit)
+	return nil
+}
+
+// str reads a string; the result aliases the input unless it had escapes.
+func (s *scanner) str() ([]byte, error) {
+	if c := s.peek(); c != '"' {
+		if c == 0 {
+			return nil, errEOF
+		}
+		return nil, s.errf("expected string, found %q", c)
+	}
+	start := s.i + 1
+	for j := start; j < len(s.b); j++ {
+		c := s.b[j]
+		switch {
+		case c == '"':
+			s.i = j + 1
+			return s.b[start:j], nil
+		case c == '\\':
+			return s.strSlow(start, j)
+		case c < 0x20:
+			s.i = j
+			return nil, s.errf("control character in string")
+		}
+	}
+	return nil, errEOF
+}
+
+// strSlow unescapes a string whose first escape is at j.
+func (s *scanner) strSlow(start, j int) ([]byte, error) {
+	out := make([]byte, 0, j-start+16)
+	out = append(out, s.b[start:j]...)
+	for j < len(s.b) {
+		c := s.b[j]
+		switch {
+		case c == '"':
+			s.i = j + 1
+			return out, nil
+		case c < 0x20:
+			s.i = j
+			return nil, s.errf("control character in string")
+		case c != '\\':
+			out = append(out, c)
+			j++
+			continue
+		}
+		j++
+		if j >= len(s.b) {
+			return nil, errEOF
+		}
+		switch s.b[j] {
+		case '"', '\\', '/':
+			out = append(out, s.b[j])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(s.b, j+1)
+			if !ok {
+				s.i = j
+				return nil, s.errf("bad \\u escape")
+			}
+			j += 4
+			if utf16.IsSurrogate(r) {
+				// a pair \uD83D\uDE80; a lone surrogate becomes U+FFFD as in encoding/json
+				if j+6 < len(s.b) && s.b[j+1] == '\\' && s.b[j+2] == 'u' {
+					if r2, ok := hex4(s.b, j+3); ok {
+						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+							r = d
+							j += 6
+						} else {
+							r = utf8.RuneError
+						}
+					} else {
+						r = utf8.RuneError
+					}
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			s.i = j
+			return nil, s.errf("bad escape")
+		}
+		j++
+	}
+	return nil, errEOF
+}
+
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// number reads a JSON number and returns its text.
+func (s *scanner) number() ([]byte, error) {
+	start := s.i
+	j := s.i
+	if j < len(s.b) && s.b[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(s.b) && s.b[j] == '0':
+		j++
+	case j < len(s.b) && s.b[j] >= '1' && s.b[j] <= '9':
+		for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' {
+			j++
+		}
+	default:
+		return nil, s.errf("invalid number")
+	}
+	if j < len(s.b) && s.b[j] == '.' {
+		j++
+		d := j
+		for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' {
+			j++
+		}
+		if j == d {
+			return nil, s.errf("invalid number")
+		}
+	}
+	if j < len(s.b) && (s.b[j] == 'e' || s.b[j] == 'E') {
+		j++
+		if j < len(s.b) && (s.b[j] == '+' || s.b[j] == '-') {
+			j++
+		}
+		d := j
+		for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' {
+			j++
+		}
+		if j == d {
+			return nil, s.errf("invalid number")
+		}
+	}
+	s.i = j
+	return s.b[start:j], nil
+}
+
+// value reads any JSON value.
+func (s *scanner) value() (span, error) {
+	switch c := s.peek(); {
+	case c == '"':
+		b, err := s.str()
+		return span{b, kString}, err
+	case c == 'n':
+		return span{nil, kNull}, s.literal("null")
+	case c == 't':
+		return span{nil, kTrue}, s.literal("true")
+	case c == 'f':
+		return span{nil, kFalse}, s.literal("false")
+	case c == '-' || (c >= '0' && c <= '9'):
+		b, err := s.number()
+		return span{b, kNumber}, err
+	case c == '{' || c == '[':
+		start := s.i
+		err := s.skip(0)
+		return span{s.b[start:s.i], kRaw}, err
+	case c == 0:
+		return span{}, errEOF
+	default:
+		return span{}, s.errf("unexpected %q", c)
+	}
+}
+
+// skip reads and discards one value, checking its grammar.
+func (s *scanner) skip(depth int) error {
+	if depth > maxDepth {
+		return s.errf("nesting too deep")
+	}
+	switch c := s.peek(); c {
+	case '{':
+		s.i++
+		if s.consume('}') {
+			return nil
+		}
+		for {
+			if _, err := s.str(); err != nil {
+				return err
+			}
+			if err := s.expect(':'); err != nil {
+				return err
+			}
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+			if s.consume(',') {
+				continue
+			}
+			return s.expect('}')
+		}
+	case '[':
+		s.i++
+		if s.consume(']') {
+			return nil
+		}
+		for {
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+			if s.consume(',') {
+				continue
+			}
+			return s.expect(']')
+		}
+	default:
+		_, err := s.value()
+		return err
+	}
+}
+
+// object calls fn for each member of an object; fn must consume the value.
+// A JSON null instead of an object calls nothing and reports null=true.
+func (s *scanner) object(fn func(key []byte) error) (null bool, err error) {
+	if s.peek() == 'n' {
+		return true, s.literal("null")
+	}
+	if err := s.expect('{'); err != nil {
+		return false, err
+	}
+	if s.consume('}') {
+		return false, nil
+	}
+	for {
+		key, err := s.str()
+		if err != nil {
+			return false, err
+		}
+		if err := s.expect(':'); err != nil {
+			return false, err
+		}
+		if err := fn(key); err != nil {
+			return false, err
+		}
+		if s.consume(',') {
+			continue
+		}
+		return false, s.expect('}')
+	}
+}
+
+// array calls fn for each element; null instead of an array reports null.
+func (s *scanner) array(fn func(i int) error) (null bool, err error) {
+	if s.peek() == 'n' {
+		return true, s.literal("null")
+	}
+	if err := s.expect('['); err != nil {
+		return false, err
+	}
+	if s.consume(']') {
+		return false, nil
+	}
+	for i := 0; ; i++ {
+		if err := fn(i); err != nil {
+			return false, err
+		}
+		if s.consume(',') {
+			continue
+		}
+		return false, s.expect(']')
+	}
+}
