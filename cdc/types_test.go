@@ -1,0 +1,141 @@
+package cdc
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestParseColumnType(t *testing.T) {
+	cases := []struct {
+		typ  string
+		want Column
+	}{
+		{"bigint(20) unsigned", Column{Kind: KindInt, Unsigned: true, IntBytes: 8, Precision: -1}},
+		{"tinyint(1)", Column{Kind: KindInt, IntBytes: 1, Precision: -1}},
+		{"int", Column{Kind: KindInt, IntBytes: 4, Precision: -1}},
+		{"decimal(12,2)", Column{Kind: KindDecimal, Precision: 2}},
+		{"decimal(10)", Column{Kind: KindDecimal, Precision: 0}},
+		{"datetime(3)", Column{Kind: KindDateTime, Precision: 3}},
+		{"timestamp", Column{Kind: KindTimestamp, Precision: 0}},
+		{"time(6)", Column{Kind: KindTime, Precision: 6}},
+		{"varchar(64)", Column{Kind: KindString, Precision: -1}},
+		{"longblob", Column{Kind: KindBytes, Precision: -1}},
+		{"json", Column{Kind: KindJSON, Precision: -1}},
+		{"enum('a','b''c')", Column{Kind: KindEnum, Precision: -1, Elems: []string{"a", "b'c"}}},
+		{"set('x','y')", Column{Kind: KindSet, Precision: -1, Elems: []string{"x", "y"}}},
+		{"bit(8)", Column{Kind: KindBit, Precision: 8}},
+		{"year(4)", Column{Kind: KindYear, Precision: -1}},
+		{"geometry", Column{Kind: KindBytes, Precision: -1}},
+		{"mystery", Column{Kind: KindUnknown, Precision: -1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.typ, func(t *testing.T) {
+			got := ParseColumnType("c", tc.typ)
+			tc.want.Name, tc.want.Type = "c", tc.typ
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseTextAndFormatTextRoundTrip(t *testing.T) {
+	cases := []struct {
+		typ, text string
+		want      Value
+	}{
+		{"bigint(20) unsigned", "18446744073709551615", uint64(18446744073709551615)},
+		{"bigint(20) unsigned", "42", int64(42)},
+		{"int", "-7", int64(-7)},
+		{"decimal(12,2)", "1234.50", Decimal("1234.50")},
+		{"decimal(12,2)", "-0.10", Decimal("-0.10")},
+		{"double", "0.1", 0.1},
+		{"double", "1e20", 1e20},
+		{"float", "1.1", float64(float32(1.1))},
+		{"datetime(3)", "2024-01-02 03:04:05.120", time.Date(2024, 1, 2, 3, 4, 5, 120e6, time.UTC)},
+		{"datetime", "2024-02-29 23:59:59", time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC)},
+		{"datetime", "0000-00-00 00:00:00", "0000-00-00 00:00:00"},
+		{"date", "2024-01-02", time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)},
+		{"date", "2023-02-29", "2023-02-29"},
+		{"time(1)", "-838:59:59.0", -(838*time.Hour + 59*time.Minute + 59*time.Second)},
+		{"json", `{"a": 1}`, JSON(`{"a": 1}`)},
+		{"set('a','b')", "a,b", Set{"a", "b"}},
+		{"varchar(10)", "Zoë 🚀", "Zoë 🚀"},
+		{"blob", "\x00\xff", []byte{0, 0xff}},
+		{"year", "2024", int64(2024)},
+		{"bit(3)", "5", int64(5)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.typ+"/"+tc.text, func(t *testing.T) {
+			col := ParseColumnType("c", tc.typ)
+			got, err := ParseText(&col, tc.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ParseText = %#v, want %#v", got, tc.want)
+			}
+			if s, _ := FormatText(&col, got); s != tc.text {
+				t.Fatalf("FormatText = %q, want %q", s, tc.text)
+			}
+		})
+	}
+}
+
+func TestParseTextErrors(t *testing.T) {
+	for _, tc := range []struct{ typ, text string }{
+		{"int", "x"}, {"int unsigned", "-1"}, {"decimal(5,2)", "1.2.3"}, {"double", "abc"},
+		{"datetime", "yesterday"}, {"time", "12:60:00"},
+	} {
+		col := ParseColumnType("c", tc.typ)
+		if _, err := ParseText(&col, tc.text); err == nil {
+			t.Errorf("ParseText(%s, %q): no error", tc.typ, tc.text)
+		}
+	}
+}
+
+func TestFastDateTimeAgreesWithTimeParse(t *testing.T) {
+	for _, s := range []string{"2024-01-02", "2024-01-02 03:04:05", "2024-01-02 03:04:05.1",
+		"2024-12-31 23:59:59.999999", "1000-01-01 00:00:00", "2000-02-29 12:00:00.000001"} {
+		fast, ok := parseDateTimeFast(s)
+		if !ok {
+			t.Fatalf("fast path declined %q", s)
+		}
+		layout := "2006-01-02 15:04:05.999999999"
+		if len(s) == 10 {
+			layout = "2006-01-02"
+		}
+		slow, err := time.ParseInLocation(layout, s, time.UTC)
+		if err != nil || !fast.Equal(slow) {
+			t.Fatalf("%q: fast %v, slow %v (%v)", s, fast, slow, err)
+		}
+	}
+	for _, s := range []string{"2024-13-01", "2024-02-30", "2024-01-02T03:04:05", "2024-01-02 24:00:00", "2024-01-02 03:04:05.", "0000-00-00"} {
+		if _, ok := parseDateTimeFast(s); ok {
+			t.Errorf("fast path accepted %q", s)
+		}
+	}
+}
+
+func TestNormalizeDecimal(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		scale int
+		want  Decimal
+	}{{"1234.5", 2, "1234.50"}, {"7", 2, "7.00"}, {"1.500", 2, "1.50"}, {"1.505", 2, "1.505"}, {"+3", -1, "3"}, {"1.0E10", 1, "10000000000.0"}} {
+		got, err := NormalizeDecimal(tc.in, tc.scale)
+		if err != nil || got != tc.want {
+			t.Errorf("NormalizeDecimal(%q, %d) = %q, %v; want %q", tc.in, tc.scale, got, err, tc.want)
+		}
+	}
+}
+
+func TestBinlogVersionOrders(t *testing.T) {
+	a := BinlogPosVersion("mysql-bin.000003", 4711)
+	b := BinlogPosVersion("mysql-bin.000003", 4712)
+	c := BinlogPosVersion("mysql-bin.000004", 4)
+	if !(a < b && b < c) || BinlogPosVersion("nosuffix", 1) != 0 {
+		t.Fatalf("versions %d %d %d", a, b, c)
+	}
+}
