@@ -22,6 +22,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/invalidator"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
+	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/source/binlog"
 	"github.com/rowsync/rowsync/source/decode/all"
 	"github.com/rowsync/rowsync/source/kafka"
@@ -50,7 +51,7 @@ type Config struct {
 	// Mongo is the target of mongo tables.
 	Mongo *Mongo `yaml:"mongo"`
 	// MySQL is read by tables with refetch: true.
-	MySQL *MySQL `yaml:"mysql"`
+	MySQL *refetch.Config `yaml:"mysql"`
 	// DeadLetter says where unappliable changes go.
 	// Default: file ./deadletter.jsonl
 	DeadLetter DeadLetter `yaml:"deadletter"`
@@ -97,18 +98,6 @@ type Redis struct {
 	TLS bool `yaml:"tls"`
 	// PoolSize caps connections. Default: 10 per CPU (go-redis default).
 	PoolSize int `yaml:"pool_size"`
-}
-
-// MySQL is the connection refetch reads from.
-type MySQL struct {
-	// DSN is a go-sql-driver DSN, e.g. root:@tcp(127.0.0.1:3306)/. Required.
-	DSN string `yaml:"dsn"`
-	// MaxOpenConns bounds the pool. Default: 4
-	MaxOpenConns int `yaml:"max_open_conns"`
-	// ChunkSize is the most keys in one IN (...) query. Default: 500
-	ChunkSize int `yaml:"chunk_size"`
-	// Timeout bounds one query. Default: 5s
-	Timeout time.Duration `yaml:"timeout"`
 }
 
 // DeadLetter says where dead letters go.
@@ -309,12 +298,7 @@ func (c *Config) Validate() error {
 		add("mongo", c.Mongo.validate())
 	}
 	if c.MySQL != nil {
-		if c.MySQL.DSN == "" {
-			add("mysql.dsn", plain("required"))
-		}
-		if c.MySQL.MaxOpenConns < 0 || c.MySQL.ChunkSize < 0 || c.MySQL.Timeout < 0 {
-			add("mysql", plain("max_open_conns, chunk_size and timeout must not be negative"))
-		}
+		add("mysql", c.MySQL.Validate())
 	}
 	add("pipeline", c.Pipeline.validate())
 	add("log", c.Log.validate())

@@ -1,14 +1,18 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/pipeline"
+	"github.com/rowsync/rowsync/refetch"
 )
 
-// newRefetcher is replaced when the refetch package lands.
+// newRefetcher opens the mysql: pool that refetch tables read from.
 func newRefetcher(cfg *config.Config, log *slog.Logger) (pipeline.Refetcher, func(), error) {
-	return nil, nil, errors.New("mysql: refetch not built yet")
+	r, err := refetch.New(*cfg.MySQL, log.With("stage", "refetch"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, func() { r.Close() }, nil
 }

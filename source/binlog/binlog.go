@@ -164,6 +164,14 @@ func (s *Source) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if from != "checkpoint" && s.store != nil {
+		// Pin the resolved start at once: otherwise a crash before the first
+		// ack would resolve "current" again on restart and skip every change
+		// written in between.
+		if err := s.store.Save(ctx, pos); err != nil {
+			return fmt.Errorf("save start position: %w", err)
+		}
+	}
 	s.ackMu.Lock()
 	s.saved = pos
 	s.ackMu.Unlock()
