@@ -1,0 +1,238 @@
+package redis
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// Benchmarks apply batches of 1,000 distinct 10-column rows to Redis DB 1.
+// BenchmarkApply is the projector; BenchmarkNaive writes the same rows one
+// round trip per command, as a consumer without batching would. Compare
+// their rows/s. The machine is shared, so each benchmark also reports the
+// CPU time spent per row by redis-server (read from /proc, so only when
+// Redis runs on this machine) and by the benchmark process: those are what
+// bound the throughput of an otherwise idle box.
+//
+//	go test -run '^$' -bench . -benchtime 3s ./projector/redis/
+
+const benchBatch = 1000
+
+var benchCols = []cdc.Column{
+	cdc.ParseColumnType("id", "bigint(20)"),
+	cdc.ParseColumnType("name", "varchar(64)"),
+	cdc.ParseColumnType("email", "varchar(128)"),
+	cdc.ParseColumnType("price", "decimal(10,2)"),
+	cdc.ParseColumnType("qty", "int(11)"),
+	cdc.ParseColumnType("created", "datetime(3)"),
+	cdc.ParseColumnType("updated", "timestamp"),
+	cdc.ParseColumnType("status", "enum('new','paid','shipped')"),
+	cdc.ParseColumnType("note", "text"),
+	cdc.ParseColumnType("score", "double"),
+}
+
+// benchBatches returns n batches of benchBatch updates with distinct keys.
+func benchBatches(db string, n int) [][]cdc.Event {
+	out := make([][]cdc.Event, n)
+	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	for b := range out {
+		evs := make([]cdc.Event, benchBatch)
+		for i := range evs {
+			id := int64(b*benchBatch + i)
+			row := cdc.Row{
+				"id":      id,
+				"name":    fmt.Sprintf("user %d", id),
+				"email":   fmt.Sprintf("user%d@example.com", id),
+				"price":   cdc.Decimal(fmt.Sprintf("%d.%02d", id%10000, id%100)),
+				"qty":     id % 50,
+				"created": t0.Add(time.Duration(id) * time.Millisecond),
+				"updated": t0.Add(time.Duration(id) * time.Second),
+				"status":  "paid",
+				"note":    "a short note about the order, with ünïcödé",
+				"score":   float64(id) / 7,
+			}
+			evs[i] = cdc.Event{DB: db, Table: "orders", Op: cdc.Update, PK: []string{"id"},
+				Before: row, After: row, Columns: benchCols}
+		}
+		out[b] = evs
+	}
+	return out
+}
+
+func BenchmarkApply(b *testing.B) {
+	for _, guarded := range []bool{false, true} {
+		name := map[bool]string{false: "unguarded", true: "guarded"}[guarded]
+		b.Run(name, func(b *testing.B) {
+			c := newClient(b)
+			db := uniqueDB(b, c)
+			tc := TableConfig{}
+			if guarded {
+				tc.VersionField = "_v"
+			}
+			p := newProjector(b, c, rules(b, db+`\..*`, tc))
+			batches := benchBatches(db, 20)
+			ctx := b.Context()
+			b.ReportAllocs()
+			cpu := startCPU(b, c)
+			for n := 0; b.Loop(); n++ {
+				evs := batches[n%len(batches)]
+				for i := range evs {
+					evs[i].Pos.Version = uint64(n + 1) // always newer: no skips
+				}
+				if err := p.Apply(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b, b.N*benchBatch)
+		})
+	}
+	b.Run("parallel4", func(b *testing.B) {
+		// Four shards applying at once, as the pipeline runs them.
+		c := newClient(b)
+		db := uniqueDB(b, c)
+		p := newProjector(b, c, rules(b, db+`\..*`, TableConfig{}))
+		batches := benchBatches(db, 8)
+		var next atomic.Int64
+		b.SetParallelism(2)
+		b.ReportAllocs()
+		cpu := startCPU(b, c)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := p.Apply(b.Context(), batches[next.Add(1)%int64(len(batches))]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		cpu.report(b, b.N*benchBatch)
+	})
+}
+
+// BenchmarkCeiling writes the same rows with raw pipelined DEL+HSET, one
+// pipeline per batch: no per-key atomicity, no type check, no version
+// guard, no key rendering beyond Sprintf. It shows what the client and
+// server cost without the projector's guarantees.
+func BenchmarkCeiling(b *testing.B) {
+	c := newClient(b)
+	db := uniqueDB(b, c)
+	batches := benchBatches(db, 20)
+	ctx := b.Context()
+	b.ReportAllocs()
+	cpu := startCPU(b, c)
+	for n := 0; b.Loop(); n++ {
+		pipe := c.Pipeline()
+		for _, e := range batches[n%len(batches)] {
+			key := fmt.Sprintf("%s_%s_%d", e.DB, e.Table, e.After["id"])
+			args := make([]any, 0, 2*len(e.After))
+			for i := range e.Columns {
+				col := &e.Columns[i]
+				if s, ok := cdc.FormatText(col, e.After[col.Name]); ok {
+					args = append(args, col.Name, s)
+				}
+			}
+			pipe.Del(ctx, key)
+			pipe.HSet(ctx, key, args...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu.report(b, b.N*benchBatch)
+}
+
+func BenchmarkNaive(b *testing.B) {
+	for _, withDel := range []bool{false, true} {
+		name := map[bool]string{false: "hset", true: "del+hset"}[withDel]
+		b.Run(name, func(b *testing.B) {
+			c := newClient(b)
+			db := uniqueDB(b, c)
+			batches := benchBatches(db, 20)
+			ctx := b.Context()
+			b.ReportAllocs()
+			cpu := startCPU(b, c)
+			for n := 0; b.Loop(); n++ {
+				for _, e := range batches[n%len(batches)] {
+					key := fmt.Sprintf("%s_%s_%d", e.DB, e.Table, e.After["id"])
+					args := make([]any, 0, 2*len(e.After))
+					for i := range e.Columns {
+						col := &e.Columns[i]
+						if s, ok := cdc.FormatText(col, e.After[col.Name]); ok {
+							args = append(args, col.Name, s)
+						}
+					}
+					if withDel {
+						if err := c.Del(ctx, key).Err(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := c.HSet(ctx, key, args...).Err(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			cpu.report(b, b.N*benchBatch)
+		})
+	}
+}
+
+// cpuMeter measures wall time and CPU time of redis-server and of this
+// process over a benchmark.
+type cpuMeter struct {
+	redisPID      int
+	redis0, self0 time.Duration
+}
+
+func startCPU(b *testing.B, c *goredis.Client) *cpuMeter {
+	m := &cpuMeter{}
+	if info, err := c.Info(b.Context(), "server").Result(); err == nil {
+		for line := range strings.SplitSeq(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+				m.redisPID, _ = strconv.Atoi(v)
+			}
+		}
+	}
+	m.redis0, m.self0 = m.times()
+	b.ResetTimer()
+	return m
+}
+
+func (m *cpuMeter) times() (redis, self time.Duration) {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if m.redisPID == 0 {
+		return -1, self
+	}
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(m.redisPID) + "/stat")
+	if err != nil {
+		return -1, self
+	}
+	// Fields after the ")" closing the command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (100/s on Linux).
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+	if len(f) < 13 {
+		return -1, self
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond, self
+}
+
+func (m *cpuMeter) report(b *testing.B, rows int) {
+	b.StopTimer()
+	redis, self := m.times()
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(self-m.self0)/float64(rows)/1e3, "go-cpu-µs/row")
+	if redis >= 0 && m.redis0 >= 0 {
+		b.ReportMetric(float64(redis-m.redis0)/float64(rows)/1e3, "redis-cpu-µs/row")
+	}
+}

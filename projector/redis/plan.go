@@ -1,0 +1,227 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/keymap"
+)
+
+type opKind uint8
+
+const (
+	opWrite opKind = iota + 1
+	opDelete
+)
+
+// op is the final state of one key after coalescing an Apply call.
+type op struct {
+	key  string
+	kind opKind
+	rule *rule
+	// ev is the event whose After image a write takes its fields from.
+	ev int
+	// version guards the op; 0 applies unguarded.
+	version uint64
+	// events lists every event that touched the key, for error reports.
+	first int
+	more  []int
+}
+
+func (o *op) events() []int { return append([]int{o.first}, o.more...) }
+
+// plan coalesces events into one op per key, in order of first touch.
+type plan struct {
+	ops    []op
+	index  map[string]int
+	failed cdc.BatchError
+	// merge is scratch space for partial before-images.
+	merge cdc.Row
+	// strs holds the text of field values: the Redis client takes *string
+	// arguments without the allocation that boxing a string in an
+	// interface costs, and a row has many fields.
+	strs []string
+}
+
+func newPlan(n int) *plan {
+	return &plan{ops: make([]op, 0, n), index: make(map[string]int, n)}
+}
+
+// str returns a stable pointer to a copy of s's header.
+func (p *plan) str(s string) *string {
+	if len(p.strs) == cap(p.strs) {
+		// A new block; pointers into the old one stay valid.
+		p.strs = make([]string, 0, max(1024, cap(p.strs)))
+	}
+	p.strs = append(p.strs, s)
+	return &p.strs[len(p.strs)-1]
+}
+
+// put records that event i leaves key in state kind. Inside one Apply call
+// the last event wins, except that a guarded event older than the one
+// already planned loses, as it would if the two were applied one by one.
+func (p *plan) put(key string, kind opKind, r *rule, i int, version uint64) {
+	if j, ok := p.index[key]; ok {
+		o := &p.ops[j]
+		o.more = append(o.more, i)
+		if version != 0 && o.version != 0 && version < o.version {
+			return
+		}
+		o.kind, o.rule, o.ev, o.version = kind, r, i, version
+		return
+	}
+	p.index[key] = len(p.ops)
+	p.ops = append(p.ops, op{key: key, kind: kind, rule: r, ev: i, version: version, first: i})
+}
+
+// permanent marks event i as one that can never apply.
+func (p *plan) permanent(i int, err error) {
+	p.failed.Fail(i, fmt.Errorf("%w: %w", cdc.ErrPermanent, err))
+}
+
+// add plans event i.
+func (p *plan) add(i int, e *cdc.Event, r *rule) {
+	pk := e.PK
+	if len(pk) == 0 {
+		pk = r.pk
+	}
+	var version uint64
+	if r.versionField != "" {
+		version = e.Pos.Version
+	}
+	switch e.Op {
+	case cdc.Insert, cdc.Update:
+		if e.After == nil {
+			p.permanent(i, fmt.Errorf("%s without an after image", e.Op))
+			return
+		}
+		key, err := r.render(e, e.After, pk)
+		var oldKey string
+		if e.Op == cdc.Update && e.Before != nil {
+			before := p.beforeImage(e, r, pk)
+			if k, berr := r.render(e, before, pk); berr == nil && k != key {
+				// The key changed (pk or a key column): the old hash
+				// no longer names this row. A before-image whose key
+				// columns were NULL named no hash, so nothing to remove.
+				oldKey = k
+			}
+		}
+		if oldKey != "" {
+			p.put(oldKey, opDelete, r, i, version)
+		}
+		if err != nil {
+			p.permanent(i, err)
+			return
+		}
+		p.put(key, opWrite, r, i, version)
+	case cdc.Delete:
+		if e.Before == nil {
+			p.permanent(i, errors.New("delete without a before image"))
+			return
+		}
+		key, err := r.render(e, e.Before, pk)
+		if err != nil {
+			p.permanent(i, err)
+			return
+		}
+		p.put(key, opDelete, r, i, version)
+	default:
+		p.permanent(i, fmt.Errorf("unknown op %s", e.Op))
+	}
+}
+
+// beforeImage returns the row to render the old key from. Some formats
+// (Maxwell's "old") carry only the changed columns in the before-image; a
+// key column missing there did not change, so it is taken from After.
+func (p *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
+	complete := true
+	for _, c := range r.keyColumns(pk) {
+		if _, ok := e.Before[c]; !ok {
+			complete = false
+			break
+		}
+	}
+	if complete {
+		return e.Before
+	}
+	if p.merge == nil {
+		p.merge = cdc.Row{}
+	}
+	clear(p.merge)
+	for _, c := range r.keyColumns(pk) {
+		if v, ok := e.Before[c]; ok {
+			p.merge[c] = v
+		} else if v, ok := e.After[c]; ok {
+			p.merge[c] = v
+		}
+	}
+	return p.merge
+}
+
+// render names the hash of row.
+func (r *rule) render(e *cdc.Event, row cdc.Row, pk []string) (string, error) {
+	if r.usesPK && len(pk) == 0 {
+		return "", fmt.Errorf("key %q needs {pk} but %s.%s has no primary key in the event or the config", r.tmpl, e.DB, e.Table)
+	}
+	key, err := r.tmpl.Render(keymap.Input{DB: e.DB, Table: e.Table, PK: pk, Row: row, Columns: e.Columns})
+	if err != nil {
+		return "", fmt.Errorf("render key %q: %w", r.tmpl, err)
+	}
+	if key == "" {
+		return "", fmt.Errorf("key %q renders empty", r.tmpl)
+	}
+	return key, nil
+}
+
+// keyColumns returns the row columns the key reads.
+func (r *rule) keyColumns(pk []string) []string {
+	if !r.usesPK || len(pk) == 0 {
+		return r.tmplCols
+	}
+	out := make([]string, 0, len(r.tmplCols)+len(pk))
+	return append(append(out, r.tmplCols...), pk...)
+}
+
+// fields appends the hash field/value pairs of row: its non-NULL columns
+// after include/exclude, in the event's column order where known.
+func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row cdc.Row) []any {
+	seen := 0
+	for ci := range e.Columns {
+		c := &e.Columns[ci]
+		v, ok := row[c.Name]
+		if !ok {
+			continue
+		}
+		seen++
+		if !r.keep(c.Name) {
+			continue
+		}
+		if s, ok := cdc.FormatText(c, v); ok { // NULL: the field is absent
+			dst = append(dst, &c.Name, p.str(s))
+		}
+	}
+	if seen == len(row) {
+		return dst
+	}
+	// Columns the event did not describe (or no descriptions at all).
+	for name, v := range row {
+		if _, ok := e.Column(name); ok {
+			continue
+		}
+		if !r.keep(name) {
+			continue
+		}
+		if s, ok := cdc.FormatText(nil, v); ok {
+			dst = append(dst, p.str(name), p.str(s))
+		}
+	}
+	return dst
+}
+
+func (r *rule) keep(name string) bool {
+	if r.include != nil {
+		return r.include[name]
+	}
+	return !r.exclude[name]
+}

@@ -1,0 +1,319 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// planned renders a plan as "w key@ev" / "d key@ev" lines plus failures.
+func planned(t *testing.T, tc TableConfig, pk []string, events []cdc.Event) string {
+	t.Helper()
+	// The client is never used: planning is pure.
+	p := newProjector(t, goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}), rules(t, "shop\\..*", tc, pk...))
+	pl := newPlan(len(events))
+	for i := range events {
+		if tr := p.tables.Lookup(events[i].DB, events[i].Table); tr != nil {
+			pl.add(i, &events[i], tr.Config)
+		}
+	}
+	var out []string
+	for _, o := range pl.ops {
+		k := map[opKind]string{opWrite: "w", opDelete: "d"}[o.kind]
+		out = append(out, fmt.Sprintf("%s %s@%d", k, o.key, o.ev))
+	}
+	for i := range events {
+		if err := pl.failed.Failed[i]; err != nil {
+			if !errors.Is(err, cdc.ErrPermanent) {
+				t.Errorf("failure %d not permanent: %v", i, err)
+			}
+			out = append(out, fmt.Sprintf("fail %d", i))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func users(op cdc.Op, before, after cdc.Row, version uint64) cdc.Event {
+	return cdc.Event{DB: "shop", Table: "users", Op: op, PK: []string{"id"}, Before: before, After: after, Pos: cdc.Position{Version: version}}
+}
+
+func u(id int64, email any) cdc.Row { return cdc.Row{"id": id, "email": email} }
+
+func TestPlan(t *testing.T) {
+	guarded := TableConfig{VersionField: "_v"}
+	byEmail := TableConfig{Key: "user:{email|lower}"}
+	cases := []struct {
+		name   string
+		tc     TableConfig
+		pk     []string
+		events []cdc.Event
+		want   string
+	}{
+		{"default key", TableConfig{}, nil,
+			[]cdc.Event{users(cdc.Insert, nil, u(8, "a"), 0)},
+			"w shop_users_8@0"},
+		{"composite pk", TableConfig{}, nil,
+			[]cdc.Event{{DB: "shop", Table: "lines", Op: cdc.Insert, PK: []string{"order", "line"}, After: cdc.Row{"order": int64(5), "line": "b"}}},
+			"w shop_lines_5:b@0"},
+		{"configured pk when the event has none", TableConfig{}, []string{"id"},
+			[]cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: u(3, "x")}},
+			"w shop_users_3@0"},
+		{"no pk anywhere", TableConfig{}, nil,
+			[]cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: u(3, "x")}},
+			"fail 0"},
+		{"other table ignored", TableConfig{}, nil,
+			[]cdc.Event{{DB: "blog", Table: "posts", Op: cdc.Insert, PK: []string{"id"}, After: u(1, "x")}},
+			""},
+		{"last op wins", TableConfig{}, nil,
+			[]cdc.Event{
+				users(cdc.Insert, nil, u(1, "a"), 0),
+				users(cdc.Update, u(1, "a"), u(1, "b"), 0),
+				users(cdc.Insert, nil, u(2, "a"), 0),
+				users(cdc.Delete, u(1, "b"), nil, 0),
+			},
+			"d shop_users_1@3; w shop_users_2@2"},
+		{"pk change deletes the old key", TableConfig{}, nil,
+			[]cdc.Event{users(cdc.Update, u(1, "a"), u(2, "a"), 0)},
+			"d shop_users_1@0; w shop_users_2@0"},
+		{"pk change and back", TableConfig{}, nil,
+			[]cdc.Event{
+				users(cdc.Update, u(1, "a"), u(2, "a"), 0),
+				users(cdc.Update, u(2, "a"), u(1, "a"), 0),
+			},
+			"w shop_users_1@1; d shop_users_2@1"},
+		{"old key rewritten later is not deleted", TableConfig{}, nil,
+			[]cdc.Event{
+				users(cdc.Update, u(1, "a"), u(2, "a"), 0),
+				users(cdc.Insert, nil, u(1, "new"), 0),
+			},
+			"w shop_users_1@1; w shop_users_2@0"},
+		{"key column change", byEmail, nil,
+			[]cdc.Event{users(cdc.Update, u(1, "A@x"), u(1, "b@x"), 0)},
+			"d user:a@x@0; w user:b@x@0"},
+		{"key column unchanged by case", byEmail, nil,
+			[]cdc.Event{users(cdc.Update, u(1, "A@x"), u(1, "a@x"), 0)},
+			"w user:a@x@0"},
+		{"key column was NULL", byEmail, nil,
+			[]cdc.Event{users(cdc.Update, u(1, nil), u(1, "b@x"), 0)},
+			"w user:b@x@0"},
+		{"key column becomes NULL: old key removed, event fails", byEmail, nil,
+			[]cdc.Event{users(cdc.Update, u(1, "a@x"), u(1, nil), 0)},
+			"d user:a@x@0; fail 0"},
+		{"partial before-image", byEmail, nil,
+			[]cdc.Event{users(cdc.Update, cdc.Row{"name": "old"}, u(1, "a@x"), 0)},
+			"w user:a@x@0"},
+		{"missing images", TableConfig{}, nil,
+			[]cdc.Event{users(cdc.Insert, nil, nil, 0), users(cdc.Delete, nil, nil, 0), users(0, nil, u(1, "a"), 0)},
+			"fail 0; fail 1; fail 2"},
+		{"guarded: older event in batch loses", guarded, nil,
+			[]cdc.Event{
+				users(cdc.Delete, u(1, "a"), nil, 30),
+				users(cdc.Insert, nil, u(1, "late"), 20),
+			},
+			"d shop_users_1@0"},
+		{"guarded: equal version, later wins", guarded, nil,
+			[]cdc.Event{
+				users(cdc.Insert, nil, u(1, "a"), 30),
+				users(cdc.Update, u(1, "a"), u(1, "b"), 30),
+			},
+			"w shop_users_1@1"},
+		{"guarded: version 0 is unguarded", guarded, nil,
+			[]cdc.Event{
+				users(cdc.Insert, nil, u(1, "a"), 30),
+				users(cdc.Update, u(1, "a"), u(1, "b"), 0),
+			},
+			"w shop_users_1@1"},
+		{"unguarded rule ignores versions", TableConfig{}, nil,
+			[]cdc.Event{
+				users(cdc.Insert, nil, u(1, "a"), 30),
+				users(cdc.Update, u(1, "a"), u(1, "b"), 20),
+			},
+			"w shop_users_1@1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := planned(t, tc.tc, tc.pk, tc.events); got != tc.want {
+				t.Errorf("plan:\n got  %s\n want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEncode(t *testing.T) {
+	p := newProjector(t, goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}), rules(t, ".*", TableConfig{
+		VersionField: "_v", TTL: 2 * time.Second, TombstoneTTL: time.Minute, Exclude: []string{"secret"}}))
+	cols := []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("at", "datetime(3)"), cdc.ParseColumnType("n", "text")}
+	evs := []cdc.Event{
+		{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, Columns: cols, Pos: cdc.Position{Version: 7},
+			After: cdc.Row{"id": int64(1), "at": time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), "n": nil, "secret": "s"}},
+		{DB: "d", Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.Row{"id": int64(2)}},
+	}
+	pl := newPlan(2)
+	for i := range evs {
+		pl.add(i, &evs[i], p.tables.Lookup("d", "t").Config)
+	}
+	chunks := p.encode(evs, pl)
+	if len(chunks) != 1 {
+		t.Fatalf("%d chunks, want 1", len(chunks))
+	}
+	c := chunks[0]
+	var writes [][]string
+	for _, w := range c.writes {
+		writes = append(writes, texts(w))
+	}
+	got := fmt.Sprintf("%q\n%q\n%q\n%q", texts(c.stages), writes, c.keys, texts(c.args))
+	want := `["del" "{d_t_1}:rowsync-stage"]
+[["hset" "{d_t_1}:rowsync-stage" "id" "1" "at" "2024-05-06 07:08:09.000" "_v" "7"] ["pexpire" "{d_t_1}:rowsync-stage" "2000"]]
+["d_t_1" "{d_t_1}:rowsync-stage" "{d_t_1}:rowsync-tomb" "d_t_2"]
+["W" "7" "_v" "d"]`
+	if got != want {
+		t.Errorf("encode:\n got  %s\n want %s", got, want)
+	}
+}
+
+func TestSlotAndTomb(t *testing.T) {
+	// Reference values from the Redis Cluster specification (CRC16 of
+	// "123456789" is 0x31C3) and CLUSTER KEYSLOT.
+	for key, want := range map[string]uint16{"123456789": 0x31C3, "foo": 12182, "{foo}.bar": 12182, "a{}b": slot("a{}b")} {
+		if got := slot(key); got != want {
+			t.Errorf("slot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	for _, key := range []string{"shop_users_8", "user:{42}:profile", "a{b"} {
+		tomb, ok := sideKey(key, ":tomb")
+		if !ok || slot(tomb) != slot(key) {
+			t.Errorf("sideKey(%q) = %q (%v): slot %d, key slot %d", key, tomb, ok, slot(tomb), slot(key))
+		}
+	}
+	for _, key := range []string{"a}b", "x{}y"} {
+		if _, ok := sideKey(key, ":tomb"); ok {
+			t.Errorf("sideKey(%q) claims one slot", key)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		tc   TableConfig
+		want string // "" = valid; else substrings separated by "|"
+	}{
+		{"zero value", TableConfig{}, ""},
+		{"full", TableConfig{Key: "u:{id}", Include: []string{"a"}, TTL: time.Minute, VersionField: "_v", TombstoneTTL: time.Hour, TombstoneSuffix: ":t"}, ""},
+		{"bad template", TableConfig{Key: "u:{id"}, "key: template"},
+		{"unknown filter", TableConfig{Key: "u:{id|lowr}"}, "key: "},
+		{"template reads no row", TableConfig{Key: "{db}:{table}"}, "key: template"},
+		{"include and exclude", TableConfig{Include: []string{"a"}, Exclude: []string{"b"}}, "include: cannot be combined"},
+		{"empty names", TableConfig{Include: []string{""}}, "include[0]: empty"},
+		{"negative ttl", TableConfig{TTL: -time.Second}, "ttl: must not be negative"},
+		{"sub-ms ttl", TableConfig{TTL: time.Microsecond}, "ttl: must be at least 1ms"},
+		{"tombstone suffix clash", TableConfig{VersionField: "_v", TombstoneSuffix: stageSuffix}, "tombstone_suffix: "},
+		{"tombstone without version", TableConfig{TombstoneTTL: time.Hour, TombstoneSuffix: "x"}, "tombstone_ttl: needs version_field|tombstone_suffix: needs version_field"},
+		{"all at once", TableConfig{Key: "{", Include: []string{"a"}, Exclude: []string{"b"}, TTL: -1, VersionField: "v", TombstoneTTL: -1},
+			"key: |include: |ttl: |tombstone_ttl: must not be negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.tc.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want %q", tc.want)
+			}
+			for _, w := range strings.Split(tc.want, "|") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, missing %q", err, w)
+				}
+			}
+		})
+	}
+	if err := (Config{ScriptKeys: -1}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "script_keys:") {
+		t.Errorf("Config.Validate = %v", err)
+	}
+}
+
+func TestNewAndCheckSchema(t *testing.T) {
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	bad := append(rules(t, "a\\.b", TableConfig{Key: "{db}"}), cdc.TableRule[TableConfig]{Config: TableConfig{}})
+	_, err := New(c, bad, nil)
+	if err == nil || !strings.Contains(err.Error(), "tables[0].key: ") || !strings.Contains(err.Error(), "tables[1].match: required") {
+		t.Errorf("New = %v", err)
+	}
+	if _, err := New(nil, nil, nil); err == nil {
+		t.Errorf("New(nil client) = nil error")
+	}
+	p := newProjector(t, c, rules(t, "shop\\.users", TableConfig{Key: "user:{email}:{pk}", Include: []string{"email", "nmae"}, VersionField: "email"}, "id"))
+	if !p.Wants("shop", "users") || p.Wants("shop", "orders") {
+		t.Errorf("Wants is wrong")
+	}
+	err = p.CheckSchema("shop", "users", []string{"id", "name"})
+	for _, w := range []string{`key: unknown column "email"`, `include: unknown column "nmae"`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("CheckSchema = %v, missing %q", err, w)
+		}
+	}
+	err = p.CheckSchema("shop", "users", []string{"id", "email", "nmae"})
+	if err == nil || !strings.Contains(err.Error(), "version_field:") {
+		t.Errorf("CheckSchema = %v, want a version_field clash", err)
+	}
+	if err := p.CheckSchema("shop", "orders", nil); err != nil {
+		t.Errorf("CheckSchema of an unmatched table = %v", err)
+	}
+}
+
+// texts dereferences the *string arguments the projector passes.
+func texts(args []any) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			out[i] = v
+		case *string:
+			out[i] = *v
+		default:
+			out[i] = fmt.Sprintf("%T(%v)", a, a)
+		}
+	}
+	return out
+}
+
+func TestConfigYAML(t *testing.T) {
+	src := `
+key: "user:{email|lower}"
+exclude: [password]
+ttl: 90s
+version_field: _v
+tombstone_ttl: 2h
+tombstone_suffix: ":gone"
+`
+	var tc TableConfig
+	dec := yaml.NewDecoder(strings.NewReader(src))
+	dec.KnownFields(true)
+	if err := dec.Decode(&tc); err != nil {
+		t.Fatal(err)
+	}
+	if tc.TTL != 90*time.Second || tc.TombstoneTTL != 2*time.Hour || tc.VersionField != "_v" || tc.Exclude[0] != "password" || tc.TombstoneSuffix != ":gone" {
+		t.Errorf("decoded %+v", tc)
+	}
+	if err := tc.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	var c Config
+	dec = yaml.NewDecoder(strings.NewReader("script_keys: 64\nparallel: 2\n"))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil || c.ScriptKeys != 64 || c.Parallel != 2 {
+		t.Errorf("Config = %+v, %v", c, err)
+	}
+}

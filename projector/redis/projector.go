@@ -1,0 +1,479 @@
+// Package redis projects row changes into Redis hashes: one hash per row,
+// named by a key template, holding exactly the row's current non-NULL
+// columns in MySQL text form (cdc.FormatText).
+//
+// Apply coalesces its events per key (only each key's final state is
+// written) and splits the keys into chunks of up to Config.ScriptKeys, each
+// sent in one round trip as one MULTI/EXEC transaction: every new row image
+// is written to a staging key beside its row key (DEL, HSET, PEXPIRE), then
+// a Lua script RENAMEs each staging key over its row key or deletes the
+// row. RENAME replaces the old hash whole,
+// in one step, so readers never see a half-written row or stale fields;
+// and raw HSETs cost Redis far less than HSETs issued from Lua, which is
+// why the image is not written by the script itself. With a version_field
+// the script first compares versions and drops a stale image instead, and
+// a delete leaves a tombstone holding its version, so replays and late
+// redeliveries can neither roll a row back nor resurrect it.
+//
+// Redis Cluster: a script may only touch keys of one slot. In cluster mode
+// the ops of an Apply call are grouped by slot, and the staging and
+// tombstone keys are named to share their row key's slot: key+suffix when
+// the key has a hash tag, else "{key}"+suffix. A key containing "}" but no
+// hash tag cannot be placed so; in cluster mode its changes fail
+// permanently (give such templates a hash tag, e.g. "user:{{{id}}}").
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/keymap"
+)
+
+var (
+	_ cdc.Sink   = (*Projector)(nil)
+	_ cdc.Filter = (*Projector)(nil)
+	_ cdc.Pinger = (*Projector)(nil)
+)
+
+// ErrWrongType is wrapped by the per-event error of a change whose key holds
+// a Redis value that is not a hash; the projector leaves such keys alone.
+var ErrWrongType = errors.New("key holds a non-hash value (WRONGTYPE)")
+
+// Projector is a cdc.Sink writing one Redis hash per row. It is safe for
+// concurrent use.
+type Projector struct {
+	client  goredis.UniversalClient
+	tables  *cdc.Tables[*rule]
+	cfg     Config
+	cluster bool
+	log     *slog.Logger
+	script  *goredis.Script
+}
+
+// rule is a compiled TableConfig.
+type rule struct {
+	tmpl         *keymap.Template
+	tmplCols     []string
+	usesPK       bool
+	pk           []string
+	include      map[string]bool
+	exclude      map[string]bool
+	ttlMS        string
+	versionField string
+	tombTTLMS    string
+	tombSuffix   string
+}
+
+// New returns a projector with the default Config. See NewWithConfig.
+func New(client goredis.UniversalClient, rules []cdc.TableRule[TableConfig], logger *slog.Logger) (*Projector, error) {
+	return NewWithConfig(Config{}, client, rules, logger)
+}
+
+// NewWithConfig returns a projector for the tables rules match (first
+// match wins). It validates every rule and refuses a key template that
+// does not read the row. A template using {pk} is accepted: the primary
+// key comes from each event, or from the rule's PK when the event has
+// none; an event with neither fails permanently (dead letter). The caller
+// owns client: Close does not close it.
+func NewWithConfig(cfg Config, client goredis.UniversalClient, rules []cdc.TableRule[TableConfig], logger *slog.Logger) (*Projector, error) {
+	if client == nil {
+		return nil, errors.New("redis projector: nil client")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	errs := []error{}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	compiled := make([]cdc.TableRule[*rule], 0, len(rules))
+	for i, tr := range rules {
+		r, err := compile(tr)
+		if err != nil {
+			errs = append(errs, prefixErrs(fmt.Sprintf("tables[%d].", i), err))
+			continue
+		}
+		compiled = append(compiled, cdc.TableRule[*rule]{Match: tr.Match, PK: tr.PK, Config: r})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("redis projector: %w", err)
+	}
+	_, cluster := client.(*goredis.ClusterClient)
+	return &Projector{
+		client:  client,
+		tables:  cdc.NewTables(compiled),
+		cfg:     cfg,
+		cluster: cluster,
+		log:     logger.With("sink", "redis"),
+		script:  script,
+	}, nil
+}
+
+// prefixErrs prefixes every joined error's message with p.
+func prefixErrs(p string, err error) error {
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("%s%w", p, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s%w", p, err)
+}
+
+func compile(tr cdc.TableRule[TableConfig]) (*rule, error) {
+	c := tr.Config
+	var errs []error
+	if tr.Match == nil {
+		errs = append(errs, errors.New("match: required"))
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	t, _ := c.template() // checked by Validate
+	r := &rule{
+		tmpl:         t,
+		tmplCols:     t.Columns(),
+		usesPK:       t.UsesPK(),
+		pk:           tr.PK,
+		ttlMS:        strconv.FormatInt(c.TTL.Milliseconds(), 10),
+		versionField: c.VersionField,
+	}
+	if len(c.Include) > 0 {
+		r.include = set(c.Include)
+	}
+	if len(c.Exclude) > 0 {
+		r.exclude = set(c.Exclude)
+	}
+	if c.VersionField != "" {
+		tt := c.TombstoneTTL
+		if tt == 0 {
+			tt = DefaultTombstoneTTL
+		}
+		r.tombTTLMS = strconv.FormatInt(tt.Milliseconds(), 10)
+		r.tombSuffix = c.TombstoneSuffix
+		if r.tombSuffix == "" {
+			r.tombSuffix = DefaultTombstoneSuffix
+		}
+	}
+	return r, nil
+}
+
+func set(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// Wants reports whether a rule matches db.table.
+func (p *Projector) Wants(db, table string) bool { return p.tables.Lookup(db, table) != nil }
+
+// Ping checks that Redis answers.
+func (p *Projector) Ping(ctx context.Context) error {
+	if err := p.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis ping: %w", err)
+	}
+	return nil
+}
+
+// Close releases nothing: the caller owns the client.
+func (p *Projector) Close(ctx context.Context) error { return nil }
+
+// CheckSchema checks the rule for db.table against the table's columns:
+// the key template, include and exclude may name only known columns, and
+// a version_field must not shadow a column that is written to the hash.
+// It returns nil for a table no rule matches.
+func (p *Projector) CheckSchema(db, table string, columns []string) error {
+	tr := p.tables.Lookup(db, table)
+	if tr == nil {
+		return nil
+	}
+	r := tr.Config
+	known := set(columns)
+	var errs []error
+	if err := r.tmpl.CheckColumns(columns); err != nil {
+		errs = append(errs, fmt.Errorf("key: %w", err))
+	}
+	for name := range r.include {
+		if !known[name] {
+			errs = append(errs, fmt.Errorf("include: unknown column %q", name))
+		}
+	}
+	for name := range r.exclude {
+		if !known[name] {
+			errs = append(errs, fmt.Errorf("exclude: unknown column %q", name))
+		}
+	}
+	for _, pk := range tr.PK {
+		if !known[pk] {
+			errs = append(errs, fmt.Errorf("pk: unknown column %q", pk))
+		}
+	}
+	if r.versionField != "" && known[r.versionField] && r.keep(r.versionField) {
+		errs = append(errs, fmt.Errorf("version_field: %q is also a column of %s.%s; exclude it or pick another name", r.versionField, db, table))
+	}
+	return errors.Join(errs...)
+}
+
+// Apply writes the final state of every key the events touch. Events of a
+// key must come in source order. Row-specific failures (a key that cannot
+// be rendered, a key holding a non-hash) come back as a *cdc.BatchError,
+// the other events being applied; any other error is transient and
+// nothing is known about which events applied (replaying is harmless).
+func (p *Projector) Apply(ctx context.Context, events []cdc.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	pl := newPlan(len(events))
+	var tr *cdc.TableRule[*rule]
+	var lastDB, lastTable string
+	for i := range events {
+		e := &events[i]
+		if i == 0 || e.DB != lastDB || e.Table != lastTable {
+			tr, lastDB, lastTable = p.tables.Lookup(e.DB, e.Table), e.DB, e.Table
+		}
+		if tr == nil {
+			continue // not ours; a Filter-aware pipeline never sends it
+		}
+		pl.add(i, e, tr.Config)
+	}
+	chunks := p.encode(events, pl)
+	res, err := p.run(ctx, chunks)
+	if err != nil {
+		return err
+	}
+	stale := 0
+	for ci, r := range res {
+		stale += r.stale
+		for _, n := range r.bad {
+			o := chunks[ci].ops[n]
+			for _, i := range o.events() {
+				pl.failed.Fail(i, fmt.Errorf("%w: %s: %w", cdc.ErrPermanent, o.key, ErrWrongType))
+			}
+		}
+	}
+	if stale > 0 {
+		p.log.DebugContext(ctx, "skipped stale changes", "count", stale)
+	}
+	return pl.failed.Err()
+}
+
+// stageSuffix names the staging key a new row image is written to before
+// the commit script renames it over the row key (see commitScript). Both
+// run in one transaction, so a staging key outlives it only if the script
+// fails part way; the next write of the row deletes it first.
+const stageSuffix = ":rowsync-stage"
+
+// chunk is one commit script call with the staging writes before it.
+type chunk struct {
+	ops []*op // into plan.ops
+	// stages are the staging keys of the writes, deleted first.
+	stages []any
+	// writes are the HSET (and PEXPIRE) commands, as argument lists.
+	writes [][]any
+	keys   []string
+	args   []any
+}
+
+// encode groups ops into chunks: by slot in cluster mode, in order, at
+// most ScriptKeys ops each. See commitScript for the layout.
+func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
+	max := p.cfg.scriptKeys()
+	var chunks []*chunk
+	open := map[uint16]*chunk{} // cluster: the open chunk of each slot
+	var cur *chunk
+	// arena holds the HSET argument lists of all writes: one allocation
+	// for the call instead of one per row.
+	arena := make([]any, 0, 24*len(pl.ops))
+	for oi := range pl.ops {
+		o := &pl.ops[oi]
+		r := o.rule
+		guarded := o.version != 0
+		kind := o.kind
+		var ver *string
+		if guarded {
+			ver = pl.str(strconv.FormatUint(o.version, 10))
+		}
+		var fields []any
+		if kind == opWrite {
+			at := len(arena)
+			arena = append(arena, "hset", nil)
+			e := &events[o.ev]
+			arena = pl.fields(arena, r, e, e.After)
+			if guarded {
+				arena = append(arena, &r.versionField, ver)
+			}
+			fields = arena[at:len(arena):len(arena)]
+			if len(fields) == 2 {
+				// Every column NULL or filtered out: an empty hash does
+				// not exist in Redis, so the row's key goes away.
+				kind, fields = opDelete, nil
+			}
+		}
+		var stage, tomb string
+		sameSlot := true
+		if kind == opWrite {
+			var ok bool
+			stage, ok = sideKey(o.key, stageSuffix)
+			sameSlot = sameSlot && ok
+			fields[1] = pl.str(stage)
+		}
+		if guarded {
+			var ok bool
+			tomb, ok = sideKey(o.key, r.tombSuffix)
+			sameSlot = sameSlot && ok
+		}
+		if !sameSlot && p.cluster {
+			for _, i := range o.events() {
+				pl.permanent(i, fmt.Errorf("key %q contains \"}\" without a hash tag, so its staging and tombstone keys cannot share its cluster slot", o.key))
+			}
+			continue
+		}
+		c := cur
+		if p.cluster {
+			s := slot(o.key)
+			c = open[s]
+			if c == nil || len(c.ops) >= max {
+				c = &chunk{stages: []any{"del"}}
+				open[s] = c
+				chunks = append(chunks, c)
+			}
+		} else if c == nil || len(c.ops) >= max {
+			n := min(max, len(pl.ops))
+			c = &chunk{keys: make([]string, 0, 2*n), args: make([]any, 0, n), writes: make([][]any, 0, n), stages: make([]any, 1, n+1)}
+			c.stages[0] = "del"
+			cur = c
+			chunks = append(chunks, c)
+		}
+		c.ops = append(c.ops, o)
+		c.keys = append(c.keys, o.key)
+		switch {
+		case kind == opWrite:
+			c.stages = append(c.stages, fields[1])
+			c.keys = append(c.keys, stage)
+			c.writes = append(c.writes, fields)
+			if r.ttlMS != "0" {
+				c.writes = append(c.writes, []any{"pexpire", fields[1], &r.ttlMS})
+			}
+			if guarded {
+				c.keys = append(c.keys, tomb)
+				c.args = append(c.args, "W", ver, &r.versionField)
+			} else {
+				c.args = append(c.args, "w")
+			}
+		case guarded:
+			c.keys = append(c.keys, tomb)
+			c.args = append(c.args, "D", ver, &r.versionField, &r.tombTTLMS)
+		default:
+			c.args = append(c.args, "d")
+		}
+	}
+	return chunks
+}
+
+// result is a parsed script reply: stale count and 0-based bad ops.
+type result struct {
+	stale int
+	bad   []int
+}
+
+// run sends every chunk as one MULTI/EXEC transaction (staging writes,
+// then the commit script), several chunks at once on separate connections.
+// The transaction keeps concurrent Apply calls from mixing their staging
+// keys (two rows may share a key through a template on a non-unique
+// column, and then go to different shards) and, as a client that dies
+// before EXEC runs nothing, leaves no staging key behind.
+func (p *Projector) run(ctx context.Context, chunks []*chunk) ([]result, error) {
+	res := make([]result, len(chunks))
+	if len(chunks) == 1 {
+		r, err := p.runChunk(ctx, chunks[0])
+		res[0] = r
+		return res, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.cfg.parallel())
+	for ci := range chunks {
+		g.Go(func() error {
+			r, err := p.runChunk(gctx, chunks[ci])
+			res[ci] = r
+			return err
+		})
+	}
+	return res, g.Wait()
+}
+
+// runChunk runs one chunk. If the commit script is missing from the
+// server (restart, failover, SCRIPT FLUSH) it is loaded and the chunk
+// re-sent: every command in it is idempotent.
+func (p *Projector) runChunk(ctx context.Context, c *chunk) (result, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := p.client.TxPipeline()
+		if len(c.stages) > 1 {
+			pipe.Do(ctx, c.stages...)
+		}
+		for _, w := range c.writes {
+			pipe.Do(ctx, w...)
+		}
+		commit := p.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		cmds, _ := pipe.Exec(ctx) // errors are read per command below
+		for _, cmd := range cmds {
+			if err := cmd.Err(); err != nil && cmd != commit {
+				return result{}, fmt.Errorf("redis apply: %s: %w", cmd.Name(), err)
+			}
+		}
+		err := commit.Err()
+		if goredis.HasErrorPrefix(err, "NOSCRIPT") && attempt < 2 {
+			if err := p.script.Load(ctx, p.client).Err(); err != nil {
+				return result{}, fmt.Errorf("redis script load: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return result{}, fmt.Errorf("redis apply: commit: %w", err)
+		}
+		r, err := parseResult(commit.Val(), len(c.ops))
+		if err != nil {
+			return result{}, fmt.Errorf("redis apply: %w", err)
+		}
+		return r, nil
+	}
+}
+
+func parseResult(v any, nops int) (result, error) {
+	arr, ok := v.([]any)
+	if !ok || len(arr) == 0 {
+		return result{}, fmt.Errorf("unexpected script reply %v", v)
+	}
+	var r result
+	for i, x := range arr {
+		n, ok := x.(int64)
+		if !ok {
+			return result{}, fmt.Errorf("unexpected script reply element %v", x)
+		}
+		if i == len(arr)-1 {
+			r.stale = int(n)
+			continue
+		}
+		if n < 1 || int(n) > nops {
+			return result{}, fmt.Errorf("script reply names op %d of %d", n, nops)
+		}
+		r.bad = append(r.bad, int(n)-1)
+	}
+	return r, nil
+}
