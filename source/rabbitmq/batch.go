@@ -1,0 +1,186 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode"
+)
+
+// pending is a batch being built or handed out: the decoded events and
+// rejects of a contiguous run of deliveries on one channel.
+type pending struct {
+	s       *Source
+	sess    *session
+	events  []cdc.Event
+	rejects []cdc.Reject
+	msgs    int
+	last    uint64 // highest delivery tag
+
+	// reject_to_dlx only: each poison message with the highest good tag
+	// before it (0 if none) since the previous poison message, and the
+	// highest good tag after the last one.
+	toDLX    []dlxSeg
+	lastGood uint64
+
+	acked atomic.Bool
+}
+
+type dlxSeg struct {
+	good, poison uint64
+}
+
+// initialCap bounds the per-batch preallocation, so a trickle of single
+// messages closed by max_wait does not allocate full-size batches.
+const initialCap = 64
+
+func (s *Source) newPending(sess *session) *pending {
+	n := min(s.cfg.BatchSize, initialCap)
+	return &pending{s: s, sess: sess, events: make([]cdc.Event, 0, n)}
+}
+
+// add decodes d into b. It runs on the consumer goroutine, so decoding
+// overlaps with the pipeline applying the previous batch.
+func (s *Source) add(b *pending, d *amqp.Delivery) {
+	b.msgs++
+	b.last = d.DeliveryTag
+	pos := s.pos(d.DeliveryTag)
+	evs, err := s.decode(d)
+	if err != nil {
+		if s.cfg.RejectToDLX {
+			s.log.Warn("undecodable message; dead-lettering to the queue's exchange on ack",
+				"pos", pos, "error", err)
+			b.toDLX = append(b.toDLX, dlxSeg{good: b.lastGood, poison: d.DeliveryTag})
+			b.lastGood = 0
+			return
+		}
+		b.rejects = append(b.rejects, cdc.Reject{Pos: cdc.Position{Text: pos}, Raw: d.Body, Reason: err})
+		b.lastGood = d.DeliveryTag
+		return
+	}
+	b.lastGood = d.DeliveryTag
+	for i := range evs {
+		if evs[i].Pos.Text == "" {
+			evs[i].Pos.Text = pos
+		}
+	}
+	b.events = append(b.events, evs...)
+}
+
+// decode runs the decoder; a decoder panic counts as an undecodable
+// message rather than killing the stream.
+func (s *Source) decode(d *amqp.Delivery) (evs []cdc.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			evs, err = nil, fmt.Errorf("decoder panic: %v", r)
+		}
+	}()
+	return s.dec.Decode(decode.Message{
+		Value:   d.Body,
+		Topic:   s.cfg.Queue,
+		Offset:  int64(d.DeliveryTag),
+		Headers: headers(d.Headers),
+	})
+}
+
+// headers converts AMQP header values to bytes: strings and byte slices as
+// they are, anything else in its fmt form.
+func headers(t amqp.Table) map[string][]byte {
+	if len(t) == 0 {
+		return nil
+	}
+	h := make(map[string][]byte, len(t))
+	for k, v := range t {
+		switch v := v.(type) {
+		case string:
+			h[k] = []byte(v)
+		case []byte:
+			h[k] = v
+		case nil:
+			h[k] = nil
+		default:
+			h[k] = fmt.Append(nil, v)
+		}
+	}
+	return h
+}
+
+func (b *pending) batch() cdc.Batch {
+	return cdc.Batch{Events: b.events, Rejects: b.rejects, Ack: b.ack}
+}
+
+// ack settles b's deliveries.
+//
+// With err == nil it acks them with one basic.ack(multiple) of the highest
+// tag, which also covers the Rejects (the pipeline wrote them to the dead
+// letter first). With reject_to_dlx it acks up to each poison message,
+// nacks that one without requeue, and acks the rest, so the broker routes
+// it to the queue's dead-letter exchange only after everything before it
+// was applied.
+//
+// With err != nil it asks for redelivery by closing the channel: the broker
+// requeues every unacked delivery of the channel, this batch and any later
+// ones the pipeline holds, and redelivers them in queue order on a new
+// channel. A basic.nack(requeue) of this batch alone would not keep order:
+// the consumer already holds later messages, which would then be applied
+// before the requeued ones come back.
+//
+// If b's channel is already gone, ack does nothing and returns nil: the
+// broker redelivers b's messages, and tags of the old channel must never
+// be acked on the new one. A failed ack frame is logged and also returns
+// nil for the same reason: an unacked delivery is redelivered, never lost.
+func (b *pending) ack(_ context.Context, err error) error {
+	if !b.acked.CompareAndSwap(false, true) {
+		return errors.New("rabbitmq batch acked twice")
+	}
+	s := b.s
+	log := s.log.With("pos", s.pos(b.last), "generation", b.sess.gen)
+	if b.sess.dead() {
+		log.Debug("batch of a closed channel not acked; the broker redelivers it")
+		return nil
+	}
+	if err != nil {
+		log.Info("batch not applied; recycling the channel for redelivery", "error", err)
+		b.sess.recycle.Store(true)
+		b.sess.kill()
+		return nil
+	}
+	if aerr := b.settle(); aerr != nil {
+		if errors.Is(aerr, amqp.ErrClosed) {
+			log.Debug("channel closed before ack; the broker redelivers the batch")
+		} else {
+			log.Warn("ack failed; the broker redelivers the batch", "error", aerr)
+		}
+	}
+	return nil
+}
+
+func (b *pending) settle() error {
+	ch := b.sess.ch
+	if !b.s.cfg.RejectToDLX {
+		b.s.ackFrames.Add(1)
+		return ch.Ack(b.last, true)
+	}
+	for _, seg := range b.toDLX {
+		if seg.good != 0 {
+			b.s.ackFrames.Add(1)
+			if err := ch.Ack(seg.good, true); err != nil {
+				return err
+			}
+		}
+		b.s.ackFrames.Add(1)
+		if err := ch.Nack(seg.poison, false, false); err != nil {
+			return err
+		}
+	}
+	if b.lastGood != 0 {
+		b.s.ackFrames.Add(1)
+		return ch.Ack(b.lastGood, true)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package rabbitmq_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rowsync/rowsync/source/rabbitmq"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ok := rabbitmq.Config{URL: brokerURL, Queue: "q"}
+	for _, tc := range []struct {
+		name string
+		edit func(*rabbitmq.Config)
+		want []string // substrings, one per expected problem; none = valid
+	}{
+		{"minimal", func(*rabbitmq.Config) {}, nil},
+		{"full declare", func(c *rabbitmq.Config) {
+			c.Declare, c.Exchange, c.RoutingKeys = true, "ex", []string{"a"}
+			c.SingleActiveConsumer, c.DeadLetterExchange, c.RejectToDLX = true, "dlx", true
+			c.Prefetch, c.BatchSize, c.MaxWait = 65535, 10, time.Second
+			c.Reconnect = rabbitmq.Backoff{Min: time.Second, Max: time.Minute}
+		}, nil},
+		{"empty", func(c *rabbitmq.Config) { *c = rabbitmq.Config{} }, []string{"url: required", "queue: required"}},
+		{"bad url", func(c *rabbitmq.Config) { c.URL = "http://x" }, []string{"url: "}},
+		{"binding needs declare", func(c *rabbitmq.Config) {
+			c.Exchange, c.SingleActiveConsumer, c.DeadLetterExchange = "ex", true, "dlx"
+		}, []string{"exchange: needs declare", "single_active_consumer: needs declare", "dead_letter_exchange: needs declare"}},
+		{"keys need exchange", func(c *rabbitmq.Config) { c.Declare, c.RoutingKeys = true, []string{"a"} }, []string{"routing_keys: needs exchange"}},
+		{"ranges", func(c *rabbitmq.Config) {
+			c.Prefetch, c.BatchSize, c.MaxWait, c.Heartbeat, c.DialTimeout = 70000, -1, -1, -1, -1
+		}, []string{"prefetch: must be between", "batch_size:", "max_wait:", "heartbeat:", "dial_timeout:"}},
+		{"backoff", func(c *rabbitmq.Config) { c.Reconnect = rabbitmq.Backoff{Min: time.Minute, Max: time.Second} }, []string{"reconnect.max: must not be below"}},
+		{"backoff min above default max", func(c *rabbitmq.Config) { c.Reconnect.Min = time.Minute }, nil},
+		{"tls needs amqps", func(c *rabbitmq.Config) { c.TLS.ServerName = "x" }, []string{"tls: needs an amqps:// url"}},
+		{"tls pair", func(c *rabbitmq.Config) { c.URL = "amqps://h/"; c.TLS.CertFile = "c.pem" }, []string{"tls.key_file: required"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			err := c.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tc.want) {
+				t.Errorf("%d problems, want %d: %v", len(lines), len(tc.want), err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	if _, err := rabbitmq.New(rabbitmq.Config{}, idDecoder{}, nil); err == nil {
+		t.Fatal("New accepted an empty config")
+	}
+	if _, err := rabbitmq.New(rabbitmq.Config{URL: brokerURL, Queue: "q"}, nil, nil); err == nil {
+		t.Fatal("New accepted a nil decoder")
+	}
+	cfg := rabbitmq.Config{URL: "amqps://h/", Queue: "q", TLS: rabbitmq.TLS{CAFile: "/nonexistent.pem"}}
+	if _, err := rabbitmq.New(cfg, idDecoder{}, nil); err == nil || !strings.HasPrefix(err.Error(), "tls.ca_file:") {
+		t.Fatalf("missing CA file: %v", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	src, err := rabbitmq.New(rabbitmq.Config{URL: brokerURL, Queue: "q"}, idDecoder{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSource(t, src)
+	c := src.Config()
+	if c.BatchSize != 1024 || c.Prefetch != 2048 || c.MaxWait != 20*time.Millisecond ||
+		c.Reconnect.Min != 100*time.Millisecond || c.Reconnect.Max != 10*time.Second {
+		t.Fatalf("defaults %+v", c)
+	}
+	src2, err := rabbitmq.New(rabbitmq.Config{URL: brokerURL, Queue: "q", BatchSize: 50000}, idDecoder{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSource(t, src2)
+	if p := src2.Config().Prefetch; p != 65535 {
+		t.Fatalf("prefetch %d, want capped at 65535", p)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := rabbitmq.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+	for _, tc := range []struct {
+		attempt int
+		ceil    time.Duration
+	}{
+		{0, 100 * time.Millisecond},
+		{1, 200 * time.Millisecond},
+		{4, 1600 * time.Millisecond},
+		{5, 2 * time.Second},
+		{70, 2 * time.Second},
+	} {
+		for range 100 {
+			d := rabbitmq.BackoffFor(b, tc.attempt)
+			if d < tc.ceil/2 || d > tc.ceil {
+				t.Fatalf("attempt %d: %s outside [%s, %s]", tc.attempt, d, tc.ceil/2, tc.ceil)
+			}
+		}
+	}
+}

@@ -1,0 +1,495 @@
+// Package rabbitmq is rowsync's RabbitMQ source: an amqp091-go consumer
+// that decodes each message into cdc.Events and acks only after the
+// pipeline has applied them.
+//
+// One goroutine owns the connection. It consumes with a prefetch window,
+// decodes each delivery as it arrives and closes batches on size or max
+// wait; Next hands them out. Acks are manual: a batch is acked with a single
+// multiple-ack of its highest delivery tag, which is valid because batches
+// of one channel are contiguous and acked in order. Nothing is acked before
+// Batch.Ack, so a crash anywhere makes the broker redeliver.
+//
+// Connection or channel loss (broker restart, a forced close, a missed
+// heartbeat) makes the goroutine reconnect with capped exponential backoff
+// and jitter, re-establish QoS and the consumer, and go on; Next simply
+// blocks meanwhile. The broker requeues every unacked delivery of the lost
+// channel and redelivers it, in queue order, on the new one. Delivery tags
+// belong to one channel, so every batch remembers the channel it came from:
+// acking a batch of a dead channel does nothing (its messages come again),
+// and it never acks tags on the new channel.
+package rabbitmq
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode"
+)
+
+// ErrClosed is returned by Next after Close.
+var ErrClosed = errors.New("rabbitmq source closed")
+
+var (
+	_ cdc.Source = (*Source)(nil)
+	_ cdc.Pinger = (*Source)(nil)
+)
+
+// Source consumes one queue. Next must be called from one goroutine at a
+// time; Batch.Ack may be called from any goroutine, in Next order.
+type Source struct {
+	cfg Config // with defaults
+	dec decode.Decoder
+	log *slog.Logger
+	tls *tls.Config
+
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	start   sync.Once
+	batches chan *pending // bounded hand-over to Next
+	done    chan struct{} // closed when run returns
+	err     error         // fatal error, set before done is closed
+
+	link atomic.Pointer[link] // the current connection, for tests
+	gen  atomic.Uint64        // generation of the channel being consumed
+
+	ackFrames atomic.Int64 // basic.ack / basic.nack frames sent, for tests
+}
+
+// link is a connection and its socket.
+type link struct {
+	conn *amqp.Connection
+	raw  net.Conn
+}
+
+// session is one channel. Delivery tags are only meaningful on it.
+type session struct {
+	ch  *amqp.Channel
+	gen uint64
+
+	lostOnce sync.Once
+	lost     chan struct{} // closed when the session is abandoned
+	recycle  atomic.Bool   // abandoned on request (Ack with an error), not by a failure
+}
+
+// kill marks s abandoned: its batches' acks become no-ops.
+func (s *session) kill() { s.lostOnce.Do(func() { close(s.lost) }) }
+
+func (s *session) dead() bool {
+	select {
+	case <-s.lost:
+		return true
+	default:
+		return s.ch.IsClosed()
+	}
+}
+
+// New returns a Source for cfg that decodes messages with dec. It does no
+// I/O: the first Next connects. A nil logger discards logs.
+func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if dec == nil {
+		return nil, errors.New("rabbitmq: nil decoder")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	tc, err := cfg.TLS.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Source{
+		cfg:     cfg,
+		dec:     dec,
+		log:     logger.With("source", "rabbitmq", "queue", cfg.Queue),
+		tls:     tc,
+		ctx:     ctx,
+		cancel:  cancel,
+		batches: make(chan *pending, 1),
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// Config returns the source's configuration with defaults applied.
+func (s *Source) Config() Config { return s.cfg }
+
+// Next returns the next batch. It blocks while the broker is unreachable
+// (the source keeps reconnecting) until ctx ends. An error other than ctx's
+// is fatal: the queue is missing, the declared arguments clash with the
+// existing queue, access is refused, or the source was closed.
+func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
+	s.start.Do(func() { go s.run() })
+	for {
+		select {
+		case p := <-s.batches:
+			if p.sess.dead() {
+				// Its channel is gone: the broker redelivers these
+				// messages on the new one, and handing them out now would
+				// only replay them ahead of their redelivery.
+				continue
+			}
+			return p.batch(), nil
+		case <-s.done:
+			if s.err != nil {
+				return cdc.Batch{}, s.err
+			}
+			return cdc.Batch{}, ErrClosed
+		case <-ctx.Done():
+			return cdc.Batch{}, ctx.Err()
+		}
+	}
+}
+
+// Close stops consuming and closes the channel and connection. It acks
+// nothing: unacked deliveries go back to the queue. It waits for the
+// consumer goroutine until ctx ends.
+func (s *Source) Close(ctx context.Context) error {
+	s.cancel()
+	started := true
+	s.start.Do(func() { started = false; close(s.done) })
+	if !started {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close rabbitmq source: %w", ctx.Err())
+	}
+}
+
+// Ping connects, checks that the queue exists and disconnects.
+func (s *Source) Ping(ctx context.Context) error {
+	conn, _, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	if _, err := ch.QueueDeclarePassive(s.cfg.Queue, false, false, false, false, nil); err != nil {
+		if s.cfg.Declare && isCode(err, amqp.NotFound) {
+			return nil // declared on first Next
+		}
+		return fmt.Errorf("queue %q: %w", s.cfg.Queue, err)
+	}
+	return nil
+}
+
+// run owns the connection: connect, consume until the channel is lost,
+// reconnect with backoff, until Close.
+func (s *Source) run() {
+	ctx := s.ctx
+	var conn *amqp.Connection
+	defer func() {
+		if conn != nil {
+			_ = conn.CloseDeadline(time.Now().Add(5 * time.Second))
+		}
+		close(s.done)
+	}()
+	var gen uint64
+	attempt := 0
+	for {
+		if conn != nil && conn.IsClosed() {
+			conn = nil
+		}
+		if conn == nil {
+			c, raw, err := s.dial(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				if permanent(err) {
+					s.err = fmt.Errorf("rabbitmq connect: %w", err)
+					return
+				}
+				if !s.sleep(ctx, attempt, "connect", err) {
+					return
+				}
+				attempt++
+				continue
+			}
+			conn = c
+			s.link.Store(&link{conn: c, raw: raw})
+		}
+		gen++
+		sess, deliveries, closed, err := s.open(conn, gen)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if permanent(err) {
+				s.err = err
+				return
+			}
+			if !s.sleep(ctx, attempt, "open channel", err) {
+				return
+			}
+			attempt++
+			continue
+		}
+		if attempt > 0 || gen > 1 {
+			s.log.Info("rabbitmq consuming again", "generation", gen)
+		}
+		attempt = 0
+		s.gen.Store(gen)
+		err = s.consume(ctx, sess, deliveries, closed)
+		sess.kill()
+		_ = sess.ch.Close() // requeues this channel's unacked deliveries
+		if ctx.Err() != nil {
+			return
+		}
+		if sess.recycle.Load() {
+			s.log.Info("rabbitmq channel recycled for redelivery", "generation", gen)
+			continue
+		}
+		if !s.sleep(ctx, attempt, "channel lost", err) {
+			return
+		}
+		attempt++
+	}
+}
+
+// sleep logs why it waits and waits one backoff step; false if ctx ended.
+func (s *Source) sleep(ctx context.Context, attempt int, what string, err error) bool {
+	d := backoff(s.cfg.Reconnect, attempt)
+	s.log.Warn("rabbitmq "+what+"; reconnecting", "error", err, "retry_in", d, "attempt", attempt+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff returns a random delay in [d/2, d] with d = min(b.Min·2^attempt, b.Max).
+func backoff(b Backoff, attempt int) time.Duration {
+	d := b.Max
+	if attempt < 62 {
+		if x := b.Min << attempt; x > 0 && x>>attempt == b.Min && x < b.Max {
+			d = x
+		}
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// dial connects; the handshake is abandoned when ctx ends.
+func (s *Source) dial(ctx context.Context) (*amqp.Connection, net.Conn, error) {
+	var (
+		mu  sync.Mutex
+		raw net.Conn
+	)
+	var tc *tls.Config
+	if s.tls != nil {
+		tc = s.tls.Clone() // DialConfig fills ServerName in place
+	}
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(s.cfg.ConnectionName)
+	cfg := amqp.Config{
+		Heartbeat:       s.cfg.Heartbeat,
+		TLSClientConfig: tc,
+		Properties:      props,
+		Dial: func(network, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: s.cfg.DialTimeout}
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// Heartbeats have not started yet: bound the TLS and AMQP
+			// handshakes; the library clears the deadline afterwards.
+			if err := c.SetDeadline(time.Now().Add(s.cfg.DialTimeout)); err != nil {
+				c.Close()
+				return nil, err
+			}
+			mu.Lock()
+			raw = c
+			mu.Unlock()
+			return c, nil
+		},
+	}
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if raw != nil {
+			raw.Close()
+		}
+	})
+	conn, err := amqp.DialConfig(s.cfg.URL, cfg)
+	stop()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial: %w", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return conn, raw, nil
+}
+
+// open opens a channel on conn, sets QoS, declares or checks the queue,
+// binds it and starts consuming.
+func (s *Source) open(conn *amqp.Connection, gen uint64) (*session, <-chan amqp.Delivery, <-chan *amqp.Error, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open channel: %w", err)
+	}
+	fail := func(what string, err error) (*session, <-chan amqp.Delivery, <-chan *amqp.Error, error) {
+		_ = ch.Close()
+		return nil, nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
+		return fail("qos", err)
+	}
+	q := s.cfg.Queue
+	if s.cfg.Declare {
+		args := amqp.Table{}
+		if s.cfg.SingleActiveConsumer {
+			args["x-single-active-consumer"] = true
+		}
+		if s.cfg.DeadLetterExchange != "" {
+			args["x-dead-letter-exchange"] = s.cfg.DeadLetterExchange
+		}
+		if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
+			return fail(fmt.Sprintf("declare queue %q", q), err)
+		}
+		if s.cfg.Exchange != "" {
+			keys := s.cfg.RoutingKeys
+			if len(keys) == 0 {
+				keys = []string{""}
+			}
+			for _, k := range keys {
+				if err := ch.QueueBind(q, k, s.cfg.Exchange, false, nil); err != nil {
+					return fail(fmt.Sprintf("bind queue %q to exchange %q key %q", q, s.cfg.Exchange, k), err)
+				}
+			}
+		}
+	} else if _, err := ch.QueueDeclarePassive(q, false, false, false, false, nil); err != nil {
+		return fail(fmt.Sprintf("queue %q", q), err)
+	}
+	deliveries, err := ch.Consume(q, s.cfg.ConsumerTag, false, false, false, false, nil)
+	if err != nil {
+		return fail(fmt.Sprintf("consume %q", q), err)
+	}
+	return &session{ch: ch, gen: gen, lost: make(chan struct{})}, deliveries, closed, nil
+}
+
+// consume turns deliveries into batches until the session ends.
+func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan amqp.Delivery, closed <-chan *amqp.Error) error {
+	var (
+		b      *pending
+		timer  = time.NewTimer(time.Hour)
+		timerC <-chan time.Time
+	)
+	timer.Stop()
+	defer timer.Stop()
+	// emit hands b to Next, unless the session ends first (then b's
+	// deliveries are redelivered and b is dropped).
+	emit := func() error {
+		p := b
+		b, timerC = nil, nil
+		select {
+		case s.batches <- p:
+			return nil
+		case e := <-closed:
+			return closeErr(e)
+		case <-sess.lost:
+			return errRecycled
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				// The channel closed (its error, if any, was sent first)
+				// or the broker cancelled the consumer (queue deleted).
+				select {
+				case e := <-closed:
+					return closeErr(e)
+				default:
+					return errors.New("consumer cancelled by the broker")
+				}
+			}
+			if b == nil {
+				b = s.newPending(sess)
+				timer.Reset(s.cfg.MaxWait)
+				timerC = timer.C
+			}
+			s.add(b, &d)
+			if b.msgs >= s.cfg.BatchSize || len(b.events) >= s.cfg.BatchSize {
+				timer.Stop()
+				if err := emit(); err != nil {
+					return err
+				}
+			}
+		case <-timerC:
+			if err := emit(); err != nil {
+				return err
+			}
+		case e := <-closed:
+			return closeErr(e)
+		case <-sess.lost:
+			return errRecycled
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+var errRecycled = errors.New("channel recycled")
+
+func closeErr(e *amqp.Error) error {
+	if e == nil {
+		return errors.New("channel closed")
+	}
+	return e
+}
+
+// permanent reports errors that reconnecting cannot fix: access refused,
+// queue or vhost not found, arguments that clash with the existing queue.
+// A connection limit (also NOT_ALLOWED) may lift, so it is retried.
+func permanent(err error) bool {
+	var e *amqp.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case amqp.AccessRefused, amqp.NotFound, amqp.PreconditionFailed:
+		return true
+	case amqp.NotAllowed:
+		return !strings.Contains(e.Reason, "limit")
+	}
+	return false
+}
+
+func isCode(err error, code int) bool {
+	var e *amqp.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// pos is the human-readable position of a delivery: "queue@tag".
+func (s *Source) pos(tag uint64) string {
+	return s.cfg.Queue + "@" + strconv.FormatUint(tag, 10)
+}
