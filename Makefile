@@ -3,11 +3,10 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-# The default run includes short versions of the soak/chaos tests; LONG=1 runs the long ones.
+# The default run includes short versions of the soak/chaos tests; LONG=1 runs the
+# long ones (each package's -long flag defaults to ROWSYNC_LONG=1).
 TESTFLAGS ?=
-ifeq ($(LONG),1)
-TESTFLAGS += -args -long
-endif
+export ROWSYNC_LONG := $(LONG)
 
 .PHONY: build test services demo bench fuzz vet clean
 
@@ -22,7 +21,7 @@ vet:
 
 test: services
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 25m ./... $(TESTFLAGS)
+	$(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) ./...
 
 demo: build services
 	bash scripts/demo.sh

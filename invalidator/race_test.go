@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"regexp"
 	"strconv"
 	"sync"
@@ -20,7 +21,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 )
 
-var long = flag.Bool("long", false, "run the long soak")
+var long = flag.Bool("long", os.Getenv("ROWSYNC_LONG") == "1", "run the long soak")
 
 // Race test parameters. The guarantee is: no stale value survives when the
 // delay exceeds every reader's read→SET window. Readers here sleep up to

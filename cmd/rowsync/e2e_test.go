@@ -28,7 +28,7 @@ import (
 	"github.com/rowsync/rowsync/verify"
 )
 
-var long = flag.Bool("long", false, "run the long soak versions")
+var long = flag.Bool("long", os.Getenv("ROWSYNC_LONG") == "1", "run the long soak versions")
 
 var rowsyncBin string
 

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-var long = flag.Bool("long", false, "run the long tests (restarts the shared 3307 server)")
+var long = flag.Bool("long", os.Getenv("ROWSYNC_LONG") == "1", "run the long tests (restarts the shared 3307 server)")
 
 // TestServerRestart stops and restarts the 3307 server under a running
 // source. It disturbs every other user of that server, so it runs only

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -24,7 +25,7 @@ import (
 	"github.com/rowsync/rowsync/source/rabbitmq"
 )
 
-var long = flag.Bool("long", false, "run the long soak (broker restart)")
+var long = flag.Bool("long", os.Getenv("ROWSYNC_LONG") == "1", "run the long soak (broker restart)")
 
 const brokerURL = "amqp://guest:guest@127.0.0.1:5672/"
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# fuzz.sh runs every decoder's fuzz target for FUZZTIME each (default 30s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t="${FUZZTIME:-30s}"
+for pkg in canaljson canalpb maxwell debezium jsonl; do
+	echo "== fuzz source/decode/$pkg ($t)"
+	go test "./source/decode/$pkg" -run '^$' -fuzz FuzzDecode -fuzztime "$t"
+done
