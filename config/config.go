@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/deadletter"
 	"github.com/rowsync/rowsync/invalidator"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/refetch"
@@ -100,10 +101,14 @@ type Redis struct {
 	PoolSize int `yaml:"pool_size"`
 }
 
-// DeadLetter says where dead letters go.
+// DeadLetter says where dead letters go: a file or a Kafka topic. (For
+// RabbitMQ sources, rabbitmq.reject_to_dlx routes undecodable messages to
+// the queue's dead-letter exchange instead.)
 type DeadLetter struct {
 	// File is a JSON-lines file. Default: ./deadletter.jsonl
 	File string `yaml:"file"`
+	// Kafka sends records to a topic instead.
+	Kafka *deadletter.KafkaConfig `yaml:"kafka"`
 }
 
 // Pipeline tunes the pipeline; see package pipeline for each default.
@@ -299,6 +304,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MySQL != nil {
 		add("mysql", c.MySQL.Validate())
+	}
+	if c.DeadLetter.Kafka != nil {
+		add("deadletter.kafka", c.DeadLetter.Kafka.Validate())
+		if c.DeadLetter.File != "" {
+			add("deadletter", plain("set file or kafka, not both"))
+		}
 	}
 	add("pipeline", c.Pipeline.validate())
 	add("log", c.Log.validate())

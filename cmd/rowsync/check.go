@@ -108,11 +108,23 @@ func checks(cfg *config.Config) []check {
 			return writableDir(filepath.Dir(cfg.Checkpoint.File))
 		}})
 	}
-	dl := cfg.DeadLetter.File
-	if dl == "" {
-		dl = "deadletter.jsonl"
+	if k := cfg.DeadLetter.Kafka; k != nil {
+		out = append(out, check{"deadletter.kafka " + k.Topic, func(ctx context.Context) error {
+			conn, err := kafkago.DialContext(ctx, "tcp", k.Brokers[0])
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_, err = conn.Brokers()
+			return err
+		}})
+	} else {
+		dl := cfg.DeadLetter.File
+		if dl == "" {
+			dl = "deadletter.jsonl"
+		}
+		out = append(out, check{"deadletter.file " + dl, func(context.Context) error { return writableDir(filepath.Dir(dl)) }})
 	}
-	out = append(out, check{"deadletter.file " + dl, func(context.Context) error { return writableDir(filepath.Dir(dl)) }})
 	if cfg.MySQL != nil {
 		out = append(out, check{"mysql (refetch)", func(ctx context.Context) error {
 			db, err := sql.Open("mysql", cfg.MySQL.DSN)

@@ -118,11 +118,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	}()
 
-	dlPath := cfg.DeadLetter.File
-	if dlPath == "" {
-		dlPath = "deadletter.jsonl"
-	}
-	dl, err := deadletter.OpenFile(dlPath)
+	dl, err := openDeadLetter(cfg)
 	if err != nil {
 		return err
 	}
@@ -213,4 +209,15 @@ func readiness(ctx context.Context, p *pipeline.Pipeline, routes []pipeline.Rout
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
+	if k := cfg.DeadLetter.Kafka; k != nil {
+		return deadletter.NewKafka(*k)
+	}
+	path := cfg.DeadLetter.File
+	if path == "" {
+		path = "deadletter.jsonl"
+	}
+	return deadletter.OpenFile(path)
 }
