@@ -58,6 +58,8 @@ type Config struct {
 	DeadLetter DeadLetter `yaml:"deadletter"`
 	// Pipeline tunes sharding, batching and retries.
 	Pipeline Pipeline `yaml:"pipeline"`
+	// Workers is shorthand for pipeline.workers.
+	Workers int `yaml:"workers"`
 	// Admin serves /healthz, /readyz and /metrics.
 	Admin Admin `yaml:"admin"`
 	// Log configures logging.
@@ -309,6 +311,16 @@ func (c *Config) Validate() error {
 		add("deadletter.kafka", c.DeadLetter.Kafka.Validate())
 		if c.DeadLetter.File != "" {
 			add("deadletter", plain("set file or kafka, not both"))
+		}
+	}
+	if c.Workers != 0 {
+		switch {
+		case c.Workers < 0:
+			add("workers", plain("must not be negative"))
+		case c.Pipeline.Workers != 0 && c.Pipeline.Workers != c.Workers:
+			add("workers", plain("set workers or pipeline.workers, not both"))
+		default:
+			c.Pipeline.Workers = c.Workers
 		}
 	}
 	add("pipeline", c.Pipeline.validate())

@@ -95,3 +95,14 @@ tables:
 		})
 	}
 }
+
+func TestTopLevelWorkersIsPipelineWorkers(t *testing.T) {
+	raw := []byte("name: w\nworkers: 8\nsource: {binlog: {addr: \"127.0.0.1:3307\"}}\nredis: {}\ntables: [{match: a.b, redis_hash: {}}]\n")
+	c, err := Parse(raw, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pipeline.Workers != 8 {
+		t.Fatalf("pipeline.workers = %d, want 8", c.Pipeline.Workers)
+	}
+}
