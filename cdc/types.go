@@ -127,7 +127,7 @@ func ParseColumnType(name, typ string) Column {
 	return c
 }
 
-// parseElems splits "'a','b''c'" into labels.
+// parseElems splits "'a','b”c'" into labels.
 func parseElems(s string) []string {
 	var out []string
 	for i := 0; i < len(s); i++ {
@@ -455,38 +455,69 @@ func FormatFloat(f float64, bits int) string {
 }
 
 // FormatDateTime renders t for kind with prec fractional digits; prec < 0
-// prints as many as needed (none for whole seconds).
+// prints as many as needed (none for whole seconds). It formats by hand:
+// it runs once per temporal column of every row written.
 func FormatDateTime(t time.Time, kind Kind, prec int) string {
 	t = t.UTC()
-	if kind == KindDate {
-		return t.Format("2006-01-02")
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.Format("2006-01-02 15:04:05")
 	}
-	s := t.Format("2006-01-02 15:04:05")
-	return s + fraction(t.Nanosecond(), prec)
+	var buf [26]byte
+	b := append2(append2(append4(buf[:0], y), '-', int(mo)), '-', d)
+	if kind == KindDate {
+		return string(b)
+	}
+	h, mi, sec := t.Clock()
+	b = append2(append2(append2(b, ' ', h), ':', mi), ':', sec)
+	b = appendFraction(b, t.Nanosecond(), prec)
+	return string(b)
+}
+
+func append4(b []byte, v int) []byte {
+	return append(b, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+}
+
+func append2(b []byte, sep byte, v int) []byte {
+	return append(b, sep, byte('0'+v/10), byte('0'+v%10))
 }
 
 // FormatDuration renders a TIME value "[-]HH:MM:SS[.f]".
 func FormatDuration(d time.Duration, prec int) string {
-	sign := ""
+	var b []byte
 	if d < 0 {
-		sign, d = "-", -d
+		b, d = append(b, '-'), -d
 	}
-	h := d / time.Hour
-	m := (d % time.Hour) / time.Minute
-	sec := (d % time.Minute) / time.Second
-	ns := int(d % time.Second)
-	return fmt.Sprintf("%s%02d:%02d:%02d%s", sign, h, m, sec, fraction(ns, prec))
+	h := int64(d / time.Hour)
+	if h < 10 {
+		b = append(b, '0')
+	}
+	b = strconv.AppendInt(b, h, 10)
+	b = append2(b, ':', int(d%time.Hour/time.Minute))
+	b = append2(b, ':', int(d%time.Minute/time.Second))
+	return string(appendFraction(b, int(d%time.Second), prec))
 }
 
-func fraction(ns int, prec int) string {
+// appendFraction appends ".ffffff" cut to prec digits (at most 6, MySQL's
+// limit); prec < 0 keeps the significant digits, none for whole seconds.
+func appendFraction(b []byte, ns int, prec int) []byte {
 	if prec == 0 || (prec < 0 && ns == 0) {
-		return ""
+		return b
 	}
-	digits := fmt.Sprintf("%09d", ns)[:6]
+	var digits [6]byte
+	us := ns / 1000
+	for i := 5; i >= 0; i-- {
+		digits[i] = byte('0' + us%10)
+		us /= 10
+	}
+	n := 6
 	if prec < 0 {
-		digits = strings.TrimRight(digits, "0")
+		for n > 1 && digits[n-1] == '0' {
+			n--
+		}
 	} else if prec < 6 {
-		digits = digits[:prec]
+		n = prec
 	}
-	return "." + digits
+	b = append(b, '.')
+	return append(b, digits[:n]...)
 }

@@ -139,3 +139,41 @@ func TestBinlogVersionOrders(t *testing.T) {
 		t.Fatalf("versions %d %d %d", a, b, c)
 	}
 }
+
+func TestFormatTemporal(t *testing.T) {
+	ts := time.Date(2024, 3, 9, 7, 5, 3, 120_456_789, time.UTC)
+	for _, tc := range []struct {
+		kind Kind
+		prec int
+		want string
+	}{
+		{KindDate, -1, "2024-03-09"}, {KindDateTime, 0, "2024-03-09 07:05:03"}, {KindDateTime, 3, "2024-03-09 07:05:03.120"},
+		{KindTimestamp, 6, "2024-03-09 07:05:03.120456"}, {KindDateTime, -1, "2024-03-09 07:05:03.120456"},
+	} {
+		if got := FormatDateTime(ts, tc.kind, tc.prec); got != tc.want {
+			t.Errorf("FormatDateTime(%v,%d) = %q, want %q", tc.kind, tc.prec, got, tc.want)
+		}
+	}
+	if got := FormatDateTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), KindDateTime, -1); got != "2024-01-01 00:00:00" {
+		t.Errorf("whole second = %q", got)
+	}
+	for _, tc := range []struct {
+		d    time.Duration
+		prec int
+		want string
+	}{
+		{-(838*time.Hour + 59*time.Minute + 59*time.Second), 0, "-838:59:59"}, {5 * time.Second, 0, "00:00:05"},
+		{time.Hour + 1500*time.Millisecond, 3, "01:00:01.500"}, {time.Hour + 1500*time.Millisecond, -1, "01:00:01.5"},
+	} {
+		if got := FormatDuration(tc.d, tc.prec); got != tc.want {
+			t.Errorf("FormatDuration(%v,%d) = %q, want %q", tc.d, tc.prec, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkFormatDateTime(b *testing.B) {
+	ts := time.Date(2024, 3, 9, 7, 5, 3, 120_000_000, time.UTC)
+	for i := 0; i < b.N; i++ {
+		FormatDateTime(ts, KindDateTime, 3)
+	}
+}
