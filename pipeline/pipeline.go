@@ -186,9 +186,13 @@ type task struct {
 	events []cdc.Event
 }
 
-// Run reads the source until ctx ends or a fatal error. When ctx ends it
-// stops reading, lets in-flight batches finish and ack (for at most
-// ShutdownGrace), and returns nil. Unacked work is redelivered on restart.
+// Run reads the source until ctx ends, the source reports
+// cdc.ErrEndOfStream, or a fatal error. When ctx ends it stops reading,
+// lets in-flight batches finish and ack (for at most ShutdownGrace), and
+// returns nil. Unacked work is redelivered on restart. At the end of a
+// finite source it applies and acks every batch already read (retrying
+// transient errors for as long as ctx lasts) and returns nil once the last
+// one is acked.
 func (p *Pipeline) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelWork(nil)
@@ -255,6 +259,12 @@ func (p *Pipeline) read(ctx, work context.Context, shards []chan task, acks chan
 		b, err := p.src.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil || work.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, cdc.ErrEndOfStream) {
+				// Returning nil closes the shards: workers finish what is
+				// queued and the acker acks it all before Run returns.
+				p.log.Info("source finished; draining in-flight batches", "waiting_batches", p.inFlight.Load())
 				return nil
 			}
 			return fmt.Errorf("source: %w", err)

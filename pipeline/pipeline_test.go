@@ -259,6 +259,66 @@ func TestAckErrorStopsThePipeline(t *testing.T) {
 	}
 }
 
+// finiteSource hands out its batches, then cdc.ErrEndOfStream for ever.
+type finiteSource struct{ *sliceSource }
+
+func (s finiteSource) Next(ctx context.Context) (cdc.Batch, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next < len(s.batches) {
+		s.next++
+		return s.batches[s.next-1], nil
+	}
+	return cdc.Batch{}, fmt.Errorf("snapshot done: %w", cdc.ErrEndOfStream)
+}
+
+func TestEndOfStreamDrainsAcksAndReturnsNil(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		batches  int
+		failNext int
+		delay    time.Duration
+	}{
+		{"empty source", 0, 0, 0},
+		{"one batch", 1, 0, 0},
+		{"many batches in flight", 40, 0, time.Millisecond},
+		{"transient errors at the end", 10, 5, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := finiteSource{newSliceSource(makeBatches(tc.batches, 50, 20))}
+			sink := &recordSink{lastSeq: map[string]int64{}, failNext: tc.failNext, delay: tc.delay}
+			p, err := New(src, []Route{{Name: "test", Sink: sink}}, Options{DeadLetter: &deadletter.Memory{},
+				Workers: 4, MaxInFlight: 4, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := p.Run(ctx); err != nil {
+				t.Fatalf("run = %v, want nil at end of stream", err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("run returned only because the test timed out")
+			}
+			acked := src.ackedOrder()
+			if len(acked) != tc.batches {
+				t.Fatalf("acked %d batches, want %d", len(acked), tc.batches)
+			}
+			for i, b := range acked {
+				if b != i {
+					t.Fatalf("ack %d was batch %d: acks out of order", i, b)
+				}
+			}
+			if sink.applied != tc.batches*50 || p.Applied() != int64(tc.batches*50) {
+				t.Fatalf("applied %d (pipeline says %d), want %d", sink.applied, p.Applied(), tc.batches*50)
+			}
+			if sink.violation != nil {
+				t.Fatal(sink.violation)
+			}
+		})
+	}
+}
+
 func BenchmarkPipeline(b *testing.B) {
 	batches := makeBatches(b.N/1000+1, 1000, 100000)
 	src := newSliceSource(batches)

@@ -576,19 +576,7 @@ func (r *Refetcher) query(ctx context.Context, c *chunk, ti *tableInfo) error {
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		row := make(cdc.Row, len(ti.cols))
-		var convErr error
-		for i := range ti.cols {
-			if raw[i] == nil {
-				row[ti.cols[i].Name] = nil
-				continue
-			}
-			v, err := cdc.ParseText(&ti.cols[i], string(raw[i]))
-			if err != nil && convErr == nil {
-				convErr = err
-			}
-			row[ti.cols[i].Name] = v
-		}
+		row, convErr := ti.row(raw)
 		kb.Reset()
 		for j := range pkCols {
 			vals[j] = row[pkCols[j].Name]
@@ -616,4 +604,24 @@ func (r *Refetcher) query(ctx context.Context, c *chunk, ti *tableInfo) error {
 		}
 	}
 	return nil
+}
+
+// row types one row read with ti.sel: NULL is nil, everything else goes
+// through cdc.ParseText with the column's type. It returns the row with
+// every column it could convert and the first conversion error.
+func (ti *tableInfo) row(raw []sql.RawBytes) (cdc.Row, error) {
+	row := make(cdc.Row, len(ti.cols))
+	var convErr error
+	for i := range ti.cols {
+		if raw[i] == nil {
+			row[ti.cols[i].Name] = nil
+			continue
+		}
+		v, err := cdc.ParseText(&ti.cols[i], string(raw[i]))
+		if err != nil && convErr == nil {
+			convErr = err
+		}
+		row[ti.cols[i].Name] = v
+	}
+	return row, convErr
 }

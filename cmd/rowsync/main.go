@@ -6,6 +6,7 @@
 //	rowsync check   -c FILE   validate the file, then try every connection
 //	rowsync decode  --format F [FILE]   print normalized changes of messages
 //	rowsync verify  -c FILE   compare Redis hashes with the MySQL tables
+//	rowsync snapshot -c FILE  copy the rows that exist now into the sinks
 //	rowsync version
 package main
 
@@ -43,6 +44,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdDecode(args[1:], stdin, stdout, stderr)
 	case "verify":
 		return cmdVerify(args[1:], stdout, stderr)
+	case "snapshot":
+		return cmdSnapshot(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "rowsync", version)
 		return exitOK
@@ -61,6 +64,7 @@ func usage(w io.Writer) {
   rowsync check   -c FILE            validate the config, then try every connection
   rowsync decode  --format F [FILE]  print each message's changes as JSON lines
   rowsync verify  -c FILE --mysql DSN  compare redis_hash tables with MySQL
+  rowsync snapshot -c FILE [--tables RE] [--chunk N] [--force]  copy existing rows into the sinks
   rowsync version
 `)
 }

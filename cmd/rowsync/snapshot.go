@@ -1,0 +1,455 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+
+	mysqldrv "github.com/go-sql-driver/mysql"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/metrics"
+	"github.com/rowsync/rowsync/pipeline"
+	"github.com/rowsync/rowsync/refetch"
+	"github.com/rowsync/rowsync/snapshot"
+	"github.com/rowsync/rowsync/source/binlog"
+	"github.com/rowsync/rowsync/source/decode"
+)
+
+const snapshotHelp = `usage: rowsync snapshot -c FILE [--tables REGEX] [--chunk N] [--force]
+
+Copies the rows that already exist in MySQL into the configured sinks
+(redis_hash and mongo tables; invalidate is skipped: there is nothing to
+invalidate yet), as Insert events through the same pipeline as 'run'
+(sharding, retries, dead letter). Then start 'rowsync run'.
+
+Tables: every base table matched by a tables[] entry with redis_hash or
+mongo (and by source.binlog include/exclude), limited by --tables. Each is
+read in primary-key order, --chunk rows per query, with keyset pagination
+(WHERE key > last ORDER BY key LIMIT n). A table without a primary key is
+read in one streaming full scan.
+
+Where rows are read: mysql.dsn if set, else the binlog source's server with
+its credentials. A kafka or rabbitmq source needs mysql: {dsn: ...}.
+
+Consistency: chunks are separate short reads, not one transaction, so a
+table is not copied as of one instant. With a binlog source that has no
+checkpoint yet, snapshot first saves the source's start position (default:
+the current binlog end) as the checkpoint; 'rowsync run' then streams every
+change made during and after the snapshot, and since every write is a full
+row image the sinks converge on the current rows. If a checkpoint exists,
+snapshot refuses unless --force: a pipeline has already run, and a snapshot
+taken while 'rowsync run' is running can overwrite a newer row with the
+older copy it read (snapshot writes carry no version). Stop 'run' first;
+with --force the checkpoint is kept and 'run' resumes from it. With kafka
+or rabbitmq, make sure the consumer group's position (or the retained
+messages) covers changes from before the snapshot started.
+
+Flags:
+`
+
+// snapshotFlags are the command line of `rowsync snapshot`.
+type snapshotFlags struct {
+	tables string
+	chunk  int
+	force  bool
+}
+
+func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
+	var fl snapshotFlags
+	cfg, _, code := loadConfig("snapshot", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&fl.tables, "tables", "", `only tables whose "db.table" matches this regex (anchored)`)
+		fs.IntVar(&fl.chunk, "chunk", snapshot.DefaultChunk, fmt.Sprintf("rows per query and per batch (at most %d)", refetch.MaxChunkSize))
+		fs.BoolVar(&fl.force, "force", false, "snapshot even though a binlog checkpoint exists (stop 'rowsync run' first)")
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), snapshotHelp)
+			fs.PrintDefaults()
+		}
+	})
+	if cfg == nil {
+		return code
+	}
+	var only *regexp.Regexp
+	if fl.tables != "" {
+		re, err := cdc.CompileMatch(fl.tables)
+		if err != nil {
+			fmt.Fprintf(stderr, "rowsync snapshot: --tables: %v\n", err)
+			return exitConfig
+		}
+		only = re
+	}
+	if fl.chunk <= 0 || fl.chunk > refetch.MaxChunkSize {
+		fmt.Fprintf(stderr, "rowsync snapshot: --chunk: must be between 1 and %d, got %d\n", refetch.MaxChunkSize, fl.chunk)
+		return exitConfig
+	}
+	rc, err := snapshotMySQL(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "rowsync snapshot: %v\n", err)
+		return exitConfig
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stats, err := runSnapshot(ctx, cfg, rc, fl, only, log, stderr)
+	printSnapshotSummary(stdout, stats)
+	if err != nil {
+		log.Error("snapshot failed", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// snapshotMySQL is where snapshot reads rows: mysql:, else the binlog
+// source's server. Queries get a minute each unless mysql.timeout says.
+func snapshotMySQL(cfg *config.Config) (refetch.Config, error) {
+	var rc refetch.Config
+	switch {
+	case cfg.MySQL != nil:
+		rc = *cfg.MySQL
+	case cfg.Source.Binlog != nil:
+		b := cfg.Source.Binlog
+		dc := mysqldrv.NewConfig()
+		dc.Net, dc.Addr, dc.User, dc.Passwd = "tcp", b.Addr, b.User, b.Password
+		if dc.Addr == "" {
+			dc.Addr = binlog.DefaultAddr
+		}
+		if dc.User == "" {
+			dc.User = binlog.DefaultUser
+		}
+		rc.DSN = dc.FormatDSN()
+	default:
+		return rc, errors.New("snapshot reads rows from MySQL: with a kafka or rabbitmq source set mysql: {dsn: ...}")
+	}
+	if rc.Timeout == 0 {
+		rc.Timeout = time.Minute // a chunk of 5000 wide rows on a busy server
+	}
+	if rc.MaxOpenConns == 0 {
+		rc.MaxOpenConns = 2
+	}
+	return rc, nil
+}
+
+// snapshotTables selects the tables to copy: matched by a tables[] entry
+// with a sink snapshot feeds, by the binlog source's include/exclude, and
+// by --tables.
+func snapshotTables(cfg *config.Config, only *regexp.Regexp) (func(db, table string) bool, error) {
+	var rules []*regexp.Regexp
+	for i, t := range cfg.Tables {
+		re, err := cdc.CompileMatch(t.Match)
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d].match: %w", i, err)
+		}
+		rules = append(rules, re)
+	}
+	var include, exclude []*regexp.Regexp
+	if b := cfg.Source.Binlog; b != nil {
+		for _, p := range b.Include {
+			re, err := cdc.CompileMatch(p)
+			if err != nil {
+				return nil, fmt.Errorf("source.binlog.include: %w", err)
+			}
+			include = append(include, re)
+		}
+		for _, p := range b.Exclude {
+			re, err := cdc.CompileMatch(p)
+			if err != nil {
+				return nil, fmt.Errorf("source.binlog.exclude: %w", err)
+			}
+			exclude = append(exclude, re)
+		}
+	}
+	matchAny := func(res []*regexp.Regexp, name string) bool {
+		for _, re := range res {
+			if re.MatchString(name) {
+				return true
+			}
+		}
+		return false
+	}
+	return func(db, table string) bool {
+		name := db + "." + table
+		if only != nil && !only.MatchString(name) {
+			return false
+		}
+		if len(include) > 0 && !matchAny(include, name) || matchAny(exclude, name) {
+			return false
+		}
+		// the first matching entry decides, as in the pipeline
+		for i, re := range rules {
+			if re.MatchString(name) {
+				t := cfg.Tables[i]
+				return t.RedisHash != nil || t.Mongo != nil
+			}
+		}
+		return false
+	}, nil
+}
+
+// pinBinlogStart makes sure a binlog source has a checkpoint before any
+// row is read: with none it resolves the configured start (default: the
+// current binlog end) and saves it, exactly as `run` would on its first
+// start. An existing checkpoint is an error unless force.
+func pinBinlogStart(ctx context.Context, d *deps, force bool) error {
+	store, err := checkpointStore(d)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	defer store.Close()
+	pos, ok, err := store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load checkpoint: %w", err)
+	}
+	if ok {
+		if !force {
+			return fmt.Errorf("pipeline %q already has a binlog checkpoint (%s): 'rowsync run' has streamed from it, "+
+				"and a snapshot written while it runs can overwrite newer rows with older copies (snapshot writes carry no version). "+
+				"Stop 'rowsync run' and pass --force to snapshot anyway ('run' then resumes from the checkpoint and the sinks converge), "+
+				"or delete the checkpoint to start over", d.cfg.Name, pos)
+		}
+		d.log.Warn("binlog checkpoint exists; snapshotting anyway (--force); 'rowsync run' resumes from it", "pos", pos.String())
+		return nil
+	}
+	// binlog.New saves the resolved start position before it streams
+	// anything; the stream itself is not needed.
+	src, err := binlog.New(ctx, *d.cfg.Source.Binlog, store, d.log)
+	if err != nil {
+		return fmt.Errorf("source.binlog: %w", err)
+	}
+	src.Close(context.WithoutCancel(ctx))
+	pos, ok, err = store.Load(ctx)
+	if err != nil || !ok {
+		return fmt.Errorf("binlog start position was not saved: %v", err)
+	}
+	d.log.Info("binlog position saved as checkpoint before the snapshot; 'rowsync run' streams every change from here", "pos", pos.String())
+	return nil
+}
+
+// runSnapshot pins the binlog start, then copies every selected table
+// through the pipeline into the sinks. It returns the per-table stats
+// (also on failure, for the summary).
+func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl snapshotFlags, only *regexp.Regexp,
+	log *slog.Logger, stderr io.Writer) ([]snapshot.TableStats, error) {
+	log = log.With("pipeline", cfg.Name)
+	match, err := snapshotTables(cfg, only)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newDeps(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+
+	rf, err := refetch.New(rc, log.With("stage", "snapshot"))
+	if err != nil {
+		return nil, fmt.Errorf("mysql: %w", err)
+	}
+	defer rf.Close()
+	if err := rf.Ping(ctx); err != nil {
+		return nil, err
+	}
+	tables, err := rf.ListTables(ctx, match)
+	if err != nil {
+		return nil, err
+	}
+	if len(tables) == 0 {
+		return nil, errors.New("no table to snapshot: no base table matches a tables[] entry with redis_hash or mongo (and --tables)")
+	}
+
+	if cfg.Source.Binlog != nil {
+		if err := pinBinlogStart(ctx, d, fl.force); err != nil {
+			return nil, err
+		}
+	}
+
+	routes, err := snapshotRoutes(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, r := range routes {
+			if err := r.Sink.Close(context.Background()); err != nil {
+				log.Warn("close sink", "sink", r.Name, "err", err)
+			}
+		}
+	}()
+	dl, err := openDeadLetter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer dl.Close()
+
+	src := snapshot.New(rf, tables, snapshot.Options{Chunk: fl.chunk, Logger: log})
+	defer src.Close(context.Background())
+	p, err := pipeline.New(src, routes, pipeline.Options{
+		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
+		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
+		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
+		KeyColumns: cfg.KeyColumns(), DeadLetter: dl, RenderEvent: decode.EventJSON,
+		Metrics: metrics.New(), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	log.Info("snapshot starting", "tables", len(tables), "chunk", fl.chunk, "sinks", len(routes))
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		showProgress(ctx, stopProgress, src, rf, tables, log, stderr)
+	}()
+	runErr := p.Run(ctx)
+	close(stopProgress)
+	<-progressDone
+
+	stats := src.Stats()
+	if runErr != nil {
+		return stats, runErr
+	}
+	if !src.Done() {
+		return stats, errors.New("snapshot interrupted before every table was copied; run it again (with --force: the checkpoint is already saved)")
+	}
+	return stats, nil
+}
+
+// snapshotRoutes builds the sinks `run` would, except the invalidator:
+// nothing is cached from rows that were never synced.
+func snapshotRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
+	var routes []pipeline.Route
+	for _, f := range sinkFactories {
+		if f.name == "invalidate" {
+			continue
+		}
+		s, err := f.build(ctx, d)
+		if err != nil {
+			for _, r := range routes {
+				r.Sink.Close(ctx)
+			}
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		if s != nil {
+			routes = append(routes, pipeline.Route{Name: f.name, Sink: s})
+		}
+	}
+	if len(routes) == 0 {
+		return nil, errors.New("no redis_hash or mongo table: nothing for a snapshot to write")
+	}
+	return routes, nil
+}
+
+// showProgress draws a progress bar on stderr when it is a terminal, and
+// otherwise logs the progress every 5 seconds, until stop closes.
+func showProgress(ctx context.Context, stop <-chan struct{}, src *snapshot.Source, rf *refetch.Refetcher,
+	tables [][2]string, log *slog.Logger, stderr io.Writer) {
+	f, isFile := stderr.(*os.File)
+	if !isFile || !term.IsTerminal(int(f.Fd())) {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				cur, applied, done := progressOf(src.Stats())
+				log.Info("snapshot progress", "table", cur, "rows", applied, "tables_done", done, "tables", len(tables))
+			}
+		}
+	}
+	var estimate int64
+	for _, t := range tables {
+		if n, err := rf.EstimateRows(ctx, t[0], t[1]); err == nil {
+			estimate += n
+		}
+	}
+	bar := progressbar.NewOptions64(max(estimate, 1),
+		progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("snapshot"),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
+		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(), progressbar.OptionClearOnFinish())
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			bar.Finish()
+			return
+		case <-t.C:
+			cur, applied, done := progressOf(src.Stats())
+			if applied > bar.GetMax64() { // the estimate was low
+				bar.ChangeMax64(applied + applied/10)
+			}
+			bar.Describe(fmt.Sprintf("[%d/%d] %s", done, len(tables), cur))
+			bar.Set64(applied)
+		}
+	}
+}
+
+// progressOf returns the table being read, the rows applied in all, and
+// how many tables are done.
+func progressOf(stats []snapshot.TableStats) (cur string, applied int64, done int) {
+	for _, st := range stats {
+		applied += st.Applied
+		if st.Done() {
+			done++
+		} else if cur == "" && !st.Start.IsZero() {
+			cur = st.DB + "." + st.Table
+		}
+	}
+	return cur, applied, done
+}
+
+// printSnapshotSummary prints one line per table: rows, seconds, rows/s.
+func printSnapshotSummary(w io.Writer, stats []snapshot.TableStats) {
+	if len(stats) == 0 {
+		return
+	}
+	width := len("table")
+	for _, st := range stats {
+		width = max(width, len(st.DB)+1+len(st.Table))
+	}
+	fmt.Fprintf(w, "%-*s  %10s  %9s  %10s  %s\n", width, "table", "rows", "seconds", "rows/s", "status")
+	var rows int64
+	var secs float64
+	for _, st := range stats {
+		d := st.Duration().Seconds()
+		rate := 0.0
+		if d > 0 {
+			rate = float64(st.Applied) / d
+		}
+		status := "ok"
+		switch {
+		case st.Gone:
+			status = "gone (dropped before it was read)"
+		case st.Start.IsZero():
+			status = "not started"
+		case !st.Done():
+			status = "incomplete"
+		}
+		if st.Bad > 0 {
+			status += fmt.Sprintf(", %d row(s) to the dead letter", st.Bad)
+		}
+		if st.Keyless {
+			status += ", no primary key: full scan"
+		}
+		fmt.Fprintf(w, "%-*s  %10d  %9.2f  %10.0f  %s\n", width, st.DB+"."+st.Table, st.Applied, d, rate, status)
+		rows += st.Applied
+		secs += d
+	}
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(rows) / secs
+	}
+	fmt.Fprintf(w, "%-*s  %10d  %9.2f  %10.0f\n", width, "total", rows, secs, rate)
+}

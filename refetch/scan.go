@@ -1,0 +1,421 @@
+package refetch
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// systemSchemas are never listed by ListTables.
+var systemSchemas = []string{"mysql", "sys", "performance_schema", "information_schema"}
+
+// ListTables returns the base tables (not views) outside the system
+// schemas for which match returns true, as {db, table} ordered by name.
+func (r *Refetcher) ListTables(ctx context.Context, match func(db, table string) bool) ([][2]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	rows, err := r.db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var d, t string
+		if err := rows.Scan(&d, &t); err != nil {
+			return nil, fmt.Errorf("list tables: %w", err)
+		}
+		if slices.Contains(systemSchemas, strings.ToLower(d)) || !match(d, t) {
+			continue
+		}
+		out = append(out, [2]string{d, t})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	return out, nil
+}
+
+// ErrNoTable means Scan found no such table, or the user cannot see it.
+var ErrNoTable = errors.New("table not found (or no privilege to see it)")
+
+// BadRow is a row read by a Cursor whose values could not be typed. Key
+// names it: "id=7", or "row 12" in a table without a primary key.
+type BadRow struct {
+	Key string
+	Err error
+}
+
+// Cursor reads every row of one table, chunk by chunk, typed exactly as
+// Refetch types them (information_schema column types, text protocol,
+// cdc.ParseText), so a snapshot row equals the refetched and the binlog
+// row. It is not safe for concurrent use; Close it when done.
+//
+// A table with a primary key is read in key order with keyset pagination:
+// each chunk is one query `WHERE key > last key ORDER BY key LIMIT n`, so
+// every chunk costs the same however deep into the table it is, and no
+// query holds a snapshot or a lock for long. A composite key is compared
+// as `a >= ? AND (a > ? OR (a = ? AND b > ?) ...)` rather than as the row
+// constructor `(a, b) > (?, ?)`, which MariaDB does not turn into an index
+// range (it scans the index from its start on every chunk).
+//
+// A table without a primary key cannot be paged reliably: it is read by
+// one streaming full scan that stays open between chunks. If the reader
+// stalls longer than the server's net_write_timeout (the sinks are down,
+// say) the query fails and the table must be read again from the start.
+type Cursor struct {
+	r         *Refetcher
+	db, table string
+	ti        *tableInfo
+	pk        []string
+	pkIdx     []int // ti.cols index of each key column
+	chunk     int
+
+	after []any // query arguments of the last key read; nil before the first chunk
+	done  bool
+	sel   string // SELECT ... FROM ...
+	order string // ORDER BY ... LIMIT n
+
+	// a keyless table's open scan
+	rows   *sql.Rows
+	cancel context.CancelFunc
+	raw    []sql.RawBytes
+	dest   []any
+	n      int // rows read so far, to name bad keyless rows
+}
+
+// Scan opens a cursor over every row of db.table, chunk rows at a time
+// (at most MaxChunkSize; 0 means DefaultChunkSize). It reads the table's
+// current definition and primary key from information_schema; a table
+// that does not exist (or that the user cannot see) is an error wrapping
+// ErrNoTable.
+func (r *Refetcher) Scan(ctx context.Context, db, table string, chunk int) (*Cursor, error) {
+	if chunk <= 0 {
+		chunk = DefaultChunkSize
+	}
+	chunk = min(chunk, MaxChunkSize)
+	k := tableKey{db, table}
+	ti, err := r.reload(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s.%s: %w", db, table, err)
+	}
+	if ti == nil {
+		return nil, fmt.Errorf("scan %s.%s: %w", db, table, ErrNoTable)
+	}
+	pk, err := r.primaryKey(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s.%s: %w", db, table, err)
+	}
+	c := &Cursor{r: r, db: db, table: table, ti: ti, pk: pk, chunk: chunk}
+	for _, name := range pk {
+		i, ok := ti.byName[name]
+		if !ok {
+			return nil, fmt.Errorf("scan %s.%s: primary key column %q not among the columns (table changed?)", db, table, name)
+		}
+		c.pkIdx = append(c.pkIdx, i)
+	}
+	c.sel = "SELECT " + ti.sel + " FROM " + quote(db) + "." + quote(table)
+	if len(pk) > 0 {
+		var o strings.Builder
+		o.WriteString(" ORDER BY ")
+		for j, name := range pk {
+			if j > 0 {
+				o.WriteByte(',')
+			}
+			o.WriteString(quote(name))
+		}
+		o.WriteString(" LIMIT " + strconv.Itoa(chunk))
+		c.order = o.String()
+	}
+	c.raw = make([]sql.RawBytes, len(ti.cols))
+	c.dest = make([]any, len(c.raw))
+	for i := range c.raw {
+		c.dest[i] = &c.raw[i]
+	}
+	return c, nil
+}
+
+// primaryKey returns the primary-key columns of k in key order, nil for a
+// table without one.
+func (r *Refetcher) primaryKey(ctx context.Context, k tableKey) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	rows, err := r.db.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, k.db, k.table)
+	if err != nil {
+		return nil, fmt.Errorf("primary key: %w", err)
+	}
+	defer rows.Close()
+	var pk []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("primary key: %w", err)
+		}
+		pk = append(pk, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("primary key: %w", err)
+	}
+	return pk, nil
+}
+
+// Columns returns the table's columns in ordinal order (shared; do not
+// modify).
+func (c *Cursor) Columns() []cdc.Column { return c.ti.cols }
+
+// PK returns the primary-key column names in key order; nil for a table
+// without a primary key.
+func (c *Cursor) PK() []string { return c.pk }
+
+// Next returns the next chunk of rows, in primary-key order for a table
+// with a key, and io.EOF once every row has been returned. Rows whose
+// values cannot be typed come back in bad instead of rows.
+//
+// After an error a keyed cursor may be called again: it reads the same
+// chunk once more. A keyless cursor cannot resume: its scan is gone and
+// every later call fails.
+func (c *Cursor) Next(ctx context.Context) (rows []cdc.Row, bad []BadRow, err error) {
+	if c.done {
+		return nil, nil, io.EOF
+	}
+	if len(c.pk) == 0 {
+		return c.nextKeyless(ctx)
+	}
+	return c.nextKeyed(ctx)
+}
+
+func (c *Cursor) nextKeyed(ctx context.Context) ([]cdc.Row, []BadRow, error) {
+	q, args := c.sel, c.after
+	if c.after != nil {
+		q += " WHERE " + keysetWhere(c.pk)
+	}
+	q += c.order
+	qctx, cancel := context.WithTimeout(ctx, c.r.cfg.Timeout)
+	defer cancel()
+	c.r.queries.Add(1)
+	res, err := c.r.db.QueryContext(qctx, q, args...)
+	if err != nil {
+		return nil, nil, c.wrap(err)
+	}
+	defer res.Close()
+	var rows []cdc.Row
+	var bad []BadRow
+	var last []any
+	n := 0
+	for res.Next() {
+		if err := res.Scan(c.dest...); err != nil {
+			return nil, nil, c.wrap(err)
+		}
+		n++
+		row, convErr := c.ti.row(c.raw)
+		if last, err = c.keyArgs(row); err != nil {
+			// without the key's value the next chunk cannot be found
+			return nil, nil, c.wrap(fmt.Errorf("row after %v: %w", c.after, err))
+		}
+		if convErr != nil {
+			bad = append(bad, BadRow{Key: c.keyText(row), Err: convErr})
+			continue
+		}
+		rows = append(rows, row)
+	}
+	if err := res.Err(); err != nil {
+		return nil, nil, c.wrap(err)
+	}
+	if n < c.chunk {
+		c.done = true
+	}
+	if n == 0 {
+		return nil, nil, io.EOF
+	}
+	if c.after != nil && slices.EqualFunc(last, c.after, func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
+		return nil, nil, c.wrap(fmt.Errorf("keyset pagination made no progress past %v", last))
+	}
+	c.after = last
+	return rows, bad, nil
+}
+
+// keysetWhere is the condition "key > (?, ?, ...)" in a form MySQL and
+// MariaDB both read as an index range; its arguments are keysetArgs.
+func keysetWhere(pk []string) string {
+	if len(pk) == 1 {
+		return quote(pk[0]) + " > ?"
+	}
+	var b strings.Builder
+	b.WriteString(quote(pk[0]) + " >= ? AND (")
+	for j := range pk {
+		if j > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteByte('(')
+		for i := 0; i < j; i++ {
+			b.WriteString(quote(pk[i]) + " = ? AND ")
+		}
+		b.WriteString(quote(pk[j]) + " > ?)")
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// keyArgs returns the arguments of keysetWhere for the key of row.
+func (c *Cursor) keyArgs(row cdc.Row) ([]any, error) {
+	vals := make([]any, len(c.pk))
+	for j, i := range c.pkIdx {
+		col := &c.ti.cols[i]
+		v, err := keysetArg(col, row[col.Name])
+		if err != nil {
+			return nil, err
+		}
+		vals[j] = v
+	}
+	if len(vals) == 1 {
+		return vals, nil
+	}
+	// a >= ? AND (a > ? OR (a = ? AND b > ?) OR ...)
+	args := []any{vals[0]}
+	for j := range vals {
+		args = append(args, vals[:j+1]...)
+	}
+	return args, nil
+}
+
+// keysetArg renders one key value so that the server compares it the way
+// ORDER BY sorts the column: numbers as numbers (a float exactly, as the
+// double it was read as), bytes as binary, ENUM and SET as their index
+// (they sort by index, not label), the rest as MySQL's own text.
+func keysetArg(col *cdc.Column, v cdc.Value) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, fmt.Errorf("primary key column %q is NULL or not convertible", col.Name)
+	case int64, uint64, float64, []byte:
+		return x, nil
+	case string:
+		if col.Kind == cdc.KindEnum {
+			// '' (an invalid value) is index 0
+			return int64(slices.Index(col.Elems, x) + 1), nil
+		}
+		return x, nil
+	case cdc.Set:
+		var mask uint64
+		for _, label := range x {
+			if i := slices.Index(col.Elems, label); i >= 0 && i < 64 {
+				mask |= 1 << i
+			}
+		}
+		return mask, nil
+	}
+	s, ok := cdc.FormatText(col, v)
+	if !ok {
+		return nil, fmt.Errorf("primary key column %q: cannot render %T", col.Name, v)
+	}
+	return s, nil
+}
+
+// keyText names a row by its key for logs and the dead letter: "id=7" or
+// "user_id=1,order_no=2".
+func (c *Cursor) keyText(row cdc.Row) string {
+	var b strings.Builder
+	for j, i := range c.pkIdx {
+		if j > 0 {
+			b.WriteByte(',')
+		}
+		col := &c.ti.cols[i]
+		s, _ := cdc.FormatText(col, row[col.Name])
+		b.WriteString(col.Name + "=" + s)
+	}
+	return b.String()
+}
+
+func (c *Cursor) nextKeyless(ctx context.Context) ([]cdc.Row, []BadRow, error) {
+	if c.rows == nil {
+		// The scan outlives this call, so it runs on its own context,
+		// cancelled by Close (or by ctx while a call is reading).
+		qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		c.r.queries.Add(1)
+		res, err := c.r.db.QueryContext(qctx, c.sel)
+		if err != nil {
+			cancel()
+			c.done = true
+			return nil, nil, c.wrap(err)
+		}
+		c.rows, c.cancel = res, cancel
+	}
+	stop := context.AfterFunc(ctx, c.cancel)
+	defer stop()
+	var rows []cdc.Row
+	var bad []BadRow
+	for len(rows)+len(bad) < c.chunk && c.rows.Next() {
+		if err := c.rows.Scan(c.dest...); err != nil {
+			c.done = true
+			return nil, nil, c.wrap(err)
+		}
+		c.n++
+		row, convErr := c.ti.row(c.raw)
+		if convErr != nil {
+			bad = append(bad, BadRow{Key: "row " + strconv.Itoa(c.n), Err: convErr})
+			continue
+		}
+		rows = append(rows, row)
+	}
+	if len(rows)+len(bad) < c.chunk {
+		c.done = true
+		if err := c.rows.Err(); err != nil {
+			return nil, nil, c.wrap(err)
+		}
+		if err := c.rows.Close(); err != nil {
+			return nil, nil, c.wrap(err)
+		}
+	}
+	if ctx.Err() != nil {
+		c.done = true
+		return nil, nil, ctx.Err()
+	}
+	if len(rows)+len(bad) == 0 {
+		return nil, nil, io.EOF
+	}
+	return rows, bad, nil
+}
+
+func (c *Cursor) wrap(err error) error {
+	return fmt.Errorf("scan %s.%s: %w", c.db, c.table, err)
+}
+
+// Close ends an open scan. The cursor must not be used after it.
+func (c *Cursor) Close() error {
+	c.done = true
+	if c.rows == nil {
+		return nil
+	}
+	c.cancel()
+	err := c.rows.Close()
+	c.rows = nil
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("scan %s.%s: %w", c.db, c.table, err)
+	}
+	return nil
+}
+
+// EstimateRows returns information_schema's estimate of db.table's row
+// count (InnoDB's is approximate; 0 when unknown), for progress display.
+func (r *Refetcher) EstimateRows(ctx context.Context, db, table string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	var n sql.NullInt64
+	err := r.db.QueryRowContext(ctx, `SELECT TABLE_ROWS FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, db, table).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("row estimate of %s.%s: %w", db, table, err)
+	}
+	return n.Int64, nil
+}
