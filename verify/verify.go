@@ -52,8 +52,9 @@ func (s Stats) String() string {
 	return fmt.Sprintf("%d rows: %d missing, %d different, %d extra keys", s.Rows, s.Missing, s.Different, s.Extra)
 }
 
-type column struct {
-	name, dataType string
+// Column is a table column as information_schema describes it.
+type Column struct {
+	Name, DataType string
 }
 
 // Redis compares t's rows with their hashes. report, if not nil, gets
@@ -64,7 +65,7 @@ func Redis(ctx context.Context, db *sql.DB, rdb goredis.UniversalClient, t Redis
 		report = func(Mismatch) {}
 	}
 	var st Stats
-	cols, pk, err := schema(ctx, db, t.DB, t.Table)
+	cols, pk, err := Schema(ctx, db, t.DB, t.Table)
 	if err != nil {
 		return st, err
 	}
@@ -73,9 +74,9 @@ func Redis(ctx context.Context, db *sql.DB, rdb goredis.UniversalClient, t Redis
 	}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
-		sel[i] = quote(c.name)
-		if c.dataType == "bit" { // the text protocol sends BIT as raw bytes
-			sel[i] = quote(c.name) + "+0"
+		sel[i] = quote(c.Name)
+		if c.DataType == "bit" { // the text protocol sends BIT as raw bytes
+			sel[i] = quote(c.Name) + "+0"
 		}
 	}
 	rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(sel, ",")+" FROM "+quote(t.DB)+"."+quote(t.Table))
@@ -138,9 +139,9 @@ func Redis(ctx context.Context, db *sql.DB, rdb goredis.UniversalClient, t Redis
 				continue
 			}
 			v := string(raw[i])
-			row[c.name] = v
-			if keep(c.name, t.Include, t.Exclude) {
-				fields[c.name] = v
+			row[c.Name] = v
+			if keep(c.Name, t.Include, t.Exclude) {
+				fields[c.Name] = v
 			}
 		}
 		key, err := t.Key.Render(keymap.Input{DB: t.DB, Table: t.Table, PK: pk, Row: row})
@@ -243,17 +244,18 @@ func diff(want, got map[string]string) string {
 	return strings.Join(d, "; ")
 }
 
-// schema returns the columns in order and the primary key in key order.
-func schema(ctx context.Context, db *sql.DB, schemaName, table string) ([]column, []string, error) {
+// Schema returns a table's columns in order and its primary key in key
+// order (empty for a table without one).
+func Schema(ctx context.Context, db *sql.DB, schemaName, table string) ([]Column, []string, error) {
 	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schemaName, table)
 	if err != nil {
 		return nil, nil, fmt.Errorf("columns of %s.%s: %w", schemaName, table, err)
 	}
-	var cols []column
+	var cols []Column
 	for rows.Next() {
-		var c column
-		if err := rows.Scan(&c.name, &c.dataType); err != nil {
+		var c Column
+		if err := rows.Scan(&c.Name, &c.DataType); err != nil {
 			rows.Close()
 			return nil, nil, err
 		}

@@ -135,6 +135,9 @@ func checks(cfg *config.Config) []check {
 			return db.PingContext(ctx)
 		}})
 	}
+	if cfg.Source.Binlog != nil || cfg.MySQL != nil {
+		out = append(out, check{"schema of mapped tables", func(ctx context.Context) error { return checkSchemasOnce(ctx, cfg) }})
+	}
 	out = append(out, mongoChecks(cfg)...)
 	return out
 }

@@ -554,3 +554,32 @@ func TestRedisRestartLosesNothing(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestSchemaMistakesStopRunBeforeStreaming: a keyless table with a {pk}
+// key, and a template naming a missing column, are refused at start with
+// messages that name the rule, the table and the fix.
+func TestSchemaMistakesStopRunBeforeStreaming(t *testing.T) {
+	f := newFixture(t, "127.0.0.1:6379", e2eRedisDB)
+	f.exec("CREATE TABLE " + f.schema + ".events (at DATETIME, what VARCHAR(10))")
+	cfg := readFile(f.cfgPath) + "  - match: " + f.schema + ".events\n    redis_hash: {}\n"
+	cfg = strings.Replace(cfg, `key: "ord:`+f.schema+`:{user_id}:{order_no}"`, `key: "ord:`+f.schema+`:{user_id}:{order_nr}"`, 1)
+	if err := os.WriteFile(f.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(rowsyncBin, "run", "-c", f.cfgPath).CombinedOutput()
+	if err == nil {
+		t.Fatalf("run accepted the schema mistakes:\n%s", out)
+	}
+	for _, want := range []string{
+		"tables[2] (" + f.schema + ".events): redis_hash.key \"{db}_{table}_{pk}\" needs {pk} but the table has no primary key",
+		"tables[1] (" + f.schema + ".orders): redis_hash.key: unknown column \"order_nr\"",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = exec.Command(rowsyncBin, "check", "-c", f.cfgPath).CombinedOutput()
+	if !strings.Contains(string(out), "FAIL  schema of mapped tables") {
+		t.Errorf("check did not report the schema:\n%s", out)
+	}
+}

@@ -80,6 +80,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
+		var se schemaError
+		if errors.As(err, &se) {
+			fmt.Fprintln(stderr, "rowsync: the tables do not fit the config:")
+			for _, line := range strings.Split(se.err.Error(), "\n") {
+				fmt.Fprintf(stderr, "  %s\n", line)
+			}
+			return exitConfig
+		}
 		log.Error("rowsync stopped", "err", err)
 		return exitFail
 	}
@@ -99,6 +107,11 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer d.close()
 
+	if cfg.Source.Binlog != nil || cfg.MySQL != nil {
+		if err := checkSchemasOnce(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	kind := sourceKind(cfg)
 	src, err := sourceFactories[kind](ctx, d)
 	if err != nil {
@@ -221,3 +234,25 @@ func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
 	}
 	return deadletter.OpenFile(path)
 }
+
+// checkSchemasOnce checks the mapped tables against MySQL before streaming.
+func checkSchemasOnce(ctx context.Context, cfg *config.Config) error {
+	db, err := openVerifyDB(cfg, "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := checkSchemas(sctx, cfg, db); err != nil {
+		return schemaError{err}
+	}
+	return nil
+}
+
+// schemaError is a mismatch between the config and the tables: a
+// configuration mistake, reported like one (exit 2).
+type schemaError struct{ err error }
+
+func (e schemaError) Error() string { return "schema check: " + e.err.Error() }
+func (e schemaError) Unwrap() error { return e.err }
