@@ -91,7 +91,7 @@ func TestSchemaTypes(t *testing.T) {
 		"micro_at":   time.Date(2024, 5, 1, 10, 20, 30, 123456e3, time.UTC),
 		"updated_at": time.Date(2024, 5, 1, 10, 20, 31, 0, time.UTC),
 		"dur":        -(838*time.Hour + 59*time.Minute + 59*time.Second),
-		"doc":        cdc.JSON(`{"a":[1,2]}`),
+		"doc":        cdc.JSON(`{"a": [1, 2]}`),
 		"flags":      cdc.Set{"a", "c"},
 		"noflags":    cdc.Set{},
 		"status":     "banned",
@@ -200,7 +200,7 @@ func TestDecode(t *testing.T) {
 				`{"id":18446744073709551615,"n":2.25,"d":19844,"s":"x","b":false,"g":{"wkb":"AQ=="}}`, "u"))}},
 			check: func(t *testing.T, evs []cdc.Event) {
 				ev := evs[0]
-				want := cdc.Row{"id": uint64(math.MaxUint64), "n": 2.25, "d": int64(19844), "s": "x", "b": int64(0), "g": cdc.JSON(`{"wkb":"AQ=="}`)}
+				want := cdc.Row{"id": uint64(math.MaxUint64), "n": 2.25, "d": int64(19844), "s": "x", "b": int64(0), "g": cdc.JSON(`{"wkb": "AQ=="}`)}
 				if ev.Op != cdc.Update || !reflect.DeepEqual(ev.After, want) || ev.Before["n"] != 1.5 {
 					t.Errorf("got %#v / %#v", ev.Before, ev.After)
 				}

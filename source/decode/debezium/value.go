@@ -110,9 +110,8 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		var b bytes.Buffer
-		if json.Compact(&b, []byte(s)) == nil {
-			return cdc.JSON(b.String()), nil
+		if j, err := cdc.MySQLJSON([]byte(s)); err == nil {
+			return j, nil // as MySQL prints it, like the binlog and canal paths
 		}
 		return cdc.JSON(s), nil
 	case nameEnumSet:
@@ -246,11 +245,11 @@ func str(raw json.RawMessage) (string, error) {
 }
 
 func compact(raw json.RawMessage) (cdc.Value, error) {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
+	j, err := cdc.MySQLJSON(raw)
+	if err != nil {
 		return nil, fmt.Errorf("json value: %w", err)
 	}
-	return cdc.JSON(b.String()), nil
+	return j, nil
 }
 
 // bytesValue decodes Connect "bytes": a base64 JSON string.

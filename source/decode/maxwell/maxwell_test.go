@@ -86,7 +86,7 @@ func TestSchemaTyping(t *testing.T) {
 		"bio":        nil,
 		"status":     "banned",
 		"flags":      cdc.Set{"a", "c"},
-		"doc":        cdc.JSON(`{"b":[1,2.50],"a":"x"}`),
+		"doc":        cdc.JSON(`{"b": [1, 2.50], "a": "x"}`),
 		"dur":        -(838*time.Hour + 59*time.Minute + 59*time.Second),
 		"bits":       int64(5),
 		"yr":         int64(2024),
@@ -172,7 +172,7 @@ func TestDecode(t *testing.T) {
 			check: func(t *testing.T, evs []cdc.Event) {
 				want := cdc.Row{"id": uint64(math.MaxUint64), "n": int64(math.MinInt64),
 					"big": cdc.Decimal("123456789012345678901234567890"), "dec": cdc.Decimal("-0.10"),
-					"exp": cdc.Decimal("1500"), "f": int64(1), "j": cdc.JSON(`[1,"x"]`)}
+					"exp": cdc.Decimal("1500"), "f": int64(1), "j": cdc.JSON(`[1, "x"]`)}
 				if !reflect.DeepEqual(evs[0].After, want) {
 					t.Errorf("got %#v\nwant %#v", evs[0].After, want)
 				}

@@ -163,12 +163,14 @@ func str(raw json.RawMessage) (string, error) {
 	return s, nil
 }
 
+// compactJSON renders an embedded JSON value as MySQL prints it, so it
+// equals the binlog and canal paths (see cdc.MySQLJSON).
 func compactJSON(raw json.RawMessage) (cdc.Value, error) {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
+	j, err := cdc.MySQLJSON(raw)
+	if err != nil {
 		return nil, fmt.Errorf("json value: %w", err)
 	}
-	return cdc.JSON(b.String()), nil
+	return j, nil
 }
 
 // parseInteger parses an integer literal into int64, or uint64 above
