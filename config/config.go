@@ -22,6 +22,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/deadletter"
 	"github.com/rowsync/rowsync/invalidator"
+	"github.com/rowsync/rowsync/lease"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/source/binlog"
@@ -36,6 +37,9 @@ type Config struct {
 	Name string `yaml:"name"`
 	// Source holds exactly one of binlog, kafka, rabbitmq.
 	Source Source `yaml:"source"`
+	// Lease, for a binlog source, makes processes with the same name take
+	// turns: one streams, the others wait as standbys. Needs redis:.
+	Lease *lease.Config `yaml:"lease"`
 	// Checkpoint says where the binlog position is kept.
 	// Default: redis (the redis: block), key rowsync:checkpoint:<name>.
 	Checkpoint Checkpoint `yaml:"checkpoint"`
@@ -287,6 +291,15 @@ func (c *Config) Validate() error {
 		add("source", plain("only one of binlog, kafka, rabbitmq may be set"))
 	}
 
+	if c.Lease != nil {
+		add("lease", c.Lease.Validate())
+		if c.Source.Binlog == nil {
+			add("lease", plain("only for a binlog source (Kafka groups and RabbitMQ single-active-consumer queues coordinate consumers themselves)"))
+		}
+		if c.Redis == nil {
+			add("lease", plain("needs the top-level redis: block"))
+		}
+	}
 	if c.Checkpoint.Redis != nil && c.Checkpoint.File != "" {
 		add("checkpoint", plain("set redis or file, not both"))
 	}

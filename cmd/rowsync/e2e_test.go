@@ -583,3 +583,53 @@ func TestSchemaMistakesStopRunBeforeStreaming(t *testing.T) {
 		t.Errorf("check did not report the schema:\n%s", out)
 	}
 }
+
+// TestLeaseFailover runs two rowsync processes on one binlog pipeline:
+// one streams, the other stands by; SIGKILL the active one mid-stream and
+// the standby takes over from the checkpoint, ending exact.
+func TestLeaseFailover(t *testing.T) {
+	f := newFixture(t, "127.0.0.1:6379", e2eRedisDB)
+	leaseKey := "rowsync:lease:" + f.name
+	t.Cleanup(func() { f.rdb.Del(context.Background(), leaseKey) })
+	base := readFile(f.cfgPath) + "lease:\n  ttl: 2s\n"
+	if err := os.WriteFile(f.cfgPath, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	standbyAdmin := freeAddr(t)
+	standbyCfg := filepath.Join(f.dir, "standby.yaml")
+	if err := os.WriteFile(standbyCfg, []byte(strings.Replace(base, f.admin, standbyAdmin, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	active := f.start()
+	standbyLog := filepath.Join(f.dir, "standby.log")
+	lf, _ := os.Create(standbyLog)
+	standby := exec.Command(rowsyncBin, "run", "-c", standbyCfg)
+	standby.Stdout, standby.Stderr = lf, lf
+	if err := standby.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Process.Kill(); standby.Wait(); lf.Close() })
+	for i := 0; !strings.Contains(readFile(standbyLog), "standby: waiting for the lease"); i++ {
+		if i > 600 {
+			t.Fatalf("second process never stood by:\n%s", readFile(standbyLog))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	w := newWorkload(f, 3)
+	w.run(5000)
+	active.kill()
+	w.run(5000)
+	st := f.converge(&proc{log: standbyLog})
+	if !strings.Contains(readFile(standbyLog), "lease acquired") {
+		t.Fatalf("standby never took the lease:\n%s", readFile(standbyLog))
+	}
+	t.Logf("after failover: %v", st)
+	standby.Process.Signal(syscall.SIGTERM)
+	if err := standby.Wait(); err != nil {
+		t.Fatalf("standby exit: %v\n%s", err, readFile(standbyLog))
+	}
+	if v, _ := f.rdb.Exists(context.Background(), leaseKey).Result(); v != 0 {
+		t.Fatal("a clean stop did not release the lease")
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/lease"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/pipeline"
 	"github.com/rowsync/rowsync/source/decode"
@@ -112,6 +113,16 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	var held *lease.Lease
+	if cfg.Lease != nil {
+		held = lease.New(d.redis, *cfg.Lease, cfg.Name, log)
+		if err := held.Acquire(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while standing by
+			}
+			return err
+		}
+	}
 	kind := sourceKind(cfg)
 	src, err := sourceFactories[kind](ctx, d)
 	if err != nil {
@@ -175,6 +186,10 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return srv.Shutdown(sctx)
 		})
 		log.Info("admin listening", "addr", addr)
+	}
+	if held != nil {
+		// Losing the lease stops the pipeline: a standby has taken over.
+		g.Go(func() error { return held.Keep(runnersCtx) })
 	}
 	for _, r := range d.runners {
 		g.Go(func() error { return r(runnersCtx) })
