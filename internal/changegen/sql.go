@@ -1,0 +1,88 @@
+package changegen
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// quoteIdent quotes a MySQL identifier.
+func quoteIdent(name string) string {
+	return "`" + strings.ReplaceAll(name, "`", "``") + "`"
+}
+
+// CreateSQL is the CREATE TABLE statement of t (qualified by its
+// database), with its column types, NULL-ability and primary key, in
+// utf8mb4 with a binary collation so that every generated key is
+// distinct.
+func (t *Table) CreateSQL() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s.%s (", quoteIdent(t.DB), quoteIdent(t.Name))
+	for _, d := range t.Defs {
+		null := " NOT NULL"
+		if d.Nullable {
+			null = " NULL"
+		}
+		fmt.Fprintf(&b, "%s %s%s, ", quoteIdent(d.Name), d.Type, null)
+	}
+	pk := make([]string, len(t.PK))
+	for i, c := range t.PK {
+		pk[i] = quoteIdent(c)
+	}
+	fmt.Fprintf(&b, "PRIMARY KEY (%s)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin", strings.Join(pk, ", "))
+	return b.String()
+}
+
+// sqlArg is the argument that stores v in a column of col: the MySQL text
+// form (cdc.FormatText), bytes for BLOBs, nil for NULL.
+func sqlArg(col *cdc.Column, v cdc.Value) any {
+	if b, ok := v.([]byte); ok {
+		return b
+	}
+	s, ok := cdc.FormatText(col, v)
+	if !ok {
+		return nil
+	}
+	return s
+}
+
+// LoadFinal creates the set's tables in db (whose database, Config.DB,
+// must exist and must not hold them yet) and inserts the final rows, so
+// that MySQL holds what the change sequence ends in.
+func (s *Set) LoadFinal(ctx context.Context, db *sql.DB) error {
+	const rowsPerInsert = 200
+	for _, t := range s.Tables {
+		if _, err := db.ExecContext(ctx, t.CreateSQL()); err != nil {
+			return fmt.Errorf("create %s.%s: %w", t.DB, t.Name, err)
+		}
+		rows := s.Final[t]
+		keys := slices.Sorted(maps.Keys(rows))
+		names := make([]string, len(t.cols))
+		for i := range t.cols {
+			names[i] = quoteIdent(t.cols[i].Name)
+		}
+		head := fmt.Sprintf("INSERT INTO %s.%s (%s) VALUES ", quoteIdent(t.DB), quoteIdent(t.Name), strings.Join(names, ", "))
+		tuple := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")"
+		for len(keys) > 0 {
+			chunk := keys[:min(len(keys), rowsPerInsert)]
+			keys = keys[len(chunk):]
+			tuples := make([]string, len(chunk))
+			args := make([]any, 0, len(chunk)*len(t.cols))
+			for i, k := range chunk {
+				tuples[i] = tuple
+				for j := range t.cols {
+					args = append(args, sqlArg(&t.cols[j], rows[k][t.cols[j].Name]))
+				}
+			}
+			if _, err := db.ExecContext(ctx, head+strings.Join(tuples, ", "), args...); err != nil {
+				return fmt.Errorf("insert into %s.%s: %w", t.DB, t.Name, err)
+			}
+		}
+	}
+	return nil
+}
