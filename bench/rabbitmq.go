@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+const amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+func runRabbitDrain(ctx context.Context, o *options, t *table) error {
+	n := o.n(100_000)
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		return fmt.Errorf("rabbitmq: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	qRowsync := fmt.Sprintf("rs-bench-rowsync-%d", os.Getpid())
+	qNaive := fmt.Sprintf("rs-bench-naive-%d", os.Getpid())
+	qCeil := fmt.Sprintf("rs-bench-ceiling-%d", os.Getpid())
+	queues := []string{qRowsync, qNaive, qCeil}
+	for _, q := range queues {
+		if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare %s: %w", q, err)
+		}
+		defer func() { _, _ = ch.QueueDelete(q, false, false, false) }()
+	}
+	rc := redisDB(sinkDB)
+	defer rc.Close()
+	defer flush(context.Background(), sinkDB)
+	if err := flush(ctx, sinkDB); err != nil {
+		return err
+	}
+
+	changes, live := canalWorkload(n)
+	pstart := time.Now()
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 4096))
+	pending := 0
+	for _, c := range changes {
+		for _, q := range queues {
+			if err := ch.PublishWithContext(ctx, "", q, false, false,
+				amqp.Publishing{ContentType: "application/json", Body: c.value}); err != nil {
+				return fmt.Errorf("publish: %w", err)
+			}
+			pending++
+		}
+		for pending > 2000 { // keep the window bounded
+			if cf := <-confirms; !cf.Ack {
+				return fmt.Errorf("publish %d nacked", cf.DeliveryTag)
+			}
+			pending--
+		}
+	}
+	for ; pending > 0; pending-- {
+		if cf := <-confirms; !cf.Ack {
+			return fmt.Errorf("publish %d nacked", cf.DeliveryTag)
+		}
+	}
+	o.log.Info("rabbitmq queues written", "messages", n, "queues", len(queues), "took", time.Since(pstart).Round(time.Millisecond))
+
+	src := fmt.Sprintf("  rabbitmq:\n    url: %q\n    queue: %q\n    format: canal-json", amqpURL, qRowsync)
+	rpid := redisPID(ctx)
+	redis0 := cpuTime(rpid)
+	p, err := startRowsync(ctx, o, "bench-rabbitmq", queueConfig("bench-rabbitmq", src, o.work))
+	if err != nil {
+		return err
+	}
+	res, err := p.waitDrain(ctx, n, 3*time.Minute)
+	redisCPU := cpuTime(rpid) - redis0
+	p.stop()
+	if err != nil {
+		return err
+	}
+	if err := waitDBSize(ctx, rc, int64(live), 30*time.Second); err != nil {
+		return fmt.Errorf("after the rowsync drain: %w", err)
+	}
+	if err := checkItem(ctx, rc, 0); err != nil {
+		return err
+	}
+	if err := flush(ctx, sinkDB); err != nil {
+		return err
+	}
+
+	// Baseline: one consumer, prefetch 100, json.Unmarshal + one HSET/DEL
+	// and one basic.ack per message.
+	nch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer nch.Close()
+	if err := nch.Qos(100, 0, false); err != nil {
+		return err
+	}
+	start := time.Now()
+	deliveries, err := nch.ConsumeWithContext(ctx, qNaive, "", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	nctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for i := range n {
+		var d amqp.Delivery
+		select {
+		case d = <-deliveries:
+		case <-nctx.Done():
+			return fmt.Errorf("naive: %d of %d messages: %w", i, n, nctx.Err())
+		}
+		if err := naiveCanal(nctx, rc, d.Body); err != nil {
+			return fmt.Errorf("naive apply: %w", err)
+		}
+		if err := d.Ack(false); err != nil {
+			return err
+		}
+	}
+	naive := time.Since(start)
+	if err := waitDBSize(ctx, rc, int64(live), 30*time.Second); err != nil {
+		return fmt.Errorf("after the naive drain: %w", err)
+	}
+	ceil, err := brokerCeiling(ctx, conn, qCeil, n)
+	if err != nil {
+		return fmt.Errorf("broker ceiling: %w", err)
+	}
+	t.note("%s: %s (includes startup; the syncer/consumer baselines are single-threaded).", "RabbitMQ drain", cpuNote(res.cpu, redisCPU, n))
+	rps, nrps := res.rps(), float64(n)/naive.Seconds()
+	t.note("RabbitMQ broker ceiling on this machine: a consumer that only receives and acks (prefetch 4096, multiple ack every 1024, no decode, no Redis) gets %.0f msgs/s.", ceil)
+	t.add(row{bench: fmt.Sprintf("RabbitMQ canal-json → Redis hashes, drain of %dk msgs", n/1000),
+		figure: rate(rps, "rows/s"), baseline: rate(nrps, "rows/s") + " (ack+HSET/msg)",
+		ratio: ratio(rps, nrps), target: "≥ 5× naive", pass: verdict(rps >= 5*nrps)})
+	t.note("RabbitMQ drain: rowsync %.0f rows/s from process start (connect %s), %.0f rows/s after the first ack; peak RSS %d MiB. Naive consumer: prefetch 100, per-message ack.",
+		rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.maxRSS>>20)
+	return nil
+}
+
+// brokerCeiling is how fast the broker alone delivers n messages of queue:
+// no decoding, no sink, acks in bulk.
+func brokerCeiling(ctx context.Context, conn *amqp.Connection, queue string, n int) (float64, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	if err := ch.Qos(4096, 0, false); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	deliveries, err := ch.ConsumeWithContext(ctx, queue, "", false, false, false, false, nil)
+	if err != nil {
+		return 0, err
+	}
+	timeout := time.After(5 * time.Minute)
+	for i := 1; i <= n; i++ {
+		select {
+		case d := <-deliveries:
+			if i%1024 == 0 || i == n {
+				if err := d.Ack(true); err != nil {
+					return 0, err
+				}
+			}
+		case <-timeout:
+			return 0, fmt.Errorf("%d of %d messages", i, n)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
