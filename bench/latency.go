@@ -170,8 +170,9 @@ func runLatency(ctx context.Context, o *options, t *table) error {
 	t.note("latency: notify-keyspace-events was %q, set to %q for the run and restored.", prev, flags)
 
 	for _, variant := range []struct{ name, label, extra string }{
-		{"bench-latency-default", "default max_wait (20ms)", ""},
-		{"bench-latency-1ms", "max_wait: 1ms", "    max_wait: 1ms\n"},
+		{"bench-latency-default", "default max_wait (20ms), checkpoint.file", ""},
+		{"bench-latency-redis-cp", "default max_wait (20ms), checkpoint.redis", checkpointRedis},
+		{"bench-latency-1ms", "max_wait: 1ms, checkpoint.file", "    max_wait: 1ms\n"},
 	} {
 		if err := flush(ctx, cacheDB); err != nil {
 			return err
@@ -196,6 +197,10 @@ func runLatency(ctx context.Context, o *options, t *table) error {
 	return nil
 }
 
+// checkpointRedis as a latency variant's extra config keeps the
+// checkpoint in Redis instead of the default file.
+const checkpointRedis = "checkpoint: redis"
+
 // latencyRun starts rowsync with an invalidate table, then updates rows
 // 0..total-1 at o.latRate, each after setting its key, and returns, per
 // update, the time from the commit's return to the key's deletion.
@@ -207,7 +212,15 @@ func latencyRun(ctx context.Context, o *options, name string, db *sql.DB, cache 
 	// A fresh name: no checkpoint, so it starts at start: (now).
 	cfg := binlogConfig(name, file, pos, "lat", 1<<29+104, invalidateTableYAML(""), o.work)
 	cfg = strings.Replace(cfg, fmt.Sprintf("db: %d", sinkDB), fmt.Sprintf("db: %d", cacheDB), 1)
-	cfg = strings.Replace(cfg, "    include:", extra+"    include:", 1)
+	if extra == checkpointRedis {
+		// the checkpoint key lands in the cache DB, flushed between runs
+		cfg = strings.Replace(cfg, fmt.Sprintf("checkpoint:\n  file: %s/%s.checkpoint.json\n", o.work, name), "checkpoint:\n  redis: {}\n", 1)
+		if !strings.Contains(cfg, "  redis: {}\n") {
+			return nil, fmt.Errorf("latency: could not switch %s to a Redis checkpoint", name)
+		}
+	} else {
+		cfg = strings.Replace(cfg, "    include:", extra+"    include:", 1)
+	}
 
 	sub := cache.PSubscribe(ctx, fmt.Sprintf("__keyspace@%d__:lat:*", cacheDB))
 	defer sub.Close()

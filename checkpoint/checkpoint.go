@@ -2,7 +2,10 @@
 // to, so a restart resumes where the last acknowledged batch ended. A
 // position is saved only at a transaction end (see source/binlog); the
 // stores here just keep the latest one durably: in Redis (one key per
-// pipeline) or in a local file written atomically.
+// pipeline) or in a local file written atomically. A Saver in front of a
+// store coalesces frequent acks into at most one background write per
+// interval; losing the last interval in a crash only replays changes,
+// which the sinks apply idempotently.
 package checkpoint
 
 import (

@@ -3,6 +3,13 @@
 // cdc.Events with values typed by the column definitions, and checkpoints
 // the position after the last complete transaction of each acked batch.
 //
+// Batches close as soon as nothing more has been received and they end at
+// a transaction boundary, so an idle server's commit is delivered at once;
+// MaxWait only bounds how long a batch collects a burst. Checkpoints are
+// written in the background, the newest acked one at most every
+// CheckpointInterval (see checkpoint.Saver): a crash replays at most that
+// much, which the idempotent sinks absorb.
+//
 // The server needs binlog_format=ROW and binlog_row_image=FULL;
 // binlog_row_metadata=FULL (MySQL 8.0.1+, MariaDB 10.5+) lets column names
 // travel with every event, so events written before an ALTER TABLE still
@@ -63,12 +70,17 @@ type Source struct {
 	curRejects  []cdc.Reject
 	curTxIdx    int // len(cur) at the last tx end
 	curTxRej    int
+	txStarted   time.Time                  // when the open transaction's first row was read; zero if none
+	backlog     []*replication.BinlogEvent // received, not yet handled (from DumpEvents)
+	backlogAt   int
+	lastLen     int // events in the last batch: the next one's starting capacity
 	tables      map[string]*tableInfo
 	plans       map[string]*plan
 	schemaGen   uint64
 
-	ackMu sync.Mutex
-	saved checkpoint.Position
+	saver  *checkpoint.Saver
+	ackMu  sync.Mutex
+	ackSeq uint64 // txEndSeq of the newest acked checkpoint
 
 	lastCommit atomic.Int64 // unix seconds of the last row event's header
 	caughtUp   atomic.Bool
@@ -172,9 +184,7 @@ func (s *Source) start(ctx context.Context) error {
 			return fmt.Errorf("save start position: %w", err)
 		}
 	}
-	s.ackMu.Lock()
-	s.saved = pos
-	s.ackMu.Unlock()
+	s.saver = checkpoint.NewSaver(s.store, s.cfg.CheckpointInterval, pos)
 	s.log.Info("starting", "from", from, "pos", pos.String(), "flavor", s.flavor, "server_id", s.cfg.ServerID)
 	return s.connect(ctx, pos)
 }
@@ -323,6 +333,9 @@ func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
 	s.syncer, s.stream = syncer, stream
 	s.mu.Unlock()
 	s.file, s.inTx, s.pendingGTID = p.File, false, ""
+	s.txStarted = time.Time{}
+	clear(s.backlog)
+	s.backlog, s.backlogAt = s.backlog[:0], 0
 	s.txEnd = checkpoint.Position{File: p.File, Offset: p.Offset}
 	return nil
 }
@@ -348,6 +361,9 @@ func (s *Source) reconnect(ctx context.Context, cause error) error {
 	}
 	s.mu.Unlock()
 	s.cur, s.curRejects = s.cur[:s.curTxIdx], s.curRejects[:s.curTxRej]
+	s.txStarted = time.Time{}
+	clear(s.backlog) // read again from pos
+	s.backlog, s.backlogAt = s.backlog[:0], 0
 	clear(s.plans)
 	pos := s.resumePos()
 	wait := defaultBackoffStart
@@ -373,10 +389,12 @@ func (s *Source) reconnect(ctx context.Context, cause error) error {
 	}
 }
 
-// Next returns the next batch: up to BatchSize events, or what arrived
-// within MaxWait of the first one. A batch with no events but a moved
-// checkpoint is returned after IdleAck. Events gathered when ctx ends are
-// kept for the next call.
+// Next returns the next batch: up to BatchSize events. A batch holding
+// events closes as soon as nothing more has been received and it ends at a
+// transaction boundary (or its open transaction has been read for MaxWait
+// already), and at the latest MaxWait after its first event. A batch with
+// no events but a moved checkpoint is returned after IdleAck. Events
+// gathered when ctx ends are kept for the next call.
 func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 	w := waiter{ctx: ctx}
 	defer w.stop()
@@ -393,19 +411,33 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 			}
 			continue
 		}
-		ev, err := stream.GetEvent(w.ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return cdc.Batch{}, ctx.Err()
-			}
-			if w.expired() {
+		ev := s.received()
+		if ev == nil && s.complete() {
+			// The batch could go now; take whatever the syncer has
+			// received already, and close the batch if that is nothing.
+			if s.backlog = stream.DumpEvents(); len(s.backlog) == 0 {
 				s.caughtUp.Store(true)
-				break // max wait reached
+				break
 			}
-			if err := s.streamError(ctx, err); err != nil {
-				return cdc.Batch{}, err
-			}
+			s.backlogAt = 0
 			continue
+		}
+		if ev == nil {
+			var err error
+			ev, err = stream.GetEvent(w.ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return cdc.Batch{}, ctx.Err()
+				}
+				if w.expired() {
+					s.caughtUp.Store(true)
+					break // max wait reached
+				}
+				if err := s.streamError(ctx, err); err != nil {
+					return cdc.Batch{}, err
+				}
+				continue
+			}
 		}
 		if err := s.handle(ctx, ev); err != nil {
 			if ctx.Err() != nil {
@@ -416,8 +448,8 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 			}
 			continue
 		}
-		// close the batch MaxWait after its first event, or IdleAck after a
-		// checkpoint move that carried no event
+		// close the batch MaxWait after its first event at the latest, or
+		// IdleAck after a checkpoint move that carried no event
 		switch {
 		case w.mode < waitEvents && (len(s.cur) > 0 || len(s.curRejects) > 0):
 			w.until(ctx, time.Now().Add(s.cfg.MaxWait))
@@ -428,6 +460,31 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 		}
 	}
 	return s.cut(), nil
+}
+
+// received pops the next event already taken from the stream, or nil.
+func (s *Source) received() *replication.BinlogEvent {
+	if s.backlogAt >= len(s.backlog) {
+		return nil
+	}
+	ev := s.backlog[s.backlogAt]
+	s.backlog[s.backlogAt] = nil
+	s.backlogAt++
+	return ev
+}
+
+// complete reports whether the pending batch may close before MaxWait:
+// it holds events (or rejects) and either ends at a transaction end or its
+// open transaction has been read for MaxWait already (a long transaction
+// streams in batches rather than stalling each one for MaxWait).
+func (s *Source) complete() bool {
+	if len(s.cur) == 0 && len(s.curRejects) == 0 {
+		return false
+	}
+	if len(s.cur) == s.curTxIdx && len(s.curRejects) == s.curTxRej {
+		return true
+	}
+	return !s.txStarted.IsZero() && time.Since(s.txStarted) >= s.cfg.MaxWait
 }
 
 // waiter is the context one GetEvent waits under: the caller's, or the
@@ -492,7 +549,9 @@ func (s *Source) cut() cdc.Batch {
 		events = events[:s.cfg.BatchSize:s.cfg.BatchSize]
 	}
 	s.curTxIdx, s.curTxRej = 0, 0
+	s.lastLen = len(events)
 	var cp checkpoint.Position
+	seq := s.txEndSeq
 	if s.txEndSeq != s.returnedSeq {
 		cp = s.resumePos()
 		s.returnedSeq = s.txEndSeq
@@ -502,34 +561,40 @@ func (s *Source) cut() cdc.Batch {
 		if !once.CompareAndSwap(false, true) {
 			return errors.New("binlog batch acked twice")
 		}
-		if err != nil || cp.IsZero() {
+		if err != nil {
 			return nil
 		}
-		return s.save(ctx, cp)
+		if cp.IsZero() {
+			return s.saver.Err()
+		}
+		return s.ack(cp, seq)
 	}}
 }
 
-func (s *Source) save(ctx context.Context, cp checkpoint.Position) error {
+// ack hands an acked batch's checkpoint to the saver, which writes it in
+// the background: Ack never waits for the store. A checkpoint older than
+// one acked before is ignored, so the store never moves back.
+func (s *Source) ack(cp checkpoint.Position, seq uint64) error {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
-	if cp == s.saved {
-		return nil
+	if seq <= s.ackSeq {
+		return s.saver.Err()
 	}
-	if s.store != nil {
-		if err := s.store.Save(ctx, cp); err != nil {
-			return fmt.Errorf("save checkpoint %s: %w", cp, err)
-		}
-	}
-	s.saved = cp
-	return nil
+	s.ackSeq = seq
+	return s.saver.Ack(cp)
 }
 
-// Checkpoint returns the last position saved by an ack (or the start
-// position before any).
+// Flush writes the newest acked checkpoint to the store now and returns
+// once it is there, or the first save error.
+func (s *Source) Flush(ctx context.Context) error {
+	return s.saver.Flush(ctx)
+}
+
+// Checkpoint returns the newest position written to the store (or the
+// start position before any). Acked positions reach the store within
+// CheckpointInterval; Flush forces them.
 func (s *Source) Checkpoint() checkpoint.Position {
-	s.ackMu.Lock()
-	defer s.ackMu.Unlock()
-	return s.saved
+	return s.saver.Saved()
 }
 
 // Lag is how far the source trails the server: now minus the commit time
@@ -542,7 +607,8 @@ func (s *Source) Lag() time.Duration {
 	return max(0, time.Since(time.Unix(ts, 0)))
 }
 
-// Close stops the stream and the connections; it acks nothing and leaves
+// Close stops the stream and the connections and writes the newest acked
+// checkpoint (waiting for a save in flight); it acks nothing and leaves
 // the checkpoint store open.
 func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
@@ -557,7 +623,7 @@ func (s *Source) Close(ctx context.Context) error {
 	if syncer != nil {
 		syncer.Close()
 	}
-	return s.db.Close()
+	return errors.Join(s.saver.Close(ctx), s.db.Close())
 }
 
 // handle applies one binlog event to the stream state and the pending batch.
@@ -622,6 +688,7 @@ func (s *Source) endTx(offset uint64, gtid bool) {
 		}
 	}
 	s.pendingGTID = ""
+	s.txStarted = time.Time{}
 	s.txEnd = checkpoint.Position{File: s.file, Offset: offset}
 	s.txEndSeq++
 	s.curTxIdx, s.curTxRej = len(s.cur), len(s.curRejects)
@@ -669,7 +736,10 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		return nil
 	}
 	if cap(s.cur) == 0 {
-		s.cur = make([]cdc.Event, 0, min(s.cfg.BatchSize, 1024))
+		// Sized like the last batch: a fixed large capacity would cost
+		// hundreds of KiB of garbage per one-transaction batch and keep
+		// the GC busy at low latency; append grows it in a burst.
+		s.cur = make([]cdc.Event, 0, min(s.cfg.BatchSize, max(16, s.lastLen)))
 	}
 	key := string(tm.Schema) + "\x00" + string(tm.Table)
 	if !s.filter.wants(key, string(tm.Schema), string(tm.Table)) {
@@ -678,6 +748,9 @@ func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	p, err := s.planFor(ctx, key, tm)
 	if err != nil {
 		return err // transient (server unreachable): reconnect and read again
+	}
+	if s.txStarted.IsZero() {
+		s.txStarted = time.Now()
 	}
 	var op cdc.Op
 	switch e.Type() {

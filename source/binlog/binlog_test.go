@@ -235,6 +235,10 @@ func TestCheckpointAtTxEnd(t *testing.T) {
 		if err := b.Ack(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
+		// acks save in the background; Flush waits for the store
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 		saved, ok, err := store.Load(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -329,6 +333,9 @@ func TestRotation(t *testing.T) {
 	}
 	if second[0].Pos.Version <= first[0].Pos.Version {
 		t.Fatalf("version did not grow across rotation: %d then %d", first[0].Pos.Version, second[0].Pos.Version)
+	}
+	if err := s.Flush(context.Background()); err != nil { // acks save in the background
+		t.Fatal(err)
 	}
 	cp, _, _ := store.Load(context.Background())
 	if cp.File != f2 {

@@ -24,6 +24,7 @@ const (
 	DefaultReadTimeout  = 30 * time.Second
 	DefaultBackoffMax   = 10 * time.Second
 	DefaultEventCache   = 10240
+	DefaultCheckpoint   = 100 * time.Millisecond
 	defaultBackoffStart = 100 * time.Millisecond
 )
 
@@ -56,8 +57,12 @@ type Config struct {
 	Start string `yaml:"start"`
 	// BatchSize caps the events of one batch. Default: 4096
 	BatchSize int `yaml:"batch_size"`
-	// MaxWait is how long a batch waits for more events once it holds
-	// one. Default: 20ms
+	// MaxWait is the longest a batch waits for more events once it holds
+	// one. A batch closes earlier, at once, when no further event is
+	// already received and it ends at a transaction boundary (or its open
+	// transaction has been read for MaxWait already): an idle server's lone
+	// commit goes out without delay, while under load batches fill up with
+	// what has arrived. Default: 20ms
 	MaxWait time.Duration `yaml:"max_wait"`
 	// IdleAck is how long Next waits before returning an empty batch whose
 	// only content is a checkpoint move (transactions on tables that are
@@ -73,6 +78,13 @@ type Config struct {
 	// BackoffMax caps the wait between reconnect attempts (exponential from
 	// 100ms, with jitter); the source retries for ever. Default: 10s
 	BackoffMax time.Duration `yaml:"backoff_max"`
+	// CheckpointInterval is the least time between two checkpoint writes:
+	// acks only record the position, and the newest one is saved in the
+	// background at most this often (the first after a quiet spell at
+	// once), and on Close and Flush. A crash loses at most this much of the
+	// checkpoint: those changes are delivered again on restart, which the
+	// sinks apply idempotently. Default: 100ms
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // Validate reports every problem at once, each prefixed by its key.
@@ -107,7 +119,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"max_wait", c.MaxWait}, {"idle_ack", c.IdleAck}, {"heartbeat", c.Heartbeat}, {"read_timeout", c.ReadTimeout}, {"backoff_max", c.BackoffMax}} {
+	}{{"max_wait", c.MaxWait}, {"idle_ack", c.IdleAck}, {"heartbeat", c.Heartbeat}, {"read_timeout", c.ReadTimeout}, {"backoff_max", c.BackoffMax}, {"checkpoint_interval", c.CheckpointInterval}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: %v is negative", d.key, d.v))
 		}
@@ -150,6 +162,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpoint
 	}
 	return c
 }
