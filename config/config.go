@@ -315,7 +315,7 @@ func (c *Config) Validate() error {
 	add("invalidate", c.Invalidate.Validate())
 	add("redis_hash", c.RedisHash.Validate())
 	if c.Mongo != nil {
-		add("mongo", c.Mongo.validate())
+		add("mongo", c.Mongo.Validate())
 	}
 	if c.MySQL != nil {
 		add("mysql", c.MySQL.Validate())
@@ -359,7 +359,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		if t.Mongo != nil {
-			add(p+".mongo", t.Mongo.validate())
+			add(p+".mongo", t.Mongo.Validate())
 			if c.Mongo == nil {
 				add(p+".mongo", plain("needs the top-level mongo: block"))
 			}

@@ -2,17 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/config"
+	mongoproj "github.com/rowsync/rowsync/projector/mongo"
 )
 
-// newMongoSink is replaced when projector/mongo lands.
-func newMongoSink(_ context.Context, d *deps) (cdc.Sink, error) {
-	for _, t := range d.cfg.Tables {
-		if t.Mongo != nil {
-			return nil, errors.New("mongo sink not built yet")
-		}
+// newMongoSink connects to mongo: and builds the projector for the tables
+// with a mongo block; nil when no table has one.
+func newMongoSink(ctx context.Context, d *deps) (cdc.Sink, error) {
+	rs, err := rules(d.cfg, func(t config.Table) *mongoproj.TableConfig { return t.Mongo })
+	if err != nil || len(rs) == 0 {
+		return nil, err
 	}
-	return nil, nil
+	return mongoproj.Open(ctx, *d.cfg.Mongo, rs, d.log.With("sink", "mongo"))
 }

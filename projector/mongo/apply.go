@@ -1,0 +1,572 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/keymap"
+)
+
+// op is the planned final state of one document in one Apply call.
+type op struct {
+	t       *target
+	id      any
+	key     string   // target + encoded _id: one op per key per call
+	del     bool     // delete (a tombstone when guarded)
+	doc     bson.Raw // replacement document; nil for an unguarded delete
+	version uint64   // 0: unguarded
+	events  []int    // every event merged into the op, for failure reports
+}
+
+// plan collects the ops of one Apply call.
+type plan struct {
+	ops    []*op
+	index  map[string]*op
+	failed cdc.BatchError
+	now    time.Time
+	merge  cdc.Row // scratch for before-images
+}
+
+func (pl *plan) permanent(i int, err error) {
+	pl.failed.Fail(i, fmt.Errorf("%w: %w", cdc.ErrPermanent, err))
+}
+
+// fail marks every event merged into o as failed.
+func (pl *plan) fail(o *op, err error) {
+	for _, i := range o.events {
+		pl.permanent(i, err)
+	}
+}
+
+// put records that event i leaves o.key in o's state. The last event of a
+// key wins, except that a guarded change older than the one already
+// planned loses, as it would if the two were applied one by one.
+func (pl *plan) put(i int, o *op) {
+	if prev, ok := pl.index[o.key]; ok {
+		prev.events = append(prev.events, i)
+		if o.version != 0 && prev.version != 0 && o.version < prev.version {
+			return
+		}
+		prev.id, prev.del, prev.doc, prev.version = o.id, o.del, o.doc, o.version
+		return
+	}
+	o.events = []int{i}
+	pl.index[o.key] = o
+	pl.ops = append(pl.ops, o)
+}
+
+// Apply writes the final state of every document the events touch: one
+// unordered BulkWrite per collection (split at bulk_size). Events of a key
+// must come in source order. Row-specific failures (no key, a document over
+// 16 MiB, a unique index or validator violation) come back as a
+// *cdc.BatchError naming the events, all others being applied; any other
+// error is transient, and replaying the slice is harmless.
+func (p *Projector) Apply(ctx context.Context, events []cdc.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	pl := &plan{index: make(map[string]*op, len(events)), now: time.Now()}
+	for i := range events {
+		e := &events[i]
+		tr := p.tables.Lookup(e.DB, e.Table)
+		if tr == nil {
+			continue // not ours (Wants said so)
+		}
+		if err := p.plan(pl, i, e, tr); err != nil {
+			pl.permanent(i, err)
+		}
+	}
+	// Group by collection, in order of first appearance.
+	var targets []*target
+	byTarget := map[*target][]*op{}
+	for _, o := range pl.ops {
+		if _, ok := byTarget[o.t]; !ok {
+			targets = append(targets, o.t)
+		}
+		byTarget[o.t] = append(byTarget[o.t], o)
+	}
+	for _, t := range targets {
+		if err := p.ensure(ctx, t); err != nil {
+			return err
+		}
+		ops := byTarget[t]
+		for start := 0; start < len(ops); start += p.bulkSize {
+			if err := p.write(ctx, t, ops[start:min(start+p.bulkSize, len(ops))], pl); err != nil {
+				return err
+			}
+		}
+	}
+	return pl.failed.Err()
+}
+
+// plan adds the ops of event i.
+func (p *Projector) plan(pl *plan, i int, e *cdc.Event, tr *cdc.TableRule[*rule]) error {
+	r := tr.Config
+	pk := e.PK
+	if len(pk) == 0 {
+		pk = tr.PK
+	}
+	db, coll := e.DB, e.Table
+	if r.database != "" {
+		db = r.database
+	}
+	if r.collection != "" {
+		coll = r.collection
+	}
+	t := p.target(db, coll, r)
+	var version uint64
+	if r.versionField != "" {
+		version = e.Pos.Version
+	}
+	switch e.Op {
+	case cdc.Insert, cdc.Update:
+		if e.After == nil {
+			return fmt.Errorf("%s without an after image", e.Op)
+		}
+		id, err := r.id(e, e.After, pk)
+		if err != nil {
+			return err
+		}
+		doc, err := r.document(e, e.After, id, version)
+		if err != nil {
+			return err
+		}
+		key, err := t.key(id)
+		if err != nil {
+			return err
+		}
+		if e.Op == cdc.Update && e.Before != nil {
+			// A changed key (pk or id template column) moves the row:
+			// the old document goes. A before-image without the key
+			// columns named no document.
+			if oldID, err := r.id(e, pl.beforeImage(e, r, pk), pk); err == nil {
+				if oldKey, err := t.key(oldID); err == nil && oldKey != key {
+					if err := pl.putDelete(i, t, r, oldID, oldKey, version); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		pl.put(i, &op{t: t, id: id, key: key, doc: doc, version: version})
+	case cdc.Delete:
+		if e.Before == nil {
+			return errors.New("delete without a before image")
+		}
+		id, err := r.id(e, e.Before, pk)
+		if err != nil {
+			return err
+		}
+		key, err := t.key(id)
+		if err != nil {
+			return err
+		}
+		return pl.putDelete(i, t, r, id, key, version)
+	default:
+		return fmt.Errorf("unknown op %s", e.Op)
+	}
+	return nil
+}
+
+// putDelete plans a delete: a plain DeleteOne, or a tombstone when guarded.
+func (pl *plan) putDelete(i int, t *target, r *rule, id any, key string, version uint64) error {
+	o := &op{t: t, id: id, key: key, del: true, version: version}
+	if version != 0 {
+		doc, err := bson.Marshal(bson.D{
+			{Key: "_id", Value: id},
+			{Key: r.versionField, Value: r.versionValue(version)},
+			{Key: DeletedField, Value: true},
+			{Key: DeletedAtField, Value: bson.NewDateTimeFromTime(pl.now)},
+		})
+		if err != nil {
+			return fmt.Errorf("encode tombstone: %w", err)
+		}
+		o.doc = doc
+	}
+	pl.put(i, o)
+	return nil
+}
+
+// beforeImage returns the row to name the old document from. Some formats
+// (Maxwell's "old") carry only the changed columns in the before-image; a
+// key column missing there did not change, so it is taken from After.
+func (pl *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
+	cols := pk
+	if r.tmpl != nil {
+		cols = r.tmpl.Columns()
+		if r.tmpl.UsesPK() {
+			cols = append(slices.Clip(cols), pk...)
+		}
+	}
+	complete := true
+	for _, c := range cols {
+		if _, ok := e.Before[c]; !ok {
+			complete = false
+			break
+		}
+	}
+	if complete {
+		return e.Before
+	}
+	if pl.merge == nil {
+		pl.merge = cdc.Row{}
+	}
+	clear(pl.merge)
+	for _, c := range cols {
+		if v, ok := e.Before[c]; ok {
+			pl.merge[c] = v
+		} else if v, ok := e.After[c]; ok {
+			pl.merge[c] = v
+		}
+	}
+	return pl.merge
+}
+
+// key encodes the target and _id for coalescing.
+func (t *target) key(id any) (string, error) {
+	typ, data, err := bson.MarshalValue(id)
+	if err != nil {
+		return "", fmt.Errorf("encode _id: %w", err)
+	}
+	return t.db + "\x00" + t.name + "\x00" + string(rune(typ)) + string(data), nil
+}
+
+// rawKey is key for an _id read back from the server.
+func (t *target) rawKey(v bson.RawValue) string {
+	return t.db + "\x00" + t.name + "\x00" + string(rune(v.Type)) + string(v.Value)
+}
+
+// id computes the _id of row.
+func (r *rule) id(e *cdc.Event, row cdc.Row, pk []string) (any, error) {
+	if r.tmpl != nil {
+		if r.tmpl.UsesPK() && len(pk) == 0 {
+			return nil, fmt.Errorf("id %q needs {pk} but %s.%s has no primary key in the event or the config", r.tmpl, e.DB, e.Table)
+		}
+		s, err := r.tmpl.Render(keymap.Input{DB: e.DB, Table: e.Table, PK: pk, Row: row, Columns: e.Columns})
+		if err != nil {
+			return nil, fmt.Errorf("render id %q: %w", r.tmpl, err)
+		}
+		if s == "" {
+			return nil, fmt.Errorf("id %q renders empty", r.tmpl)
+		}
+		return s, nil
+	}
+	if len(pk) == 0 {
+		return nil, fmt.Errorf("%s.%s has no primary key in the event or the config", e.DB, e.Table)
+	}
+	vals, err := e.Key(row, pk)
+	if err != nil {
+		return nil, err
+	}
+	if len(pk) == 1 {
+		col, _ := e.Column(pk[0])
+		return r.value(&col, pk[0], vals[0])
+	}
+	d := make(bson.D, len(pk))
+	for i, name := range pk {
+		col, _ := e.Column(name)
+		v, err := r.value(&col, name, vals[i])
+		if err != nil {
+			return nil, err
+		}
+		d[i] = bson.E{Key: r.field(name), Value: v}
+	}
+	return d, nil
+}
+
+// value converts one column value, naming the column in errors.
+func (r *rule) value(col *cdc.Column, name string, v cdc.Value) (any, error) {
+	if col != nil && col.Name == "" {
+		col = nil // not described by the event
+	}
+	out, err := r.conv.convert(col, v)
+	if err != nil {
+		return nil, fmt.Errorf("column %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// document builds the replacement document of row: _id first, then the
+// columns in the event's column order (columns it does not describe after
+// them, sorted by name), then the version field and the metadata. Column
+// values NULL in the row are kept as null fields.
+func (r *rule) document(e *cdc.Event, row cdc.Row, id any, version uint64) (bson.Raw, error) {
+	doc := make(bson.D, 0, len(row)+3)
+	doc = append(doc, bson.E{Key: "_id", Value: id})
+	add := func(col *cdc.Column, name string, v cdc.Value) error {
+		if !r.keep(name) {
+			return nil
+		}
+		f := r.field(name)
+		if f == "_id" || f == r.versionField || f == r.metadata {
+			return nil // the key and the projector's own fields win
+		}
+		val, err := r.value(col, name, v)
+		if err != nil {
+			return err
+		}
+		doc = append(doc, bson.E{Key: f, Value: val})
+		return nil
+	}
+	seen := 0
+	for ci := range e.Columns {
+		c := &e.Columns[ci]
+		v, ok := row[c.Name]
+		if !ok {
+			continue
+		}
+		seen++
+		if err := add(c, c.Name, v); err != nil {
+			return nil, err
+		}
+	}
+	if seen < len(row) {
+		var rest []string
+		for name := range row {
+			if _, ok := e.Column(name); !ok {
+				rest = append(rest, name)
+			}
+		}
+		slices.Sort(rest)
+		for _, name := range rest {
+			if err := add(nil, name, row[name]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if version != 0 {
+		doc = append(doc, bson.E{Key: r.versionField, Value: r.versionValue(version)})
+	}
+	if r.metadata != "" {
+		var commit any
+		if !e.Commit.IsZero() {
+			commit = bson.NewDateTimeFromTime(e.Commit)
+		}
+		doc = append(doc, bson.E{Key: r.metadata, Value: bson.D{
+			{Key: "pos", Value: e.Pos.Text},
+			{Key: "commit", Value: commit},
+		}})
+	}
+	raw, err := bson.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encode document: %w", err)
+	}
+	if len(raw) > MaxDocumentSize {
+		return nil, fmt.Errorf("document of %d bytes exceeds MongoDB's %d byte limit", len(raw), MaxDocumentSize)
+	}
+	return raw, nil
+}
+
+// versionValue stores a version as int64 (binlog versions fit); beyond it,
+// as a decimal.
+func (r *rule) versionValue(v uint64) any {
+	if v <= math.MaxInt64 {
+		return int64(v)
+	}
+	return r.conv.fromGo(v)
+}
+
+// model returns the write of o.
+func (o *op) model(r *rule) mongo.WriteModel {
+	filter := bson.D{{Key: "_id", Value: o.id}}
+	if o.version != 0 {
+		// Apply only over an older version or a document without one.
+		// When neither holds, the upsert tries to insert a second
+		// document with this _id and fails with a duplicate key error:
+		// the change is stale (see write).
+		vf := r.versionField
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: vf, Value: bson.D{{Key: "$lt", Value: r.versionValue(o.version)}}}},
+			bson.D{{Key: vf, Value: bson.D{{Key: "$exists", Value: false}}}},
+		}})
+		return mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(o.doc).SetUpsert(true)
+	}
+	if o.del {
+		return mongo.NewDeleteOneModel().SetFilter(filter)
+	}
+	return mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(o.doc).SetUpsert(true)
+}
+
+var unordered = options.BulkWrite().SetOrdered(false)
+
+// write applies ops, which have distinct keys, to t.
+func (p *Projector) write(ctx context.Context, t *target, ops []*op, pl *plan) error {
+	r := t.rule
+	pending := ops
+	if r.versionField != "" {
+		// Skip what the stored versions already cover, so a replay does
+		// not turn into one duplicate key error per row.
+		stored, err := p.versions(ctx, t, ops)
+		if err != nil {
+			return err
+		}
+		pending = make([]*op, 0, len(ops))
+		for _, o := range ops {
+			if v, ok := stored[o.key]; o.version != 0 && ok && v >= o.version {
+				continue // stale
+			}
+			pending = append(pending, o)
+		}
+	}
+	return p.send(ctx, t, pending, pl)
+}
+
+// send writes ops in one unordered bulk. When row-specific write errors
+// come back, it splits the ops in halves and sends each again, down to
+// single ops, whose failure names the row for certain: servers differ in
+// how they report write errors of an unordered bulk (MongoDB applies the
+// other ops and gives each error's index; FerretDB 1.x stops at the first
+// error and reports index 0), and resending is idempotent. A batch with k
+// bad rows costs about k*log2(n) extra bulks; one without, none.
+func (p *Projector) send(ctx context.Context, t *target, ops []*op, pl *plan) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	r := t.rule
+	models := make([]mongo.WriteModel, len(ops))
+	for i, o := range ops {
+		models[i] = o.model(r)
+	}
+	_, err := t.coll.BulkWrite(ctx, models, unordered)
+	if err == nil {
+		return nil
+	}
+	transient := fmt.Errorf("bulk write %s.%s: %w", t.db, t.name, err)
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return transient
+	}
+	var rowErr *mongo.WriteError
+	for _, we := range bwe.WriteErrors {
+		switch {
+		case we.Code == codeDuplicateKey && r.versionField == "" && onIDIndex(we.WriteError):
+			return transient // two writers raced to insert one _id
+		case we.Code == codeDuplicateKey || permanentCode(we.Code):
+			if rowErr == nil {
+				rowErr = &we.WriteError
+			}
+		default:
+			return transient
+		}
+	}
+	if len(ops) > 1 {
+		half := len(ops) / 2
+		if err := p.send(ctx, t, ops[:half], pl); err != nil {
+			return err
+		}
+		return p.send(ctx, t, ops[half:], pl)
+	}
+	o := ops[0]
+	if rowErr.Code == codeDuplicateKey && o.version != 0 {
+		// A guarded upsert whose filter found no older version inserts
+		// and hits the _id index: the stored version is newer (stale,
+		// fine), unless a unique secondary index was hit. The stored
+		// version tells.
+		stored, err := p.versions(ctx, t, ops)
+		if err != nil {
+			return err
+		}
+		if v, ok := stored[o.key]; ok && v >= o.version {
+			return nil
+		}
+	}
+	pl.fail(o, fmt.Errorf("%s.%s: %s", t.db, t.name, rowErr.Message))
+	return nil
+}
+
+// onIDIndex reports whether a duplicate key error names the _id index.
+// Servers that do not say (FerretDB) count as a secondary index.
+func onIDIndex(we mongo.WriteError) bool {
+	kp, err := we.Raw.LookupErr("keyPattern")
+	if err != nil {
+		return false
+	}
+	doc, ok := kp.DocumentOK()
+	if !ok {
+		return false
+	}
+	elems, err := doc.Elements()
+	return err == nil && len(elems) == 1 && elems[0].Key() == "_id"
+}
+
+// versions reads the stored versions of the guarded ops' documents, by key.
+// A document without a version field is absent from the map.
+func (p *Projector) versions(ctx context.Context, t *target, ops []*op) (map[string]uint64, error) {
+	ids := make(bson.A, 0, len(ops))
+	for _, o := range ops {
+		if o.version != 0 {
+			ids = append(ids, o.id)
+		}
+	}
+	out := map[string]uint64{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	vf := t.rule.versionField
+	cur, err := t.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: vf, Value: 1}}).SetBatchSize(int32(len(ids))))
+	if err != nil {
+		return nil, fmt.Errorf("read versions %s.%s: %w", t.db, t.name, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		id, err := cur.Current.LookupErr("_id")
+		if err != nil {
+			continue
+		}
+		if v, ok := rawVersion(cur.Current.Lookup(vf)); ok {
+			out[t.rawKey(id)] = v
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("read versions %s.%s: %w", t.db, t.name, err)
+	}
+	return out, nil
+}
+
+// rawVersion reads a stored version of any numeric type.
+func rawVersion(v bson.RawValue) (uint64, bool) {
+	switch v.Type {
+	case bson.TypeInt64:
+		n := v.Int64()
+		return uint64(max(n, 0)), true
+	case bson.TypeInt32:
+		return uint64(max(v.Int32(), 0)), true
+	case bson.TypeDouble:
+		f := v.Double()
+		if f < 0 || math.IsNaN(f) {
+			return 0, true
+		}
+		if f >= math.MaxUint64 {
+			return math.MaxUint64, true
+		}
+		return uint64(f), true
+	case bson.TypeDecimal128:
+		bi, exp, err := v.Decimal128().BigInt()
+		if err != nil || exp != 0 || bi.Sign() < 0 || !bi.IsUint64() {
+			if err == nil && bi.Sign() >= 0 && exp > 0 {
+				return math.MaxUint64, true
+			}
+			return 0, err == nil && exp == 0
+		}
+		return bi.Uint64(), true
+	case bson.TypeString:
+		n, ok := new(big.Int).SetString(v.StringValue(), 10)
+		if ok && n.IsUint64() {
+			return n.Uint64(), true
+		}
+	}
+	return 0, false
+}
