@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/golden"
 )
 
 const profileTypes = `"mysqlType":{"id":"bigint(20) unsigned","nickname":"varchar(64)","balance":"decimal(12,2)","score":"double","is_vip":"tinyint(1)","birthday":"date","created_at":"datetime(3)","updated_at":"timestamp","avatar":"blob","bio":"text","status":"enum('active','banned')"},` +
@@ -249,12 +248,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json*")
-	for _, p := range files {
-		if strings.HasSuffix(p, ".expected.json") {
-			continue
-		}
-		b, _ := os.ReadFile(p)
+	for _, b := range golden.Samples(f, "testdata/*.json*") {
 		for _, line := range bytes.Split(b, []byte("\n")) {
 			f.Add(line)
 		}

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode/internal/jsonvalue"
 )
 
 // convert turns one row value into the canonical cdc.Value. f is the
@@ -85,7 +85,7 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		}
 		return time.Unix(0, n).UTC(), nil
 	case nameZonedTS:
-		s, err := str(raw)
+		s, err := jsonvalue.String(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +106,7 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		}
 		return time.Duration(n) * unit, nil
 	case nameJSON:
-		s, err := str(raw)
+		s, err := jsonvalue.String(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +115,7 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		}
 		return cdc.JSON(s), nil
 	case nameEnumSet:
-		s, err := str(raw)
+		s, err := jsonvalue.String(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +151,7 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 			return boolean(raw)
 		}
 		s := string(raw)
-		if v, ok := parseInteger(s); ok {
+		if v, ok := jsonvalue.Integer(s); ok {
 			if n, neg := v.(int64); neg && n < 0 && f.Type == "int64" &&
 				strings.Contains(strings.ToUpper(f.Parameters[paramSourceType]), "UNSIGNED") {
 				// BIGINT UNSIGNED in the default "long" mode wraps above 2^63-1
@@ -161,7 +161,7 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		}
 		return nil, fmt.Errorf("%.40s is not an integer", raw)
 	case "float", "double", "float32", "float64":
-		if !isNumber(raw) {
+		if !jsonvalue.IsNumber(raw) {
 			return nil, fmt.Errorf("%.40s is not a number", raw)
 		}
 		bits := 64
@@ -179,12 +179,12 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		if raw[0] != '"' {
 			return nil, fmt.Errorf("%.40s is not a string", raw)
 		}
-		return str(raw)
+		return jsonvalue.String(raw)
 	case "bytes":
 		return bytesValue(raw)
 	}
 	// struct, array, map without a known name
-	return compact(raw)
+	return jsonvalue.JSON(raw)
 }
 
 // untyped types a value of a schemaless message:
@@ -200,16 +200,16 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 func untyped(raw json.RawMessage) (cdc.Value, error) {
 	switch raw[0] {
 	case '"':
-		return str(raw)
+		return jsonvalue.String(raw)
 	case 't', 'f':
 		return boolean(raw)
 	case '{', '[':
-		return compact(raw)
+		return jsonvalue.JSON(raw)
 	}
-	if !isNumber(raw) {
+	if !jsonvalue.IsNumber(raw) {
 		return nil, fmt.Errorf("%.40s is not a JSON value", raw)
 	}
-	if v, ok := parseInteger(string(raw)); ok {
+	if v, ok := jsonvalue.Integer(string(raw)); ok {
 		return v, nil
 	}
 	x, err := strconv.ParseFloat(string(raw), 64)
@@ -229,32 +229,9 @@ func boolean(raw json.RawMessage) (cdc.Value, error) {
 	return nil, fmt.Errorf("%.40s is not a boolean", raw)
 }
 
-func str(raw json.RawMessage) (string, error) {
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
-		// the message was validated as a whole: without a backslash there is
-		// nothing to unescape
-		if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && bytes.IndexByte(s, '"') < 0 && utf8.Valid(s) {
-			return string(s), nil
-		}
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("%.40s is not a string", raw)
-	}
-	return s, nil
-}
-
-func compact(raw json.RawMessage) (cdc.Value, error) {
-	j, err := cdc.MySQLJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("json value: %w", err)
-	}
-	return j, nil
-}
-
 // bytesValue decodes Connect "bytes": a base64 JSON string.
 func bytesValue(raw json.RawMessage) ([]byte, error) {
-	s, err := str(raw)
+	s, err := jsonvalue.String(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -297,56 +274,4 @@ func formatUnscaled(n *big.Int, scale int) string {
 		return "-" + digits
 	}
 	return digits
-}
-
-// parseInteger parses an integer literal into int64, or uint64 above
-// math.MaxInt64 (cdc.Int).
-func parseInteger(s string) (cdc.Value, bool) {
-	if strings.HasPrefix(s, "-") {
-		n, err := strconv.ParseInt(s, 10, 64)
-		return n, err == nil
-	}
-	u, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return nil, false
-	}
-	return cdc.Int(u), true
-}
-
-// isNumber reports whether raw is a JSON number literal.
-func isNumber(raw []byte) bool {
-	if len(raw) == 0 {
-		return false
-	}
-	i := 0
-	if raw[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		n := 0
-		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-			i++
-			n++
-		}
-		return n
-	}
-	if digits() == 0 {
-		return false
-	}
-	if i < len(raw) && raw[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
-		i++
-		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return i == len(raw)
 }

@@ -2,8 +2,6 @@ package jsonl
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/golden"
 )
 
 var keyID = decode.Options{KeyColumns: func(db, table string) []string {
@@ -138,29 +137,14 @@ func TestPoison(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json*")
-	for _, p := range files {
-		if strings.HasSuffix(p, ".expected.json") {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range golden.Samples(f, "testdata/*.json*") {
 		f.Add(b)
 	}
 	d, _ := New(keyID)
 	f.Fuzz(func(t *testing.T, value []byte) {
-		evs, err := d.Decode(decode.Message{Value: value})
-		if err != nil {
-			return
-		}
-		for _, ev := range evs {
-			if ev.DB == "" || ev.Table == "" || ev.Op < cdc.Insert || ev.Op > cdc.Delete || ev.Image() == nil || len(ev.PK) == 0 {
-				t.Fatalf("bad event %+v", ev)
-			}
-			if _, err := decode.EventJSON(ev); err != nil {
-				t.Fatalf("EventJSON: %v", err)
+		for _, ev := range golden.CheckDecoded(t, d, decode.Message{Value: value}) {
+			if len(ev.PK) == 0 {
+				t.Fatalf("event without key %+v", ev)
 			}
 		}
 	})

@@ -3,8 +3,6 @@ package maxwell
 import (
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/golden"
 )
 
 func decodeAll(t *testing.T, d decode.Decoder, key string, values ...string) ([]cdc.Event, error) {
@@ -335,15 +334,7 @@ func TestConcurrentSchemaCache(t *testing.T) {
 }
 
 func seeds(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json*")
-	for _, p := range files {
-		if strings.HasSuffix(p, ".expected.json") {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range golden.Samples(f, "testdata/*.json*") {
 		f.Add([]byte(nil), b)
 	}
 	f.Add([]byte(`{"database":"d","table":"t","pk.id":1}`), []byte(shopInsert))
@@ -354,18 +345,7 @@ func FuzzDecode(f *testing.F) {
 	seeds(f)
 	d, _ := New(decode.Options{})
 	f.Fuzz(func(t *testing.T, key, value []byte) {
-		evs, err := d.Decode(decode.Message{Key: key, Value: value})
-		if err != nil {
-			return
-		}
-		for _, ev := range evs {
-			if ev.DB == "" || ev.Table == "" || ev.Op < cdc.Insert || ev.Op > cdc.Delete || ev.Image() == nil {
-				t.Fatalf("bad event %+v", ev)
-			}
-			if _, err := decode.EventJSON(ev); err != nil {
-				t.Fatalf("EventJSON: %v", err)
-			}
-		}
+		golden.CheckDecoded(t, d, decode.Message{Key: key, Value: value})
 	})
 }
 

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode/internal/jsonvalue"
 )
 
 // convert turns one JSON value of Maxwell's `data`/`old` into the canonical
@@ -34,16 +34,16 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 		case 'f':
 			return int64(0), nil
 		case '"':
-			s, err := str(raw)
+			s, err := jsonvalue.String(raw)
 			if err != nil {
 				return nil, err
 			}
-			if v, ok := parseInteger(s); ok {
+			if v, ok := jsonvalue.Integer(s); ok {
 				return v, nil
 			}
 			return nil, fmt.Errorf("%q is not an integer", s)
 		}
-		if v, ok := parseInteger(string(raw)); ok {
+		if v, ok := jsonvalue.Integer(string(raw)); ok {
 			return v, nil
 		}
 		return nil, fmt.Errorf("%s is not an integer", raw)
@@ -51,10 +51,10 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 		s := string(raw)
 		if raw[0] == '"' {
 			var err error
-			if s, err = str(raw); err != nil {
+			if s, err = jsonvalue.String(raw); err != nil {
 				return nil, err
 			}
-		} else if !isNumber(raw) {
+		} else if !jsonvalue.IsNumber(raw) {
 			return nil, fmt.Errorf("%s is not a number", raw)
 		}
 		if col.Kind == cdc.KindDecimal {
@@ -65,7 +65,7 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 		if raw[0] != '"' {
 			return nil, fmt.Errorf("%s is not a base64 string", raw)
 		}
-		s, err := str(raw)
+		s, err := jsonvalue.String(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +75,7 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 		}
 		return b, nil
 	case cdc.KindJSON:
-		return compactJSON(raw)
+		return jsonvalue.JSON(raw)
 	case cdc.KindSet:
 		switch raw[0] {
 		case '[':
@@ -88,7 +88,7 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 			}
 			return cdc.Set(labels), nil
 		case '"':
-			s, err := str(raw)
+			s, err := jsonvalue.String(raw)
 			if err != nil {
 				return nil, err
 			}
@@ -100,10 +100,10 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 	var s string
 	if raw[0] == '"' {
 		var err error
-		if s, err = str(raw); err != nil {
+		if s, err = jsonvalue.String(raw); err != nil {
 			return nil, err
 		}
-	} else if isNumber(raw) {
+	} else if jsonvalue.IsNumber(raw) {
 		s = string(raw)
 	} else {
 		return nil, fmt.Errorf("%s is not a string", raw)
@@ -125,7 +125,7 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 func untyped(raw json.RawMessage) (cdc.Value, error) {
 	switch raw[0] {
 	case '"':
-		return str(raw)
+		return jsonvalue.String(raw)
 	case 't':
 		if string(raw) == "true" {
 			return int64(1), nil
@@ -135,94 +135,17 @@ func untyped(raw json.RawMessage) (cdc.Value, error) {
 			return int64(0), nil
 		}
 	case '{', '[':
-		return compactJSON(raw)
+		return jsonvalue.JSON(raw)
 	default:
-		if !isNumber(raw) {
+		if !jsonvalue.IsNumber(raw) {
 			break
 		}
-		if v, ok := parseInteger(string(raw)); ok {
+		if v, ok := jsonvalue.Integer(string(raw)); ok {
 			return v, nil
 		}
 		return decimal(string(raw), -1)
 	}
 	return nil, fmt.Errorf("%.40s is not a JSON value", raw)
-}
-
-func str(raw json.RawMessage) (string, error) {
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
-		// the message was validated as a whole: without a backslash there is
-		// nothing to unescape
-		if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && bytes.IndexByte(s, '"') < 0 && utf8.Valid(s) {
-			return string(s), nil
-		}
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("%.40s is not a string", raw)
-	}
-	return s, nil
-}
-
-// compactJSON renders an embedded JSON value as MySQL prints it, so it
-// equals the binlog and canal paths (see cdc.MySQLJSON).
-func compactJSON(raw json.RawMessage) (cdc.Value, error) {
-	j, err := cdc.MySQLJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("json value: %w", err)
-	}
-	return j, nil
-}
-
-// parseInteger parses an integer literal into int64, or uint64 above
-// math.MaxInt64 (cdc.Int).
-func parseInteger(s string) (cdc.Value, bool) {
-	if strings.HasPrefix(s, "-") {
-		n, err := strconv.ParseInt(s, 10, 64)
-		return n, err == nil
-	}
-	u, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return nil, false
-	}
-	return cdc.Int(u), true
-}
-
-// isNumber reports whether raw is a JSON number literal.
-func isNumber(raw []byte) bool {
-	if len(raw) == 0 {
-		return false
-	}
-	i := 0
-	if raw[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		n := 0
-		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-			i++
-			n++
-		}
-		return n
-	}
-	if digits() == 0 {
-		return false
-	}
-	if i < len(raw) && raw[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
-		i++
-		if i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return i == len(raw)
 }
 
 // decimal returns the exact decimal text of a number literal, expanding an
