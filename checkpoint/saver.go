@@ -21,8 +21,10 @@ var ErrSaverClosed = errors.New("checkpoint saver closed")
 // Guarantees: at most one save is in flight; each save writes the newest
 // position acked so far, so a saved position is never older than one saved
 // before; the first ack after a quiet interval is saved at once, later ones
-// at most every interval. A failed save is sticky: every later Ack and Flush
-// returns it, so the caller stops instead of silently never checkpointing.
+// at most every interval. A failed save is retried with capped backoff
+// (a checkpoint store that is down, like a sink that is down, must not stop
+// the stream); Err reports the last failure until a save succeeds, so the
+// caller can log it and readiness can show it.
 //
 // Crash safety: a crash loses at most the acks of the last interval (plus
 // one save in flight) from the store. The source then resumes from the
@@ -43,7 +45,8 @@ type Saver struct {
 	savedSeq uint64
 	lastSave time.Time   // start of the last save
 	timer    *time.Timer // scheduled background save, nil if none
-	err      error       // first save error, sticky
+	err      error       // last save error; nil after a successful save
+	failures int         // consecutive failed saves, for the retry backoff
 	closed   bool
 }
 
@@ -57,13 +60,10 @@ func NewSaver(store Store, interval time.Duration, saved Position) *Saver {
 }
 
 // Ack records p, newer than every position acked before, as the position
-// to save. It does no I/O. It returns the error of a failed earlier save.
+// to save. It does no I/O and does not fail while saves are retried.
 func (s *Saver) Ack(p Position) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
-	}
 	if s.closed {
 		return ErrSaverClosed
 	}
@@ -79,10 +79,13 @@ func (s *Saver) Ack(p Position) error {
 // schedule arms the background save unless one is armed, a save is
 // running (it re-arms when done) or saving stopped. Called with mu held.
 func (s *Saver) schedule() {
-	if s.timer != nil || s.err != nil || s.closed || s.ackedSeq == s.savedSeq {
+	if s.timer != nil || s.closed || s.ackedSeq == s.savedSeq {
 		return
 	}
 	wait := max(0, s.interval-time.Since(s.lastSave))
+	if s.failures > 0 {
+		wait = max(wait, retryBackoff(s.failures)-time.Since(s.lastSave))
+	}
 	s.wg.Add(1)
 	s.timer = time.AfterFunc(wait, s.tick)
 }
@@ -104,7 +107,7 @@ func (s *Saver) tick() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	_ = s.saveNewest(ctx) // a failure is kept in s.err for the next Ack
+	_ = s.saveNewest(ctx) // a failure is kept in s.err and retried
 	cancel()
 	s.release()
 }
@@ -122,10 +125,6 @@ func (s *Saver) release() {
 // caller holds sem.
 func (s *Saver) saveNewest(ctx context.Context) error {
 	s.mu.Lock()
-	if s.err != nil {
-		s.mu.Unlock()
-		return s.err
-	}
 	if s.ackedSeq == s.savedSeq {
 		s.mu.Unlock()
 		return nil
@@ -142,17 +141,17 @@ func (s *Saver) saveNewest(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		if s.err == nil {
-			s.err = fmt.Errorf("save checkpoint %s: %w", p, err)
-		}
+		s.err = fmt.Errorf("save checkpoint %s: %w", p, err)
+		s.failures++
 		return s.err
 	}
 	s.saved, s.savedSeq = p, seq
+	s.err, s.failures = nil, 0
 	return nil
 }
 
 // Flush saves the newest acked position now, after any save in flight,
-// and returns when the store has it (or the first save error).
+// and returns when the store has it, or that save's error.
 func (s *Saver) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	closed := s.closed
@@ -176,7 +175,7 @@ func (s *Saver) flush(ctx context.Context) error {
 
 // Close stops background saving and saves the newest acked position. It
 // waits for a save in flight. It does not close the store. Calling it
-// again returns the first save error, if any.
+// again returns the last save error, if any.
 func (s *Saver) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -203,7 +202,7 @@ func (s *Saver) Saved() Position {
 	return s.saved
 }
 
-// Err returns the first save error, or nil.
+// Err returns the error of the last save if it failed, or nil.
 func (s *Saver) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,4 +214,14 @@ func (s *Saver) Acked() Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.acked
+}
+
+// retryBackoff is the wait before retrying after n failed saves: 100ms
+// doubling up to 10s.
+func retryBackoff(n int) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 1; i < n && d < 10*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Second)
 }

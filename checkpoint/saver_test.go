@@ -15,7 +15,9 @@ import (
 type gatedStore struct {
 	Store
 	gate chan struct{} // a receive per Save; closed: no blocking
-	fail error
+
+	failMu sync.Mutex
+	fail   error
 
 	mu       sync.Mutex
 	saves    []Position
@@ -38,8 +40,11 @@ func (g *gatedStore) Save(ctx context.Context, p Position) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if g.fail != nil {
-		return g.fail
+	g.failMu.Lock()
+	fail := g.fail
+	g.failMu.Unlock()
+	if fail != nil {
+		return fail
 	}
 	if err := g.Store.Save(ctx, p); err != nil {
 		return err
@@ -154,9 +159,10 @@ func TestSaverCoalesces(t *testing.T) {
 	}
 }
 
-// TestSaverError: a failed background save surfaces in a later Ack (and
-// Flush, and Close), so the caller stops.
-func TestSaverError(t *testing.T) {
+// TestSaverRetriesFailedSaves: a store that is down does not fail acks;
+// Err reports it, saves are retried, and the newest position lands once
+// the store is back.
+func TestSaverRetriesFailedSaves(t *testing.T) {
 	file, err := NewFile(filepath.Join(t.TempDir(), "cp.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -165,24 +171,34 @@ func TestSaverError(t *testing.T) {
 	close(g.gate)
 	s := NewSaver(g, time.Millisecond, Position{})
 	if err := s.Ack(pos(1)); err != nil {
-		t.Fatal(err) // nothing failed yet: the save runs in the background
+		t.Fatal(err)
 	}
 	poll(t, "the background save to fail", func() bool { return s.Err() != nil })
-	ackErr := s.Ack(pos(2))
-	if ackErr == nil {
-		t.Fatal("ack after a failed save succeeded")
+	if !strings.Contains(s.Err().Error(), "disk full") || !strings.Contains(s.Err().Error(), "save checkpoint") {
+		t.Fatalf("Err() = %q", s.Err())
 	}
-	if !strings.Contains(ackErr.Error(), "disk full") || !strings.Contains(ackErr.Error(), "save checkpoint") {
-		t.Fatalf("ack error %q", ackErr)
+	if err := s.Ack(pos(2)); err != nil {
+		t.Fatalf("ack while the store is down: %v", err)
 	}
 	if err := s.Flush(context.Background()); err == nil {
-		t.Fatal("flush after a failed save succeeded")
-	}
-	if err := s.Close(context.Background()); err == nil {
-		t.Fatal("close after a failed save succeeded")
+		t.Fatal("flush while the store is down succeeded")
 	}
 	if _, ok, _ := file.Load(context.Background()); ok {
 		t.Fatal("a failed save stored something")
+	}
+	g.failMu.Lock()
+	g.fail = nil
+	g.failMu.Unlock()
+	poll(t, "a retried save to succeed", func() bool { return s.Saved() == pos(2) })
+	if s.Err() != nil {
+		t.Fatalf("Err() after recovery = %v", s.Err())
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := file.Load(context.Background())
+	if err != nil || !ok || got != pos(2) {
+		t.Fatalf("stored %v %v %v, want %v", got, ok, err, pos(2))
 	}
 }
 

@@ -78,9 +78,11 @@ type Source struct {
 	plans       map[string]*plan
 	schemaGen   uint64
 
-	saver  *checkpoint.Saver
-	ackMu  sync.Mutex
-	ackSeq uint64 // txEndSeq of the newest acked checkpoint
+	saver *checkpoint.Saver
+	// saveWarned rate-limits the warning about failing checkpoint saves.
+	saveWarned time.Time
+	ackMu      sync.Mutex
+	ackSeq     uint64 // txEndSeq of the newest acked checkpoint
 
 	lastCommit atomic.Int64 // unix seconds of the last row event's header
 	caughtUp   atomic.Bool
@@ -565,7 +567,7 @@ func (s *Source) cut() cdc.Batch {
 			return nil
 		}
 		if cp.IsZero() {
-			return s.saver.Err()
+			return nil
 		}
 		return s.ack(cp, seq)
 	}}
@@ -578,9 +580,14 @@ func (s *Source) ack(cp checkpoint.Position, seq uint64) error {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
 	if seq <= s.ackSeq {
-		return s.saver.Err()
+		return nil
 	}
 	s.ackSeq = seq
+	if err := s.saver.Err(); err != nil && time.Since(s.saveWarned) > 10*time.Second {
+		// The saver retries; the stream goes on (a crash now only replays more).
+		s.log.Warn("checkpoint save failing, retrying", "err", err)
+		s.saveWarned = time.Now()
+	}
 	return s.saver.Ack(cp)
 }
 
