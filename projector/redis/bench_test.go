@@ -69,13 +69,14 @@ func benchBatches(db string, n int) [][]cdc.Event {
 }
 
 func BenchmarkApply(b *testing.B) {
-	for _, guarded := range []bool{false, true} {
-		name := map[bool]string{false: "unguarded", true: "guarded"}[guarded]
+	// unguarded is the fast path (DEL+HSET in MULTI/EXEC), type_check and
+	// guarded the checked path (staging keys and the commit script).
+	for _, name := range []string{"unguarded", "type_check", "guarded"} {
 		b.Run(name, func(b *testing.B) {
 			c := newClient(b)
 			db := uniqueDB(b, c)
-			tc := TableConfig{}
-			if guarded {
+			tc := TableConfig{TypeCheck: name == "type_check"}
+			if name == "guarded" {
 				tc.VersionField = "_v"
 			}
 			p := newProjector(b, c, rules(b, db+`\..*`, tc))
@@ -115,6 +116,51 @@ func BenchmarkApply(b *testing.B) {
 		})
 		cpu.report(b, b.N*benchBatch)
 	})
+}
+
+// BenchmarkFastPath sends the fast path's chunks as the projector does
+// (MULTI/EXEC) and as a plain pipeline (no MULTI: a reader could see a
+// row missing between its DEL and its HSET), at several chunk sizes, to
+// show what the transaction and the chunking cost.
+func BenchmarkFastPath(b *testing.B) {
+	for _, keys := range []int{64, 256, 1000} {
+		for _, tx := range []bool{true, false} {
+			name := fmt.Sprintf("keys=%d/%s", keys, map[bool]string{true: "multi", false: "pipeline"}[tx])
+			b.Run(name, func(b *testing.B) {
+				c := newClient(b)
+				db := uniqueDB(b, c)
+				p, err := NewWithConfig(Config{ScriptKeys: keys, Parallel: 1}, c, rules(b, db+`\..*`, TableConfig{}), nil)
+				must(b, err)
+				batches := benchBatches(db, 20)
+				ctx := b.Context()
+				b.ReportAllocs()
+				cpu := startCPU(b, c)
+				for n := 0; b.Loop(); n++ {
+					evs := batches[n%len(batches)]
+					pl := newPlan(len(evs))
+					for i := range evs {
+						pl.add(i, &evs[i], p.tables.Lookup(db, "orders").Config)
+					}
+					for _, ch := range p.encode(evs, pl) {
+						var pipe goredis.Pipeliner
+						if tx {
+							pipe = c.TxPipeline()
+						} else {
+							pipe = c.Pipeline()
+						}
+						pipe.Do(ctx, ch.dels...)
+						for _, w := range ch.writes {
+							pipe.Do(ctx, w...)
+						}
+						if _, err := pipe.Exec(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				cpu.report(b, b.N*benchBatch)
+			})
+		}
+	}
 }
 
 // BenchmarkCeiling writes the same rows with raw pipelined DEL+HSET, one

@@ -118,4 +118,23 @@ func TestCluster(t *testing.T) {
 			t.Errorf("Apply of a key without hash tag but with } = %v, want a BatchError", err)
 		}
 	})
+	t.Run("fast path across slots", func(t *testing.T) {
+		// No side keys: every key, even one with "}" and no hash tag, is
+		// written, one transaction per slot.
+		p, err := NewWithConfig(Config{ScriptKeys: 8}, c, rules(t, `f\..*`, TableConfig{Key: "f:{id}}}"}), nil)
+		must(t, err)
+		var evs []cdc.Event
+		for i := range 100 {
+			evs = append(evs, cdc.Event{DB: "f", Table: "t", Op: cdc.Insert, PK: []string{"id"},
+				After: cdc.Row{"id": int64(i), "name": fmt.Sprint("n", i)}})
+		}
+		evs = append(evs, cdc.Event{DB: "f", Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.Row{"id": int64(0)}})
+		must(t, p.Apply(t.Context(), evs))
+		for i := range 100 {
+			got := c.HGet(context.Background(), fmt.Sprintf("f:%d}", i), "name").Val()
+			if want := fmt.Sprint("n", i); i > 0 && got != want || i == 0 && got != "" {
+				t.Fatalf("row %d: name = %q", i, got)
+			}
+		}
+	})
 }

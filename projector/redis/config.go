@@ -19,9 +19,9 @@ const (
 
 // Config holds projector-wide settings; the zero value is the default.
 type Config struct {
-	// ScriptKeys caps how many row keys one transaction (staging writes
-	// plus one commit script call) replaces; Redis serves no other client
-	// while it runs, so a smaller value keeps that pause short.
+	// ScriptKeys caps how many row keys one MULTI/EXEC transaction
+	// replaces or deletes; Redis serves no other client while it runs, so
+	// a smaller value keeps that pause short.
 	// Default: 256
 	ScriptKeys int `yaml:"script_keys"`
 	// Parallel caps how many transactions of one Apply call are in flight
@@ -77,6 +77,15 @@ type TableConfig struct {
 	// skipped. Events with Version 0 apply unguarded.
 	// Default: "" (no version guard)
 	VersionField string `yaml:"version_field"`
+	// TypeCheck, on a table without VersionField, commits through the
+	// checked path (staging key and commit script) so that a row key
+	// holding a non-hash value is left alone and its changes fail with
+	// ErrWrongType, at several times the Redis CPU per row. Off, rowsync
+	// owns the key namespace of the table: a row is replaced by DEL+HSET
+	// and whatever value was at its key is overwritten. With VersionField
+	// the check always happens.
+	// Default: false
+	TypeCheck bool `yaml:"type_check"`
 	// TombstoneTTL is how long a guarded delete remembers its version, so a
 	// late older insert cannot resurrect the row. Only with VersionField.
 	// Default: 1h

@@ -1,8 +1,10 @@
 package redis
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/keymap"
@@ -98,7 +100,7 @@ func (p *plan) add(i int, e *cdc.Event, r *rule) {
 		}
 		key, err := r.render(e, e.After, pk)
 		var oldKey string
-		if e.Op == cdc.Update && e.Before != nil {
+		if e.Op == cdc.Update && e.Before != nil && !r.sameKey(e.Before, e.After, pk) {
 			before := p.beforeImage(e, r, pk)
 			if k, berr := r.render(e, before, pk); berr == nil && k != key {
 				// The key changed (pk or a key column): the old hash
@@ -129,6 +131,61 @@ func (p *plan) add(i int, e *cdc.Event, r *rule) {
 	default:
 		p.permanent(i, fmt.Errorf("unknown op %s", e.Op))
 	}
+}
+
+// sameKey reports whether before and after surely render the same key:
+// every key column of before is missing there (so taken from after, see
+// beforeImage) or holds a value equal to after's. It saves rendering the
+// old key of the common update that leaves the key alone; false means
+// "render both and compare".
+func (r *rule) sameKey(before, after cdc.Row, pk []string) bool {
+	for _, c := range r.tmplCols {
+		if !sameValue(before, after, c) {
+			return false
+		}
+	}
+	if r.usesPK {
+		for _, c := range pk {
+			if !sameValue(before, after, c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func sameValue(before, after cdc.Row, col string) bool {
+	b, ok := before[col]
+	if !ok {
+		return true
+	}
+	a, ok := after[col]
+	if !ok {
+		return false
+	}
+	switch b := b.(type) {
+	case nil:
+		return a == nil
+	case int64:
+		a, ok := a.(int64)
+		return ok && a == b
+	case string:
+		a, ok := a.(string)
+		return ok && a == b
+	case uint64:
+		a, ok := a.(uint64)
+		return ok && a == b
+	case cdc.Decimal:
+		a, ok := a.(cdc.Decimal)
+		return ok && a == b
+	case []byte:
+		a, ok := a.([]byte)
+		return ok && bytes.Equal(a, b)
+	case time.Time:
+		a, ok := a.(time.Time)
+		return ok && a == b
+	}
+	return false // other types: render and compare
 }
 
 // beforeImage returns the row to render the old key from. Some formats

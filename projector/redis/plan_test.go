@@ -146,35 +146,88 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+func TestSameKey(t *testing.T) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := &rule{tmplCols: []string{"k"}, usesPK: true}
+	cases := []struct {
+		name          string
+		before, after cdc.Row
+		want          bool
+	}{
+		{"equal ints", cdc.Row{"k": int64(1), "id": int64(7)}, cdc.Row{"k": int64(1), "id": int64(7)}, true},
+		{"pk changed", cdc.Row{"k": int64(1), "id": int64(7)}, cdc.Row{"k": int64(1), "id": int64(8)}, false},
+		{"key column changed", cdc.Row{"k": "a", "id": int64(7)}, cdc.Row{"k": "b", "id": int64(7)}, false},
+		{"types differ", cdc.Row{"k": int64(1), "id": int64(7)}, cdc.Row{"k": uint64(1), "id": int64(7)}, false},
+		{"partial before-image", cdc.Row{"x": 1}, cdc.Row{"k": "a", "id": int64(7)}, true},
+		{"missing in after", cdc.Row{"k": "a", "id": int64(7)}, cdc.Row{"id": int64(7)}, false},
+		{"bytes, times, decimals, NULL", cdc.Row{"k": []byte("a"), "id": t0}, cdc.Row{"k": []byte("a"), "id": t0}, true},
+		{"NULL to value", cdc.Row{"k": nil, "id": cdc.Decimal("1.0")}, cdc.Row{"k": "a", "id": cdc.Decimal("1.0")}, false},
+		{"other types render", cdc.Row{"k": 1.5, "id": int64(7)}, cdc.Row{"k": 1.5, "id": int64(7)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.sameKey(tc.before, tc.after, []string{"id"}); got != tc.want {
+				t.Errorf("sameKey = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestEncode(t *testing.T) {
-	p := newProjector(t, goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}), rules(t, ".*", TableConfig{
-		VersionField: "_v", TTL: 2 * time.Second, TombstoneTTL: time.Minute, Exclude: []string{"secret"}}))
 	cols := []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("at", "datetime(3)"), cdc.ParseColumnType("n", "text")}
 	evs := []cdc.Event{
 		{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, Columns: cols, Pos: cdc.Position{Version: 7},
 			After: cdc.Row{"id": int64(1), "at": time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), "n": nil, "secret": "s"}},
 		{DB: "d", Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.Row{"id": int64(2)}},
+		{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, Columns: cols, Pos: cdc.Position{Version: 8},
+			After: cdc.Row{"id": int64(3), "at": nil, "n": "x"}},
 	}
-	pl := newPlan(2)
-	for i := range evs {
-		pl.add(i, &evs[i], p.tables.Lookup("d", "t").Config)
+	cases := []struct {
+		name string
+		tc   TableConfig
+		want string // dels, writes, script keys, script args
+	}{
+		{"guarded", TableConfig{VersionField: "_v", TTL: 2 * time.Second, TombstoneTTL: time.Minute, Exclude: []string{"secret"}},
+			`["del" "{d_t_1}:rowsync-stage" "{d_t_3}:rowsync-stage"]
+[["hset" "{d_t_1}:rowsync-stage" "id" "1" "at" "2024-05-06 07:08:09.000" "_v" "7"] ["pexpire" "{d_t_1}:rowsync-stage" "2000"] ["hset" "{d_t_3}:rowsync-stage" "id" "3" "n" "x" "_v" "8"] ["pexpire" "{d_t_3}:rowsync-stage" "2000"]]
+["d_t_1" "{d_t_1}:rowsync-stage" "{d_t_1}:rowsync-tomb" "d_t_2" "d_t_3" "{d_t_3}:rowsync-stage" "{d_t_3}:rowsync-tomb"]
+["W" "7" "_v" "d" "W" "8" "_v"]`},
+		{"type_check", TableConfig{TypeCheck: true, Exclude: []string{"secret"}},
+			`["del" "{d_t_1}:rowsync-stage" "{d_t_3}:rowsync-stage"]
+[["hset" "{d_t_1}:rowsync-stage" "id" "1" "at" "2024-05-06 07:08:09.000"] ["hset" "{d_t_3}:rowsync-stage" "id" "3" "n" "x"]]
+["d_t_1" "{d_t_1}:rowsync-stage" "d_t_2" "d_t_3" "{d_t_3}:rowsync-stage"]
+["w" "d" "w"]`},
+		{"fast path", TableConfig{TTL: 2 * time.Second, Exclude: []string{"secret"}},
+			`["del" "d_t_1" "d_t_2" "d_t_3"]
+[["hset" "d_t_1" "id" "1" "at" "2024-05-06 07:08:09.000"] ["pexpire" "d_t_1" "2000"] ["hset" "d_t_3" "id" "3" "n" "x"] ["pexpire" "d_t_3" "2000"]]
+[]
+[]`},
 	}
-	chunks := p.encode(evs, pl)
-	if len(chunks) != 1 {
-		t.Fatalf("%d chunks, want 1", len(chunks))
-	}
-	c := chunks[0]
-	var writes [][]string
-	for _, w := range c.writes {
-		writes = append(writes, texts(w))
-	}
-	got := fmt.Sprintf("%q\n%q\n%q\n%q", texts(c.stages), writes, c.keys, texts(c.args))
-	want := `["del" "{d_t_1}:rowsync-stage"]
-[["hset" "{d_t_1}:rowsync-stage" "id" "1" "at" "2024-05-06 07:08:09.000" "_v" "7"] ["pexpire" "{d_t_1}:rowsync-stage" "2000"]]
-["d_t_1" "{d_t_1}:rowsync-stage" "{d_t_1}:rowsync-tomb" "d_t_2"]
-["W" "7" "_v" "d"]`
-	if got != want {
-		t.Errorf("encode:\n got  %s\n want %s", got, want)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProjector(t, goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}), rules(t, ".*", tc.tc))
+			pl := newPlan(len(evs))
+			for i := range evs {
+				pl.add(i, &evs[i], p.tables.Lookup("d", "t").Config)
+			}
+			chunks := p.encode(evs, pl)
+			if len(chunks) != 1 {
+				t.Fatalf("%d chunks, want 1", len(chunks))
+			}
+			c := chunks[0]
+			writes := [][]string{}
+			for _, w := range c.writes {
+				writes = append(writes, texts(w))
+			}
+			keys := append([]string{}, c.keys...)
+			got := fmt.Sprintf("%q\n%q\n%q\n%q", texts(c.dels), writes, keys, texts(c.args))
+			if got != tc.want {
+				t.Errorf("encode:\n got  %s\n want %s", got, tc.want)
+			}
+			if c.n != 3 {
+				t.Errorf("chunk counts %d ops, want 3", c.n)
+			}
+		})
 	}
 }
 

@@ -4,23 +4,36 @@
 //
 // Apply coalesces its events per key (only each key's final state is
 // written) and splits the keys into chunks of up to Config.ScriptKeys, each
-// sent in one round trip as one MULTI/EXEC transaction: every new row image
-// is written to a staging key beside its row key (DEL, HSET, PEXPIRE), then
-// a Lua script RENAMEs each staging key over its row key or deletes the
-// row. RENAME replaces the old hash whole,
-// in one step, so readers never see a half-written row or stale fields;
-// and raw HSETs cost Redis far less than HSETs issued from Lua, which is
-// why the image is not written by the script itself. With a version_field
-// the script first compares versions and drops a stale image instead, and
-// a delete leaves a tombstone holding its version, so replays and late
-// redeliveries can neither roll a row back nor resurrect it.
+// sent in one round trip as one MULTI/EXEC transaction, so readers never
+// see a half-written row or stale fields, and concurrent Apply calls never
+// interleave inside a chunk.
 //
-// Redis Cluster: a script may only touch keys of one slot. In cluster mode
-// the ops of an Apply call are grouped by slot, and the staging and
-// tombstone keys are named to share their row key's slot: key+suffix when
-// the key has a hash tag, else "{key}"+suffix. A key containing "}" but no
-// hash tag cannot be placed so; in cluster mode its changes fail
-// permanently (give such templates a hash tag, e.g. "user:{{{id}}}").
+// A table without version_field (the default) takes the fast path: per
+// chunk one DEL of every key the chunk replaces or deletes, then an HSET
+// (and PEXPIRE with a ttl) per new row image. On such a table rowsync owns
+// the key namespace: a value of another type at a row's key is replaced,
+// not reported. type_check: true keeps the checked path below for it.
+//
+// A table with version_field (or type_check) takes the checked path: every
+// new row image is written to a staging key beside its row key (DEL, HSET,
+// PEXPIRE), then a Lua script RENAMEs each staging key over its row key or
+// deletes the row, after checking that the key holds a hash (else the
+// change fails with ErrWrongType and the key is left alone). RENAME
+// replaces the old hash whole, in one step; and raw HSETs cost Redis far
+// less than HSETs issued from Lua, which is why the image is not written by
+// the script itself. With a version_field the script first compares
+// versions and drops a stale image instead, and a delete leaves a
+// tombstone holding its version, so replays and late redeliveries can
+// neither roll a row back nor resurrect it. The check and the script cost
+// Redis several times the CPU of the fast path per row.
+//
+// Redis Cluster: a transaction and a script may only touch keys of one
+// slot. In cluster mode the ops of an Apply call are grouped by slot, and
+// the staging and tombstone keys are named to share their row key's slot:
+// key+suffix when the key has a hash tag, else "{key}"+suffix. A key
+// containing "}" but no hash tag cannot be placed so; in cluster mode the
+// changes of such a key on a checked table fail permanently (give such
+// templates a hash tag, e.g. "user:{{{id}}}").
 package redis
 
 import (
@@ -44,7 +57,9 @@ var (
 )
 
 // ErrWrongType is wrapped by the per-event error of a change whose key holds
-// a Redis value that is not a hash; the projector leaves such keys alone.
+// a Redis value that is not a hash, on a table with version_field or
+// type_check; the projector leaves such keys alone. Other tables replace
+// such values.
 var ErrWrongType = errors.New("key holds a non-hash value (WRONGTYPE)")
 
 // Projector is a cdc.Sink writing one Redis hash per row. It is safe for
@@ -68,8 +83,11 @@ type rule struct {
 	exclude      map[string]bool
 	ttlMS        string
 	versionField string
-	tombTTLMS    string
-	tombSuffix   string
+	// checked sends unguarded ops through the commit script too, for its
+	// type check (type_check).
+	checked    bool
+	tombTTLMS  string
+	tombSuffix string
 }
 
 // New returns a projector with the default Config. See NewWithConfig.
@@ -149,6 +167,7 @@ func compile(tr cdc.TableRule[TableConfig]) (*rule, error) {
 		pk:           tr.PK,
 		ttlMS:        strconv.FormatInt(c.TTL.Milliseconds(), 10),
 		versionField: c.VersionField,
+		checked:      c.TypeCheck || c.VersionField != "",
 	}
 	if len(c.Include) > 0 {
 		r.include = set(c.Include)
@@ -280,19 +299,27 @@ func (p *Projector) Apply(ctx context.Context, events []cdc.Event) error {
 // fails part way; the next write of the row deletes it first.
 const stageSuffix = ":rowsync-stage"
 
-// chunk is one commit script call with the staging writes before it.
+// chunk is one MULTI/EXEC transaction: one DEL, the HSET (and PEXPIRE)
+// commands, then, if it has checked ops, one commit script call.
 type chunk struct {
-	ops []*op // into plan.ops
-	// stages are the staging keys of the writes, deleted first.
-	stages []any
+	// n counts the ops of the chunk, fast and checked.
+	n int
+	// ops are the checked ops (into plan.ops), numbered as the script
+	// numbers them.
+	ops []*op
+	// dels is a DEL of the row keys of the fast ops and of the staging
+	// keys of the checked writes.
+	dels []any
 	// writes are the HSET (and PEXPIRE) commands, as argument lists.
 	writes [][]any
-	keys   []string
-	args   []any
+	// keys and args are the commit script's KEYS and ARGV.
+	keys []string
+	args []any
 }
 
 // encode groups ops into chunks: by slot in cluster mode, in order, at
-// most ScriptKeys ops each. See commitScript for the layout.
+// most ScriptKeys ops each. See commitScript for the layout of the
+// checked ops.
 func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 	max := p.cfg.scriptKeys()
 	var chunks []*chunk
@@ -305,6 +332,7 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 		o := &pl.ops[oi]
 		r := o.rule
 		guarded := o.version != 0
+		checked := r.checked
 		kind := o.kind
 		var ver *string
 		if guarded {
@@ -328,11 +356,14 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 		}
 		var stage, tomb string
 		sameSlot := true
-		if kind == opWrite {
+		switch {
+		case kind == opWrite && checked:
 			var ok bool
 			stage, ok = sideKey(o.key, stageSuffix)
 			sameSlot = sameSlot && ok
 			fields[1] = pl.str(stage)
+		case kind == opWrite:
+			fields[1] = &o.key
 		}
 		if guarded {
 			var ok bool
@@ -349,23 +380,36 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 		if p.cluster {
 			s := slot(o.key)
 			c = open[s]
-			if c == nil || len(c.ops) >= max {
-				c = &chunk{stages: []any{"del"}}
+			if c == nil || c.n >= max {
+				c = &chunk{dels: []any{"del"}}
 				open[s] = c
 				chunks = append(chunks, c)
 			}
-		} else if c == nil || len(c.ops) >= max {
-			n := min(max, len(pl.ops))
-			c = &chunk{keys: make([]string, 0, 2*n), args: make([]any, 0, n), writes: make([][]any, 0, n), stages: make([]any, 1, n+1)}
-			c.stages[0] = "del"
+		} else if c == nil || c.n >= max {
+			n := min(max, len(pl.ops)-oi)
+			c = &chunk{writes: make([][]any, 0, n), dels: make([]any, 1, n+1)}
+			c.dels[0] = "del"
 			cur = c
 			chunks = append(chunks, c)
+		}
+		c.n++
+		if !checked {
+			// Fast path: DEL, then HSET the new image, in one
+			// transaction; no type check, no staging key.
+			c.dels = append(c.dels, &o.key)
+			if kind == opWrite {
+				c.writes = append(c.writes, fields)
+				if r.ttlMS != "0" {
+					c.writes = append(c.writes, []any{"pexpire", &o.key, &r.ttlMS})
+				}
+			}
+			continue
 		}
 		c.ops = append(c.ops, o)
 		c.keys = append(c.keys, o.key)
 		switch {
 		case kind == opWrite:
-			c.stages = append(c.stages, fields[1])
+			c.dels = append(c.dels, fields[1])
 			c.keys = append(c.keys, stage)
 			c.writes = append(c.writes, fields)
 			if r.ttlMS != "0" {
@@ -393,12 +437,13 @@ type result struct {
 	bad   []int
 }
 
-// run sends every chunk as one MULTI/EXEC transaction (staging writes,
-// then the commit script), several chunks at once on separate connections.
-// The transaction keeps concurrent Apply calls from mixing their staging
-// keys (two rows may share a key through a template on a non-unique
-// column, and then go to different shards) and, as a client that dies
-// before EXEC runs nothing, leaves no staging key behind.
+// run sends every chunk as one MULTI/EXEC transaction (DEL, HSETs, then
+// the commit script if the chunk has checked ops), several chunks at once
+// on separate connections. The transaction keeps readers from seeing a row
+// between its DEL and its HSET, keeps concurrent Apply calls from mixing
+// their writes (two rows may share a key through a template on a
+// non-unique column, and then go to different shards) and, as a client
+// that dies before EXEC runs nothing, leaves no staging key behind.
 func (p *Projector) run(ctx context.Context, chunks []*chunk) ([]result, error) {
 	res := make([]result, len(chunks))
 	if len(chunks) == 1 {
@@ -424,20 +469,29 @@ func (p *Projector) run(ctx context.Context, chunks []*chunk) ([]result, error) 
 func (p *Projector) runChunk(ctx context.Context, c *chunk) (result, error) {
 	for attempt := 0; ; attempt++ {
 		pipe := p.client.TxPipeline()
-		if len(c.stages) > 1 {
-			pipe.Do(ctx, c.stages...)
+		if len(c.dels) > 1 {
+			pipe.Do(ctx, c.dels...)
 		}
 		for _, w := range c.writes {
 			pipe.Do(ctx, w...)
 		}
-		commit := p.script.EvalSha(ctx, pipe, c.keys, c.args...)
-		cmds, _ := pipe.Exec(ctx) // errors are read per command below
+		var commit *goredis.Cmd
+		if len(c.ops) > 0 {
+			commit = p.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		cmds, err := pipe.Exec(ctx) // command errors are read one by one below
 		for _, cmd := range cmds {
 			if err := cmd.Err(); err != nil && cmd != commit {
 				return result{}, fmt.Errorf("redis apply: %s: %w", cmd.Name(), err)
 			}
 		}
-		err := commit.Err()
+		if commit == nil {
+			if err != nil {
+				return result{}, fmt.Errorf("redis apply: %w", err)
+			}
+			return result{}, nil
+		}
+		err = commit.Err()
 		if goredis.HasErrorPrefix(err, "NOSCRIPT") && attempt < 2 {
 			if err := p.script.Load(ctx, p.client).Err(); err != nil {
 				return result{}, fmt.Errorf("redis script load: %w", err)
