@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh — rowsync end to end on this machine: binlog-enabled MariaDB
-# (127.0.0.1:3307) → rowsync → Redis hashes (DB 15) and Cache-Aside key
+# (127.0.0.1:3307) → rowsync → Redis hashes (DB 15), MongoDB documents
+# (FerretDB on 127.0.0.1:27017, database rowsync_demo) and Cache-Aside key
 # invalidation. It creates schema `shop`, starts rowsync, writes rows,
 # prints the resulting hashes, and stops rowsync. Safe to run repeatedly.
 set -euo pipefail
@@ -25,6 +26,7 @@ CREATE TABLE shop.users (id BIGINT UNSIGNED PRIMARY KEY, name VARCHAR(64), email
   balance DECIMAL(12,2), created_at DATETIME(3), avatar BLOB, prefs JSON, status ENUM('active','banned'));
 CREATE TABLE shop.order_items (order_id BIGINT, line INT, sku VARCHAR(32), qty INT, PRIMARY KEY (order_id, line));"
 R FLUSHDB >/dev/null
+go run ./scripts/showmongo -db rowsync_demo -drop
 
 cat >"$WORK/rowsync.yaml" <<YAML
 name: demo
@@ -40,6 +42,12 @@ checkpoint:
 redis:
   addr: 127.0.0.1:6379
   db: $REDIS_DB
+mongo:
+  uri: mongodb://127.0.0.1:27017
+  # FerretDB (the MongoDB stand-in here) lacks Decimal128 and large bulks;
+  # against a real MongoDB leave both at their defaults.
+  decimal: string
+  bulk_size: 40
 deadletter:
   file: $WORK/deadletter.jsonl
 admin:
@@ -49,6 +57,7 @@ tables:
     redis_hash:
       key: "{db}_{table}_{pk}"
       exclude: [avatar]
+    mongo: {database: rowsync_demo, collection: users}
     invalidate:
       keys: ["user:{id}", {key: "user:email:{email|lower}", when_changed: [email]}]
   - match: shop.order_items
@@ -87,6 +96,9 @@ for k in $(R --scan --pattern 'shop_*' | sort) $(R --scan --pattern 'order:*' | 
 	echo "-- $k"
 	R HGETALL "$k" | paste - -
 done
+say "MongoDB documents (rowsync_demo.users)"
+go run ./scripts/showmongo -db rowsync_demo -coll users
+
 say "cache keys invalidated (empty = deleted)"
 R MGET user:1 user:email:zoe@example.com
 
