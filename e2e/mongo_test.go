@@ -1,0 +1,705 @@
+package e2e
+
+// Issue 4: the MongoDB sink end to end.
+//
+// TestMongo generates one change sequence (internal/changegen, 20,000
+// changes by default: inserts, updates, deletes, primary-key changes;
+// NULLs, unicode, DECIMAL, DATETIME(3), DATE, DOUBLE, JSON, BLOB, ENUM,
+// SET, BIGINT UNSIGNED beyond int64, a composite key) and sends it to
+// MongoDB three ways at once:
+//
+//   - binlog: executed as SQL statements on the binlog MariaDB (3307) while
+//     rowsync streams the binlog; rowsync is SIGKILLed in the middle (with
+//     changes written while it is down) and restarted from its checkpoint;
+//   - canal-json over Kafka (kfake, 4 partitions by pk hash);
+//   - Maxwell JSON (with its table-create preamble) over RabbitMQ.
+//
+// The binlog collections must equal the MySQL tables exactly: every row's
+// document, built independently here from the row as the refetch package
+// types it and the README's value-type table, byte for byte; deleted rows
+// absent; no other document. The same is checked against the generator's
+// own final state. The Kafka and RabbitMQ collections must then be
+// byte-identical to the binlog ones.
+//
+// The server is ROWSYNC_TEST_MONGO_URI when set, else FerretDB started by
+// scripts/ferretdb.sh on 127.0.0.1:$ROWSYNC_E2E_FERRETDB_PORT (default
+// 27029, a port no other package's tests use). FerretDB 1.24 has no Decimal128 (it drops the connection), so
+// there DECIMAL and BIGINT UNSIGNED beyond int64 are stored with
+// `decimal: string`; against a real MongoDB the test uses Decimal128.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/changegen"
+	"github.com/rowsync/rowsync/refetch"
+)
+
+const binlogDSN = "root@tcp(127.0.0.1:3307)/?interpolateParams=true"
+
+// mongoServer is the test's MongoDB-compatible server.
+type mongoServer struct {
+	uri    string
+	client *mongo.Client
+	ferret bool // FerretDB: no Decimal128
+}
+
+// startMongo connects to ROWSYNC_TEST_MONGO_URI or starts FerretDB. A
+// FerretDB this call started is stopped when t ends; one that already
+// answered is left running.
+func startMongo(t *testing.T) *mongoServer {
+	t.Helper()
+	uri := os.Getenv("ROWSYNC_TEST_MONGO_URI")
+	if uri == "" {
+		port := os.Getenv("ROWSYNC_E2E_FERRETDB_PORT")
+		if port == "" {
+			port = "27029"
+		}
+		env := append(os.Environ(), "ROWSYNC_FERRETDB_PORT="+port)
+		var out bytes.Buffer
+		cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts", "ferretdb.sh"), "start")
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, &out
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("scripts/ferretdb.sh start: %v\n%s", err, out.String())
+		}
+		if strings.Contains(out.String(), "starting on") {
+			t.Cleanup(func() {
+				stop := exec.Command("bash", filepath.Join(repoRoot, "scripts", "ferretdb.sh"), "stop")
+				stop.Env = env
+				if b, err := stop.CombinedOutput(); err != nil {
+					t.Logf("scripts/ferretdb.sh stop: %v\n%s", err, b)
+				}
+			})
+		}
+		uri = "mongodb://127.0.0.1:" + port + "/?directConnection=true"
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(2 * time.Minute))
+	if err != nil {
+		t.Fatalf("mongo connect: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := client.Ping(ctx, nil); err != nil {
+		t.Fatalf("mongo ping %s: %v", uri, err)
+	}
+	s := &mongoServer{uri: uri, client: client}
+	var info bson.M
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
+		_, s.ferret = info["ferretdbVersion"]
+	}
+	return s
+}
+
+// database returns a fresh database name, dropped when t ends.
+func (m *mongoServer) database(t *testing.T, name string) string {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.client.Database(name).Drop(ctx); err != nil {
+			t.Logf("drop mongo database %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// decimalMode is the projector's decimal setting the server supports.
+func (m *mongoServer) decimalMode() string {
+	if m.ferret {
+		return "string"
+	}
+	return "decimal128"
+}
+
+// mongoYAML is the mongo: block and the tables of set, written to database.
+func mongoYAML(m *mongoServer, set *changegen.Set, database, deadletter string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mongo:\n  uri: %q\n  decimal: %s\ndeadletter:\n  file: %s\nadmin:\n  addr: \"off\"\nlog:\n  level: info\ntables:\n",
+		m.uri, m.decimalMode(), deadletter)
+	for _, tb := range set.Tables {
+		fmt.Fprintf(&b, "  - match: '%s\\.%s'\n    pk: [%s]\n    mongo:\n      database: %s\n",
+			tb.DB, tb.Name, strings.Join(tb.PK, ", "), database)
+	}
+	return b.String()
+}
+
+// docSet is a collection's documents by encoded _id.
+type docSet map[string]bson.Raw
+
+// idKey encodes an _id value (type and bytes) as a map key.
+func idKey(v bson.RawValue) string { return string(rune(v.Type)) + string(v.Value) }
+
+// readDocs reads every document of database.coll.
+func (m *mongoServer) readDocs(ctx context.Context, database, coll string) (docSet, error) {
+	cur, err := m.client.Database(database).Collection(coll).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	out := docSet{}
+	for cur.Next(ctx) {
+		id, err := cur.Current.LookupErr("_id")
+		if err != nil {
+			return nil, fmt.Errorf("document without _id: %v", cur.Current)
+		}
+		k := idKey(id)
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("two documents with _id %v", id)
+		}
+		out[k] = slices.Clone(cur.Current)
+	}
+	return out, cur.Err()
+}
+
+// diffDocs describes how got differs from want (up to a few documents,
+// field by field with BSON types); "" means byte-identical.
+func diffDocs(got, want docSet) string {
+	var diffs []string
+	var missing, extra, differ int
+	note := func(s string) {
+		if len(diffs) < 6 {
+			diffs = append(diffs, s)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			missing++
+			note("missing " + extJSON(want[k]))
+		case !bytes.Equal(g, want[k]):
+			differ++
+			note(fieldDiff(g, want[k]))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[k]; !ok {
+			extra++
+			note("extra " + extJSON(got[k]))
+		}
+	}
+	if missing+extra+differ == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d documents, %d expected: %d missing, %d extra, %d differ:\n  %s",
+		len(got), len(want), missing, extra, differ, strings.Join(diffs, "\n  "))
+}
+
+// fieldDiff names the fields of two documents that differ, with types.
+func fieldDiff(got, want bson.Raw) string {
+	ge, _ := got.Elements()
+	we, _ := want.Elements()
+	id := want.Lookup("_id")
+	var parts []string
+	names := func(es []bson.RawElement) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Key())
+		}
+		return out
+	}
+	if gn, wn := names(ge), names(we); !slices.Equal(gn, wn) {
+		parts = append(parts, fmt.Sprintf("field order/set %v, want %v", gn, wn))
+	}
+	for _, w := range we {
+		g, err := got.LookupErr(w.Key())
+		wv := w.Value()
+		switch {
+		case err != nil:
+			parts = append(parts, fmt.Sprintf("%s: absent, want %s %s", w.Key(), wv.Type, wv))
+		case g.Type != wv.Type || !bytes.Equal(g.Value, wv.Value):
+			parts = append(parts, fmt.Sprintf("%s: got %s %s, want %s %s", w.Key(), g.Type, g, wv.Type, wv))
+		}
+	}
+	return fmt.Sprintf("_id %s: %s", id, strings.Join(parts, "; "))
+}
+
+func extJSON(raw bson.Raw) string {
+	b, err := bson.MarshalExtJSON(raw, true, false)
+	if err != nil {
+		return fmt.Sprintf("%v (%v)", raw, err)
+	}
+	return string(b)
+}
+
+// --- the expected documents, from the README's value-type table ---
+
+// expectedDoc is the document the mongo sink must hold for row, built
+// here without the projector: _id (the key's value, or a sub-document of
+// the key columns in key order), then every column in table order.
+func expectedDoc(cols []cdc.Column, pk []string, row cdc.Row, decimal128 bool) (bson.Raw, error) {
+	col := func(name string) *cdc.Column {
+		for i := range cols {
+			if cols[i].Name == name {
+				return &cols[i]
+			}
+		}
+		return nil
+	}
+	var id any
+	if len(pk) == 1 {
+		v, err := expectedValue(col(pk[0]), row[pk[0]], decimal128)
+		if err != nil {
+			return nil, err
+		}
+		id = v
+	} else {
+		d := bson.D{}
+		for _, k := range pk {
+			v, err := expectedValue(col(k), row[k], decimal128)
+			if err != nil {
+				return nil, err
+			}
+			d = append(d, bson.E{Key: k, Value: v})
+		}
+		id = d
+	}
+	doc := bson.D{{Key: "_id", Value: id}}
+	for i := range cols {
+		c := &cols[i]
+		v, ok := row[c.Name]
+		if !ok {
+			return nil, fmt.Errorf("row has no column %s", c.Name)
+		}
+		bv, err := expectedValue(c, v, decimal128)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", c.Name, err)
+		}
+		doc = append(doc, bson.E{Key: c.Name, Value: bv})
+	}
+	return bson.Marshal(doc)
+}
+
+// expectedValue maps one typed value to its BSON value:
+//
+//	TINYINT..INT           int32
+//	BIGINT, INT UNSIGNED   int64
+//	BIGINT UNSIGNED > 2⁶³−1, DECIMAL   Decimal128 (decimal: string: the text)
+//	FLOAT, DOUBLE          double
+//	DATE, DATETIME, TIMESTAMP          date (UTC); zero dates null
+//	TIME                   string
+//	YEAR                   int32
+//	CHAR..TEXT, ENUM       string
+//	BINARY..BLOB           binary
+//	JSON                   embedded document / array (numbers as relaxed extended JSON reads them)
+//	SET                    array of strings
+//	BIT                    int64
+//	NULL                   null
+func expectedValue(c *cdc.Column, v cdc.Value, decimal128 bool) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	dec := func(s string) (any, error) {
+		if !decimal128 {
+			return s, nil
+		}
+		return bson.ParseDecimal128(s)
+	}
+	wrong := func() (any, error) { return nil, fmt.Errorf("%T value %v in a %s column", v, v, c.Type) }
+	switch c.Kind {
+	case cdc.KindInt:
+		switch x := v.(type) {
+		case int64:
+			if c.IntBytes < 4 || c.IntBytes == 4 && !c.Unsigned {
+				if x < math.MinInt32 || x > math.MaxInt32 {
+					return wrong()
+				}
+				return int32(x), nil
+			}
+			return x, nil
+		case uint64:
+			return dec(strconv.FormatUint(x, 10))
+		}
+	case cdc.KindYear:
+		if x, ok := v.(int64); ok {
+			return int32(x), nil
+		}
+	case cdc.KindBit:
+		if x, ok := v.(int64); ok {
+			return x, nil
+		}
+	case cdc.KindDecimal:
+		if x, ok := v.(cdc.Decimal); ok {
+			return dec(string(x))
+		}
+	case cdc.KindFloat, cdc.KindDouble:
+		if x, ok := v.(float64); ok {
+			return x, nil
+		}
+	case cdc.KindDate, cdc.KindDateTime, cdc.KindTimestamp:
+		switch x := v.(type) {
+		case time.Time:
+			return bson.NewDateTimeFromTime(x), nil
+		case string:
+			return nil, nil // zero date
+		}
+	case cdc.KindTime:
+		if x, ok := v.(time.Duration); ok {
+			return cdc.FormatDuration(x, c.Precision), nil
+		}
+	case cdc.KindString, cdc.KindEnum:
+		if x, ok := v.(string); ok {
+			return x, nil
+		}
+	case cdc.KindBytes:
+		if x, ok := v.([]byte); ok {
+			return bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: x}, nil
+		}
+	case cdc.KindJSON:
+		if x, ok := v.(cdc.JSON); ok {
+			var raw bson.Raw
+			if err := bson.UnmarshalExtJSON([]byte(`{"v":`+string(x)+`}`), false, &raw); err != nil {
+				return nil, fmt.Errorf("json %s: %w", x, err)
+			}
+			return raw.Lookup("v"), nil
+		}
+	case cdc.KindSet:
+		if x, ok := v.(cdc.Set); ok {
+			a := bson.A{}
+			for _, l := range x {
+				a = append(a, l)
+			}
+			return a, nil
+		}
+	}
+	return wrong()
+}
+
+// expectedFromMySQL reads every row of the set's tables from MySQL, typed
+// as the refetch package (and so the binlog) types them, and returns the
+// documents per table.
+func expectedFromMySQL(ctx context.Context, set *changegen.Set, decimal128 bool) (map[string]docSet, error) {
+	r, err := refetch.New(refetch.Config{DSN: binlogDSN, Timeout: time.Minute}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out := map[string]docSet{}
+	for _, tb := range set.Tables {
+		cur, err := r.Scan(ctx, tb.DB, tb.Name, 2000)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Equal(cur.PK(), tb.PK) {
+			return nil, fmt.Errorf("%s.%s: primary key %v, want %v", tb.DB, tb.Name, cur.PK(), tb.PK)
+		}
+		docs := docSet{}
+		for {
+			rows, bad, err := cur.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			if len(bad) > 0 {
+				return nil, fmt.Errorf("%s.%s: untypable row %s: %v", tb.DB, tb.Name, bad[0].Key, bad[0].Err)
+			}
+			for _, row := range rows {
+				if err := addDoc(docs, cur.Columns(), tb.PK, row, decimal128); err != nil {
+					return nil, fmt.Errorf("%s.%s: %w", tb.DB, tb.Name, err)
+				}
+			}
+		}
+		out[tb.Name] = docs
+	}
+	return out, nil
+}
+
+// expectedFromSet is the documents of the generator's final state.
+func expectedFromSet(set *changegen.Set, decimal128 bool) (map[string]docSet, error) {
+	out := map[string]docSet{}
+	for _, tb := range set.Tables {
+		docs := docSet{}
+		for _, row := range set.Final[tb] {
+			if err := addDoc(docs, tb.Columns(), tb.PK, row, decimal128); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", tb.DB, tb.Name, err)
+			}
+		}
+		out[tb.Name] = docs
+	}
+	return out, nil
+}
+
+func addDoc(docs docSet, cols []cdc.Column, pk []string, row cdc.Row, decimal128 bool) error {
+	raw, err := expectedDoc(cols, pk, row, decimal128)
+	if err != nil {
+		return err
+	}
+	docs[idKey(bson.Raw(raw).Lookup("_id"))] = raw
+	return nil
+}
+
+// waitDocs polls until every collection of database equals want exactly,
+// or fails after timeout with the last difference. p must keep running.
+func (m *mongoServer) waitDocs(t *testing.T, what, database string, want func() map[string]docSet, timeout time.Duration, p *proc) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		last = ""
+		w := want()
+		for _, coll := range slices.Sorted(maps.Keys(w)) {
+			got, err := m.readDocs(ctx, database, coll)
+			if err != nil {
+				last = fmt.Sprintf("%s: read: %v", coll, err)
+				break
+			}
+			if d := diffDocs(got, w[coll]); d != "" {
+				last = coll + ": " + d
+				break
+			}
+		}
+		if last == "" {
+			return
+		}
+		if p != nil && p.exited() {
+			t.Fatalf("%s: rowsync exited (%v) before the end state; last difference: %s", what, p.err, last)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: end state not reached within %v: %s", what, timeout, last)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// count is the number of documents in database.coll (-1 on error).
+func (m *mongoServer) count(database, coll string) int64 {
+	n, err := m.client.Database(database).Collection(coll).CountDocuments(context.Background(), bson.D{})
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// TestMongo: binlog (with a SIGKILL and restart), canal-json over Kafka and
+// Maxwell over RabbitMQ carry one change sequence into three MongoDB
+// databases; the binlog one equals the MySQL tables, typed per the README,
+// and the other two are byte-identical to it.
+func TestMongo(t *testing.T) {
+	if os.Getenv("ROWSYNC_TEST_MONGO_URI") == "" && os.Getenv("ROWSYNC_E2E_MONGO") != "1" {
+		// FerretDB 1.24 (scripts/ferretdb.sh) stalls for minutes under this
+		// load (replacing existing documents); see the issue 4 notes.
+		t.Skip("set ROWSYNC_TEST_MONGO_URI (a MongoDB) or ROWSYNC_E2E_MONGO=1 (FerretDB) to run")
+	}
+	m := startMongo(t)
+	n, keys := size(20000, 100000), 5000
+	if m.ferret && !*long {
+		// FerretDB 1.24 rewrites a document in time that grows with the
+		// collection (about 20 ms per upsert at 2,000 documents on SQLite),
+		// so 20,000 changes over 5,000 rows would take many minutes.
+		n, keys = 1500, 200
+		t.Logf("FerretDB: %d changes over about %d rows (20,000 against MongoDB or with -long)", n, keys)
+	}
+	id := randomHex(4)
+	schema := "rs_e2e_mongo_" + id
+	cfg := changegen.Config{Seed: 400, Changes: n, Keys: keys, DB: schema, Partitions: partitions}
+	set := changegen.Generate(cfg)
+	decimal128 := !m.ferret
+	if m.ferret {
+		t.Logf("server is FerretDB: DECIMAL and BIGINT UNSIGNED > 2^63-1 are stored as strings (decimal: string); FerretDB 1.x has no Decimal128")
+	}
+
+	// MySQL schema on the binlog server.
+	ctx := context.Background()
+	db, err := sql.Open("mysql", binlogDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(2)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+schema+" CHARACTER SET utf8mb4"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+schema); err != nil {
+			t.Errorf("drop %s: %v", schema, err)
+		}
+	})
+	for _, tb := range set.Tables {
+		if _, err := db.ExecContext(ctx, tb.CreateSQL()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := binlogPos(t, db)
+
+	dbs := map[string]string{}
+	for _, path := range []string{"binlog", "kafka", "rabbit"} {
+		dbs[path] = m.database(t, "rs_e2e_mongo_"+id+"_"+path)
+	}
+
+	// Kafka and RabbitMQ run beside the binlog path.
+	ks := newSetup(t, "mongo-kafka")
+	canal, err := set.Stream(changegen.EncCanalJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := startKafka(t, ks.name, partitions)
+	k.produce(t, canal)
+	kcfg := writeFile(t, ks.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
+source:
+  kafka:
+    brokers: [%s]
+    topics: [%s]
+    group: %s
+    format: canal-json
+    commit_interval: 100ms
+    heartbeat_interval: 500ms
+    session_timeout: 6s
+    rebalance_timeout: 6s
+    revoke_timeout: 2s
+`, ks.name, k.addr, k.topic, ks.name)+mongoYAML(m, set, dbs["kafka"], ks.dl))
+
+	rs := newSetup(t, "mongo-rabbit")
+	maxwell, err := set.Stream(changegen.EncMaxwell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq := startRabbit(t, rs.name)
+	rq.publish(t, flatten(maxwell))
+	rcfg := writeFile(t, rs.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
+source:
+  rabbitmq:
+    url: %s
+    queue: %s
+    format: maxwell
+    connection_name: %s
+    reconnect:
+      min: 100ms
+      max: 2s
+`, rs.name, rabbitURL, rs.name, rs.name)+mongoYAML(m, set, dbs["rabbit"], rs.dl))
+
+	kp := rowsync(t, kcfg, ks.log)
+	rp := rowsync(t, rcfg, rs.log)
+	t.Logf("%d changes: %d canal-json messages on Kafka (%v), %d Maxwell messages on RabbitMQ",
+		n, len(flatten(canal)), counts(canal), len(flatten(maxwell)))
+
+	// binlog: SQL statements while rowsync streams, a SIGKILL in the middle.
+	bs := newSetup(t, "mongo-binlog")
+	bcfg := writeFile(t, bs.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
+source:
+  binlog:
+    addr: 127.0.0.1:3307
+    user: root
+    flavor: mariadb
+    server_id: %d
+    include: ['%s\..*']
+    start: %q
+checkpoint:
+  file: %s
+`, bs.name, 3000+int(time.Now().UnixNano()%100000), schema, start, filepath.Join(bs.dir, "checkpoint.json"))+
+		mongoYAML(m, set, dbs["binlog"], bs.dl))
+	bp := rowsync(t, bcfg, bs.log)
+	began := time.Now()
+	half, resume := n/2, n*7/10
+	if err := set.ApplySQLRange(ctx, db, 0, half); err != nil {
+		t.Fatal(err)
+	}
+	bp.kill()
+	t.Logf("SIGKILL after %d of %d changes were committed: %d+%d documents written by then",
+		half, n, m.count(dbs["binlog"], "users"), m.count(dbs["binlog"], "items"))
+	if err := set.ApplySQLRange(ctx, db, half, resume); err != nil {
+		t.Fatal(err)
+	}
+	bp = rowsync(t, bcfg, bs.log)
+	if err := set.ApplySQLRange(ctx, db, resume, n); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d changes committed to MySQL in %v", n, time.Since(began).Round(time.Millisecond))
+
+	fromMySQL, err := expectedFromMySQL(ctx, set, decimal128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromSet, err := expectedFromSet(set, decimal128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range set.Tables {
+		if d := diffDocs(fromMySQL[tb.Name], fromSet[tb.Name]); d != "" {
+			t.Fatalf("%s: the rows in MySQL are not the generator's final state: %s", tb.Name, d)
+		}
+	}
+	t.Logf("MySQL holds %d users and %d items, equal to the generator's final state",
+		len(fromMySQL["users"]), len(fromMySQL["items"]))
+
+	m.waitDocs(t, "binlog", dbs["binlog"], func() map[string]docSet { return fromMySQL }, 4*time.Minute, bp)
+	t.Logf("binlog: collections equal the tables %v after the first change", time.Since(began).Round(time.Millisecond))
+	bp.stop(t)
+
+	// The other paths must give exactly the binlog path's documents.
+	binlogDocs := map[string]docSet{}
+	for _, tb := range set.Tables {
+		docs, err := m.readDocs(ctx, dbs["binlog"], tb.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binlogDocs[tb.Name] = docs
+	}
+	m.waitDocs(t, "canal-json over Kafka vs binlog", dbs["kafka"], func() map[string]docSet { return binlogDocs }, 4*time.Minute, kp)
+	k.waitCommittedEnd(t, ks.name, counts(canal))
+	kp.stop(t)
+	m.waitDocs(t, "Maxwell over RabbitMQ vs binlog", dbs["rabbit"], func() map[string]docSet { return binlogDocs }, 4*time.Minute, rp)
+	rq.waitEmpty(t)
+	rp.stop(t)
+	t.Logf("Kafka (canal-json) and RabbitMQ (Maxwell) documents are byte-identical to the binlog ones")
+
+	for _, s := range []*setup{bs, ks, rs} {
+		if dl := readDeadLetters(t, s.dl); len(dl) > 0 {
+			t.Errorf("%s: %d dead letters, first: %+v", s.name, len(dl), dl[0])
+		}
+	}
+}
+
+// binlogPos is the binlog server's current FILE:POS.
+func binlogPos(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	rows, err := db.Query("SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		t.Fatal("SHOW MASTER STATUS: no row (binlog off?)")
+	}
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	return string(vals[0]) + ":" + string(vals[1])
+}
