@@ -23,7 +23,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-var long = flag.Bool("long", false, "run the long soak (100k messages, full RabbitMQ restart)")
+var long = flag.Bool("long", os.Getenv("ROWSYNC_LONG") == "1", "run the long soak (100k messages, full RabbitMQ restart)")
 
 // Redis DB indexes owned by this package (FLUSHDB allowed there only).
 const (
