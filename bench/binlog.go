@@ -179,22 +179,11 @@ func runBinlogDrain(ctx context.Context, o *options, t *table) error {
 	// position before the writes), as a stopped rowsync checkpointed there.
 	cfg := binlogConfig("bench-binlog", file, pos, "items", 1<<29+101,
 		"    redis_hash:\n      key: \"{db}_{table}_{pk}\"\n", o.work)
-	rpid := redisPID(ctx)
-	redis0 := cpuTime(rpid)
-	p, err := startRowsync(ctx, o, "bench-binlog", cfg)
+	res, redisCPU, err := timedDrain(ctx, o, "bench-binlog", cfg, n)
 	if err != nil {
 		return err
 	}
-	res, err := p.waitDrain(ctx, n, 3*time.Minute)
-	redisCPU := cpuTime(rpid) - redis0
-	p.stop()
-	if err != nil {
-		return err
-	}
-	if err := waitDBSize(ctx, rc, int64(live), 30*time.Second); err != nil {
-		return fmt.Errorf("after the rowsync drain: %w", err)
-	}
-	if err := checkItem(ctx, rc, 0); err != nil {
+	if err := checkHashes(ctx, rc, live); err != nil {
 		return err
 	}
 	o.log.Info("rowsync binlog drain", "rows/s", int(res.rps()), "startup", res.startup, "steady", int(res.steadyRPS), "max_rss_mb", res.maxRSS>>20)

@@ -70,22 +70,11 @@ func runKafkaDrain(ctx context.Context, o *options, t *table) error {
 	o.log.Info("kafka topic written", "messages", n, "partitions", kafkaPartitions, "took", time.Since(pstart).Round(time.Millisecond))
 
 	cfg := queueConfig("bench-kafka", kafkaSource(addr, topic, "rs-bench-rowsync"), o.work)
-	rpid := redisPID(ctx)
-	redis0 := cpuTime(rpid)
-	p, err := startRowsync(ctx, o, "bench-kafka", cfg)
+	res, redisCPU, err := timedDrain(ctx, o, "bench-kafka", cfg, n)
 	if err != nil {
 		return err
 	}
-	res, err := p.waitDrain(ctx, n, 3*time.Minute)
-	redisCPU := cpuTime(rpid) - redis0
-	p.stop()
-	if err != nil {
-		return err
-	}
-	if err := waitDBSize(ctx, rc, int64(live), 30*time.Second); err != nil {
-		return fmt.Errorf("after the rowsync drain: %w", err)
-	}
-	if err := checkItem(ctx, rc, 0); err != nil {
+	if err := checkHashes(ctx, rc, live); err != nil {
 		return err
 	}
 	o.log.Info("rowsync kafka drain", "rows/s", int(res.rps()), "startup", res.startup, "steady", int(res.steadyRPS))

@@ -93,15 +93,7 @@ func runInvalidateDrain(ctx context.Context, o *options, t *table) error {
 
 	cfg := strings.Replace(binlogConfig("bench-invalidate", file, pos, "lat", 1<<29+103, invalidateTableYAML(""), o.work),
 		fmt.Sprintf("db: %d", sinkDB), fmt.Sprintf("db: %d", cacheDB), 1)
-	rpid := redisPID(ctx)
-	redis0 := cpuTime(rpid)
-	p, err := startRowsync(ctx, o, "bench-invalidate", cfg)
-	if err != nil {
-		return err
-	}
-	res, err := p.waitDrain(ctx, n, 3*time.Minute)
-	redisCPU := cpuTime(rpid) - redis0
-	p.stop()
+	res, redisCPU, err := timedDrain(ctx, o, "bench-invalidate", cfg, n)
 	if err != nil {
 		return err
 	}

@@ -70,22 +70,11 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 	o.log.Info("rabbitmq queues written", "messages", n, "queues", len(queues), "took", time.Since(pstart).Round(time.Millisecond))
 
 	src := fmt.Sprintf("  rabbitmq:\n    url: %q\n    queue: %q\n    format: canal-json", amqpURL, qRowsync)
-	rpid := redisPID(ctx)
-	redis0 := cpuTime(rpid)
-	p, err := startRowsync(ctx, o, "bench-rabbitmq", queueConfig("bench-rabbitmq", src, o.work))
+	res, redisCPU, err := timedDrain(ctx, o, "bench-rabbitmq", queueConfig("bench-rabbitmq", src, o.work), n)
 	if err != nil {
 		return err
 	}
-	res, err := p.waitDrain(ctx, n, 3*time.Minute)
-	redisCPU := cpuTime(rpid) - redis0
-	p.stop()
-	if err != nil {
-		return err
-	}
-	if err := waitDBSize(ctx, rc, int64(live), 30*time.Second); err != nil {
-		return fmt.Errorf("after the rowsync drain: %w", err)
-	}
-	if err := checkItem(ctx, rc, 0); err != nil {
+	if err := checkHashes(ctx, rc, live); err != nil {
 		return err
 	}
 	if err := flush(ctx, sinkDB); err != nil {

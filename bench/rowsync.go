@@ -307,3 +307,28 @@ func cpuNote(rowsyncCPU, redisCPU time.Duration, n int) string {
 	return fmt.Sprintf("CPU per row: rowsync %.1f µs, redis-server %.1f µs",
 		float64(rowsyncCPU)/float64(n)/1e3, float64(redisCPU)/float64(n)/1e3)
 }
+
+// timedDrain starts rowsync with cfg, waits until it has acked n changes,
+// stops it, and returns the drain figures with the Redis server's CPU time
+// spent meanwhile.
+func timedDrain(ctx context.Context, o *options, name, cfg string, n int) (drainResult, time.Duration, error) {
+	rpid := redisPID(ctx)
+	redis0 := cpuTime(rpid)
+	p, err := startRowsync(ctx, o, name, cfg)
+	if err != nil {
+		return drainResult{}, 0, err
+	}
+	res, err := p.waitDrain(ctx, n, 3*time.Minute)
+	redisCPU := cpuTime(rpid) - redis0
+	p.stop()
+	return res, redisCPU, err
+}
+
+// checkHashes checks a drain's end state: live hashes in the sink DB and
+// the first item's fields.
+func checkHashes(ctx context.Context, rc *goredis.Client, live int) error {
+	if err := waitDBSize(ctx, rc, int64(live), 30*time.Second); err != nil {
+		return fmt.Errorf("after the rowsync drain: %w", err)
+	}
+	return checkItem(ctx, rc, 0)
+}
