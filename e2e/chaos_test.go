@@ -194,19 +194,8 @@ func runChaos(t *testing.T, set *changegen.Set, sh changegen.Shuffle, m chaosMod
 // own database) to hashes under the prefix, one Kafka partition.
 func (s *setup) chaosConfig(k *kafkaEnv, set *changegen.Set, m chaosMode) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `name: %s
-source:
-  kafka:
-    brokers: [%s]
-    topics: [%s]
-    group: %s
-    format: %s
-    commit_interval: 100ms
-    heartbeat_interval: 500ms
-    session_timeout: 6s
-    rebalance_timeout: 6s
-    revoke_timeout: 2s
-redis:
+	b.WriteString(s.kafkaHeadYAML(k, changegen.Decoder(m.encoding)))
+	fmt.Fprintf(&b, `redis:
   addr: 127.0.0.1:6379
   db: %d
 deadletter:
@@ -215,7 +204,7 @@ admin:
   addr: "off"
 log:
   level: info
-`, s.name, k.addr, k.topic, s.name, changegen.Decoder(m.encoding), chaosRedisDB, s.dl)
+`, chaosRedisDB, s.dl)
 	if m.refetch {
 		fmt.Fprintf(&b, "mysql:\n  dsn: %q\n", chaosDSN)
 	}

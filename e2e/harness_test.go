@@ -157,7 +157,13 @@ func (k *kafkaEnv) waitCommittedEnd(t *testing.T, group string, ends []int) {
 }
 
 func (s *setup) kafkaConfig(k *kafkaEnv, format string) string {
-	return writeFile(s.t, s.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
+	return writeFile(s.t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, format)+s.commonYAML(kafkaDB))
+}
+
+// kafkaHeadYAML is the name and the Kafka source block of a test config,
+// with short group timings so rebalances in tests are quick.
+func (s *setup) kafkaHeadYAML(k *kafkaEnv, format string) string {
+	return fmt.Sprintf(`name: %s
 source:
   kafka:
     brokers: [%s]
@@ -169,7 +175,7 @@ source:
     session_timeout: 6s
     rebalance_timeout: 6s
     revoke_timeout: 2s
-`, s.name, k.addr, k.topic, s.name, format)+s.commonYAML(kafkaDB))
+`, s.name, k.addr, k.topic, s.name, format)
 }
 
 // --- RabbitMQ (the machine's server) ---
