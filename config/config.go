@@ -479,21 +479,31 @@ func (l Log) validate() error {
 	return errors.Join(errs...)
 }
 
+// TableFor returns the index into Tables of the first entry matching
+// db.table, or -1. Answers are cached; it is safe for concurrent use.
+func (c *Config) TableFor() func(db, table string) int {
+	var rules []cdc.TableRule[int]
+	for i, t := range c.Tables {
+		if re, err := cdc.CompileMatch(t.Match); err == nil { // Validate reported bad ones
+			rules = append(rules, cdc.TableRule[int]{Match: re, Config: i})
+		}
+	}
+	lookup := cdc.NewTables(rules)
+	return func(db, table string) int {
+		if r := lookup.Lookup(db, table); r != nil {
+			return r.Config
+		}
+		return -1
+	}
+}
+
 // KeyColumns returns the configured pk of the first table entry matching
 // db.table, or nil.
 func (c *Config) KeyColumns() func(db, table string) []string {
-	var rules []cdc.TableRule[struct{}]
-	for _, t := range c.Tables {
-		re, err := cdc.CompileMatch(t.Match)
-		if err != nil {
-			continue
-		}
-		rules = append(rules, cdc.TableRule[struct{}]{Match: re, PK: t.PK})
-	}
-	lookup := cdc.NewTables(rules)
+	find := c.TableFor()
 	return func(db, table string) []string {
-		if r := lookup.Lookup(db, table); r != nil {
-			return r.PK
+		if i := find(db, table); i >= 0 {
+			return c.Tables[i].PK
 		}
 		return nil
 	}

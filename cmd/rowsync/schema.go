@@ -20,23 +20,15 @@ import (
 // lacks, or a {pk} key on a table without a primary key and no `pk:`.
 // Tables created later are checked per change (a dead letter, not a halt).
 func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
-	var rules []cdc.TableRule[int]
-	for i, t := range cfg.Tables {
-		re, err := cdc.CompileMatch(t.Match)
-		if err != nil {
-			return err
-		}
-		rules = append(rules, cdc.TableRule[int]{Match: re, Config: i})
-	}
-	lookup := cdc.NewTables(rules)
+	find := cfg.TableFor()
 	include := sourceFilter(cfg)
-	tables, err := verify.Tables(ctx, db, func(d, t string) bool { return include(d, t) && lookup.Lookup(d, t) != nil })
+	tables, err := verify.Tables(ctx, db, func(d, t string) bool { return include(d, t) && find(d, t) >= 0 })
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, dt := range tables {
-		i := lookup.Lookup(dt[0], dt[1]).Config
+		i := find(dt[0], dt[1])
 		t := cfg.Tables[i]
 		cols, pk, err := verify.Schema(ctx, db, dt[0], dt[1])
 		if err != nil {

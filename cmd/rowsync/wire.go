@@ -228,15 +228,9 @@ func buildRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
 
 // refetchTables returns the selector of tables with refetch: true.
 func refetchTables(cfg *config.Config) func(db, table string) bool {
-	var rs []cdc.TableRule[bool]
-	for _, t := range cfg.Tables {
-		if re, err := cdc.CompileMatch(t.Match); err == nil {
-			rs = append(rs, cdc.TableRule[bool]{Match: re, Config: t.Refetch})
-		}
-	}
-	lookup := cdc.NewTables(rs)
+	find := cfg.TableFor()
 	return func(db, table string) bool {
-		r := lookup.Lookup(db, table)
-		return r != nil && r.Config
+		i := find(db, table)
+		return i >= 0 && cfg.Tables[i].Refetch
 	}
 }
