@@ -718,11 +718,17 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 	readTimeout := s.cfg.FetchMaxWait + s.cfg.DialTimeout
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+		// Watchdog: a fetch whose response never arrives has been seen to
+		// outlive its read deadline inside kafka-go (seen against kfake).
+		// Closing the connection fails the read; fetch then reconnects and
+		// resumes from offset, so a silent broker cannot stall a partition.
+		watchdog := time.AfterFunc(2*readTimeout, func() { _ = conn.Close() })
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{
 			MinBytes: 1,
 			MaxBytes: s.cfg.FetchMaxBytes,
 			MaxWait:  s.cfg.FetchMaxWait,
 		})
+		watchdog.Stop()
 		hwm := batch.HighWaterMark()
 		if hwm > 0 {
 			p.hwm.Store(hwm)

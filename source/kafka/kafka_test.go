@@ -346,10 +346,12 @@ func TestStartPolicy(t *testing.T) {
 			cfg.Start = tc.start
 			s := newSource(t, cfg)
 			got := make(chan []string, 1)
+			nextCtx, cancelNext := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancelNext()
 			go func() {
 				var vs []string
 				for len(vs) < len(tc.want) {
-					b, err := s.Next(context.Background())
+					b, err := s.Next(nextCtx)
 					if err != nil {
 						break
 					}
