@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -56,7 +57,19 @@ type Column struct {
 	Precision int
 	// Elems are the labels of an ENUM or SET, in definition order.
 	Elems []string
+	// Invalid says why the type lies outside MySQL's limits (a DECIMAL
+	// precision above 65); ParseText rejects every value of such a column.
+	// Empty for a valid type.
+	Invalid string
 }
+
+// MySQL's limits for DECIMAL(M,D): at most 65 digits, at most 30 of them
+// after the point. A message's type text and values are held to them, so a
+// message cannot choose how much memory its values take.
+const (
+	MaxDecimalPrecision = 65
+	MaxDecimalScale     = 30
+)
 
 // ParseColumnType builds a Column from a MySQL column type such as
 // "bigint(20) unsigned", "datetime(3)" or "enum('a','b')". Unknown types
@@ -91,8 +104,21 @@ func ParseColumnType(name, typ string) Column {
 		c.Kind = KindDouble
 	case "decimal", "numeric", "dec", "fixed":
 		c.Kind, c.Precision = KindDecimal, 0
-		if _, s, ok := strings.Cut(args, ","); ok {
-			c.Precision, _ = strconv.Atoi(strings.TrimSpace(s))
+		m, d, hasScale := strings.Cut(args, ",")
+		// An out-of-range number parses as the largest int with an error:
+		// kept, so NormalizeDecimal rejects it. Other junk leaves the scale
+		// unknown (-1); values stay bounded by the 65-digit limit.
+		if p, err := strconv.Atoi(strings.TrimSpace(m)); (err == nil || errors.Is(err, strconv.ErrRange)) && p > MaxDecimalPrecision {
+			c.Invalid = fmt.Sprintf("decimal precision %s exceeds MySQL's maximum of %d", strings.TrimSpace(m), MaxDecimalPrecision)
+		}
+		if hasScale {
+			n, err := strconv.Atoi(strings.TrimSpace(d))
+			switch {
+			case (err == nil || errors.Is(err, strconv.ErrRange)) && n >= 0:
+				c.Precision = n
+			default:
+				c.Precision = -1
+			}
 		}
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "nchar", "nvarchar":
 		c.Kind = KindString
@@ -167,6 +193,9 @@ func Int(u uint64) Value {
 // It is the one place text becomes typed, so every string-carrying source
 // agrees with the others.
 func ParseText(col *Column, s string) (Value, error) {
+	if col.Invalid != "" {
+		return nil, fmt.Errorf("column %s: %s", col.Name, col.Invalid)
+	}
 	switch col.Kind {
 	case KindInt, KindYear, KindBit:
 		if col.Unsigned || col.Kind == KindBit {
@@ -222,8 +251,35 @@ func ParseText(col *Column, s string) (Value, error) {
 
 // NormalizeDecimal checks that s is a decimal number and pads or keeps its
 // fraction to scale digits (scale < 0 keeps s as it is), so 1234.5 with
-// scale 2 becomes "1234.50", as MySQL prints it.
+// scale 2 becomes "1234.50", as MySQL prints it. It enforces MySQL's limits
+// on the scale and on the result: at most MaxDecimalScale fraction digits
+// and MaxDecimalPrecision digits in all.
 func NormalizeDecimal(s string, scale int) (Decimal, error) {
+	if scale > MaxDecimalScale {
+		return "", fmt.Errorf("decimal scale %d exceeds MySQL's maximum of %d", scale, MaxDecimalScale)
+	}
+	d, err := normalizeDecimal(s, scale)
+	if err != nil {
+		return "", err
+	}
+	return d, CheckDecimal(d)
+}
+
+// CheckDecimal reports whether d is within MySQL's DECIMAL limits: at most
+// MaxDecimalPrecision digits, MaxDecimalScale of them after the point.
+func CheckDecimal(d Decimal) error {
+	s := strings.TrimPrefix(string(d), "-")
+	intPart, frac, _ := strings.Cut(s, ".")
+	if n := len(intPart) + len(frac); n > MaxDecimalPrecision {
+		return fmt.Errorf("decimal has %d digits, more than MySQL's maximum of %d", n, MaxDecimalPrecision)
+	}
+	if len(frac) > MaxDecimalScale {
+		return fmt.Errorf("decimal has %d fraction digits, more than MySQL's maximum of %d", len(frac), MaxDecimalScale)
+	}
+	return nil
+}
+
+func normalizeDecimal(s string, scale int) (Decimal, error) {
 	body := s
 	if strings.HasPrefix(body, "-") || strings.HasPrefix(body, "+") {
 		body = body[1:]

@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -175,5 +176,45 @@ func BenchmarkFormatDateTime(b *testing.B) {
 	ts := time.Date(2024, 3, 9, 7, 5, 3, 120_000_000, time.UTC)
 	for i := 0; i < b.N; i++ {
 		FormatDateTime(ts, KindDateTime, 3)
+	}
+}
+
+// TestDecimalBounds: a message must not choose how many digits rowsync
+// writes. decimal(10,30000000000) once padded "1.5" to 30 billion zeros.
+func TestDecimalBounds(t *testing.T) {
+	big65 := strings.Repeat("9", 35) + "." + strings.Repeat("9", 30)
+	for _, tc := range []struct {
+		typ, text, want, err string
+	}{
+		{"decimal(10,30000000000)", "1.5", "", "scale 30000000000 exceeds MySQL's maximum of 30"},
+		{"decimal(10,99999999999999999999999)", "1.5", "", "exceeds MySQL's maximum of 30"},
+		{"decimal(65,31)", "1.5", "", "scale 31 exceeds"},
+		{"decimal(66,2)", "1.5", "", "precision 66 exceeds MySQL's maximum of 65"},
+		{"decimal(65,30)", big65, big65, ""},
+		{"decimal(65,30)", "9" + big65, "", "decimal has 66 digits, more than MySQL's maximum of 65"},
+		{"decimal", strings.Repeat("1", 66), "", "has 66 digits"},
+		{"decimal", "0." + strings.Repeat("1", 31), "", "has 31 fraction digits, more than MySQL's maximum of 30"},
+		{"decimal(65,2)", "1e300", "", "digits, more than"},
+		{"decimal(10,-5)", "1.5", "1.5", ""},
+	} {
+		t.Run(tc.typ+" "+tc.text[:min(len(tc.text), 12)], func(t *testing.T) {
+			col := ParseColumnType("d", tc.typ)
+			got, err := ParseText(&col, tc.text)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, %v; want error containing %q", got, err, tc.err)
+				}
+				if !strings.HasPrefix(err.Error(), "column d: ") {
+					t.Fatalf("error %q does not name the column", err)
+				}
+				return
+			}
+			if err != nil || got != Decimal(tc.want) {
+				t.Fatalf("got %v, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := NormalizeDecimal("1", 1<<40); err == nil {
+		t.Fatal("NormalizeDecimal accepted scale 2^40")
 	}
 }

@@ -194,6 +194,11 @@ func TestErrors(t *testing.T) {
 		"control char":   {"{\"type\":\"a\x01\"}", "control character"},
 		"bad number":     {`{"es":01}`, `field "es"`},
 		"deep nesting":   {`{"x":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, "too deep"},
+		// 164 bytes that once ended rowsync with "out of memory", again after every restart
+		"decimal scale": {`{"type":"INSERT","database":"d","table":"t","pkNames":["id"],"mysqlType":{"id":"int","p":"decimal(10,30000000000)"},"data":[{"id":"1","p":"1.5"}]}`,
+			`data[0].p: column p: decimal scale 30000000000 exceeds MySQL's maximum of 30`},
+		"decimal precision": {`{"type":"INSERT",` + row + `,"mysqlType":{"id":"int","p":"decimal(100,2)"},"data":[{"id":"1","p":"1.5"}]}`, "precision 100 exceeds"},
+		"decimal digits":    {`{"type":"INSERT","mysqlType":{"id":"int","p":"decimal(65,2)"},"data":[{"id":"1","p":"1e300"}]}`, "more than MySQL's maximum of 65"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

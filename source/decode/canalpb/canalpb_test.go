@@ -348,6 +348,8 @@ func TestErrors(t *testing.T) {
 	nullKey := profile("1001", "n", "", true, allUpdated())
 	nullKey[0].nul = true
 	badInt := profile("x", "n", "", true, allUpdated())
+	hugeScale := profile("1001", "n", "", true, allUpdated())
+	hugeScale[2].mysql = "decimal(10,30000000000)"
 	cases := map[string]struct {
 		in   []byte
 		want string
@@ -362,6 +364,7 @@ func TestErrors(t *testing.T) {
 		"pk null":         {rawPacket(1, entry(pbHeader("f.1", 4, 0, "s", "t", 1), 2, pbRowChange(1, false, "", rowData(nil, nullKey)))), `primary key column "id"`},
 		"bad int":         {rawPacket(1, entry(pbHeader("f.1", 4, 0, "s", "t", 1), 2, pbRowChange(1, false, "", rowData(nil, badInt)))), "rowDatas[0].afterColumns.id"},
 		"unknown event":   {rawPacket(1, entry(pbHeader("f.1", 4, 0, "s", "t", 0), 2, pbRowChange(99, false, "", rowData(nil, nullKey)))), "unknown event type 99"},
+		"decimal scale":   {rawPacket(1, entry(pbHeader("f.1", 4, 0, "s", "t", 1), 2, pbRowChange(1, false, "", rowData(nil, hugeScale)))), "balance: column balance: decimal scale 30000000000 exceeds MySQL's maximum of 30"},
 		"insert no after": {rawPacket(1, entry(pbHeader("f.1", 4, 0, "s", "t", 1), 2, pbRowChange(1, false, "", rowData(nullKey, nil)))), "without after"},
 	}
 	d, _ := New(decode.Options{})

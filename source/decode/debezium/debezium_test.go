@@ -1,6 +1,7 @@
 package debezium
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -278,7 +279,10 @@ func TestPoison(t *testing.T) {
 		{"pk column missing", `{"id":1}`, record("null", `{"email":"x"}`, "c"), `primary key column "id" missing`},
 		{"bad pos", "", strings.Replace(record("null", `{"id":1}`, "c"), `"pos":805`, `"pos":-1`, 1), "source.pos"},
 		{"unknown schema type", "", envelope(`{"type":"int128","field":"id"}`, "null", `{"id":1}`, "c"), `column id: unknown schema type "int128"`},
-		{"decimal without scale", "", envelope(`{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","field":"p"}`, "null", `{"p":"AQ=="}`, "c"), "column p: decimal: bad scale"},
+		{"decimal without scale", "", envelope(`{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","field":"p"}`, "null", `{"p":"AQ=="}`, "c"), `column p: decimal: scale parameter "" is not in MySQL's range 0..30`},
+		{"decimal huge scale", "", envelope(`{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"30000000000"},"field":"p"}`, "null", `{"p":"AQ=="}`, "c"), `scale parameter "30000000000" is not in MySQL's range`},
+		{"decimal huge unscaled", "", envelope(`{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"},"field":"p"}`, "null", `{"p":"`+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x7f}, 29))+`"}`, "c"), "unscaled value of 29 bytes"},
+		{"variable decimal huge scale", "", envelope(`{"type":"struct","name":"io.debezium.data.VariableScaleDecimal","field":"p"}`, "null", `{"p":{"scale":31,"value":"AQ=="}}`, "c"), "scale 31 is not in MySQL's range"},
 		{"bad base64", "", envelope(`{"type":"bytes","field":"p"}`, "null", `{"p":"%%"}`, "c"), "column p: bytes value is not base64"},
 		{"string in an int field", "", envelope(`{"type":"int32","field":"p"}`, "null", `{"p":"1"}`, "c"), "column p"},
 		{"bad zoned timestamp", "", envelope(`{"type":"string","name":"io.debezium.time.ZonedTimestamp","field":"p"}`, "null", `{"p":"yesterday"}`, "c"), "zoned timestamp"},

@@ -35,28 +35,38 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 			return nil, err
 		}
 		scale, err := strconv.Atoi(f.Parameters[paramScale])
-		if err != nil || scale < 0 || scale > 1000 {
-			return nil, fmt.Errorf("decimal: bad scale parameter %q", f.Parameters[paramScale])
+		if err != nil || scale < 0 || scale > cdc.MaxDecimalScale {
+			return nil, fmt.Errorf("decimal: scale parameter %q is not in MySQL's range 0..%d", f.Parameters[paramScale], cdc.MaxDecimalScale)
 		}
-		n := unscaled(b)
+		n, err := unscaled(b)
+		if err != nil {
+			return nil, err
+		}
 		if scale == 0 && strings.Contains(strings.ToUpper(f.Parameters[paramSourceType]), "INT") && n.IsUint64() {
 			// BIGINT UNSIGNED with bigint.unsigned.handling.mode=precise
 			return cdc.Int(n.Uint64()), nil
 		}
-		return cdc.Decimal(formatUnscaled(n, scale)), nil
+		return checkedDecimal(formatUnscaled(n, scale))
 	case nameVarDecimal:
 		var v struct {
 			Scale int             `json:"scale"`
 			Value json.RawMessage `json:"value"`
 		}
-		if err := json.Unmarshal(raw, &v); err != nil || v.Value == nil || v.Scale < 0 || v.Scale > 1000 {
-			return nil, fmt.Errorf("variable scale decimal: %.60s is not {scale, value}", raw)
+		if err := json.Unmarshal(raw, &v); err != nil || v.Value == nil {
+			return nil, fmt.Errorf("variable scale decimal: %.60q is not {scale, value}", raw)
+		}
+		if v.Scale < 0 || v.Scale > cdc.MaxDecimalScale {
+			return nil, fmt.Errorf("variable scale decimal: scale %d is not in MySQL's range 0..%d", v.Scale, cdc.MaxDecimalScale)
 		}
 		b, err := bytesValue(v.Value)
 		if err != nil {
 			return nil, err
 		}
-		return cdc.Decimal(formatUnscaled(unscaled(b), v.Scale)), nil
+		n, err := unscaled(b)
+		if err != nil {
+			return nil, err
+		}
+		return checkedDecimal(formatUnscaled(n, v.Scale))
 	case nameDate, nameConnectDate:
 		n, err := integer(raw)
 		if err != nil {
@@ -251,12 +261,26 @@ func integer(raw json.RawMessage) (int64, error) {
 }
 
 // unscaled reads a big-endian two's-complement integer.
-func unscaled(b []byte) *big.Int {
+// maxUnscaledBytes is the longest two's-complement integer a DECIMAL of
+// MySQL's 65 digits needs (10^65 < 2^216, plus the sign bit).
+const maxUnscaledBytes = 28
+
+func unscaled(b []byte) (*big.Int, error) {
+	if len(b) > maxUnscaledBytes {
+		return nil, fmt.Errorf("decimal: unscaled value of %d bytes is beyond MySQL's %d digits", len(b), cdc.MaxDecimalPrecision)
+	}
 	n := new(big.Int).SetBytes(b)
 	if len(b) > 0 && b[0]&0x80 != 0 {
 		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b))*8))
 	}
-	return n
+	return n, nil
+}
+
+func checkedDecimal(s string) (cdc.Value, error) {
+	if err := cdc.CheckDecimal(cdc.Decimal(s)); err != nil {
+		return nil, err
+	}
+	return cdc.Decimal(s), nil
 }
 
 // formatUnscaled prints n×10^-scale with exactly scale fraction digits, as
