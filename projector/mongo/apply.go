@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"maps"
 	"math/big"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -26,7 +29,12 @@ type op struct {
 	doc     bson.Raw // replacement document; nil for an unguarded delete
 	version uint64   // 0: unguarded
 	events  []int    // every event merged into the op, for failure reports
+	retried bool     // sent once more after a duplicate _id
 }
+
+// isDelete reports whether o's write is a DeleteOne (a guarded delete
+// writes a tombstone, a replace).
+func (o *op) isDelete() bool { return o.del && o.version == 0 }
 
 // plan collects the ops of one Apply call.
 type plan struct {
@@ -271,19 +279,83 @@ func (r *rule) id(e *cdc.Event, row cdc.Row, pk []string) (any, error) {
 		return nil, err
 	}
 	if len(pk) == 1 {
-		col, _ := e.Column(pk[0])
-		return r.value(&col, pk[0], vals[0])
+		return r.keyValue(e, pk[0], vals[0])
 	}
 	d := make(bson.D, len(pk))
 	for i, name := range pk {
-		col, _ := e.Column(name)
-		v, err := r.value(&col, name, vals[i])
+		v, err := r.keyValue(e, name, vals[i])
 		if err != nil {
 			return nil, err
 		}
-		d[i] = bson.E{Key: r.field(name), Value: v}
+		f := r.field(name)
+		if err := checkStoredName(f); err != nil {
+			return nil, fmt.Errorf("primary key column %s: %w", name, err)
+		}
+		d[i] = bson.E{Key: f, Value: v}
 	}
 	return d, nil
+}
+
+// keyValue converts one primary-key value. Only scalars make an _id: a
+// document or array (a JSON value, a SET, text in a JSON column) would be
+// read by the server as a query expression ({"$ne": null}) in the write
+// filter and match other rows, so it is refused.
+func (r *rule) keyValue(e *cdc.Event, name string, v cdc.Value) (any, error) {
+	switch v.(type) {
+	case cdc.JSON, cdc.Set:
+		return nil, fmt.Errorf("primary key column %s: %T value is not a scalar", name, v)
+	}
+	col, _ := e.Column(name)
+	out, err := r.value(&col, name, v)
+	if err != nil {
+		return nil, err
+	}
+	switch out.(type) {
+	case nil, bson.D, bson.A, bson.M, bson.Raw:
+		return nil, fmt.Errorf("primary key column %s: value is not a scalar", name)
+	}
+	return out, nil
+}
+
+// checkStoredName applies the field name rule of documents: a name that
+// starts with $ or holds a dot would be read by MongoDB as an operator or a
+// path (and older servers refuse to store it), so the row goes to the dead
+// letter; a column can be given a plain name with rename.
+func checkStoredName(f string) error {
+	switch {
+	case f == "":
+		return errors.New("empty field name")
+	case strings.HasPrefix(f, "$"):
+		return fmt.Errorf("field %q must not start with $", f)
+	case strings.Contains(f, "."):
+		return fmt.Errorf("field %q must not contain a dot", f)
+	case strings.ContainsRune(f, 0):
+		return fmt.Errorf("field %q contains a NUL byte", f)
+	}
+	return nil
+}
+
+// checkStoredValue applies checkStoredName to the keys of the documents
+// nested in v (JSON columns), naming the path.
+func checkStoredValue(v any, path string) error {
+	switch x := v.(type) {
+	case bson.D:
+		for _, e := range x {
+			if err := checkStoredName(e.Key); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if err := checkStoredValue(e.Value, path+"."+e.Key); err != nil {
+				return err
+			}
+		}
+	case bson.A:
+		for i, e := range x {
+			if err := checkStoredValue(e, path+"."+strconv.Itoa(i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // value converts one column value, naming the column in errors.
@@ -313,9 +385,15 @@ func (r *rule) document(e *cdc.Event, row cdc.Row, id any, version uint64) (bson
 		if f == "_id" || f == r.versionField || f == r.metadata {
 			return nil // the key and the projector's own fields win
 		}
+		if err := checkStoredName(f); err != nil {
+			return fmt.Errorf("column %s: %w", name, err)
+		}
 		val, err := r.value(col, name, v)
 		if err != nil {
 			return err
+		}
+		if err := checkStoredValue(val, f); err != nil {
+			return fmt.Errorf("column %s: %w", name, err)
 		}
 		doc = append(doc, bson.E{Key: f, Value: val})
 		return nil
@@ -423,13 +501,16 @@ func (p *Projector) write(ctx context.Context, t *target, ops []*op, pl *plan) e
 	return p.send(ctx, t, pending, pl)
 }
 
-// send writes ops in one unordered bulk. When row-specific write errors
-// come back, it splits the ops in halves and sends each again, down to
-// single ops, whose failure names the row for certain: servers differ in
-// how they report write errors of an unordered bulk (MongoDB applies the
-// other ops and gives each error's index; FerretDB 1.x stops at the first
-// error and reports index 0), and resending is idempotent. A batch with k
-// bad rows costs about k*log2(n) extra bulks; one without, none.
+// send writes ops in one unordered bulk. MongoDB applies every op of an
+// unordered bulk it can and reports each failed one with its index: those
+// rows go to the dead letter (or, for a guarded upsert that lost to a newer
+// stored version, are stale and fine) and nothing is resent. A reply whose
+// counts do not cover every op (a server that stopped at the first error,
+// or indexes out of range) cannot say which ops were applied; then the ops
+// are split in halves and sent again, down to single ops whose failure
+// names the row for certain (resending is idempotent). Write errors that
+// say nothing about the row (a write conflict, a stepdown, a timeout, a
+// retryable label) fail the whole call as transient.
 func (p *Projector) send(ctx context.Context, t *target, ops []*op, pl *plan) error {
 	if len(ops) == 0 {
 		return nil
@@ -439,42 +520,84 @@ func (p *Projector) send(ctx context.Context, t *target, ops []*op, pl *plan) er
 	for i, o := range ops {
 		models[i] = o.model(r)
 	}
-	_, err := t.coll.BulkWrite(ctx, models, unordered)
+	res, err := t.coll.BulkWrite(ctx, models, unordered)
 	if err == nil {
 		return nil
 	}
-	transient := fmt.Errorf("bulk write %s.%s: %w", t.db, t.name, err)
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return transient
+	rows, complete, err := rowErrors(ops, res, err)
+	if err != nil {
+		return fmt.Errorf("bulk write %s.%s: %w", t.db, t.name, err)
 	}
-	var rowErr *mongo.WriteError
-	for _, we := range bwe.WriteErrors {
-		switch {
-		case we.Code == codeDuplicateKey && r.versionField == "" && onIDIndex(we.WriteError):
-			return transient // two writers raced to insert one _id
-		case we.Code == codeDuplicateKey || permanentCode(we.Code):
-			if rowErr == nil {
-				rowErr = &we.WriteError
-			}
-		default:
-			return transient
-		}
-	}
-	if len(ops) > 1 {
+	if !complete && len(ops) > 1 {
 		half := len(ops) / 2
 		if err := p.send(ctx, t, ops[:half], pl); err != nil {
 			return err
 		}
 		return p.send(ctx, t, ops[half:], pl)
 	}
-	o := ops[0]
-	if rowErr.Code == codeDuplicateKey && o.version != 0 {
-		// A guarded upsert whose filter found no older version inserts
-		// and hits the _id index: the stored version is newer (stale,
-		// fine), unless a unique secondary index was hit. The stored
-		// version tells.
-		stored, err := p.versions(ctx, t, ops)
+	for _, i := range slices.Sorted(maps.Keys(rows)) {
+		if err := p.rowFailed(ctx, t, ops[i], rows[i], pl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowErrors maps the write errors of a bulk to the ops they name. It
+// returns a transient error when any write error is not row-specific, and
+// complete=false when the reply does not account for every op (then rows
+// cannot be trusted to name the only failures).
+func rowErrors(ops []*op, res *mongo.BulkWriteResult, err error) (rows map[int]mongo.WriteError, complete bool, _ error) {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return nil, false, err
+	}
+	if slices.Contains(bwe.Labels, "RetryableWriteError") {
+		return nil, false, err
+	}
+	rows = make(map[int]mongo.WriteError, len(bwe.WriteErrors))
+	complete = res != nil
+	replaceErrs := 0
+	for _, we := range bwe.WriteErrors {
+		if transientCode(we.Code) {
+			return nil, false, err
+		}
+		if we.Index < 0 || we.Index >= len(ops) {
+			complete = false
+			continue
+		}
+		if _, dup := rows[we.Index]; dup {
+			complete = false
+		}
+		rows[we.Index] = we.WriteError
+		if ops[we.Index].isDelete() {
+			// A delete of an absent document counts nowhere, so a
+			// reply cannot show that the other deletes ran.
+			complete = false
+		} else {
+			replaceErrs++
+		}
+	}
+	if complete {
+		replaces := 0
+		for _, o := range ops {
+			if !o.isDelete() {
+				replaces++
+			}
+		}
+		complete = res.MatchedCount+res.UpsertedCount+int64(replaceErrs) == int64(replaces)
+	}
+	return rows, complete, nil
+}
+
+// rowFailed settles the write error of one op: a guarded upsert refused by
+// a newer stored version is stale (nothing to do); a duplicate _id on an
+// unguarded upsert is sent once more alone (another writer may have
+// inserted the _id between the server's match and insert); anything else
+// names a row that can never be written as it is.
+func (p *Projector) rowFailed(ctx context.Context, t *target, o *op, we mongo.WriteError, pl *plan) error {
+	if we.Code == codeDuplicateKey && o.version != 0 {
+		stored, err := p.versions(ctx, t, []*op{o})
 		if err != nil {
 			return err
 		}
@@ -482,7 +605,11 @@ func (p *Projector) send(ctx context.Context, t *target, ops []*op, pl *plan) er
 			return nil
 		}
 	}
-	pl.fail(o, fmt.Errorf("%s.%s: %s", t.db, t.name, rowErr.Message))
+	if we.Code == codeDuplicateKey && o.version == 0 && !o.retried && onIDIndex(we) {
+		o.retried = true
+		return p.send(ctx, t, []*op{o}, pl)
+	}
+	pl.fail(o, fmt.Errorf("%s.%s: write error %d: %s", t.db, t.name, we.Code, we.Message))
 	return nil
 }
 

@@ -264,7 +264,7 @@ func (c TableConfig) Validate() error {
 		if col == "" {
 			add("rename: empty column name")
 		}
-		if err := checkField(field); err != nil {
+		if err := checkStoredName(field); err != nil {
 			add("rename.%s: %v", col, err)
 		} else if field == "_id" {
 			add("rename.%s: cannot rename to _id (use id)", col)
@@ -288,14 +288,14 @@ func (c TableConfig) Validate() error {
 		}
 	}
 	if c.Metadata != "" {
-		if err := checkField(c.Metadata); err != nil {
+		if err := checkStoredName(c.Metadata); err != nil {
 			add("metadata: %v", err)
 		} else if c.Metadata == "_id" {
 			add("metadata: cannot be _id")
 		}
 	}
 	if c.VersionField != "" {
-		if err := checkField(c.VersionField); err != nil {
+		if err := checkStoredName(c.VersionField); err != nil {
 			add("version_field: %v", err)
 		} else if c.VersionField == "_id" || c.VersionField == DeletedField || c.VersionField == DeletedAtField {
 			add("version_field: %q is reserved", c.VersionField)

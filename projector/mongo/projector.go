@@ -324,6 +324,9 @@ func (p *Projector) CheckSchema(db, table string, columns []string) error {
 			continue
 		}
 		f := r.field(col)
+		if err := checkStoredName(f); err != nil {
+			errs = append(errs, fmt.Errorf("column %q: %w; rename or exclude it", col, err))
+		}
 		if r.versionField != "" && f == r.versionField {
 			errs = append(errs, fmt.Errorf("version_field: %q is also the field of column %q; exclude or rename it", f, col))
 		}
@@ -399,28 +402,37 @@ func (p *Projector) ensure(ctx context.Context, t *target) error {
 
 // Server error codes the projector tells apart.
 const (
-	codeBadValue                  = 2
-	codeFailedToParse             = 9
-	codeTypeMismatch              = 14
-	codeDollarPrefixedFieldName   = 52
-	codeInvalidDBRef              = 55
-	codeDottedFieldName           = 57
-	codeCommandNotSupported       = 115
-	codeDocumentValidationFailure = 121
-	codeNotImplemented            = 238
-	codeBSONObjectTooLarge        = 10334
-	codeDuplicateKey              = 11000
-	codeDocumentTooLarge1         = 17419
-	codeDocumentTooLarge2         = 17420
+	codeDuplicateKey        = 11000
+	codeCommandNotSupported = 115
+	codeNotImplemented      = 238
 )
 
-// permanentCode reports write error codes that name a row that can never
-// be written as it is: replaying it fails the same way.
-func permanentCode(code int) bool {
+// transientCode reports write error codes that say nothing about the row:
+// the same write can succeed later. Every other write error names a row
+// that can never be written as it is (a duplicate key on a unique index, an
+// immutable _id, a validator, a document too large, a bad field name) and
+// sends that row to the dead letter instead of retrying for ever.
+func transientCode(code int) bool {
 	switch code {
-	case codeBadValue, codeFailedToParse, codeTypeMismatch, codeDollarPrefixedFieldName,
-		codeInvalidDBRef, codeDottedFieldName, codeDocumentValidationFailure,
-		codeBSONObjectTooLarge, codeDocumentTooLarge1, codeDocumentTooLarge2:
+	case 6, // HostUnreachable
+		7,     // HostNotFound
+		24,    // LockTimeout
+		46,    // LockBusy
+		50,    // MaxTimeMSExpired
+		64,    // WriteConcernFailed
+		89,    // NetworkTimeout
+		91,    // ShutdownInProgress
+		112,   // WriteConflict
+		133,   // FailedToSatisfyReadPreference
+		189,   // PrimarySteppedDown
+		262,   // ExceededTimeLimit
+		9001,  // SocketException
+		10107, // NotWritablePrimary
+		11600, // InterruptedAtShutdown
+		11601, // Interrupted
+		11602, // InterruptedDueToReplStateChange
+		13435, // NotPrimaryNoSecondaryOk
+		13436: // NotPrimaryOrSecondary
 		return true
 	}
 	return false
