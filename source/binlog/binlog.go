@@ -650,7 +650,10 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		s.inTx = !e.IsStandalone()
 		return nil
 	case *replication.GTIDEvent:
-		s.pendingGTID = formatSID(e.SID) + ":" + strconv.FormatInt(e.GNO, 10)
+		s.pendingGTID = mysqlGTID(e)
+		return nil
+	case *replication.GtidTaggedLogEvent: // 8.3+: uuid:tag:gno
+		s.pendingGTID = mysqlGTID(&e.GTIDEvent)
 		return nil
 	case *replication.QueryEvent:
 		return s.query(h, e)
@@ -824,6 +827,16 @@ func (p *plan) row(vals []any) (cdc.Row, error) {
 // errText is err's message alone: go-mysql's errors print a stack trace
 // under %+v, which slog's text handler uses.
 func errText(err error) string { return err.Error() }
+
+// mysqlGTID is a MySQL GTID event's "uuid:gno", or "uuid:tag:gno" when
+// the transaction is tagged (8.3+).
+func mysqlGTID(e *replication.GTIDEvent) string {
+	g := formatSID(e.SID)
+	if tag := e.Tag.String(); tag != "" {
+		g += ":" + tag
+	}
+	return g + ":" + strconv.FormatInt(e.GNO, 10)
+}
 
 func formatSID(sid []byte) string {
 	if len(sid) != 16 {

@@ -438,6 +438,8 @@ func TestConfigValidate(t *testing.T) {
 		{"file pos", Config{Start: "mysql-bin.000003:4"}, nil},
 		{"mariadb gtid", Config{Start: "0-1-42,1-2-7"}, nil},
 		{"mysql gtid", Config{Start: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77", Flavor: "mysql"}, nil},
+		{"mysql tagged gtid", Config{Start: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77:nightly:1-5", Flavor: "mysql"}, nil},
+		{"mysql tagged gtid, flavor detected later", Config{Start: "3e11fa47-71ca-11e1-9e33-c80aa9429562:etl:3"}, nil},
 		{"all bad", Config{Flavor: "oracle", Addr: "nohost", Include: []string{"("}, Exclude: []string{"[", "ok"},
 			Start: "yesterday", BatchSize: -1, MaxWait: -time.Second, Heartbeat: time.Minute},
 			[]string{`flavor: unknown "oracle"`, "addr: ", "include[0]: ", "exclude[0]: ", "start: ",

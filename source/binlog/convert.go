@@ -3,6 +3,7 @@ package binlog
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // convert turns a value as go-mysql decodes it (ParseTime on, UseDecimal
-// off, so DECIMAL, DATE and TIME arrive as text) into the cdc.Value for col.
+// off, so DECIMAL, DATE and TIME arrive as text; unsigned integers as
+// uint8..uint64) into the cdc.Value for col.
 // Text goes through the cdc helpers, the one place text becomes typed.
 func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
 	switch x := v.(type) {
@@ -29,6 +31,17 @@ func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
 		return convertInt(col, x)
 	case int: // YEAR
 		return convertInt(col, int64(x))
+	// go-mysql gives columns the table map marks unsigned as uint8..uint64
+	// (the MINIMAL and FULL row metadata carry signedness); without that
+	// metadata they arrive signed and col.Unsigned reinterprets them.
+	case uint8:
+		return convertUint(col, uint64(x))
+	case uint16:
+		return convertUint(col, uint64(x))
+	case uint32:
+		return convertUint(col, uint64(x))
+	case uint64:
+		return convertUint(col, x)
 	case float32:
 		return float64(x), nil
 	case float64:
@@ -125,6 +138,21 @@ func convertInt(col *cdc.Column, n int64) (cdc.Value, error) {
 		return cdc.NormalizeDecimal(strconv.FormatInt(n, 10), col.Precision)
 	}
 	return n, nil
+}
+
+// convertUint is convertInt for a value the binlog says is unsigned: it is
+// already exact, whatever the definition says about signedness.
+func convertUint(col *cdc.Column, u uint64) (cdc.Value, error) {
+	switch col.Kind {
+	case cdc.KindInt, cdc.KindBit:
+		return cdc.Int(u), nil
+	case cdc.KindDecimal:
+		return cdc.NormalizeDecimal(strconv.FormatUint(u, 10), col.Precision)
+	}
+	if u > math.MaxInt64 {
+		return nil, fmt.Errorf("column %s: unsigned %d does not fit a %s column", col.Name, u, col.Kind)
+	}
+	return convertInt(col, int64(u))
 }
 
 func padBinary(b []byte, width int) []byte {
