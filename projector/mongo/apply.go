@@ -614,7 +614,7 @@ func (p *Projector) rowFailed(ctx context.Context, t *target, o *op, we mongo.Wr
 }
 
 // onIDIndex reports whether a duplicate key error names the _id index.
-// Servers that do not say (FerretDB) count as a secondary index.
+// A server that does not say counts as a secondary index.
 func onIDIndex(we mongo.WriteError) bool {
 	kp, err := we.Raw.LookupErr("keyPattern")
 	if err != nil {

@@ -23,20 +23,14 @@ const (
 	MaxDocumentSize = 16 * 1024 * 1024
 )
 
-// FerretDBBulkSize is a bulk_size FerretDB 1.24 copes with: its update
-// command holds a backend connection per operation until the command ends
-// (pools of 100 for SQLite, 50 for PostgreSQL), so a larger bulk waits
-// forever for a connection.
-const FerretDBBulkSize = 40
-
 // Decimal modes: how DECIMAL columns and BIGINT UNSIGNED values beyond
 // int64 are stored.
 const (
 	// DecimalDecimal128 stores BSON Decimal128 (exact up to 34 digits;
 	// longer values fall back to their text).
 	DecimalDecimal128 = "decimal128"
-	// DecimalString stores the exact MySQL text ("12.50"). Use it for
-	// servers without Decimal128 (FerretDB 1.x drops the connection on it).
+	// DecimalString stores the exact MySQL text ("12.50"), for servers or
+	// readers without Decimal128.
 	DecimalString = "string"
 )
 
@@ -58,8 +52,7 @@ type Config struct {
 	// Required when the projector connects itself (Open).
 	URI string `yaml:"uri"`
 	// BulkSize caps the write operations of one BulkWrite; an Apply call
-	// with more distinct rows for one collection sends several. Against
-	// FerretDB 1.x use at most FerretDBBulkSize (40).
+	// with more distinct rows for one collection sends several.
 	// Default: 5000
 	BulkSize int `yaml:"bulk_size"`
 	// Decimal says how DECIMAL values (and BIGINT UNSIGNED beyond int64)

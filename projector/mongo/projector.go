@@ -374,7 +374,8 @@ func (p *Projector) ensure(ctx context.Context, t *target) error {
 		return nil
 	}
 	r := t.rule
-	// One at a time: FerretDB 1.24 fails createIndexes with several.
+	// One createIndexes per index: a server that cannot build one says
+	// which.
 	for _, ix := range r.indexes {
 		if _, err := t.coll.Indexes().CreateOne(ctx, ix); err != nil {
 			return fmt.Errorf("create index %v on %s.%s: %w", ix.Keys, t.db, t.name, err)
@@ -391,7 +392,7 @@ func (p *Projector) ensure(ctx context.Context, t *target) error {
 			if !errors.As(err, &ce) || ce.Code != codeNotImplemented && ce.Code != codeCommandNotSupported {
 				return fmt.Errorf("create tombstone ttl index on %s.%s: %w", t.db, t.name, err)
 			}
-			// FerretDB 1.x has no TTL indexes: tombstones then stay.
+			// A server without TTL indexes: tombstones then stay.
 			p.logger.Warn("server has no TTL indexes; guarded deletes leave tombstones that never expire",
 				"db", t.db, "collection", t.name, "err", err)
 		}
