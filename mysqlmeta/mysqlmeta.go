@@ -65,6 +65,16 @@ type Table struct {
 	byName map[string]int
 }
 
+// NewTable builds a Table from known columns and key, for sources that
+// learn a definition elsewhere (a DDL message, a test).
+func NewTable(cols []cdc.Column, pk []string) *Table {
+	t := &Table{Columns: cols, PK: pk, byName: make(map[string]int, len(cols))}
+	for i, c := range cols {
+		t.byName[c.Name] = i
+	}
+	return t
+}
+
 // Index returns the position of the column named name (exact match, as
 // information_schema spells it). It is safe on a nil or empty Table.
 func (t *Table) Index(name string) (int, bool) {

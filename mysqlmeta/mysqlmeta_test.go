@@ -186,6 +186,7 @@ func TestJSONValidColumn(t *testing.T) {
 		{"json_valid()", "", false},
 		{"json_valid(", "", false},
 		{"json_validity(`a`)", "", false},
+		{"length(`a`) > 1", "", false},
 	} {
 		t.Run(tc.clause, func(t *testing.T) {
 			got, ok := jsonValidColumn(tc.clause)

@@ -76,25 +76,3 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
-func TestJSONValidColumn(t *testing.T) {
-	tests := []struct {
-		clause, want string
-		ok           bool
-	}{
-		{"json_valid(`doc`)", "doc", true},
-		{"JSON_VALID(`we``ird`)", "we`ird", true},
-		{"json_valid(doc)", "doc", true},
-		{"json_valid(`a`) and x > 1", "", false},
-		{"length(`a`) > 1", "", false},
-		{"json_valid()", "", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.clause, func(t *testing.T) {
-			got, ok := jsonValidColumn(tc.clause)
-			if got != tc.want || ok != tc.ok {
-				t.Fatalf("got %q %v, want %q %v", got, ok, tc.want, tc.ok)
-			}
-		})
-	}
-}

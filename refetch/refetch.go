@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
 )
 
@@ -51,13 +52,12 @@ const (
 // the pipeline's shards; its pool bounds the queries in flight.
 type Refetcher struct {
 	db  *sql.DB
+	cat *mysqlmeta.Catalog
 	cfg Config
 	log *slog.Logger
 
-	mu          sync.Mutex
-	tables      map[tableKey]*tableInfo
-	flavorKnown bool
-	mariaDB     bool
+	mu     sync.Mutex
+	tables map[tableKey]*tableInfo
 
 	minReload time.Duration // see stale; tests lower it
 	queries   atomic.Int64  // row queries sent, for tests
@@ -103,7 +103,7 @@ func New(cfg Config, logger *slog.Logger) (*Refetcher, error) {
 	db.SetMaxOpenConns(cfg.MaxOpenConns)
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &Refetcher{db: db, cfg: cfg, log: logger, tables: map[tableKey]*tableInfo{}, minReload: minReload}, nil
+	return &Refetcher{db: db, cat: mysqlmeta.NewCatalog(db), cfg: cfg, log: logger, tables: map[tableKey]*tableInfo{}, minReload: minReload}, nil
 }
 
 // driverLogger sends the driver's own messages (dropped connections) to slog.
@@ -324,7 +324,7 @@ func (r *Refetcher) prepare(ctx context.Context, g *group, events []cdc.Event, b
 	}
 	pkCols := make([]*cdc.Column, len(g.pk))
 	for j, name := range g.pk {
-		ci, ok := ti.byName[name]
+		ci, ok := ti.Index(name)
 		if !ok {
 			g.err = fmt.Errorf("primary key column %q not in table %s.%s", name, g.k.db, g.k.table)
 			return nil
@@ -381,14 +381,14 @@ func (ti *tableInfo) stale(g *group, events []cdc.Event) bool {
 		ev := &events[i]
 		if len(ev.Columns) > 0 {
 			for _, c := range ev.Columns {
-				if _, ok := ti.byName[c.Name]; !ok {
+				if _, ok := ti.Index(c.Name); !ok {
 					return true
 				}
 			}
 			continue
 		}
 		for name := range ev.Image() {
-			if _, ok := ti.byName[name]; !ok {
+			if _, ok := ti.Index(name); !ok {
 				return true
 			}
 		}
@@ -500,7 +500,7 @@ func transient(k tableKey, err error) error {
 func (r *Refetcher) query(ctx context.Context, c *chunk, ti *tableInfo) error {
 	pkCols := make([]*cdc.Column, len(c.g.pk))
 	for j, name := range c.g.pk {
-		ci, ok := ti.byName[name]
+		ci, ok := ti.Index(name)
 		if !ok {
 			// the key column itself went away: no row can be matched
 			return &mysql.MySQLError{Number: erBadField, Message: "unknown column " + name}

@@ -11,41 +11,19 @@ import (
 	"strings"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
-
-// systemSchemas are never listed by ListTables.
-var systemSchemas = []string{"mysql", "sys", "performance_schema", "information_schema"}
 
 // ListTables returns the base tables (not views) outside the system
 // schemas for which match returns true, as {db, table} ordered by name.
 func (r *Refetcher) ListTables(ctx context.Context, match func(db, table string) bool) ([][2]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	rows, err := r.db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
-		WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME`)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	defer rows.Close()
-	var out [][2]string
-	for rows.Next() {
-		var d, t string
-		if err := rows.Scan(&d, &t); err != nil {
-			return nil, fmt.Errorf("list tables: %w", err)
-		}
-		if slices.Contains(systemSchemas, strings.ToLower(d)) || !match(d, t) {
-			continue
-		}
-		out = append(out, [2]string{d, t})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	return out, nil
+	return r.cat.Tables(ctx, match)
 }
 
 // ErrNoTable means Scan found no such table, or the user cannot see it.
-var ErrNoTable = errors.New("table not found (or no privilege to see it)")
+var ErrNoTable = mysqlmeta.ErrNoTable
 
 // BadRow is a row read by a Cursor whose values could not be typed. Key
 // names it: "id=7", or "row 12" in a table without a primary key.
@@ -110,13 +88,10 @@ func (r *Refetcher) Scan(ctx context.Context, db, table string, chunk int) (*Cur
 	if ti == nil {
 		return nil, fmt.Errorf("scan %s.%s: %w", db, table, ErrNoTable)
 	}
-	pk, err := r.primaryKey(ctx, k)
-	if err != nil {
-		return nil, fmt.Errorf("scan %s.%s: %w", db, table, err)
-	}
+	pk := ti.PK
 	c := &Cursor{r: r, db: db, table: table, ti: ti, pk: pk, chunk: chunk}
 	for _, name := range pk {
-		i, ok := ti.byName[name]
+		i, ok := ti.Index(name)
 		if !ok {
 			return nil, fmt.Errorf("scan %s.%s: primary key column %q not among the columns (table changed?)", db, table, name)
 		}
@@ -141,31 +116,6 @@ func (r *Refetcher) Scan(ctx context.Context, db, table string, chunk int) (*Cur
 		c.dest[i] = &c.raw[i]
 	}
 	return c, nil
-}
-
-// primaryKey returns the primary-key columns of k in key order, nil for a
-// table without one.
-func (r *Refetcher) primaryKey(ctx context.Context, k tableKey) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	rows, err := r.db.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, k.db, k.table)
-	if err != nil {
-		return nil, fmt.Errorf("primary key: %w", err)
-	}
-	defer rows.Close()
-	var pk []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("primary key: %w", err)
-		}
-		pk = append(pk, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("primary key: %w", err)
-	}
-	return pk, nil
 }
 
 // Columns returns the table's columns in ordinal order (shared; do not

@@ -2,12 +2,12 @@ package refetch
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
+	"errors"
 	"strings"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
 // minReload is the least time between two schema reloads of one table
@@ -20,8 +20,8 @@ type tableKey struct{ db, table string }
 // tableInfo is a table's definition from information_schema and the
 // select list that reads its rows as text.
 type tableInfo struct {
-	cols   []cdc.Column // ordinal order; shared read-only by output events
-	byName map[string]int
+	*mysqlmeta.Table
+	cols []cdc.Column // Table.Columns: ordinal order; shared read-only by output events
 	// sel is the SELECT list: every column backquoted, BIT as `c`+0 (the
 	// text protocol sends BIT as raw bytes) and FLOAT widened to DOUBLE
 	// (MariaDB prints FLOAT with 6 significant digits; the widened double
@@ -76,40 +76,14 @@ func (r *Refetcher) Forget(db, table string) {
 func (r *Refetcher) loadTable(ctx context.Context, k tableKey) (*tableInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	rows, err := r.db.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, k.db, k.table)
-	if err != nil {
-		return nil, fmt.Errorf("columns of %s.%s: %w", k.db, k.table, err)
-	}
-	ti := &tableInfo{byName: map[string]int{}, loaded: time.Now()}
-	for rows.Next() {
-		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("columns of %s.%s: %w", k.db, k.table, err)
-		}
-		ti.byName[name] = len(ti.cols)
-		ti.cols = append(ti.cols, cdc.ParseColumnType(name, typ))
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return nil, fmt.Errorf("columns of %s.%s: %w", k.db, k.table, err)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("columns of %s.%s: %w", k.db, k.table, err)
-	}
-	if len(ti.cols) == 0 {
+	t, err := r.cat.Table(ctx, k.db, k.table)
+	if errors.Is(err, mysqlmeta.ErrNoTable) {
 		return nil, nil
 	}
-	maria, err := r.isMariaDB(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if maria {
-		if err := markMariaDBJSON(ctx, r.db, k, ti); err != nil {
-			return nil, err
-		}
-	}
+	ti := &tableInfo{Table: t, cols: t.Columns, loaded: time.Now()}
 	var sel strings.Builder
 	for i, c := range ti.cols {
 		if i > 0 {
@@ -126,70 +100,4 @@ func (r *Refetcher) loadTable(ctx context.Context, k tableKey) (*tableInfo, erro
 	}
 	ti.sel = sel.String()
 	return ti, nil
-}
-
-// isMariaDB asks the server once which flavor it is.
-func (r *Refetcher) isMariaDB(ctx context.Context) (bool, error) {
-	r.mu.Lock()
-	known, maria := r.flavorKnown, r.mariaDB
-	r.mu.Unlock()
-	if known {
-		return maria, nil
-	}
-	var v string
-	if err := r.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
-		return false, fmt.Errorf("server version: %w", err)
-	}
-	maria = strings.Contains(strings.ToLower(v), "mariadb")
-	r.mu.Lock()
-	r.flavorKnown, r.mariaDB = true, maria
-	r.mu.Unlock()
-	return maria, nil
-}
-
-// markMariaDBJSON types as JSON the LONGTEXT columns guarded by a
-// CHECK (json_valid(`col`)) constraint: that constraint is MariaDB's only
-// trace of the JSON type, and the binlog source reads it the same way, so
-// both paths give cdc.JSON.
-func markMariaDBJSON(ctx context.Context, db *sql.DB, k tableKey, ti *tableInfo) error {
-	rows, err := db.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
-		WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'`, k.db, k.table)
-	if err != nil {
-		return fmt.Errorf("check constraints of %s.%s: %w", k.db, k.table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var clause string
-		if err := rows.Scan(&clause); err != nil {
-			return fmt.Errorf("check constraints of %s.%s: %w", k.db, k.table, err)
-		}
-		name, ok := jsonValidColumn(clause)
-		if !ok {
-			continue
-		}
-		if i, ok := ti.byName[name]; ok && ti.cols[i].Kind == cdc.KindString {
-			ti.cols[i].Kind = cdc.KindJSON
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("check constraints of %s.%s: %w", k.db, k.table, err)
-	}
-	return nil
-}
-
-// jsonValidColumn returns col from a check clause "json_valid(`col`)".
-func jsonValidColumn(clause string) (string, bool) {
-	s := strings.TrimSpace(clause)
-	const fn = "json_valid("
-	if len(s) <= len(fn) || !strings.EqualFold(s[:len(fn)], fn) || s[len(s)-1] != ')' {
-		return "", false
-	}
-	s = strings.TrimSpace(s[len(fn) : len(s)-1])
-	if len(s) >= 2 && s[0] == '`' && s[len(s)-1] == '`' {
-		return strings.ReplaceAll(s[1:len(s)-1], "``", "`"), true
-	}
-	if s == "" || strings.ContainsAny(s, " (),`'\"") {
-		return "", false
-	}
-	return s, true
 }

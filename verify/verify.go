@@ -20,6 +20,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/keymap"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
 // RedisTable describes one table's projection.
@@ -52,11 +53,6 @@ func (s Stats) String() string {
 	return fmt.Sprintf("%d rows: %d missing, %d different, %d extra keys", s.Rows, s.Missing, s.Different, s.Extra)
 }
 
-// Column is a table column as information_schema describes it.
-type Column struct {
-	Name, DataType string
-}
-
 // Redis compares t's rows with their hashes. report, if not nil, gets
 // each mismatch. db should be a connection whose session time_zone is
 // '+00:00' so TIMESTAMP text is UTC, as the sources produce it.
@@ -65,17 +61,18 @@ func Redis(ctx context.Context, db *sql.DB, rdb goredis.UniversalClient, t Redis
 		report = func(Mismatch) {}
 	}
 	var st Stats
-	cols, pk, err := Schema(ctx, db, t.DB, t.Table)
+	def, err := mysqlmeta.NewCatalog(db).Table(ctx, t.DB, t.Table)
 	if err != nil {
 		return st, err
 	}
+	cols, pk := def.Columns, def.PK
 	if len(t.PK) > 0 {
 		pk = t.PK
 	}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = quote(c.Name)
-		if c.DataType == "bit" { // the text protocol sends BIT as raw bytes
+		if c.Kind == cdc.KindBit { // the text protocol sends BIT as raw bytes
 			sel[i] = quote(c.Name) + "+0"
 		}
 	}
@@ -242,67 +239,6 @@ func diff(want, got map[string]string) string {
 	}
 	slices.Sort(d)
 	return strings.Join(d, "; ")
-}
-
-// Schema returns a table's columns in order and its primary key in key
-// order (empty for a table without one).
-func Schema(ctx context.Context, db *sql.DB, schemaName, table string) ([]Column, []string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schemaName, table)
-	if err != nil {
-		return nil, nil, fmt.Errorf("columns of %s.%s: %w", schemaName, table, err)
-	}
-	var cols []Column
-	for rows.Next() {
-		var c Column
-		if err := rows.Scan(&c.Name, &c.DataType); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		cols = append(cols, c)
-	}
-	rows.Close()
-	if len(cols) == 0 {
-		return nil, nil, fmt.Errorf("table %s.%s not found", schemaName, table)
-	}
-	rows, err = db.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, schemaName, table)
-	if err != nil {
-		return nil, nil, fmt.Errorf("primary key of %s.%s: %w", schemaName, table, err)
-	}
-	defer rows.Close()
-	var pk []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, nil, err
-		}
-		pk = append(pk, c)
-	}
-	return cols, pk, rows.Err()
-}
-
-// Tables lists the tables whose "db.table" name match re, for rules
-// written as regexes.
-func Tables(ctx context.Context, db *sql.DB, match func(db, table string) bool) ([][2]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
-		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql','sys','performance_schema','information_schema')
-		ORDER BY 1, 2`)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	defer rows.Close()
-	var out [][2]string
-	for rows.Next() {
-		var d, t string
-		if err := rows.Scan(&d, &t); err != nil {
-			return nil, err
-		}
-		if match(d, t) {
-			out = append(out, [2]string{d, t})
-		}
-	}
-	return out, rows.Err()
 }
 
 func quote(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }

@@ -36,6 +36,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/checkpoint"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
 // ErrClosed is returned by Next after Close.
@@ -53,6 +54,7 @@ type Source struct {
 	log    *slog.Logger
 	store  checkpoint.Store
 	db     *sql.DB
+	cat    *mysqlmeta.Catalog
 	flavor string
 	filter *tableFilter
 
@@ -74,7 +76,7 @@ type Source struct {
 	backlog     []*replication.BinlogEvent // received, not yet handled (from DumpEvents)
 	backlogAt   int
 	lastLen     int // events in the last batch: the next one's starting capacity
-	tables      map[string]*tableInfo
+	tables      map[string]*mysqlmeta.Table
 	plans       map[string]*plan
 	schemaGen   uint64
 
@@ -114,8 +116,7 @@ func New(ctx context.Context, cfg Config, store checkpoint.Store, log *slog.Logg
 	if cfg.ServerID == 0 {
 		cfg.ServerID = 1<<28 + rand.Uint32N(1<<31-1<<28)
 	}
-	dsn := gomysql.NewConfig()
-	dsn.User, dsn.Passwd, dsn.Net, dsn.Addr = cfg.User, cfg.Password, "tcp", cfg.Addr
+	dsn := mysqlmeta.DSN(cfg.Addr, cfg.User, cfg.Password)
 	if err := dsn.Apply(gomysql.Charset("utf8mb4", "")); err != nil {
 		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
 	}
@@ -126,8 +127,8 @@ func New(ctx context.Context, cfg Config, store checkpoint.Store, log *slog.Logg
 	}
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(2)
-	s := &Source{cfg: cfg, log: log, store: store, db: db, filter: filter,
-		tables: map[string]*tableInfo{}, plans: map[string]*plan{}}
+	s := &Source{cfg: cfg, log: log, store: store, db: db, cat: mysqlmeta.NewCatalog(db), filter: filter,
+		tables: map[string]*mysqlmeta.Table{}, plans: map[string]*plan{}}
 	if err := s.start(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -721,16 +722,16 @@ func (s *Source) planFor(ctx context.Context, key string, tm *replication.TableM
 	fresh := false
 	if ti == nil {
 		var err error
-		if ti, err = loadTable(ctx, s.db, s.flavor, db, table); err != nil {
+		if ti, err = loadTable(ctx, s.cat, db, table); err != nil {
 			return nil, err
 		}
 		s.tables[key], fresh = ti, true
 	}
-	if !fresh && len(tm.ColumnName) == 0 && len(ti.cols) != int(tm.ColumnCount) {
+	if !fresh && len(tm.ColumnName) == 0 && len(ti.Columns) != int(tm.ColumnCount) {
 		// no names in the event and the column count moved: a DDL we did
 		// not see as such; read the definition again
 		var err error
-		if ti, err = loadTable(ctx, s.db, s.flavor, db, table); err != nil {
+		if ti, err = loadTable(ctx, s.cat, db, table); err != nil {
 			return nil, err
 		}
 		s.tables[key] = ti

@@ -3,7 +3,6 @@ package binlog
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -11,12 +10,11 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
 // Defaults of Config.
 const (
-	DefaultAddr         = "127.0.0.1:3306"
-	DefaultUser         = "root"
 	DefaultBatchSize    = 4096
 	DefaultMaxWait      = 20 * time.Millisecond
 	DefaultIdleAck      = time.Second
@@ -100,15 +98,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("addr: %w", err))
 		}
 	}
-	for i, p := range c.Include {
-		if _, err := cdc.CompileMatch(p); err != nil {
-			errs = append(errs, fmt.Errorf("include[%d]: %w", i, err))
-		}
-	}
-	for i, p := range c.Exclude {
-		if _, err := cdc.CompileMatch(p); err != nil {
-			errs = append(errs, fmt.Errorf("exclude[%d]: %w", i, err))
-		}
+	if _, err := mysqlmeta.NewFilter(c.Include, c.Exclude); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := parseStart(c.Start, c.Flavor); err != nil {
 		errs = append(errs, fmt.Errorf("start: %w", err))
@@ -140,10 +131,10 @@ func (c *Config) Validate() error {
 // withDefaults returns c with zero fields set to their defaults.
 func (c Config) withDefaults() Config {
 	if c.Addr == "" {
-		c.Addr = DefaultAddr
+		c.Addr = mysqlmeta.DefaultAddr
 	}
 	if c.User == "" {
-		c.User = DefaultUser
+		c.User = mysqlmeta.DefaultUser
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
@@ -217,51 +208,25 @@ func parseStart(s, flavor string) (startSpec, error) {
 	return startSpec{}, fmt.Errorf("%q is neither current, FILE:POS nor a GTID set", s)
 }
 
-// systemSchemas are skipped when Include is empty.
-var systemSchemas = map[string]bool{"mysql": true, "sys": true, "performance_schema": true, "information_schema": true}
-
-// tableFilter decides, with a cache, which tables are emitted.
+// tableFilter caches, per table, the include/exclude decision.
 type tableFilter struct {
-	include, exclude []*regexp.Regexp
-	cache            map[string]bool
+	f     *mysqlmeta.Filter
+	cache map[string]bool
 }
 
 func newTableFilter(include, exclude []string) (*tableFilter, error) {
-	f := &tableFilter{cache: map[string]bool{}}
-	for _, p := range include {
-		re, err := cdc.CompileMatch(p)
-		if err != nil {
-			return nil, err
-		}
-		f.include = append(f.include, re)
+	f, err := mysqlmeta.NewFilter(include, exclude)
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range exclude {
-		re, err := cdc.CompileMatch(p)
-		if err != nil {
-			return nil, err
-		}
-		f.exclude = append(f.exclude, re)
-	}
-	return f, nil
+	return &tableFilter{f: f, cache: map[string]bool{}}, nil
 }
 
 func (f *tableFilter) wants(key, db, table string) bool {
 	if v, ok := f.cache[key]; ok {
 		return v
 	}
-	name := db + "." + table
-	ok := len(f.include) == 0 && !systemSchemas[strings.ToLower(db)]
-	for _, re := range f.include {
-		if re.MatchString(name) {
-			ok = true
-			break
-		}
-	}
-	for _, re := range f.exclude {
-		if ok && re.MatchString(name) {
-			ok = false
-		}
-	}
+	ok := f.f.Match(db, table)
 	f.cache[key] = ok
 	return ok
 }

@@ -2,7 +2,7 @@ package binlog
 
 import (
 	"context"
-	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -13,106 +13,18 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
-// tableInfo is a table's current definition from information_schema.
-type tableInfo struct {
-	cols   []cdc.Column // ordinal order
-	byName map[string]int
-	pk     []string
-}
-
-// loadTable reads db.table from information_schema. A table that no longer
-// exists gives an empty tableInfo, not an error: its old events still decode
-// from the table map's own metadata.
-func loadTable(ctx context.Context, db *sql.DB, flavor, schema, table string) (*tableInfo, error) {
-	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
-	if err != nil {
-		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
+// loadTable reads db.table's current definition. A table that no longer
+// exists gives an empty definition, not an error: its old events still
+// decode from the table map's own metadata.
+func loadTable(ctx context.Context, cat *mysqlmeta.Catalog, db, table string) (*mysqlmeta.Table, error) {
+	t, err := cat.Table(ctx, db, table)
+	if errors.Is(err, mysqlmeta.ErrNoTable) {
+		return &mysqlmeta.Table{}, nil
 	}
-	ti := &tableInfo{byName: map[string]int{}}
-	for rows.Next() {
-		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
-		}
-		ti.byName[name] = len(ti.cols)
-		ti.cols = append(ti.cols, cdc.ParseColumnType(name, typ))
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("columns of %s.%s: %w", schema, table, err)
-	}
-	if len(ti.cols) == 0 {
-		return ti, nil
-	}
-	pk, err := db.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, schema, table)
-	if err != nil {
-		return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
-	}
-	for pk.Next() {
-		var name string
-		if err := pk.Scan(&name); err != nil {
-			pk.Close()
-			return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
-		}
-		ti.pk = append(ti.pk, name)
-	}
-	if err := pk.Close(); err != nil {
-		return nil, fmt.Errorf("primary key of %s.%s: %w", schema, table, err)
-	}
-	if flavor == mysql.MariaDBFlavor {
-		// MariaDB's JSON is LONGTEXT with a CHECK (json_valid(`col`))
-		// constraint; that constraint is the only trace of the JSON type.
-		if err := markMariaDBJSON(ctx, db, schema, table, ti); err != nil {
-			return nil, err
-		}
-	}
-	return ti, nil
-}
-
-func markMariaDBJSON(ctx context.Context, db *sql.DB, schema, table string, ti *tableInfo) error {
-	rows, err := db.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
-		WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json_valid(%'`, schema, table)
-	if err != nil {
-		return fmt.Errorf("check constraints of %s.%s: %w", schema, table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var clause string
-		if err := rows.Scan(&clause); err != nil {
-			return fmt.Errorf("check constraints of %s.%s: %w", schema, table, err)
-		}
-		name, ok := jsonValidColumn(clause)
-		if !ok {
-			continue
-		}
-		if i, ok := ti.byName[name]; ok && ti.cols[i].Kind == cdc.KindString {
-			ti.cols[i].Kind = cdc.KindJSON
-		}
-	}
-	return rows.Err()
-}
-
-// jsonValidColumn extracts col from "json_valid(`col`)".
-func jsonValidColumn(clause string) (string, bool) {
-	s := strings.TrimSpace(clause)
-	if !strings.HasPrefix(strings.ToLower(s), "json_valid(") || !strings.HasSuffix(s, ")") {
-		return "", false
-	}
-	s = strings.TrimSpace(s[len("json_valid(") : len(s)-1])
-	if len(s) >= 2 && s[0] == '`' && s[len(s)-1] == '`' {
-		return strings.ReplaceAll(s[1:len(s)-1], "``", "`"), true
-	}
-	if strings.ContainsAny(s, " (),`'\"") {
-		return "", false
-	}
-	return s, true
+	return t, err
 }
 
 // plan is how the rows of one table map decode: a name and a column type
@@ -141,7 +53,7 @@ func (p *plan) matches(tm *replication.TableMapEvent, gen uint64) bool {
 // physical type; otherwise (the event predates an ALTER, or the column was
 // since dropped) the type is rebuilt from the table map itself, so an old
 // event still decodes exactly.
-func buildPlan(tm *replication.TableMapEvent, ti *tableInfo, gen uint64, log *slog.Logger) *plan {
+func buildPlan(tm *replication.TableMapEvent, ti *mysqlmeta.Table, gen uint64, log *slog.Logger) *plan {
 	n := int(tm.ColumnCount)
 	p := &plan{
 		names: make([]string, n), cols: make([]cdc.Column, n), binLen: make([]int, n), gen: gen,
@@ -150,10 +62,10 @@ func buildPlan(tm *replication.TableMapEvent, ti *tableInfo, gen uint64, log *sl
 	tmNames := p.tmNames
 	if len(tmNames) != n {
 		tmNames = nil
-		if len(ti.cols) != n {
+		if len(ti.Columns) != n {
 			log.Warn("binlog column count differs from the table definition and the server logs no column names; "+
 				"extra columns are named @<position>", "table", string(tm.Schema)+"."+string(tm.Table),
-				"binlog_columns", n, "table_columns", len(ti.cols))
+				"binlog_columns", n, "table_columns", len(ti.Columns))
 		}
 	}
 	unsigned := tm.UnsignedMap()
@@ -164,21 +76,21 @@ func buildPlan(tm *replication.TableMapEvent, ti *tableInfo, gen uint64, log *sl
 		switch {
 		case tmNames != nil:
 			name = tmNames[i]
-		case i < len(ti.cols):
-			name = ti.cols[i].Name
+		case i < len(ti.Columns):
+			name = ti.Columns[i].Name
 		default:
 			name = "@" + strconv.Itoa(i+1)
 		}
 		p.names[i] = name
 		syn := synthColumn(tm, i, name, unsigned, collation, enums, sets)
 		col := syn
-		if j, ok := ti.byName[name]; ok {
-			if compatible(&ti.cols[j], &syn, unsigned != nil, collation != nil, enums[i] != nil || sets[i] != nil) {
-				col = ti.cols[j]
+		if j, ok := ti.Index(name); ok {
+			if compatible(&ti.Columns[j], &syn, unsigned != nil, collation != nil, enums[i] != nil || sets[i] != nil) {
+				col = ti.Columns[j]
 			} else {
 				log.Debug("binlog column type differs from the current definition; using the binlog's",
 					"table", string(tm.Schema)+"."+string(tm.Table), "column", name,
-					"binlog_type", syn.Type, "table_type", ti.cols[j].Type)
+					"binlog_type", syn.Type, "table_type", ti.Columns[j].Type)
 			}
 		}
 		p.cols[i] = col
@@ -186,8 +98,8 @@ func buildPlan(tm *replication.TableMapEvent, ti *tableInfo, gen uint64, log *sl
 	}
 	// primary key: the definition's, if every key column is in the event;
 	// else the table map's own (FULL metadata); else none.
-	if len(ti.pk) > 0 && allIn(ti.pk, p.names) {
-		p.pk = ti.pk
+	if len(ti.PK) > 0 && allIn(ti.PK, p.names) {
+		p.pk = ti.PK
 	} else if len(tm.PrimaryKey) > 0 {
 		for _, k := range tm.PrimaryKey {
 			if int(k) < n {

@@ -11,6 +11,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
 // TestAlterMidStream changes a table under a running source (ADD, DROP,
@@ -82,12 +83,8 @@ func TestAlterMidStream(t *testing.T) {
 // (binlog_row_metadata=MINIMAL): names come from the definition by
 // position, and a count mismatch names the extra columns visibly.
 func TestPlanWithoutNames(t *testing.T) {
-	ti := &tableInfo{byName: map[string]int{}}
-	for i, c := range []cdc.Column{cdc.ParseColumnType("id", "int(11)"), cdc.ParseColumnType("price", "decimal(8,3)")} {
-		ti.cols = append(ti.cols, c)
-		ti.byName[c.Name] = i
-	}
-	ti.pk = []string{"id"}
+	ti := mysqlmeta.NewTable([]cdc.Column{cdc.ParseColumnType("id", "int(11)"), cdc.ParseColumnType("price", "decimal(8,3)")},
+		[]string{"id"})
 	tm := &replication.TableMapEvent{Schema: []byte("d"), Table: []byte("t"), ColumnCount: 2,
 		ColumnType: []byte{mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_NEWDECIMAL}, ColumnMeta: []uint16{0, 8<<8 | 3}}
 	log := slog.New(slog.DiscardHandler)
@@ -163,15 +160,6 @@ func TestConvert(t *testing.T) {
 				t.Fatalf("got %#v (%T), want %#v (%T)", got, got, tt.want, tt.want)
 			}
 		})
-	}
-}
-
-func TestJSONValidColumn(t *testing.T) {
-	for in, want := range map[string]string{"json_valid(`j`)": "j", "json_valid(`a``b`)": "a`b", "JSON_VALID(doc)": "doc", "json_valid(`j`) and 1": ""} {
-		got, ok := jsonValidColumn(in)
-		if got != want || ok != (want != "") {
-			t.Errorf("%q: %q %v", in, got, ok)
-		}
 	}
 }
 
