@@ -39,7 +39,9 @@ func CheckBinlog(ctx context.Context, q Querier) error {
 // server does not have reads as "" (so it is reported as wrong, not as a
 // failure to ask).
 func globalVariable(ctx context.Context, q Querier, name string) (string, error) {
-	rows, err := q.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name = ?", name)
+	// name is one of ours, never input; no placeholder so that servers
+	// without prepared statements (replication stand-ins) answer too
+	rows, err := q.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name = '"+name+"'")
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", name, err)
 	}

@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
-	mysqldrv "github.com/go-sql-driver/mysql"
 	goredis "github.com/redis/go-redis/v9"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/mysqlmeta"
+	"github.com/rowsync/rowsync/source/binlog"
 	"github.com/rowsync/rowsync/source/decode"
 	"github.com/rowsync/rowsync/source/decode/all"
 	"github.com/rowsync/rowsync/source/rabbitmq"
@@ -59,7 +60,7 @@ func checks(cfg *config.Config) []check {
 	var out []check
 	if b := cfg.Source.Binlog; b != nil {
 		out = append(out, check{"source.binlog " + b.Addr, func(ctx context.Context) error {
-			return checkBinlogServer(ctx, b.Addr, b.User, b.Password)
+			return checkBinlogServer(ctx, b)
 		}})
 	}
 	if k := cfg.Source.Kafka; k != nil {
@@ -165,35 +166,13 @@ var _ goredis.UniversalClient = (*goredis.Client)(nil)
 
 // checkBinlogServer connects and checks the settings a row-based binlog
 // tap needs.
-func checkBinlogServer(ctx context.Context, addr, user, password string) error {
-	dc := mysqldrv.NewConfig()
-	dc.Net, dc.Addr, dc.User, dc.Passwd = "tcp", addr, user, password
-	if dc.User == "" {
-		dc.User = "root"
-	}
-	if dc.Addr == "" {
-		dc.Addr = "127.0.0.1:3306"
-	}
-	db, err := sql.Open("mysql", dc.FormatDSN())
+func checkBinlogServer(ctx context.Context, b *binlog.Config) error {
+	db, err := sql.Open("mysql", mysqlmeta.DSN(b.Addr, b.User, b.Password).FormatDSN())
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	want := map[string]string{"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL"}
-	var problems []string
-	for name, w := range want {
-		var n, v string
-		if err := db.QueryRowContext(ctx, "SHOW GLOBAL VARIABLES LIKE '"+name+"'").Scan(&n, &v); err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
-		}
-		if !strings.EqualFold(v, w) {
-			problems = append(problems, fmt.Sprintf("%s=%s (need %s)", name, v, w))
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("server not ready for a binlog tap: %s", strings.Join(problems, ", "))
-	}
-	return nil
+	return mysqlmeta.CheckBinlog(ctx, db)
 }
 
 func writableDir(dir string) error {

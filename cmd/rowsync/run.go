@@ -109,6 +109,11 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer d.close()
 
+	if b := cfg.Source.Binlog; b != nil {
+		if err := checkBinlogServer(ctx, b); err != nil {
+			return fmt.Errorf("source.binlog %s: %w", b.Addr, err)
+		}
+	}
 	if cfg.Source.Binlog != nil || cfg.MySQL != nil {
 		if err := checkSchemasOnce(ctx, cfg); err != nil {
 			return err

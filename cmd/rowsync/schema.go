@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/keymap"
+	"github.com/rowsync/rowsync/mysqlmeta"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
-	"github.com/rowsync/rowsync/verify"
 )
 
 // checkSchemas checks every existing table the config maps against its
@@ -21,8 +20,15 @@ import (
 // Tables created later are checked per change (a dead letter, not a halt).
 func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
 	find := cfg.TableFor()
-	include := sourceFilter(cfg)
-	tables, err := verify.Tables(ctx, db, func(d, t string) bool { return include(d, t) && find(d, t) >= 0 })
+	var include *mysqlmeta.Filter
+	if b := cfg.Source.Binlog; b != nil {
+		var err error
+		if include, err = mysqlmeta.NewFilter(b.Include, b.Exclude); err != nil {
+			return fmt.Errorf("source.binlog: %w", err)
+		}
+	}
+	cat := mysqlmeta.NewCatalog(db)
+	tables, err := cat.Tables(ctx, func(d, t string) bool { return include.Match(d, t) && find(d, t) >= 0 })
 	if err != nil {
 		return err
 	}
@@ -30,14 +36,11 @@ func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
 	for _, dt := range tables {
 		i := find(dt[0], dt[1])
 		t := cfg.Tables[i]
-		cols, pk, err := verify.Schema(ctx, db, dt[0], dt[1])
+		def, err := cat.Table(ctx, dt[0], dt[1])
 		if err != nil {
 			return err
 		}
-		names := make([]string, len(cols))
-		for j, c := range cols {
-			names[j] = c.Name
-		}
+		names, pk := def.Names(), def.PK
 		where := fmt.Sprintf("tables[%d] (%s.%s)", i, dt[0], dt[1])
 		fail := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("%s: "+format, append([]any{where}, args...)...))
@@ -92,39 +95,4 @@ func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// sourceFilter is the binlog source's include/exclude (everything for
-// other sources).
-func sourceFilter(cfg *config.Config) func(db, table string) bool {
-	b := cfg.Source.Binlog
-	if b == nil {
-		return func(string, string) bool { return true }
-	}
-	compile := func(pats []string) []*cdc.TableRule[struct{}] {
-		var out []*cdc.TableRule[struct{}]
-		for _, p := range pats {
-			if re, err := cdc.CompileMatch(p); err == nil {
-				out = append(out, &cdc.TableRule[struct{}]{Match: re})
-			}
-		}
-		return out
-	}
-	inc, exc := compile(b.Include), compile(b.Exclude)
-	return func(db, table string) bool {
-		name := db + "." + table
-		ok := len(inc) == 0
-		for _, r := range inc {
-			if r.Match.MatchString(name) {
-				ok = true
-				break
-			}
-		}
-		for _, r := range exc {
-			if r.Match.MatchString(name) {
-				return false
-			}
-		}
-		return ok
-	}
 }

@@ -13,13 +13,13 @@ import (
 	"syscall"
 	"time"
 
-	mysqldrv "github.com/go-sql-driver/mysql"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/metrics"
+	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
 	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/snapshot"
@@ -119,15 +119,7 @@ func snapshotMySQL(cfg *config.Config) (refetch.Config, error) {
 		rc = *cfg.MySQL
 	case cfg.Source.Binlog != nil:
 		b := cfg.Source.Binlog
-		dc := mysqldrv.NewConfig()
-		dc.Net, dc.Addr, dc.User, dc.Passwd = "tcp", b.Addr, b.User, b.Password
-		if dc.Addr == "" {
-			dc.Addr = binlog.DefaultAddr
-		}
-		if dc.User == "" {
-			dc.User = binlog.DefaultUser
-		}
-		rc.DSN = dc.FormatDSN()
+		rc.DSN = mysqlmeta.DSN(b.Addr, b.User, b.Password).FormatDSN()
 	default:
 		return rc, errors.New("snapshot reads rows from MySQL: with a kafka or rabbitmq source set mysql: {dsn: ...}")
 	}
@@ -152,37 +144,19 @@ func snapshotTables(cfg *config.Config, only *regexp.Regexp) (func(db, table str
 		}
 		rules = append(rules, re)
 	}
-	var include, exclude []*regexp.Regexp
+	var filter *mysqlmeta.Filter
 	if b := cfg.Source.Binlog; b != nil {
-		for _, p := range b.Include {
-			re, err := cdc.CompileMatch(p)
-			if err != nil {
-				return nil, fmt.Errorf("source.binlog.include: %w", err)
-			}
-			include = append(include, re)
+		var err error
+		if filter, err = mysqlmeta.NewFilter(b.Include, b.Exclude); err != nil {
+			return nil, fmt.Errorf("source.binlog: %w", err)
 		}
-		for _, p := range b.Exclude {
-			re, err := cdc.CompileMatch(p)
-			if err != nil {
-				return nil, fmt.Errorf("source.binlog.exclude: %w", err)
-			}
-			exclude = append(exclude, re)
-		}
-	}
-	matchAny := func(res []*regexp.Regexp, name string) bool {
-		for _, re := range res {
-			if re.MatchString(name) {
-				return true
-			}
-		}
-		return false
 	}
 	return func(db, table string) bool {
 		name := db + "." + table
 		if only != nil && !only.MatchString(name) {
 			return false
 		}
-		if len(include) > 0 && !matchAny(include, name) || matchAny(exclude, name) {
+		if !filter.Match(db, table) {
 			return false
 		}
 		// the first matching entry decides, as in the pipeline

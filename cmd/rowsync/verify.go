@@ -13,6 +13,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/keymap"
+	"github.com/rowsync/rowsync/mysqlmeta"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/verify"
 )
@@ -54,7 +55,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		re, _ := cdc.CompileMatch(t.Match)
-		tables, err := verify.Tables(ctx, db, func(d, tb string) bool { return re.MatchString(d + "." + tb) })
+		tables, err := mysqlmeta.NewCatalog(db).Tables(ctx, func(d, tb string) bool { return re.MatchString(d + "." + tb) })
 		if err != nil {
 			fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
 			return exitFail
@@ -118,14 +119,7 @@ func openVerifyDB(cfg *config.Config, dsn string) (*sql.DB, error) {
 		dc = c
 	case cfg.Source.Binlog != nil:
 		b := cfg.Source.Binlog
-		dc = mysqldrv.NewConfig()
-		dc.Net, dc.Addr, dc.User, dc.Passwd = "tcp", b.Addr, b.User, b.Password
-		if dc.Addr == "" {
-			dc.Addr = "127.0.0.1:3306"
-		}
-		if dc.User == "" {
-			dc.User = "root"
-		}
+		dc = mysqlmeta.DSN(b.Addr, b.User, b.Password)
 	default:
 		return nil, fmt.Errorf("no MySQL to compare with: pass --mysql DSN")
 	}
