@@ -6,13 +6,17 @@ package deadletter
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/rowsync/rowsync/cdc"
 )
 
 // Record is one dead letter.
@@ -33,10 +37,66 @@ type Record struct {
 }
 
 // Writer stores dead letters. Write returns only once the records are
-// durable, because the pipeline acks the source right after.
+// durable, because the pipeline acks the source right after. An
+// *UnwritableError (errors.Is cdc.ErrPermanent) names records that can
+// never be written, whatever the retries; every other record was written.
+// Any other error is transient: nothing is known to be written, and the
+// caller retries the whole slice.
 type Writer interface {
 	Write(ctx context.Context, recs []Record) error
 	Close() error
+}
+
+// UnwritableError reports records that can never be written, by index into
+// the slice given to Write. The caller logs and counts them and goes on:
+// retrying would stop the stream for good.
+type UnwritableError struct {
+	Failed map[int]error
+}
+
+func (e *UnwritableError) Error() string {
+	var b bytes.Buffer
+	b.WriteString(strconv.Itoa(len(e.Failed)) + " dead-letter record(s) cannot be written")
+	for i, err := range e.Failed {
+		fmt.Fprintf(&b, "; [%d]: %v", i, err)
+		break
+	}
+	return b.String()
+}
+
+// Failure returns why record i cannot be written, or nil if it was
+// written; safe on a nil *UnwritableError.
+func (e *UnwritableError) Failure(i int) error {
+	if e == nil {
+		return nil
+	}
+	return e.Failed[i]
+}
+
+// Unwrap makes errors.Is(err, cdc.ErrPermanent) true.
+func (e *UnwritableError) Unwrap() error { return cdc.ErrPermanent }
+
+// Encode renders rec as one line of JSON (no newline). It cannot fail: the
+// string fields are encoded by encoding/json (invalid UTF-8 becomes
+// U+FFFD; Raw keeps the exact bytes in base64), and an Event that is not
+// valid JSON is dropped with a note in Reason rather than making the write
+// fail on every retry.
+func Encode(rec *Record) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if len(rec.Event) > 0 && !json.Valid(rec.Event) {
+		r := *rec
+		r.Event = nil
+		r.Reason += " (event rendering was not valid JSON and is left out)"
+		rec = &r
+	}
+	if err := enc.Encode(rec); err != nil {
+		// unreachable with the field types above; keep the line valid anyway
+		buf.Reset()
+		fmt.Fprintf(&buf, `{"time":%q,"stage":"deadletter","reason":"record not encodable"}`, rec.Time.Format(time.RFC3339Nano))
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // File appends JSON lines to a file and fsyncs after each Write.
@@ -70,12 +130,9 @@ func (w *File) Write(_ context.Context, recs []Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	bw := bufio.NewWriter(w.f)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
 	for i := range recs {
-		if err := enc.Encode(&recs[i]); err != nil {
-			return fmt.Errorf("encode dead letter: %w", err)
-		}
+		_, _ = bw.Write(Encode(&recs[i]))
+		_ = bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write dead letter %s: %w", w.path, err)

@@ -2,10 +2,12 @@ package deadletter
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +74,38 @@ func TestKafkaWritesAndConfigErrors(t *testing.T) {
 	var rec Record
 	if err := json.Unmarshal(m.Value, &rec); err != nil || rec.Reason != "truncated protobuf" || string(m.Key) != "shop.users" {
 		t.Fatalf("message %s / %s: %v", m.Key, m.Value, err)
+	}
+}
+
+// TestEncodeAlwaysValid: hostile names, invalid UTF-8 and an Event that is
+// not JSON still give one valid JSON line, so a write never fails for ever.
+func TestEncodeAlwaysValid(t *testing.T) {
+	for name, rec := range map[string]Record{
+		"control chars": {Stage: "decode", Reason: "bad\a", DB: "d\x01", Table: "t\n", Pos: "p\x00", Raw: []byte{0xff}},
+		"invalid utf8":  {Stage: "redis", Reason: "x\xff", DB: "\xfe", Table: "t", Event: json.RawMessage(`{"a":"\u0007"}`)},
+		"bad event":     {Stage: "redis", Reason: "WRONGTYPE", Event: json.RawMessage("{\"db\":\"t\\a\"}")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			line := Encode(&rec)
+			var back Record
+			if err := json.Unmarshal(line, &back); err != nil || bytes.ContainsRune(line, '\n') {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			if string(back.Raw) != string(rec.Raw) || back.Stage != rec.Stage {
+				t.Fatalf("round trip %+v", back)
+			}
+			if name == "bad event" && (back.Event != nil || !strings.Contains(back.Reason, "not valid JSON")) {
+				t.Fatalf("bad event kept: %s", line)
+			}
+		})
+	}
+	path := filepath.Join(t.TempDir(), "dl.jsonl")
+	w, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Write(context.Background(), []Record{{Stage: "x", Event: json.RawMessage(`{"a":\a}`)}}); err != nil {
+		t.Fatalf("write with a bad event: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package deadletter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -67,11 +66,7 @@ func (k *Kafka) Write(ctx context.Context, recs []Record) error {
 	}
 	msgs := make([]kafkago.Message, len(recs))
 	for i := range recs {
-		b, err := json.Marshal(&recs[i])
-		if err != nil {
-			return fmt.Errorf("encode dead letter: %w", err)
-		}
-		msgs[i] = kafkago.Message{Key: []byte(recs[i].DB + "." + recs[i].Table), Value: b}
+		msgs[i] = kafkago.Message{Key: []byte(recs[i].DB + "." + recs[i].Table), Value: Encode(&recs[i])}
 	}
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()

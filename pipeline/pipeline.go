@@ -602,11 +602,26 @@ func (p *Pipeline) writeDeadLetters(work context.Context, recs []deadletter.Reco
 	if len(recs) == 0 {
 		return nil
 	}
-	err := p.retry(work, "deadletter", func() error { return p.opts.DeadLetter.Write(work, recs) })
+	var unwritable *deadletter.UnwritableError
+	err := p.retry(work, "deadletter", func() error {
+		err := p.opts.DeadLetter.Write(work, recs)
+		if errors.As(err, &unwritable) {
+			return nil // the others are written; retrying cannot help these
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	for _, r := range recs {
+	for i, r := range recs {
+		if ferr := unwritable.Failure(i); ferr != nil {
+			// Logged and counted, then acked: a retry loop here would stop
+			// the stream for good on one record.
+			p.opts.Metrics.Errors.WithLabelValues("deadletter", "permanent").Inc()
+			p.log.Error("dead-letter record cannot be written; dropped", "stage", r.Stage, "pos", r.Pos,
+				"table", r.DB+"."+r.Table, "reason", r.Reason, "err", ferr)
+			continue
+		}
 		p.opts.Metrics.DeadLetters.WithLabelValues(r.Stage).Inc()
 	}
 	return nil

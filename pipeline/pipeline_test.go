@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/metrics"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -333,4 +335,51 @@ func BenchmarkPipeline(b *testing.B) {
 	cancel()
 	<-done
 	b.ReportMetric(float64(len(batches)*1000)/time.Since(start).Seconds(), "events/s")
+}
+
+// pickyWriter writes every record except those whose reason is "too big",
+// which it reports as unwritable, as a size-limited dead letter would.
+type pickyWriter struct {
+	deadletter.Memory
+	calls int
+}
+
+func (w *pickyWriter) Write(ctx context.Context, recs []deadletter.Record) error {
+	w.calls++
+	var ok []deadletter.Record
+	ue := &deadletter.UnwritableError{Failed: map[int]error{}}
+	for i, r := range recs {
+		if r.Reason == "too big" {
+			ue.Failed[i] = errors.New("record of 2 MiB exceeds the 1 MiB limit")
+			continue
+		}
+		ok = append(ok, r)
+	}
+	_ = w.Memory.Write(ctx, ok)
+	if len(ue.Failed) > 0 {
+		return ue
+	}
+	return nil
+}
+
+// TestUnwritableDeadLetterIsDroppedNotRetried: a record the dead letter can
+// never take is logged and counted, and the stream goes on (it once
+// retried for ever and stalled everything behind it).
+func TestUnwritableDeadLetterIsDroppedNotRetried(t *testing.T) {
+	batches := makeBatches(3, 5, 5)
+	src := newSliceSource(batches)
+	src.batches[1].Rejects = []cdc.Reject{{Pos: cdc.Position{Text: "t/0@7"}, Raw: []byte("x"), Reason: errors.New("too big")},
+		{Pos: cdc.Position{Text: "t/0@8"}, Raw: []byte("y"), Reason: errors.New("bad json")}}
+	sink := &recordSink{lastSeq: map[string]int64{}}
+	dl := &pickyWriter{}
+	m := metrics.New()
+	run(t, src, sink, dl, Options{Workers: 2, Metrics: m})
+	recs := dl.Records()
+	if len(recs) != 1 || recs[0].Pos != "t/0@8" || dl.calls != 1 || sink.applied != 15 {
+		t.Fatalf("records %+v, calls %d, applied %d", recs, dl.calls, sink.applied)
+	}
+	var got dto.Metric
+	if err := m.Errors.WithLabelValues("deadletter", "permanent").Write(&got); err != nil || got.GetCounter().GetValue() != 1 {
+		t.Fatalf("rowsync_errors_total{sink=deadletter,class=permanent} = %v (%v), want 1", got.GetCounter().GetValue(), err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rowsync/rowsync/cdc"
 )
@@ -29,7 +30,7 @@ import (
 //	int64, uint64        JSON number (uint64 exact, never rounded)
 //	float64              JSON number in MySQL's shortest text; NaN/Inf as a string
 //	cdc.Decimal          JSON string, exact ("1234.50")
-//	string               JSON string
+//	string               JSON string; {"$base64":...} when not valid UTF-8
 //	[]byte               {"$base64":"<standard base64>"}
 //	time.Time            JSON string, MySQL text for the column ("2024-05-01 10:20:30.000")
 //	time.Duration        JSON string, MySQL TIME text ("-838:59:59")
@@ -38,13 +39,14 @@ import (
 //
 // "ts" is ev.Commit in RFC 3339 UTC (with fraction when non-zero).
 func EventJSON(ev cdc.Event) ([]byte, error) {
+	cols := newColumnIndex(ev.Columns)
 	b := make([]byte, 0, 256)
 	b = append(b, `{"db":`...)
-	b = strconv.AppendQuote(b, ev.DB)
+	b = appendString(b, ev.DB)
 	b = append(b, `,"table":`...)
-	b = strconv.AppendQuote(b, ev.Table)
+	b = appendString(b, ev.Table)
 	b = append(b, `,"op":`...)
-	b = strconv.AppendQuote(b, ev.Op.String())
+	b = appendString(b, ev.Op.String())
 	b = append(b, `,"pk":`...)
 	if len(ev.PK) == 0 {
 		b = append(b, "null"...)
@@ -55,17 +57,17 @@ func EventJSON(ev cdc.Event) ([]byte, error) {
 			pk[c] = img[c]
 		}
 		var err error
-		if b, err = appendRow(b, &ev, pk); err != nil {
+		if b, err = appendRow(b, cols, pk); err != nil {
 			return nil, fmt.Errorf("pk: %w", err)
 		}
 	}
 	var err error
 	b = append(b, `,"before":`...)
-	if b, err = appendRow(b, &ev, ev.Before); err != nil {
+	if b, err = appendRow(b, cols, ev.Before); err != nil {
 		return nil, fmt.Errorf("before: %w", err)
 	}
 	b = append(b, `,"after":`...)
-	if b, err = appendRow(b, &ev, ev.After); err != nil {
+	if b, err = appendRow(b, cols, ev.After); err != nil {
 		return nil, fmt.Errorf("after: %w", err)
 	}
 	b = append(b, `,"ts":`...)
@@ -77,12 +79,48 @@ func EventJSON(ev cdc.Event) ([]byte, error) {
 		b = append(b, '"')
 	}
 	b = append(b, `,"pos":`...)
-	b = strconv.AppendQuote(b, ev.Pos.Text)
+	b = appendString(b, ev.Pos.Text)
 	b = append(b, '}')
 	return b, nil
 }
 
-func appendRow(b []byte, ev *cdc.Event, row cdc.Row) ([]byte, error) {
+// columnIndex finds an event's column by name. Wide rows get a map, so
+// rendering stays linear in the number of columns (a 40,000-column record
+// once took seconds through a scan per value).
+type columnIndex struct {
+	cols   []cdc.Column
+	byName map[string]int
+}
+
+func newColumnIndex(cols []cdc.Column) columnIndex {
+	ix := columnIndex{cols: cols}
+	if len(cols) > 16 {
+		ix.byName = make(map[string]int, len(cols))
+		for i := range cols {
+			if _, dup := ix.byName[cols[i].Name]; !dup {
+				ix.byName[cols[i].Name] = i
+			}
+		}
+	}
+	return ix
+}
+
+func (ix columnIndex) get(name string) *cdc.Column {
+	if ix.byName != nil {
+		if i, ok := ix.byName[name]; ok {
+			return &ix.cols[i]
+		}
+		return nil
+	}
+	for i := range ix.cols {
+		if ix.cols[i].Name == name {
+			return &ix.cols[i]
+		}
+	}
+	return nil
+}
+
+func appendRow(b []byte, cols columnIndex, row cdc.Row) ([]byte, error) {
 	if row == nil {
 		return append(b, "null"...), nil
 	}
@@ -98,13 +136,8 @@ func appendRow(b []byte, ev *cdc.Event, row cdc.Row) ([]byte, error) {
 		}
 		b = appendString(b, k)
 		b = append(b, ':')
-		col, ok := ev.Column(k)
-		var cp *cdc.Column
-		if ok {
-			cp = &col
-		}
 		var err error
-		if b, err = appendValue(b, cp, row[k]); err != nil {
+		if b, err = appendValue(b, cols.get(k), row[k]); err != nil {
 			return nil, fmt.Errorf("column %s: %w", k, err)
 		}
 	}
@@ -130,13 +163,14 @@ func appendValue(b []byte, col *cdc.Column, v cdc.Value) ([]byte, error) {
 		}
 		return append(b, s...), nil
 	case string:
+		if !utf8.ValidString(x) {
+			return appendBase64(b, []byte(x)), nil // keep the bytes, not U+FFFD
+		}
 		return appendString(b, x), nil
 	case cdc.Decimal:
 		return appendString(b, string(x)), nil
 	case []byte:
-		b = append(b, `{"$base64":"`...)
-		b = base64.StdEncoding.AppendEncode(b, x)
-		return append(b, `"}`...), nil
+		return appendBase64(b, x), nil
 	case cdc.JSON:
 		if buf, err := compactJSON(string(x)); err == nil {
 			return append(b, buf...), nil
@@ -168,12 +202,53 @@ func compactJSON(s string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD,
-// HTML characters stay readable.
+func appendBase64(b, x []byte) []byte {
+	b = append(b, `{"$base64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, x)
+	return append(b, `"}`...)
+}
+
+// appendString appends s as a JSON string (RFC 8259): quotes, backslashes
+// and control characters escaped, invalid UTF-8 as U+FFFD, everything else
+// (HTML characters included) as is, so the line is always valid JSON.
 func appendString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += n
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -3,6 +3,8 @@ package decode
 import (
 	"encoding/json"
 	"math"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +60,69 @@ func TestPosText(t *testing.T) {
 	m := Message{Topic: "orders", Partition: 2, Offset: 1811}
 	if got := m.PosText(); got != "orders/2@1811" {
 		t.Fatal(got)
+	}
+}
+
+// TestEventJSONHostile: whatever names and values a message carries, the
+// line is valid JSON and reads back to what was rendered. Go's %q escapes
+// (\a, \x01) once made dead-letter writes fail for ever.
+func TestEventJSONHostile(t *testing.T) {
+	names := []string{"t\a", "d\x01b", "a\"b\\c", "line\nbreak", "\x7f del", "\u2028sep", "<html>&", "é🚀", "nul\x00"}
+	for _, name := range names {
+		t.Run(strconv.Quote(name), func(t *testing.T) {
+			ev := cdc.Event{DB: name, Table: name, Op: cdc.Insert, PK: []string{name},
+				After:   cdc.Row{name: name, "bytes": []byte(name)},
+				Columns: []cdc.Column{{Name: name, Kind: cdc.KindString}},
+				Pos:     cdc.Position{Text: name}}
+			got, err := EventJSON(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back struct {
+				DB, Table, Pos string
+				PK, After      map[string]any
+			}
+			if err := json.Unmarshal(got, &back); err != nil {
+				t.Fatalf("invalid JSON %s: %v", got, err)
+			}
+			if back.DB != name || back.Table != name || back.Pos != name || back.After[name] != name || back.PK[name] != name {
+				t.Fatalf("round trip: %s", got)
+			}
+			if strings.Contains(string(got), "\n") {
+				t.Fatalf("not one line: %q", got)
+			}
+		})
+	}
+	// invalid UTF-8: names degrade to U+FFFD, string values keep their bytes
+	bad := "x\xff\xfey"
+	got, err := EventJSON(cdc.Event{DB: bad, Table: "t", Op: cdc.Delete, Before: cdc.Row{"v": bad}, Pos: cdc.Position{Text: bad}})
+	if err != nil || !json.Valid(got) {
+		t.Fatalf("%s %v", got, err)
+	}
+	want := `{"db":"x\ufffd\ufffdy","table":"t","op":"delete","pk":null,"before":{"v":{"$base64":"eP/+eQ=="}},"after":null,"ts":null,"pos":"x\ufffd\ufffdy"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// BenchmarkEventJSONWide renders a 40,000-column row (MySQL allows 4096;
+// a message may claim more): the time per column must not grow with the
+// width. go test ./source/decode -run '^$' -bench EventJSONWide
+func BenchmarkEventJSONWide(b *testing.B) {
+	for _, n := range []int{400, 40000} {
+		ev := cdc.Event{DB: "d", Table: "t", Op: cdc.Insert, After: cdc.Row{}}
+		for i := range n {
+			name := "c" + strconv.Itoa(i)
+			ev.Columns = append(ev.Columns, cdc.Column{Name: name, Kind: cdc.KindInt})
+			ev.After[name] = int64(i)
+		}
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := EventJSON(ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/column")
+		})
 	}
 }
