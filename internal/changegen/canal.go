@@ -1,6 +1,7 @@
 package changegen
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
@@ -117,35 +118,66 @@ func canalSQLType(col *cdc.Column, v cdc.Value) int32 {
 }
 
 // canalFlat is canal's FlatMessage; encoding/json sorts nothing, so the
-// fields are declared in fastjson's (alphabetical) order.
+// fields are declared in fastjson's (alphabetical) order. The row maps and
+// mysqlType/sqlType are LinkedHashMaps in canal, in table order: they are
+// written as ordered objects.
 type canalFlat struct {
-	Data      []map[string]*string `json:"data"`
-	Database  string               `json:"database"`
-	Es        int64                `json:"es"`
-	Gtid      string               `json:"gtid"`
-	ID        int64                `json:"id"`
-	IsDdl     bool                 `json:"isDdl"`
-	MysqlType map[string]string    `json:"mysqlType"`
-	Old       []map[string]*string `json:"old"`
-	PkNames   []string             `json:"pkNames"`
-	SQL       string               `json:"sql"`
-	SQLType   map[string]int32     `json:"sqlType"`
-	Table     string               `json:"table"`
-	Ts        int64                `json:"ts"`
-	Type      string               `json:"type"`
+	Data      []json.RawMessage `json:"data"`
+	Database  string            `json:"database"`
+	Es        int64             `json:"es"`
+	Gtid      string            `json:"gtid"`
+	ID        int64             `json:"id"`
+	IsDdl     bool              `json:"isDdl"`
+	MysqlType json.RawMessage   `json:"mysqlType"`
+	Old       []json.RawMessage `json:"old"`
+	PkNames   []string          `json:"pkNames"`
+	SQL       string            `json:"sql"`
+	SQLType   json.RawMessage   `json:"sqlType"`
+	Table     string            `json:"table"`
+	Ts        int64             `json:"ts"`
+	Type      string            `json:"type"`
 }
 
-func canalRow(t *Table, row cdc.Row) map[string]*string {
-	m := make(map[string]*string, len(t.cols))
+// canalRow is the canal text of every column of row, in table order; nil
+// for NULL.
+func canalRow(t *Table, row cdc.Row) []*string {
+	out := make([]*string, len(t.cols))
 	for i := range t.cols {
 		c := &t.cols[i]
 		if s, ok := canalText(c, row[c.Name]); ok {
-			m[c.Name] = &s
-		} else {
-			m[c.Name] = nil
+			out[i] = &s
 		}
 	}
-	return m
+	return out
+}
+
+// canalObject writes {name: value} for the columns keep selects, in table
+// order; value(i) is the JSON of column i.
+func canalObject(t *Table, keep func(i int) bool, value func(i int) []byte) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	first := true
+	for i := range t.cols {
+		if keep != nil && !keep(i) {
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.Write(jsonString(t.cols[i].Name))
+		b.WriteByte(':')
+		b.Write(value(i))
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+func canalValue(v *string) []byte {
+	if v == nil {
+		return []byte("null")
+	}
+	return jsonString(*v)
 }
 
 // CanalJSON encodes c as one canal flat message (canal.mq.flatMessage=true,
@@ -155,14 +187,14 @@ func canalRow(t *Table, row cdc.Row) map[string]*string {
 func CanalJSON(c *Change) []byte {
 	t := c.Table
 	m := canalFlat{Database: t.DB, Table: t.Name, Es: c.Commit.UnixMilli(), ID: int64(c.Seq/64 + 1),
-		PkNames: t.PK, Ts: c.Commit.UnixMilli() + 7, MysqlType: map[string]string{}, SQLType: map[string]int32{}}
+		PkNames: t.PK, Ts: c.Commit.UnixMilli() + 7}
 	img := c.Image()
-	for i := range t.cols {
-		col := &t.cols[i]
-		m.MysqlType[col.Name] = t.Defs[i].Type
-		m.SQLType[col.Name] = canalSQLType(col, img[col.Name])
-	}
-	m.Data = []map[string]*string{canalRow(t, img)}
+	m.MysqlType = canalObject(t, nil, func(i int) []byte { return jsonString(t.Defs[i].Type) })
+	m.SQLType = canalObject(t, nil, func(i int) []byte {
+		return strconv.AppendInt(nil, int64(canalSQLType(&t.cols[i], img[t.cols[i].Name])), 10)
+	})
+	after := canalRow(t, img)
+	m.Data = []json.RawMessage{canalObject(t, nil, func(i int) []byte { return canalValue(after[i]) })}
 	switch c.Op {
 	case cdc.Insert:
 		m.Type = "INSERT"
@@ -170,15 +202,12 @@ func CanalJSON(c *Change) []byte {
 		m.Type = "DELETE"
 	case cdc.Update:
 		m.Type = "UPDATE"
-		old := map[string]*string{}
-		before, after := canalRow(t, c.Before), m.Data[0]
-		for name, b := range before {
-			a := after[name]
-			if (a == nil) != (b == nil) || a != nil && *a != *b {
-				old[name] = b
-			}
+		before := canalRow(t, c.Before)
+		changed := func(i int) bool {
+			a, b := after[i], before[i]
+			return (a == nil) != (b == nil) || a != nil && *a != *b
 		}
-		m.Old = []map[string]*string{old}
+		m.Old = []json.RawMessage{canalObject(t, changed, func(i int) []byte { return canalValue(before[i]) })}
 	}
 	b, err := json.Marshal(&m)
 	if err != nil {

@@ -232,6 +232,20 @@ func TestRoundTrip(t *testing.T) {
 					if img := w.Image(); !reflect.DeepEqual(render(g, g.Image()), Hash(c.Table, img)) {
 						problems = append(problems, fmt.Sprintf("hash %v, want %v", render(g, g.Image()), Hash(c.Table, img)))
 					}
+					if len(g.Columns) > 0 {
+						// Documents keep the event's column order, which
+						// must be the table's whatever the path.
+						var got, want []string
+						for _, col := range g.Columns {
+							got = append(got, col.Name)
+						}
+						for _, col := range c.Table.cols {
+							want = append(want, col.Name)
+						}
+						if !slices.Equal(got, want) {
+							problems = append(problems, fmt.Sprintf("column order %v, want the table's %v", got, want))
+						}
+					}
 					if len(problems) > 0 {
 						fails++
 						t.Errorf("change %d (%s %s) event %d: %v\nmessage: %s", i, c.Table.Name, c.Op, k, problems, msgs[0].Value)
