@@ -53,47 +53,6 @@ type Querier interface {
 // exist, or the user may not see it.
 var ErrNoTable = errors.New("table not found (or no privilege to see it)")
 
-// Table is one table's current definition.
-type Table struct {
-	// Columns in ordinal order, typed by cdc.ParseColumnType from
-	// COLUMN_TYPE (MariaDB JSON columns as cdc.KindJSON). Shared read-only.
-	Columns []cdc.Column
-	// PK is the primary key's columns in key order; nil for a table
-	// without a primary key (a UNIQUE NOT NULL index is not taken for one:
-	// the sinks' pk: setting says which columns to key on).
-	PK     []string
-	byName map[string]int
-}
-
-// NewTable builds a Table from known columns and key, for sources that
-// learn a definition elsewhere (a DDL message, a test).
-func NewTable(cols []cdc.Column, pk []string) *Table {
-	t := &Table{Columns: cols, PK: pk, byName: make(map[string]int, len(cols))}
-	for i, c := range cols {
-		t.byName[c.Name] = i
-	}
-	return t
-}
-
-// Index returns the position of the column named name (exact match, as
-// information_schema spells it). It is safe on a nil or empty Table.
-func (t *Table) Index(name string) (int, bool) {
-	if t == nil {
-		return 0, false
-	}
-	i, ok := t.byName[name]
-	return i, ok
-}
-
-// Names returns the column names in ordinal order.
-func (t *Table) Names() []string {
-	out := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		out[i] = c.Name
-	}
-	return out
-}
-
 // Catalog reads table definitions through one connection pool. It asks
 // the server once whether it is MariaDB (whose JSON type only shows as a
 // CHECK constraint). It is safe for concurrent use and caches nothing but
@@ -129,9 +88,12 @@ func (c *Catalog) MariaDB(ctx context.Context) (bool, error) {
 	return maria, nil
 }
 
-// Table reads db.table's columns and primary key from information_schema.
-// A table it does not show is an error wrapping ErrNoTable.
-func (c *Catalog) Table(ctx context.Context, db, table string) (*Table, error) {
+// Table reads db.table's columns and primary key from information_schema:
+// columns typed by cdc.ParseColumnType from COLUMN_TYPE (MariaDB JSON
+// columns as cdc.KindJSON), the PRIMARY index as the key (a UNIQUE NOT
+// NULL index is not taken for one: the config's pk: says which columns to
+// key on). A table it does not show is an error wrapping ErrNoTable.
+func (c *Catalog) Table(ctx context.Context, db, table string) (*cdc.TableDef, error) {
 	t, err := c.columns(ctx, db, table)
 	if err != nil {
 		return nil, err
@@ -151,29 +113,28 @@ func (c *Catalog) Table(ctx context.Context, db, table string) (*Table, error) {
 	return t, nil
 }
 
-func (c *Catalog) columns(ctx context.Context, db, table string) (*Table, error) {
+func (c *Catalog) columns(ctx context.Context, db, table string) (*cdc.TableDef, error) {
 	rows, err := c.q.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, db, table)
 	if err != nil {
 		return nil, fmt.Errorf("columns of %s.%s: %w", db, table, err)
 	}
 	defer rows.Close()
-	t := &Table{byName: map[string]int{}}
+	var cols []cdc.Column
 	for rows.Next() {
 		var name, typ string
 		if err := rows.Scan(&name, &typ); err != nil {
 			return nil, fmt.Errorf("columns of %s.%s: %w", db, table, err)
 		}
-		t.byName[name] = len(t.Columns)
-		t.Columns = append(t.Columns, cdc.ParseColumnType(name, typ))
+		cols = append(cols, cdc.ParseColumnType(name, typ))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("columns of %s.%s: %w", db, table, err)
 	}
-	if len(t.Columns) == 0 {
+	if len(cols) == 0 {
 		return nil, fmt.Errorf("%s.%s: %w", db, table, ErrNoTable)
 	}
-	return t, nil
+	return cdc.NewTableDef(cols, nil), nil
 }
 
 func (c *Catalog) primaryKey(ctx context.Context, db, table string) ([]string, error) {
@@ -202,7 +163,7 @@ func (c *Catalog) primaryKey(ctx context.Context, db, table string) ([]string, e
 // type creates) or table-level (the same thing written by hand): MariaDB's
 // JSON is LONGTEXT, and that constraint is the type's only trace. MariaDB
 // prints the clause with the column's own spelling, backquoted.
-func (c *Catalog) markMariaDBJSON(ctx context.Context, db, table string, t *Table) error {
+func (c *Catalog) markMariaDBJSON(ctx context.Context, db, table string, t *cdc.TableDef) error {
 	rows, err := c.q.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
 		WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? AND CHECK_CLAUSE LIKE 'json\_valid(%'`, db, table)
 	if err != nil {
@@ -218,7 +179,7 @@ func (c *Catalog) markMariaDBJSON(ctx context.Context, db, table string, t *Tabl
 		if !ok {
 			continue
 		}
-		if i, ok := t.byName[name]; ok && t.Columns[i].Kind == cdc.KindString {
+		if i, ok := t.Index(name); ok && t.Columns[i].Kind == cdc.KindString {
 			t.Columns[i].Kind = cdc.KindJSON
 		}
 	}

@@ -20,8 +20,8 @@ type tableKey struct{ db, table string }
 // tableInfo is a table's definition from information_schema and the
 // select list that reads its rows as text.
 type tableInfo struct {
-	*mysqlmeta.Table
-	cols []cdc.Column // Table.Columns: ordinal order; shared read-only by output events
+	*cdc.TableDef
+	cols []cdc.Column // TableDef.Columns: ordinal order; shared read-only by output events
 	// sel is the SELECT list: every column backquoted, BIT as `c`+0 (the
 	// text protocol sends BIT as raw bytes) and FLOAT widened to DOUBLE
 	// (MariaDB prints FLOAT with 6 significant digits; the widened double
@@ -83,7 +83,7 @@ func (r *Refetcher) loadTable(ctx context.Context, k tableKey) (*tableInfo, erro
 	if err != nil {
 		return nil, err
 	}
-	ti := &tableInfo{Table: t, cols: t.Columns, loaded: time.Now()}
+	ti := &tableInfo{TableDef: t, cols: t.Columns, loaded: time.Now()}
 	var sel strings.Builder
 	for i, c := range ti.cols {
 		if i > 0 {

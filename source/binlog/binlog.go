@@ -76,7 +76,7 @@ type Source struct {
 	backlog     []*replication.BinlogEvent // received, not yet handled (from DumpEvents)
 	backlogAt   int
 	lastLen     int // events in the last batch: the next one's starting capacity
-	tables      map[string]*mysqlmeta.Table
+	tables      map[string]*cdc.TableDef
 	plans       map[string]*plan
 	schemaGen   uint64
 
@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg Config, store checkpoint.Store, log *slog.Logg
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(2)
 	s := &Source{cfg: cfg, log: log, store: store, db: db, cat: mysqlmeta.NewCatalog(db), filter: filter,
-		tables: map[string]*mysqlmeta.Table{}, plans: map[string]*plan{}}
+		tables: map[string]*cdc.TableDef{}, plans: map[string]*plan{}}
 	if err := s.start(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -19,10 +19,10 @@ import (
 // loadTable reads db.table's current definition. A table that no longer
 // exists gives an empty definition, not an error: its old events still
 // decode from the table map's own metadata.
-func loadTable(ctx context.Context, cat *mysqlmeta.Catalog, db, table string) (*mysqlmeta.Table, error) {
+func loadTable(ctx context.Context, cat *mysqlmeta.Catalog, db, table string) (*cdc.TableDef, error) {
 	t, err := cat.Table(ctx, db, table)
 	if errors.Is(err, mysqlmeta.ErrNoTable) {
-		return &mysqlmeta.Table{}, nil
+		return &cdc.TableDef{}, nil
 	}
 	return t, err
 }
@@ -53,7 +53,7 @@ func (p *plan) matches(tm *replication.TableMapEvent, gen uint64) bool {
 // physical type; otherwise (the event predates an ALTER, or the column was
 // since dropped) the type is rebuilt from the table map itself, so an old
 // event still decodes exactly.
-func buildPlan(tm *replication.TableMapEvent, ti *mysqlmeta.Table, gen uint64, log *slog.Logger) *plan {
+func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log *slog.Logger) *plan {
 	n := int(tm.ColumnCount)
 	p := &plan{
 		names: make([]string, n), cols: make([]cdc.Column, n), binLen: make([]int, n), gen: gen,

@@ -11,7 +11,6 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/rowsync/rowsync/cdc"
-	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
 // TestAlterMidStream changes a table under a running source (ADD, DROP,
@@ -83,7 +82,7 @@ func TestAlterMidStream(t *testing.T) {
 // (binlog_row_metadata=MINIMAL): names come from the definition by
 // position, and a count mismatch names the extra columns visibly.
 func TestPlanWithoutNames(t *testing.T) {
-	ti := mysqlmeta.NewTable([]cdc.Column{cdc.ParseColumnType("id", "int(11)"), cdc.ParseColumnType("price", "decimal(8,3)")},
+	ti := cdc.NewTableDef([]cdc.Column{cdc.ParseColumnType("id", "int(11)"), cdc.ParseColumnType("price", "decimal(8,3)")},
 		[]string{"id"})
 	tm := &replication.TableMapEvent{Schema: []byte("d"), Table: []byte("t"), ColumnCount: 2,
 		ColumnType: []byte{mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_NEWDECIMAL}, ColumnMeta: []uint16{0, 8<<8 | 3}}

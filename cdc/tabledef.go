@@ -1,0 +1,70 @@
+package cdc
+
+import "context"
+
+// TableDef is a table's definition: its columns in ordinal order and its
+// primary key. Build it with NewTableDef; it is read-only afterwards and
+// shared between goroutines.
+type TableDef struct {
+	// Columns in ordinal order; shared read-only (events may carry them).
+	Columns []Column
+	// PK is the primary key's columns in key order; nil for a table
+	// without one.
+	PK     []string
+	byName map[string]int
+}
+
+// NewTableDef indexes cols by name.
+func NewTableDef(cols []Column, pk []string) *TableDef {
+	t := &TableDef{Columns: cols, PK: pk, byName: make(map[string]int, len(cols))}
+	for i, c := range cols {
+		t.byName[c.Name] = i
+	}
+	return t
+}
+
+// Index returns the position of the column named name (exact match). It
+// is safe on a nil or zero TableDef, which has no columns.
+func (t *TableDef) Index(name string) (int, bool) {
+	if t == nil {
+		return 0, false
+	}
+	i, ok := t.byName[name]
+	return i, ok
+}
+
+// Column returns the column named name, or nil.
+func (t *TableDef) Column(name string) *Column {
+	if i, ok := t.Index(name); ok {
+		return &t.Columns[i]
+	}
+	return nil
+}
+
+// Names returns the column names in ordinal order.
+func (t *TableDef) Names() []string {
+	out := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// Schemas gives the column types of tables to decoders of formats whose
+// messages carry none (Debezium without schemas, Maxwell, JSON lines), so
+// they type values exactly as the binlog path does. mysqlmeta.Schemas
+// implements it over information_schema. Implementations are safe for
+// concurrent use.
+type Schemas interface {
+	// Table returns db.table's definition, read the first time the table
+	// is asked for and cached. refresh asks for a new read when the cached
+	// one looks stale (the message names a column it lacks, or a value does
+	// not parse as its type); implementations may rate-limit such reads
+	// and return the cached definition meanwhile. A table the database
+	// does not have gives (nil, nil). An error means the database could
+	// not be asked (transient).
+	Table(ctx context.Context, db, table string, refresh bool) (*TableDef, error)
+	// Forget drops the cached definition of db.table, after a DDL
+	// statement, so the next Table reads it again.
+	Forget(db, table string)
+}

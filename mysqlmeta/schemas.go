@@ -1,0 +1,115 @@
+package mysqlmeta
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// Defaults of Schemas.
+const (
+	// DefaultSchemaTimeout bounds one definition read.
+	DefaultSchemaTimeout = 5 * time.Second
+	// DefaultMinRefresh is the least time between two reads of one table
+	// asked for by refresh (a column the cache lacks, a value that does not
+	// parse), so a producer that keeps sending a dropped column does not
+	// cost a query per message; and how long "no such table" is believed.
+	DefaultMinRefresh = time.Second
+)
+
+// Schemas is the schema source of typeless formats: it implements
+// cdc.Schemas over information_schema, reading a table's definition the
+// first time it is asked for, caching it, and reading it again on Forget
+// (a DDL message) or on a refresh request at most every MinRefresh.
+type Schemas struct {
+	cat *Catalog
+	// Timeout bounds one definition read. Default: DefaultSchemaTimeout
+	Timeout time.Duration
+	// MinRefresh: see DefaultMinRefresh.
+	MinRefresh time.Duration
+	closer     func() error
+
+	mu     sync.Mutex
+	tables map[[2]string]*cachedDef
+}
+
+type cachedDef struct {
+	def    *cdc.TableDef // nil: no such table
+	loaded time.Time
+}
+
+var _ cdc.Schemas = (*Schemas)(nil)
+
+// NewSchemas returns a schema source reading through q.
+func NewSchemas(q Querier) *Schemas {
+	return &Schemas{cat: NewCatalog(q), tables: map[[2]string]*cachedDef{},
+		Timeout: DefaultSchemaTimeout, MinRefresh: DefaultMinRefresh}
+}
+
+// OpenSchemas opens a small pool on dsn (a go-sql-driver DSN) for a schema
+// source; Close closes it. It does not connect.
+func OpenSchemas(dsn string) (*Schemas, error) {
+	dc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("dsn: %w", err)
+	}
+	conn, err := mysql.NewConnector(dc)
+	if err != nil {
+		return nil, fmt.Errorf("dsn: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(2)
+	s := NewSchemas(db)
+	s.closer = db.Close
+	return s, nil
+}
+
+// Close closes the pool OpenSchemas opened; it does nothing for NewSchemas.
+func (s *Schemas) Close() error {
+	if s.closer == nil {
+		return nil
+	}
+	return s.closer()
+}
+
+// Table implements cdc.Schemas.
+func (s *Schemas) Table(ctx context.Context, db, table string, refresh bool) (*cdc.TableDef, error) {
+	k := [2]string{db, table}
+	s.mu.Lock()
+	c := s.tables[k]
+	s.mu.Unlock()
+	if c != nil {
+		age := time.Since(c.loaded)
+		switch {
+		case c.def != nil && !refresh, age < s.MinRefresh:
+			return c.def, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	def, err := s.cat.Table(ctx, db, table)
+	if errors.Is(err, ErrNoTable) {
+		def, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("schema of %s.%s: %w", db, table, err)
+	}
+	s.mu.Lock()
+	s.tables[k] = &cachedDef{def: def, loaded: time.Now()}
+	s.mu.Unlock()
+	return def, nil
+}
+
+// Forget implements cdc.Schemas.
+func (s *Schemas) Forget(db, table string) {
+	s.mu.Lock()
+	delete(s.tables, [2]string{db, table})
+	s.mu.Unlock()
+}
