@@ -29,6 +29,9 @@ import (
 type Route struct {
 	Name string
 	Sink cdc.Sink
+	// Wants, when set, selects the tables whose changes go to Sink (the
+	// table router's answer); a sink that is a cdc.Filter is asked too.
+	Wants func(db, table string) bool
 }
 
 // Refetcher re-reads rows from MySQL by primary key. It returns one event
@@ -464,8 +467,11 @@ func (p *Pipeline) apply(work context.Context, events []cdc.Event) error {
 	}
 	for _, r := range p.routes {
 		evs := events
+		if r.Wants != nil {
+			evs = filter(evs, r.Wants)
+		}
 		if f, ok := r.Sink.(cdc.Filter); ok {
-			evs = filter(events, f)
+			evs = filter(evs, f.Wants)
 		}
 		if len(evs) == 0 {
 			continue
@@ -478,10 +484,10 @@ func (p *Pipeline) apply(work context.Context, events []cdc.Event) error {
 	return nil
 }
 
-func filter(events []cdc.Event, f cdc.Filter) []cdc.Event {
+func filter(events []cdc.Event, wants func(db, table string) bool) []cdc.Event {
 	keep := 0
 	for i := range events {
-		if f.Wants(events[i].DB, events[i].Table) {
+		if wants(events[i].DB, events[i].Table) {
 			keep++
 		}
 	}
@@ -490,7 +496,7 @@ func filter(events []cdc.Event, f cdc.Filter) []cdc.Event {
 	}
 	out := make([]cdc.Event, 0, keep)
 	for i := range events {
-		if f.Wants(events[i].DB, events[i].Table) {
+		if wants(events[i].DB, events[i].Table) {
 			out = append(out, events[i])
 		}
 	}

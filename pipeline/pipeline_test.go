@@ -383,3 +383,35 @@ func TestUnwritableDeadLetterIsDroppedNotRetried(t *testing.T) {
 		t.Fatalf("rowsync_errors_total{sink=deadletter,class=permanent} = %v (%v), want 1", got.GetCounter().GetValue(), err)
 	}
 }
+
+// TestRouteWantsSelectsTables: a route gets only the tables its Wants
+// selects; the others still go to the routes that want them and are acked.
+func TestRouteWantsSelectsTables(t *testing.T) {
+	var evs []cdc.Event
+	for i := int64(1); i <= 10; i++ {
+		table := "users"
+		if i%2 == 0 {
+			table = "cache_only"
+		}
+		evs = append(evs, cdc.Event{DB: "shop", Table: table, Op: cdc.Insert, PK: []string{"id"},
+			After: cdc.Row{"id": i, "seq": i}, Pos: cdc.Position{Text: fmt.Sprint(i)}})
+	}
+	src := finiteSource{newSliceSource([][]cdc.Event{evs})}
+	hashes := &recordSink{lastSeq: map[string]int64{}}
+	all := &recordSink{lastSeq: map[string]int64{}}
+	p, err := New(src, []Route{
+		{Name: "hashes", Sink: hashes, Wants: func(db, table string) bool { return table == "users" }},
+		{Name: "all", Sink: all},
+	}, Options{DeadLetter: &deadletter.Memory{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if hashes.applied != 5 || all.applied != 10 || len(src.ackedOrder()) != 1 {
+		t.Fatalf("hashes got %d (want 5), all got %d (want 10), acked %v", hashes.applied, all.applied, src.ackedOrder())
+	}
+}
