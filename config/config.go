@@ -68,7 +68,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
-	// Tables maps tables to sinks; the first matching entry wins. Required.
+	// Tables maps tables to sinks; the first matching entry decides
+	// everything about a table (see Router). Required.
 	Tables []Table `yaml:"tables"`
 }
 
@@ -477,34 +478,4 @@ func (l Log) validate() error {
 		errs = append(errs, fmt.Errorf("format: unknown %q (want text or json)", l.Format))
 	}
 	return errors.Join(errs...)
-}
-
-// TableFor returns the index into Tables of the first entry matching
-// db.table, or -1. Answers are cached; it is safe for concurrent use.
-func (c *Config) TableFor() func(db, table string) int {
-	var rules []cdc.TableRule[int]
-	for i, t := range c.Tables {
-		if re, err := cdc.CompileMatch(t.Match); err == nil { // Validate reported bad ones
-			rules = append(rules, cdc.TableRule[int]{Match: re, Config: i})
-		}
-	}
-	lookup := cdc.NewTables(rules)
-	return func(db, table string) int {
-		if r := lookup.Lookup(db, table); r != nil {
-			return r.Config
-		}
-		return -1
-	}
-}
-
-// KeyColumns returns the configured pk of the first table entry matching
-// db.table, or nil.
-func (c *Config) KeyColumns() func(db, table string) []string {
-	find := c.TableFor()
-	return func(db, table string) []string {
-		if i := find(db, table); i >= 0 {
-			return c.Tables[i].PK
-		}
-		return nil
-	}
 }

@@ -30,7 +30,7 @@ func TestValidFileLoads(t *testing.T) {
 	if len(inv.Keys) != 2 || inv.Keys[1].WhenChanged[0] != "email" || inv.Delay != 500*time.Millisecond {
 		t.Fatalf("invalidate = %+v", inv)
 	}
-	if pk := c.KeyColumns()("shop", "users"); pk != nil {
+	if pk := c.Router().KeyColumns("shop", "users"); pk != nil {
 		t.Fatalf("pk = %v, want nil (not configured)", pk)
 	}
 }
@@ -104,33 +104,5 @@ func TestTopLevelWorkersIsPipelineWorkers(t *testing.T) {
 	}
 	if c.Pipeline.Workers != 8 {
 		t.Fatalf("pipeline.workers = %d, want 8", c.Pipeline.Workers)
-	}
-}
-
-func TestTableForFirstMatchWins(t *testing.T) {
-	raw := []byte(`name: t
-source: {binlog: {addr: "127.0.0.1:3307"}}
-redis: {}
-tables:
-  - {match: shop.users, pk: [uid], redis_hash: {}}
-  - {match: 'shop\..*', pk: [id], refetch: false, redis_hash: {}}
-mysql: {dsn: "root@tcp(127.0.0.1:3306)/"}
-`)
-	c, err := Parse(raw, env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	find, pk := c.TableFor(), c.KeyColumns()
-	for _, tc := range []struct {
-		db, table string
-		idx       int
-		pk        string
-	}{{"shop", "users", 0, "uid"}, {"shop", "orders", 1, "id"}, {"other", "users", -1, ""}} {
-		if got := find(tc.db, tc.table); got != tc.idx {
-			t.Errorf("TableFor(%s.%s) = %d, want %d", tc.db, tc.table, got, tc.idx)
-		}
-		if got := strings.Join(pk(tc.db, tc.table), ","); got != tc.pk {
-			t.Errorf("KeyColumns(%s.%s) = %q, want %q", tc.db, tc.table, got, tc.pk)
-		}
 	}
 }

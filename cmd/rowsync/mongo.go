@@ -11,9 +11,9 @@ import (
 // newMongoSink connects to mongo: and builds the projector for the tables
 // with a mongo block; nil when no table has one.
 func newMongoSink(ctx context.Context, d *deps) (cdc.Sink, error) {
-	rs, err := rules(d.cfg, func(t config.Table) *mongoproj.TableConfig { return t.Mongo })
-	if err != nil || len(rs) == 0 {
-		return nil, err
+	rs := config.Rules(d.router, func(t config.Table) *mongoproj.TableConfig { return t.Mongo })
+	if len(rs) == 0 {
+		return nil, nil
 	}
 	return mongoproj.Open(ctx, *d.cfg.Mongo, rs, d.log.With("sink", "mongo"))
 }

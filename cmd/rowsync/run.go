@@ -136,7 +136,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer src.Close(context.Background())
 
-	routes, err := buildRoutes(ctx, d)
+	routes, err := buildRoutes(ctx, d, nil)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
 		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
 		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
-		KeyColumns: cfg.KeyColumns(), DeadLetter: dl, RenderEvent: decode.EventJSON,
+		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: decode.EventJSON,
 		Metrics: m, Logger: log,
 	}
 	if cfg.MySQL != nil {
@@ -167,7 +167,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return err
 		}
 		defer closeRF()
-		opts.Refetch, opts.RefetchTable = rf, refetchTables(cfg)
+		opts.Refetch, opts.RefetchTable = rf, d.router.Refetch
 	}
 	p, err := pipeline.New(src, routes, opts)
 	if err != nil {

@@ -19,23 +19,22 @@ import (
 // lacks, or a {pk} key on a table without a primary key and no `pk:`.
 // Tables created later are checked per change (a dead letter, not a halt).
 func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
-	find := cfg.TableFor()
-	var include *mysqlmeta.Filter
-	if b := cfg.Source.Binlog; b != nil {
-		var err error
-		if include, err = mysqlmeta.NewFilter(b.Include, b.Exclude); err != nil {
-			return fmt.Errorf("source.binlog: %w", err)
-		}
+	router := cfg.Router()
+	include, err := sourceFilter(cfg)
+	if err != nil {
+		return err
 	}
 	cat := mysqlmeta.NewCatalog(db)
-	tables, err := cat.Tables(ctx, func(d, t string) bool { return include.Match(d, t) && find(d, t) >= 0 })
+	tables, err := cat.Tables(ctx, func(d, t string) bool {
+		i, _ := router.Entry(d, t)
+		return include.Match(d, t) && i >= 0
+	})
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, dt := range tables {
-		i := find(dt[0], dt[1])
-		t := cfg.Tables[i]
+		i, t := router.Entry(dt[0], dt[1])
 		def, err := cat.Table(ctx, dt[0], dt[1])
 		if err != nil {
 			return err
@@ -95,4 +94,18 @@ func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sourceFilter is the binlog source's include/exclude (every table outside
+// the system schemas for other sources).
+func sourceFilter(cfg *config.Config) (*mysqlmeta.Filter, error) {
+	b := cfg.Source.Binlog
+	if b == nil {
+		return nil, nil
+	}
+	f, err := mysqlmeta.NewFilter(b.Include, b.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("source.binlog: %w", err)
+	}
+	return f, nil
 }

@@ -132,38 +132,21 @@ func snapshotMySQL(cfg *config.Config) (refetch.Config, error) {
 	return rc, nil
 }
 
-// snapshotTables selects the tables to copy: matched by a tables[] entry
-// with a sink snapshot feeds, by the binlog source's include/exclude, and
-// by --tables.
-func snapshotTables(cfg *config.Config, only *regexp.Regexp) (func(db, table string) bool, error) {
-	var rules []*regexp.Regexp
-	for i, t := range cfg.Tables {
-		re, err := cdc.CompileMatch(t.Match)
-		if err != nil {
-			return nil, fmt.Errorf("tables[%d].match: %w", i, err)
-		}
-		rules = append(rules, re)
-	}
-	var filter *mysqlmeta.Filter
-	if b := cfg.Source.Binlog; b != nil {
-		var err error
-		if filter, err = mysqlmeta.NewFilter(b.Include, b.Exclude); err != nil {
-			return nil, fmt.Errorf("source.binlog: %w", err)
-		}
+// snapshotTables selects the tables to copy: those the router sends to
+// one of routes (the sinks snapshot feeds, routed exactly as under run),
+// admitted by the binlog source's include/exclude and matched by --tables.
+func snapshotTables(cfg *config.Config, routes []pipeline.Route, only *regexp.Regexp) (func(db, table string) bool, error) {
+	include, err := sourceFilter(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return func(db, table string) bool {
-		name := db + "." + table
-		if only != nil && !only.MatchString(name) {
+		if only != nil && !only.MatchString(db+"."+table) || !include.Match(db, table) {
 			return false
 		}
-		if !filter.Match(db, table) {
-			return false
-		}
-		// the first matching entry decides, as in the pipeline
-		for i, re := range rules {
-			if re.MatchString(name) {
-				t := cfg.Tables[i]
-				return t.RedisHash != nil || t.Mongo != nil
+		for _, r := range routes {
+			if r.Wants(db, table) {
+				return true
 			}
 		}
 		return false
@@ -215,15 +198,22 @@ func pinBinlogStart(ctx context.Context, d *deps, force bool) error {
 func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl snapshotFlags, only *regexp.Regexp,
 	log *slog.Logger, stderr io.Writer) ([]snapshot.TableStats, error) {
 	log = log.With("pipeline", cfg.Name)
-	match, err := snapshotTables(cfg, only)
-	if err != nil {
-		return nil, err
-	}
 	d, err := newDeps(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	defer d.close()
+	routes, err := snapshotRoutes(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, r := range routes {
+			if err := r.Sink.Close(context.Background()); err != nil {
+				log.Warn("close sink", "sink", r.Name, "err", err)
+			}
+		}
+	}()
 
 	rf, err := refetch.New(rc, log.With("stage", "snapshot"))
 	if err != nil {
@@ -231,6 +221,10 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	}
 	defer rf.Close()
 	if err := rf.Ping(ctx); err != nil {
+		return nil, err
+	}
+	match, err := snapshotTables(cfg, routes, only)
+	if err != nil {
 		return nil, err
 	}
 	tables, err := rf.ListTables(ctx, match)
@@ -247,17 +241,6 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 		}
 	}
 
-	routes, err := snapshotRoutes(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		for _, r := range routes {
-			if err := r.Sink.Close(context.Background()); err != nil {
-				log.Warn("close sink", "sink", r.Name, "err", err)
-			}
-		}
-	}()
 	dl, err := openDeadLetter(cfg)
 	if err != nil {
 		return nil, err
@@ -270,7 +253,7 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
 		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
 		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
-		KeyColumns: cfg.KeyColumns(), DeadLetter: dl, RenderEvent: decode.EventJSON,
+		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: decode.EventJSON,
 		Metrics: metrics.New(), Logger: log,
 	})
 	if err != nil {
@@ -298,24 +281,12 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	return stats, nil
 }
 
-// snapshotRoutes builds the sinks `run` would, except the invalidator:
-// nothing is cached from rows that were never synced.
+// snapshotRoutes builds the sinks `run` would, routed alike, except the
+// invalidator: nothing is cached from rows that were never synced.
 func snapshotRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
-	var routes []pipeline.Route
-	for _, f := range sinkFactories {
-		if f.name == "invalidate" {
-			continue
-		}
-		s, err := f.build(ctx, d)
-		if err != nil {
-			for _, r := range routes {
-				r.Sink.Close(ctx)
-			}
-			return nil, fmt.Errorf("%s: %w", f.name, err)
-		}
-		if s != nil {
-			routes = append(routes, pipeline.Route{Name: f.name, Sink: s})
-		}
+	routes, err := buildRoutes(ctx, d, func(name string) bool { return name == "invalidate" })
+	if err != nil {
+		return nil, err
 	}
 	if len(routes) == 0 {
 		return nil, errors.New("no redis_hash or mongo table: nothing for a snapshot to write")

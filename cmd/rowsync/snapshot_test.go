@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/pipeline"
 )
 
 // TestSnapshotThenRun: rows written before rowsync ever ran are copied by
@@ -84,10 +86,13 @@ writing:
 	p.stop(t)
 }
 
-// TestSnapshotTableSelection: a table is copied when its first matching
-// tables[] entry has redis_hash or mongo, the binlog include/exclude admit
-// it, and --tables matches.
-func TestSnapshotTableSelection(t *testing.T) {
+// TestRunAndSnapshotRouteAlike: snapshot copies a table into a sink
+// exactly when run streams its changes into that sink; both ask the one
+// table router, where the first matching tables[] entry decides. An
+// invalidate-only entry for shop.cache_only before a shop\..* redis_hash
+// entry gives cache_only no hash under run and under snapshot. Snapshot
+// also applies the binlog include/exclude and --tables.
+func TestRunAndSnapshotRouteAlike(t *testing.T) {
 	cfg, err := config.Parse([]byte(`name: sel
 source:
   binlog:
@@ -105,33 +110,66 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
+	d, err := newDeps(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	ctx := context.Background()
+	runRoutes, err := buildRoutes(ctx, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapRoutes, err := snapshotRoutes(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wants := func(routes []pipeline.Route, name, db, table string) bool {
+		for _, r := range routes {
+			if r.Name == name {
+				return r.Wants(db, table)
+			}
+		}
+		return false
+	}
 	for _, tc := range []struct {
-		only  string
-		table string
-		want  bool
+		only       string
+		table      string
+		hash, copy bool // run writes hashes; snapshot copies the table
+		invalidate bool
 	}{
-		{"", "shop.users", true},
-		{"", "shop.tmp_x", false},      // excluded
-		{"", "shop.cache_only", false}, // first match has no sink snapshot feeds
-		{"", "crm.users", true},
-		{"", "crm.notes", false}, // not included
-		{"", "other.t", false},   // no tables[] entry
-		{`shop\.u.*`, "shop.users", true},
-		{`shop\.u.*`, "crm.users", false},
-		{`users`, "shop.users", false}, // --tables is anchored
+		{"", "shop.users", true, true, false},
+		{"", "shop.tmp_x", true, false, false},      // excluded (the binlog source never sees it)
+		{"", "shop.cache_only", false, false, true}, // the first match has no sink snapshot feeds
+		{"", "crm.users", true, true, false},
+		{"", "crm.notes", true, false, false}, // not included
+		{"", "other.t", false, false, false},  // no tables[] entry
+		{`shop\.u.*`, "shop.users", true, true, false},
+		{`shop\.u.*`, "crm.users", true, false, false},
+		{`users`, "shop.users", true, false, false}, // --tables is anchored
 	} {
 		t.Run(tc.only+"/"+tc.table, func(t *testing.T) {
 			var only *regexp.Regexp
 			if tc.only != "" {
 				only, _ = cdc.CompileMatch(tc.only)
 			}
-			match, err := snapshotTables(cfg, only)
+			db, table, _ := strings.Cut(tc.table, ".")
+			runHash, snapHash := wants(runRoutes, "redis", db, table), wants(snapRoutes, "redis", db, table)
+			if runHash != tc.hash || snapHash != tc.hash {
+				t.Fatalf("redis hashes for %s: run %v, snapshot %v, want %v under both", tc.table, runHash, snapHash, tc.hash)
+			}
+			if got := wants(runRoutes, "invalidate", db, table); got != tc.invalidate {
+				t.Fatalf("run invalidates %s: %v, want %v", tc.table, got, tc.invalidate)
+			}
+			if wants(snapRoutes, "invalidate", db, table) {
+				t.Fatalf("snapshot routes %s to the invalidator", tc.table)
+			}
+			match, err := snapshotTables(cfg, snapRoutes, only)
 			if err != nil {
 				t.Fatal(err)
 			}
-			db, table, _ := strings.Cut(tc.table, ".")
-			if got := match(db, table); got != tc.want {
-				t.Fatalf("match(%s) = %v, want %v", tc.table, got, tc.want)
+			if got := match(db, table); got != tc.copy {
+				t.Fatalf("snapshot copies %s: %v, want %v", tc.table, got, tc.copy)
 			}
 		})
 	}

@@ -10,7 +10,6 @@ import (
 
 	mysqldrv "github.com/go-sql-driver/mysql"
 
-	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/keymap"
 	"github.com/rowsync/rowsync/mysqlmeta"
@@ -49,17 +48,19 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 
+	// The tables verify compares are those the router sends to the
+	// redis_hash sink, each with its deciding entry's settings.
+	router := cfg.Router()
+	tables, err := mysqlmeta.NewCatalog(db).Tables(ctx, func(d, tb string) bool {
+		return router.Routes(d, tb, func(t config.Table) bool { return t.RedisHash != nil })
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
+		return exitFail
+	}
 	ok := true
-	for i, t := range cfg.Tables {
-		if t.RedisHash == nil {
-			continue
-		}
-		re, _ := cdc.CompileMatch(t.Match)
-		tables, err := mysqlmeta.NewCatalog(db).Tables(ctx, func(d, tb string) bool { return re.MatchString(d + "." + tb) })
-		if err != nil {
-			fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
-			return exitFail
-		}
+	for _, dt := range tables {
+		i, t := router.Entry(dt[0], dt[1])
 		tmplText := t.RedisHash.Key
 		if tmplText == "" {
 			tmplText = redisproj.DefaultKey
@@ -69,30 +70,28 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "tables[%d].redis_hash.key: %v\n", i, err)
 			return exitConfig
 		}
-		for _, dt := range tables {
-			spec := verify.RedisTable{DB: dt[0], Table: dt[1], Key: tmpl, PK: t.PK,
-				Include: t.RedisHash.Include, Exclude: t.RedisHash.Exclude}
-			if f := t.RedisHash.VersionField; f != "" {
-				spec.Ignore = []string{f}
-			}
-			shown := 0
-			st, err := verify.Redis(ctx, db, rdb, spec, func(m verify.Mismatch) {
-				if shown < show {
-					fmt.Fprintf(stdout, "  %-12s %s %s\n", m.Kind, m.Key, m.Detail)
-				}
-				shown++
-			})
-			if err != nil {
-				fmt.Fprintf(stdout, "FAIL  %s.%s: %v\n", dt[0], dt[1], err)
-				ok = false
-				continue
-			}
-			mark := "ok  "
-			if !st.OK() {
-				mark, ok = "DIFF", false
-			}
-			fmt.Fprintf(stdout, "%s  %s.%s: %s\n", mark, dt[0], dt[1], st)
+		spec := verify.RedisTable{DB: dt[0], Table: dt[1], Key: tmpl, PK: t.PK,
+			Include: t.RedisHash.Include, Exclude: t.RedisHash.Exclude}
+		if f := t.RedisHash.VersionField; f != "" {
+			spec.Ignore = []string{f}
 		}
+		shown := 0
+		st, err := verify.Redis(ctx, db, rdb, spec, func(m verify.Mismatch) {
+			if shown < show {
+				fmt.Fprintf(stdout, "  %-12s %s %s\n", m.Kind, m.Key, m.Detail)
+			}
+			shown++
+		})
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL  %s.%s: %v\n", dt[0], dt[1], err)
+			ok = false
+			continue
+		}
+		mark := "ok  "
+		if !st.OK() {
+			mark, ok = "DIFF", false
+		}
+		fmt.Fprintf(stdout, "%s  %s.%s: %s\n", mark, dt[0], dt[1], st)
 	}
 	if !ok {
 		return exitFail

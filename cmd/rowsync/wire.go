@@ -26,6 +26,7 @@ import (
 // deps are the shared clients a run builds once.
 type deps struct {
 	cfg    *config.Config
+	router *config.Router
 	log    *slog.Logger
 	redis  goredis.UniversalClient // nil without a redis: block
 	cache  goredis.UniversalClient // invalidate_redis:, else redis
@@ -41,7 +42,7 @@ func (d *deps) close() {
 }
 
 func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
-	d := &deps{cfg: cfg, log: log}
+	d := &deps{cfg: cfg, router: cfg.Router(), log: log}
 	if cfg.Redis != nil {
 		c, err := redisClient(cfg.Redis)
 		if err != nil {
@@ -134,7 +135,7 @@ func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
 }
 
 func decoderFor(d *deps, format string) (decode.Decoder, error) {
-	return all.New(format, decode.Options{KeyColumns: d.cfg.KeyColumns()})
+	return all.New(format, decode.Options{KeyColumns: d.router.KeyColumns})
 }
 
 func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {
@@ -162,44 +163,31 @@ func newRabbitSource(_ context.Context, d *deps) (cdc.Source, error) {
 }
 
 // sinkFactories builds each sink that at least one table uses; one line
-// per sink kind. A factory returns nil when no table uses it.
+// per sink kind. A factory returns nil when no table uses it. has says
+// whether a tables[] entry names the sink; the router sends a table's
+// changes to the sink only when its deciding entry does.
 var sinkFactories = []struct {
 	name  string
+	has   func(config.Table) bool
 	build func(ctx context.Context, d *deps) (cdc.Sink, error)
 }{
-	{"redis", newRedisSink},
-	{"mongo", newMongoSink},
-	{"invalidate", newInvalidator},
-}
-
-func rules[T any](cfg *config.Config, pick func(config.Table) *T) ([]cdc.TableRule[T], error) {
-	var out []cdc.TableRule[T]
-	for i, t := range cfg.Tables {
-		tc := pick(t)
-		if tc == nil {
-			continue
-		}
-		re, err := cdc.CompileMatch(t.Match)
-		if err != nil {
-			return nil, fmt.Errorf("tables[%d].match: %w", i, err)
-		}
-		out = append(out, cdc.TableRule[T]{Match: re, PK: t.PK, Config: *tc})
-	}
-	return out, nil
+	{"redis", func(t config.Table) bool { return t.RedisHash != nil }, newRedisSink},
+	{"mongo", func(t config.Table) bool { return t.Mongo != nil }, newMongoSink},
+	{"invalidate", func(t config.Table) bool { return t.Invalidate != nil }, newInvalidator},
 }
 
 func newRedisSink(_ context.Context, d *deps) (cdc.Sink, error) {
-	rs, err := rules(d.cfg, func(t config.Table) *redisproj.TableConfig { return t.RedisHash })
-	if err != nil || len(rs) == 0 {
-		return nil, err
+	rs := config.Rules(d.router, func(t config.Table) *redisproj.TableConfig { return t.RedisHash })
+	if len(rs) == 0 {
+		return nil, nil
 	}
 	return redisproj.NewWithConfig(d.cfg.RedisHash, d.redis, rs, d.log.With("sink", "redis"))
 }
 
 func newInvalidator(_ context.Context, d *deps) (cdc.Sink, error) {
-	rs, err := rules(d.cfg, func(t config.Table) *invalidator.TableConfig { return t.Invalidate })
-	if err != nil || len(rs) == 0 {
-		return nil, err
+	rs := config.Rules(d.router, func(t config.Table) *invalidator.TableConfig { return t.Invalidate })
+	if len(rs) == 0 {
+		return nil, nil
 	}
 	inv, err := invalidator.New(d.cache, d.cfg.Invalidate, rs, d.log.With("sink", "invalidate"))
 	if err != nil {
@@ -209,9 +197,14 @@ func newInvalidator(_ context.Context, d *deps) (cdc.Sink, error) {
 	return inv, nil
 }
 
-func buildRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
+// buildRoutes builds the sinks for which skip returns false, each routed
+// by the table router.
+func buildRoutes(ctx context.Context, d *deps, skip func(name string) bool) ([]pipeline.Route, error) {
 	var routes []pipeline.Route
 	for _, f := range sinkFactories {
+		if skip != nil && skip(f.name) {
+			continue
+		}
 		s, err := f.build(ctx, d)
 		if err != nil {
 			for _, r := range routes {
@@ -220,17 +213,10 @@ func buildRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 		if s != nil {
-			routes = append(routes, pipeline.Route{Name: f.name, Sink: s})
+			has := f.has
+			routes = append(routes, pipeline.Route{Name: f.name, Sink: s,
+				Wants: func(db, table string) bool { return d.router.Routes(db, table, has) }})
 		}
 	}
 	return routes, nil
-}
-
-// refetchTables returns the selector of tables with refetch: true.
-func refetchTables(cfg *config.Config) func(db, table string) bool {
-	find := cfg.TableFor()
-	return func(db, table string) bool {
-		i := find(db, table)
-		return i >= 0 && cfg.Tables[i].Refetch
-	}
 }

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// Router is the one table router. For a table "db.table" it finds the
+// first tables[] entry whose match covers the name; that entry, and only
+// that entry, decides everything about the table: which sinks get its
+// changes, its key columns, whether it is refetched, what snapshot copies,
+// what verify compares and what the schema check reads. A later entry
+// that also matches is never consulted, not even for a sink the first
+// entry does not name:
+//
+//	tables:
+//	  - match: shop\.cache_only       # invalidate only
+//	    invalidate: {keys: ["page:{id}"]}
+//	  - match: shop\..*               # every other shop table
+//	    redis_hash: {}
+//
+// gives shop.cache_only no hash, under run and snapshot alike.
+//
+// Answers are cached; a Router is safe for concurrent use.
+type Router struct {
+	tables []Table
+	lookup *cdc.Tables[int]
+}
+
+// Router returns the table router of c. Call it after Validate (Parse and
+// Load do): entries whose match does not compile are left out.
+func (c *Config) Router() *Router {
+	var rules []cdc.TableRule[int]
+	for i, t := range c.Tables {
+		if re, err := cdc.CompileMatch(t.Match); err == nil { // Validate reported bad ones
+			rules = append(rules, cdc.TableRule[int]{Match: re, PK: t.PK, Config: i})
+		}
+	}
+	return &Router{tables: c.Tables, lookup: cdc.NewTables(rules)}
+}
+
+// Entry returns the index into tables[] of the entry that decides
+// db.table, and the entry; -1 and nil when none matches.
+func (r *Router) Entry(db, table string) (int, *Table) {
+	rule := r.lookup.Lookup(db, table)
+	if rule == nil {
+		return -1, nil
+	}
+	return rule.Config, &r.tables[rule.Config]
+}
+
+// KeyColumns returns the pk: of the entry deciding db.table, or nil.
+func (r *Router) KeyColumns(db, table string) []string {
+	if _, t := r.Entry(db, table); t != nil {
+		return t.PK
+	}
+	return nil
+}
+
+// Refetch reports whether the entry deciding db.table has refetch: true.
+func (r *Router) Refetch(db, table string) bool {
+	_, t := r.Entry(db, table)
+	return t != nil && t.Refetch
+}
+
+// Routes returns whether changes of db.table go to the sink whose block
+// pick selects: the deciding entry has that block.
+func (r *Router) Routes(db, table string, pick func(Table) bool) bool {
+	_, t := r.Entry(db, table)
+	return t != nil && pick(*t)
+}
+
+// Rules returns, in tables[] order, the entries that have the block pick
+// returns, as a sink's rules. A sink's own first match over these agrees
+// with the router for every table the router sends it (no earlier entry
+// matches such a table), so pair the sink with Routes.
+func Rules[T any](r *Router, pick func(Table) *T) []cdc.TableRule[T] {
+	var out []cdc.TableRule[T]
+	for _, rule := range r.lookup.Rules() {
+		t := r.tables[rule.Config]
+		if c := pick(t); c != nil {
+			out = append(out, cdc.TableRule[T]{Match: rule.Match, PK: t.PK, Config: *c})
+		}
+	}
+	return out
+}
