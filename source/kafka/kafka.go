@@ -633,6 +633,9 @@ func (s *Source) fetch(ctx context.Context, p *partState, offset int64) {
 			continue
 		}
 		offset, err = s.seek(conn, p, offset, log)
+		if err == nil {
+			err = s.commitStart(p)
+		}
 		if err != nil {
 			_ = conn.Close()
 			if ctx.Err() == nil {
@@ -712,23 +715,39 @@ func (s *Source) seek(conn *kafka.Conn, p *partState, offset int64, log *slog.Lo
 	return offset, nil
 }
 
+// commitStart commits a partition's resolved start offset when the group
+// has none, before any of its messages is handed out. Without it, a
+// rebalance before the first periodic commit would make the next owner
+// resolve the start policy again: with "latest", the messages written in
+// between would be skipped. Until the commit succeeds nothing is fetched;
+// fetch retries from the same resolved offset.
+func (s *Source) commitStart(p *partState) error {
+	p.mu.Lock()
+	start, need := p.wm.next, p.committed < 0
+	p.mu.Unlock()
+	if !need || s.dead.Load() {
+		return nil
+	}
+	if err := p.gen.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.partition: start}}); err != nil {
+		return fmt.Errorf("commit start offset %d: %w", start, err)
+	}
+	p.mu.Lock()
+	p.committed = max(p.committed, start)
+	p.mu.Unlock()
+	return nil
+}
+
 // read fetches from conn until an error, decoding messages into chunks of
 // up to batch_size and queueing them for Next.
 func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offset *int64) error {
 	readTimeout := s.cfg.FetchMaxWait + s.cfg.DialTimeout
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
-		// Watchdog: a fetch whose response never arrives has been seen to
-		// outlive its read deadline inside kafka-go (seen against kfake).
-		// Closing the connection fails the read; fetch then reconnects and
-		// resumes from offset, so a silent broker cannot stall a partition.
-		watchdog := time.AfterFunc(2*readTimeout, func() { _ = conn.Close() })
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{
 			MinBytes: 1,
 			MaxBytes: s.cfg.FetchMaxBytes,
 			MaxWait:  s.cfg.FetchMaxWait,
 		})
-		watchdog.Stop()
 		hwm := batch.HighWaterMark()
 		if hwm > 0 {
 			p.hwm.Store(hwm)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,24 +120,35 @@ func parseValue(t testing.TB, v string) (int, int) {
 	return pi, si
 }
 
-// committed returns the group's committed offsets (-1: none).
+// committed returns the group's committed offsets: -1 for a partition
+// without one, including every partition of a group the broker does not
+// know yet. (A missing entry must not read as offset 0: that made
+// TestStartPolicy/latest produce before the member had resolved its start,
+// and wait forever for messages that lay before it.)
 func committed(t testing.TB, addr, group, topic string, partitions int) map[int]int64 {
 	t.Helper()
 	tr := &kafka.Transport{}
 	defer tr.CloseIdleConnections()
 	cl := &kafka.Client{Addr: kafka.TCP(addr), Transport: tr, Timeout: 30 * time.Second}
 	var ps []int
+	out := map[int]int64{}
 	for p := range partitions {
 		ps = append(ps, p)
+		out[p] = -1
 	}
 	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{
 		GroupID: group, Topics: map[string][]int{topic: ps},
 	})
+	if err == nil && resp.Error != nil && !errors.Is(resp.Error, kafka.GroupIdNotFound) {
+		err = resp.Error
+	}
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
 	}
-	out := map[int]int64{}
 	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			t.Fatalf("offset fetch partition %d: %v", p.Partition, p.Error)
+		}
 		out[p.Partition] = p.CommittedOffset
 	}
 	return out
@@ -332,16 +344,20 @@ func TestPoisonMessages(t *testing.T) {
 
 func TestStartPolicy(t *testing.T) {
 	for _, tc := range []struct {
-		start string
-		want  []string
+		start     string
+		wantStart int64 // the offset the member resolves and commits first
+		want      []string
 	}{
-		{"earliest", append(seqValues(0, 0, 10), seqValues(0, 10, 15)...)},
-		{"latest", seqValues(0, 10, 15)},
+		{"earliest", 0, append(seqValues(0, 0, 10), seqValues(0, 10, 15)...)},
+		{"latest", 10, seqValues(0, 10, 15)},
 	} {
 		t.Run(tc.start, func(t *testing.T) {
 			topic, group := "start-"+tc.start, "g-start-"+tc.start
 			addr := newCluster(t, 1, topic)
 			produce(t, addr, topic, 0, seqValues(0, 0, 10)...)
+			if c := committed(t, addr, group, topic, 1)[0]; c != -1 {
+				t.Fatalf("group that never ran has committed offset %d, want -1", c)
+			}
 			cfg := testConfig(addr, topic, group)
 			cfg.Start = tc.start
 			s := newSource(t, cfg)
@@ -360,10 +376,11 @@ func TestStartPolicy(t *testing.T) {
 				}
 				got <- vs
 			}()
-			// The resolved start is committed at once, so a restart before
-			// any message arrives does not skip what arrives meanwhile.
+			// The resolved start is committed before anything is handed
+			// out, so a restart or rebalance before any message arrives does
+			// not resolve "latest" again and skip what arrives meanwhile.
 			waitFor(t, "start offset committed", func() bool {
-				return committed(t, addr, group, topic, 1)[0] >= 0
+				return committed(t, addr, group, topic, 1)[0] >= tc.wantStart
 			})
 			produce(t, addr, topic, 0, seqValues(0, 10, 15)...)
 			if vs := <-got; !slices.Equal(vs, tc.want) {
@@ -372,6 +389,94 @@ func TestStartPolicy(t *testing.T) {
 			closeSource(t, s)
 		})
 	}
+}
+
+// TestLatestWhileProducing starts a "latest" member while messages keep
+// arriving: wherever its start falls, it must deliver every message after
+// it, in order, up to the last one written: it never sits silent on a
+// partition that has messages past its position.
+func TestLatestWhileProducing(t *testing.T) {
+	const topic, group = "latest-live", "g-latest-live"
+	addr := newCluster(t, 1, topic)
+	produce(t, addr, topic, 0, seqValues(0, 0, 20)...)
+
+	var (
+		written  atomic.Int64 // messages written so far
+		started  = make(chan struct{})
+		stop     = make(chan struct{})
+		lastSeq  = make(chan int, 1) // the last seq written, once done
+		prodErrs = make(chan error, 1)
+	)
+	written.Store(20)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, 0)
+		if err != nil {
+			prodErrs <- err
+			return
+		}
+		defer conn.Close()
+		more := -1 // messages still to write once the member got one
+		for seq := 20; more != 0; seq++ {
+			select {
+			case <-started:
+				if more < 0 {
+					more = 50
+				}
+			case <-stop:
+				return
+			default:
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Minute))
+			if _, err := conn.WriteMessages(kafka.Message{Value: []byte(fmt.Sprintf("p0-%d", seq))}); err != nil {
+				prodErrs <- err
+				return
+			}
+			written.Add(1)
+			if more > 0 {
+				more--
+			}
+		}
+		lastSeq <- int(written.Load()) - 1
+	}()
+	defer close(stop)
+
+	cfg := testConfig(addr, topic, group)
+	cfg.Start = "latest"
+	s := newSource(t, cfg)
+	defer closeSource(t, s)
+	var got []int
+	last := -1
+	for last < 0 || got[len(got)-1] < last {
+		b := next(t, s)
+		for _, v := range values(b) {
+			_, seq := parseValue(t, v)
+			if len(got) > 0 && seq != got[len(got)-1]+1 {
+				t.Fatalf("after seq %d got %d: a message was skipped or reordered", got[len(got)-1], seq)
+			}
+			got = append(got, seq)
+		}
+		ack(t, b)
+		if len(got) == 0 {
+			continue
+		}
+		if len(got) == len(values(b)) {
+			close(started) // first messages: the writer stops after 50 more
+		}
+		if last < 0 && int64(got[len(got)-1]) >= written.Load()-1 {
+			// Caught up with everything written so far: wait for the
+			// writer to finish before asking for more.
+			select {
+			case last = <-lastSeq:
+			case err := <-prodErrs:
+				t.Fatalf("produce: %v", err)
+			case <-time.After(3 * time.Minute):
+				t.Fatal("writer did not finish")
+			}
+		}
+	}
+	t.Logf("started at seq %d, delivered %d messages through %d", got[0], len(got), last)
 }
 
 func TestNackStops(t *testing.T) {
