@@ -95,7 +95,7 @@ func startRowsync(t *testing.T, cfgPath, admin, logPath string) *proc {
 	p := &proc{cmd: cmd, log: logPath, admin: admin, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait(); lf.Close() }()
 	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
 			resp.Body.Close()
@@ -133,6 +133,32 @@ func (p *proc) stop(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("rowsync did not stop after SIGTERM\n%s", readFile(p.log))
 	}
+}
+
+// waitLog waits, with a deadline generous enough for a loaded machine,
+// until the log file at path contains want past its first from bytes.
+func waitLog(t *testing.T, path string, from int, want, what string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		b, _ := os.ReadFile(path)
+		if len(b) > from && strings.Contains(string(b[from:]), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s (%q in the log):\n%s", what, want, readFile(path))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// logSize is the current length of the log at path.
+func logSize(path string) int {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return int(fi.Size())
 }
 
 func readFile(p string) string {
@@ -523,8 +549,9 @@ func TestRedisRestartLosesNothing(t *testing.T) {
 		}
 		c := goredis.NewClient(&goredis.Options{Addr: addr})
 		defer c.Close()
-		for i := 0; c.Ping(context.Background()).Err() != nil; i++ {
-			if i > 400 {
+		deadline := time.Now().Add(3 * time.Minute)
+		for c.Ping(context.Background()).Err() != nil {
+			if time.Now().After(deadline) {
 				t.Fatal("private redis did not start")
 			}
 			time.Sleep(25 * time.Millisecond)
@@ -540,18 +567,17 @@ func TestRedisRestartLosesNothing(t *testing.T) {
 	w.run(4000)
 
 	// Redis goes away while changes keep coming.
+	before := logSize(p.log)
 	goredis.NewClient(&goredis.Options{Addr: addr}).Shutdown(context.Background())
 	rs.Wait()
 	w.run(4000)
-	time.Sleep(time.Second) // let rowsync hit the outage and retry
+	// Restart Redis only once rowsync has hit the outage and is retrying.
+	waitLog(t, p.log, before, "transient error, retrying", "rowsync to see the outage")
 	rs = startRedis()
 	w.run(2000)
 
 	st := f.converge(p)
 	t.Logf("Redis restarted mid-stream; after recovery: %v", st)
-	if !strings.Contains(readFile(p.log), "transient error, retrying") {
-		t.Fatalf("rowsync never saw the outage; log:\n%s", readFile(p.log))
-	}
 	p.stop(t)
 }
 
@@ -609,21 +635,14 @@ func TestLeaseFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { standby.Process.Kill(); standby.Wait(); lf.Close() })
-	for i := 0; !strings.Contains(readFile(standbyLog), "standby: waiting for the lease"); i++ {
-		if i > 600 {
-			t.Fatalf("second process never stood by:\n%s", readFile(standbyLog))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitLog(t, standbyLog, 0, "standby: waiting for the lease", "the second process to stand by")
 
 	w := newWorkload(f, 3)
 	w.run(5000)
 	active.kill()
 	w.run(5000)
 	st := f.converge(&proc{log: standbyLog})
-	if !strings.Contains(readFile(standbyLog), "lease acquired") {
-		t.Fatalf("standby never took the lease:\n%s", readFile(standbyLog))
-	}
+	waitLog(t, standbyLog, 0, "lease acquired", "the standby to take the lease")
 	t.Logf("after failover: %v", st)
 	standby.Process.Signal(syscall.SIGTERM)
 	if err := standby.Wait(); err != nil {
