@@ -24,6 +24,9 @@ type Options struct {
 	// no row events). It is called synchronously from Decode, so it must be
 	// quick and safe for concurrent use when Decode is.
 	OnDDL func(DDL)
+	// Limits bound one message; see Limits for the defaults. Decoders stop
+	// parsing at MaxRows; Bounded enforces the rest.
+	Limits Limits
 }
 
 // Location returns TimeZone, or UTC when it is nil.

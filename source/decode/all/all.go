@@ -36,16 +36,21 @@ func Names() []string {
 	return names
 }
 
-// New returns the decoder for format, or an error that lists the valid
-// names.
+// New returns the decoder for format behind the validation boundary every
+// format shares (decode.Bounded, with opts.Limits), or an error that lists
+// the valid names.
 func New(format string, opts decode.Options) (decode.Decoder, error) {
 	ctor, ok := Formats[format]
 	if !ok {
 		return nil, fmt.Errorf("unknown format %q (valid: %s)", format, strings.Join(Names(), ", "))
 	}
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Limits = opts.Limits.WithDefaults()
 	d, err := ctor(opts)
 	if err != nil {
 		return nil, fmt.Errorf("format %s: %w", format, err)
 	}
-	return d, nil
+	return decode.Bounded(d, opts), nil
 }

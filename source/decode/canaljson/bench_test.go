@@ -30,10 +30,21 @@ func benchMessage(rows int) []byte {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	for _, rows := range []int{1, 10} {
-		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+	for _, c := range []struct {
+		rows    int
+		bounded bool
+	}{{1, false}, {10, false}, {1, true}, {10, true}} {
+		rows := c.rows
+		name := fmt.Sprintf("rows=%d", rows)
+		if c.bounded {
+			name += "/bounded" // behind the validation boundary, as run and decode use it
+		}
+		b.Run(name, func(b *testing.B) {
 			msg := decode.Message{Value: benchMessage(rows), Topic: "canal", Partition: 3, Offset: 1}
 			d, _ := New(decode.Options{})
+			if c.bounded {
+				d = decode.Bounded(d, decode.Options{})
+			}
 			b.SetBytes(int64(len(msg.Value)))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -105,6 +116,38 @@ func BenchmarkDecodeBaseline(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// tinyRows is a 900,000-row message of about 13 MB, the size that once
+// took 830 MB to decode.
+func tinyRows(n int) []byte {
+	var b []byte
+	b = append(b, `{"type":"INSERT","database":"d","table":"t","pkNames":["a"],"data":[`...)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"a":"1"}`...)
+	}
+	return append(b, "]}"...)
+}
+
+// BenchmarkTinyRows reports the bytes allocated to reject a message of
+// 900,000 tiny rows (the row cap stops the parse at 10,001 rows), beside
+// decoding it whole with the cap raised, as before the cap existed.
+// go test ./source/decode/canaljson -run '^$' -bench TinyRows -benchtime 3x
+func BenchmarkTinyRows(b *testing.B) {
+	msg := decode.Message{Value: tinyRows(900000)}
+	for _, maxRows := range []int{0, 1000000} {
+		b.Run(fmt.Sprintf("max_rows=%d", maxRows), func(b *testing.B) {
+			d, _ := New(decode.Options{Limits: decode.Limits{MaxRows: maxRows}})
+			b.SetBytes(int64(len(msg.Value)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = d.Decode(msg)
+			}
 		})
 	}
 }

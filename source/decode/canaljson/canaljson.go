@@ -96,7 +96,7 @@ func (m *message) release() {
 	messages.Put(m)
 }
 
-func (m *message) parse(b []byte) error {
+func (m *message) parse(b []byte, lim decode.Limits) error {
 	s := &scanner{b: b}
 	if s.peek() != '{' {
 		return fmt.Errorf("not a JSON object")
@@ -107,9 +107,9 @@ func (m *message) parse(b []byte) error {
 		var err error
 		switch string(key) {
 		case "data":
-			m.data, m.dataNull, err = m.rows(s, m.data)
+			m.data, m.dataNull, err = m.rows(s, m.data, lim)
 		case "old":
-			m.old, m.oldNull, err = m.rows(s, m.old)
+			m.old, m.oldNull, err = m.rows(s, m.old, lim)
 		case "database":
 			m.database, err = strOrNull(s)
 		case "table":
@@ -195,12 +195,19 @@ func strOrNull(s *scanner) ([]byte, error) {
 	return nil, fmt.Errorf("not a string")
 }
 
-// rows reads an array of row objects (or nulls) into refs.
-func (m *message) rows(s *scanner, refs []rowRef) ([]rowRef, bool, error) {
+// rows reads an array of row objects (or nulls) into refs. It stops at
+// lim's row cap and at MySQL's column limit, before holding more.
+func (m *message) rows(s *scanner, refs []rowRef, lim decode.Limits) ([]rowRef, bool, error) {
 	refs = refs[:0]
 	null, err := s.array(func(i int) error {
+		if err := lim.CheckRows(i + 1); err != nil {
+			return err
+		}
 		lo := len(m.fields)
 		null, err := s.object(func(key []byte) error {
+			if err := decode.CheckColumns(len(m.fields) - lo + 1); err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
+			}
 			v, err := s.value()
 			if err != nil {
 				return fmt.Errorf("[%d].%s: %w", i, key, err)
@@ -233,7 +240,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	m := messages.Get().(*message)
 	m.reset()
 	defer m.release()
-	if err := m.parse(msg.Value); err != nil {
+	if err := m.parse(msg.Value, d.opts.Limits); err != nil {
 		return nil, fmt.Errorf("canal-json: %w", err)
 	}
 	var up [16]byte // types are matched case-insensitively
@@ -389,14 +396,17 @@ func (d *Decoder) value(col *cdc.Column, st int32, v span) (cdc.Value, error) {
 // buildSchema parses mysqlType, sqlType and pkNames (raw JSON or nil).
 func buildSchema(mysqlType, sqlType, pkNames []byte) (*schema, error) {
 	sch := &schema{byName: map[string]int{}}
-	add := func(name string) int {
+	add := func(name string) (int, error) {
 		if k, ok := sch.byName[name]; ok {
-			return k
+			return k, nil
+		}
+		if err := decode.CheckColumns(len(sch.cols) + 1); err != nil {
+			return 0, err
 		}
 		sch.byName[name] = len(sch.cols)
 		sch.cols = append(sch.cols, cdc.Column{Name: name, Precision: -1})
 		sch.sqlTypes = append(sch.sqlTypes, canal.NoSQLType)
-		return len(sch.cols) - 1
+		return len(sch.cols) - 1, nil
 	}
 	types := map[int]string{}
 	if mysqlType != nil {
@@ -406,8 +416,9 @@ func buildSchema(mysqlType, sqlType, pkNames []byte) (*schema, error) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", key, err)
 			}
-			types[add(string(key))] = string(v)
-			return nil
+			k, err := add(string(key))
+			types[k] = string(v)
+			return err
 		}); err != nil {
 			return nil, fmt.Errorf("field \"mysqlType\": %w", err)
 		}
@@ -419,7 +430,10 @@ func buildSchema(mysqlType, sqlType, pkNames []byte) (*schema, error) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", key, err)
 			}
-			k := add(string(key))
+			k, err := add(string(key))
+			if err != nil {
+				return err
+			}
 			if v.kind == kNull {
 				return nil
 			}

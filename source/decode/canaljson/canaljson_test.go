@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -276,4 +277,29 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRowCapStopsTheParse: a 13 MB message of 900,000 tiny rows is
+// rejected at the row cap, without building the rows first (it once took
+// 830 MB).
+func TestRowCapStopsTheParse(t *testing.T) {
+	msg := decode.Message{Value: tinyRows(900000)}
+	d, _ := New(decode.Options{})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := d.Decode(msg)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), `field "data": more than 10000 rows in one message (max_rows)`) {
+		t.Fatalf("err %v", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+		t.Fatalf("allocated %d MiB to reject it", alloc>>20)
+	}
+	d, _ = New(decode.Options{Limits: decode.Limits{MaxRows: 3}})
+	if evs, err := d.Decode(decode.Message{Value: tinyRows(3)}); err != nil || len(evs) != 3 {
+		t.Fatalf("3 rows with max_rows 3: %d events, %v", len(evs), err)
+	}
+	if _, err := d.Decode(decode.Message{Value: tinyRows(4)}); err == nil || !strings.Contains(err.Error(), "more than 3 rows") {
+		t.Fatalf("4 rows with max_rows 3: %v", err)
+	}
 }

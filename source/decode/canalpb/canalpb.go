@@ -212,7 +212,7 @@ func (d *Decoder) entry(b []byte, msg *decode.Message, events []cdc.Event) ([]cd
 	if err != nil {
 		return events, fmt.Errorf("header: %w", err)
 	}
-	rc, err := parseRowChange(store)
+	rc, err := parseRowChange(store, d.opts.Limits)
 	if err != nil {
 		return events, fmt.Errorf("rowChange: %w", err)
 	}
@@ -258,6 +258,9 @@ func (d *Decoder) entry(b []byte, msg *decode.Message, events []cdc.Event) ([]cd
 	}
 	if len(rc.rows) == 0 {
 		return events, nil
+	}
+	if err := d.opts.Limits.CheckRows(len(events) + len(rc.rows)); err != nil {
+		return events, err // counted over every entry of the packet
 	}
 	db, table := d.names.Get(h.schema), d.names.Get(h.table)
 	var cols []cdc.Column
@@ -323,7 +326,7 @@ type rowChange struct {
 	rows      [][]byte
 }
 
-func parseRowChange(b []byte) (rowChange, error) {
+func parseRowChange(b []byte, lim decode.Limits) (rowChange, error) {
 	var rc rowChange
 	err := fields(b, func(num protowire.Number, wt protowire.Type, v []byte, n uint64) error {
 		switch num {
@@ -337,6 +340,9 @@ func parseRowChange(b []byte) (rowChange, error) {
 			rc.sql = v
 			return wantType(wt, protowire.BytesType)
 		case 12:
+			if err := lim.CheckRows(len(rc.rows) + 1); err != nil {
+				return err
+			}
 			rc.rows = append(rc.rows, v)
 			return wantType(wt, protowire.BytesType)
 		case 14:
@@ -361,6 +367,9 @@ func parseRowData(b []byte, before, after []column) ([]column, []column, error) 
 			return nil
 		}
 		if err := wantType(wt, protowire.BytesType); err != nil {
+			return err
+		}
+		if err := decode.CheckColumns(max(len(before), len(after)) + 1); err != nil {
 			return err
 		}
 		c, err := parseColumn(v)

@@ -77,6 +77,9 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		if len(ln) == 0 {
 			continue
 		}
+		if err := d.opts.Limits.CheckRows(n); err != nil { // non-blank lines and blank ones
+			return nil, fmt.Errorf("jsonl: %w", err)
+		}
 		ev, err := d.decodeLine(ln, &msg)
 		if err != nil {
 			return nil, fmt.Errorf("jsonl: line %d: %w", n, err)

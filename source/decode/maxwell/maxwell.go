@@ -79,6 +79,9 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(msg.Value))
 	var events []cdc.Event
 	for n := 0; ; n++ {
+		if err := d.opts.Limits.CheckRows(n + 1); err != nil { // objects, DDL included
+			return nil, fmt.Errorf("maxwell: %w", err)
+		}
 		var m message
 		err := dec.Decode(&m)
 		if err == io.EOF {
