@@ -400,3 +400,19 @@ func TestJSONColumnTextAcrossFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyTables: Config.Tables restricts the changes to the named tables.
+func TestOnlyTables(t *testing.T) {
+	s := Generate(Config{Seed: 1, Changes: 500, Keys: 50, Tables: []string{"users"}})
+	if len(s.Tables) != 1 || s.Tables[0].Name != "users" {
+		t.Fatalf("tables %v, want users only", s.Tables)
+	}
+	for i := range s.Changes {
+		if s.Changes[i].Table != s.Tables[0] {
+			t.Fatalf("change %d is on %s", i, s.Changes[i].Table.Name)
+		}
+	}
+	if n := len(s.Final[s.Tables[0]]); n == 0 {
+		t.Error("no live users at the end")
+	}
+}

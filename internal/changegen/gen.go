@@ -154,13 +154,17 @@ type Config struct {
 	// all changes of a row, before and after its key changes, are in one
 	// partition and keep their order. Default: 1.
 	Partitions int
+	// Tables names the tables changed, from Tables ("users" has a scalar
+	// key, "items" a composite one). Default: all.
+	Tables []string
 }
 
 // Set is a generated change sequence and its outcome.
 type Set struct {
 	Config Config
-	// Tables are the set's tables: Users and Items, or copies of them in
-	// Config.DB. Final is keyed by these.
+	// Tables are the set's tables: those of Users and Items that
+	// Config.Tables selects, or copies of them in Config.DB. Final is
+	// keyed by these.
 	Tables  []*Table
 	Changes []Change
 	// Final holds each table's rows after the last change, by KeyOf.
@@ -179,13 +183,22 @@ func Generate(cfg Config) *Set {
 		base: baseTime}
 	set := &Set{Config: cfg, Final: map[*Table]map[string]cdc.Row{}}
 	for _, t := range Tables {
-		set.Tables = append(set.Tables, t.inDB(cfg.DB))
+		if len(cfg.Tables) == 0 || slices.Contains(cfg.Tables, t.Name) {
+			set.Tables = append(set.Tables, t.inDB(cfg.DB))
+		}
+	}
+	if len(set.Tables) == 0 {
+		panic(fmt.Sprintf("changegen: no table among %v", cfg.Tables))
 	}
 	for _, t := range set.Tables {
 		g.state = append(g.state, &tableState{t: t, rows: map[string]cdc.Row{}, idx: map[string]int{}})
 	}
-	g.state[0].limit = max(1, cfg.Keys*4/5)
-	g.state[1].limit = max(1, cfg.Keys-g.state[0].limit)
+	if len(g.state) == 1 {
+		g.state[0].limit = cfg.Keys
+	} else {
+		g.state[0].limit = max(1, cfg.Keys*4/5)
+		g.state[1].limit = max(1, cfg.Keys-g.state[0].limit)
+	}
 	for i := range cfg.Changes {
 		set.Changes = append(set.Changes, g.next(i))
 	}
@@ -230,7 +243,7 @@ type generator struct {
 
 func (g *generator) next(seq int) Change {
 	s := g.state[0]
-	if g.rnd.IntN(5) == 0 {
+	if g.rnd.IntN(5) == 0 && len(g.state) > 1 {
 		s = g.state[1]
 	}
 	c := Change{Seq: seq, Table: s.t, Commit: g.base.Add(time.Duration(seq/3) * time.Second)}
