@@ -1,11 +1,12 @@
 package mongo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"maps"
+	"math"
 	"math/big"
 	"slices"
 	"strconv"
@@ -28,13 +29,28 @@ type op struct {
 	del     bool     // delete (a tombstone when guarded)
 	doc     bson.Raw // replacement document; nil for an unguarded delete
 	version uint64   // 0: unguarded
-	events  []int    // every event merged into the op, for failure reports
-	retried bool     // sent once more after a duplicate _id
+	shard   bson.D   // shard key fields of the filter (shard_key)
+	// moves are the shard key values the document had earlier in the
+	// call or before it (same _id): deleted before o is written.
+	moves   []bson.D
+	move    bool  // o deletes the document at an old shard key value
+	events  []int // every event merged into the op, for failure reports
+	retried bool  // sent once more after a duplicate _id
 }
 
 // isDelete reports whether o's write is a DeleteOne (a guarded delete
 // writes a tombstone, a replace).
-func (o *op) isDelete() bool { return o.del && o.version == 0 }
+func (o *op) isDelete() bool { return o.move || o.del && o.version == 0 }
+
+// addMove records that the document must first leave shard key value sh.
+func (o *op) addMove(sh bson.D) {
+	for _, m := range o.moves {
+		if sameShard(m, sh) {
+			return
+		}
+	}
+	o.moves = append(o.moves, sh)
+}
 
 // plan collects the ops of one Apply call.
 type plan struct {
@@ -62,10 +78,18 @@ func (pl *plan) fail(o *op, err error) {
 func (pl *plan) put(i int, o *op) {
 	if prev, ok := pl.index[o.key]; ok {
 		prev.events = append(prev.events, i)
+		for _, sh := range o.moves {
+			prev.addMove(sh)
+		}
 		if o.version != 0 && prev.version != 0 && o.version < prev.version {
 			return
 		}
-		prev.id, prev.del, prev.doc, prev.version = o.id, o.del, o.doc, o.version
+		if !sameShard(prev.shard, o.shard) {
+			// The document moved within the call: the earlier
+			// location goes too (a no-op when never written).
+			prev.addMove(prev.shard)
+		}
+		prev.id, prev.del, prev.doc, prev.version, prev.shard = o.id, o.del, o.doc, o.version, o.shard
 		return
 	}
 	o.events = []int{i}
@@ -156,19 +180,29 @@ func (p *Projector) plan(pl *plan, i int, e *cdc.Event, tr *cdc.TableRule[*rule]
 		if err != nil {
 			return err
 		}
+		shard, err := r.shardValues(e, e.After)
+		if err != nil {
+			return err
+		}
+		o := &op{t: t, id: id, key: key, doc: doc, version: version, shard: shard}
 		if e.Op == cdc.Update && e.Before != nil {
 			// A changed key (pk or id template column) moves the row:
-			// the old document goes. A before-image without the key
+			// the old document goes; a changed shard key (same _id)
+			// moves the document. A before-image without the key
 			// columns named no document.
-			if oldID, err := r.id(e, pl.beforeImage(e, r, pk), pk); err == nil {
+			before := pl.beforeImage(e, r, pk)
+			oldShard, shardErr := r.shardValues(e, before)
+			if oldID, err := r.id(e, before, pk); err == nil && shardErr == nil {
 				if oldKey, err := t.key(oldID); err == nil && oldKey != key {
-					if err := pl.putDelete(i, t, r, oldID, oldKey, version); err != nil {
+					if err := pl.putDelete(i, t, r, oldID, oldKey, version, oldShard); err != nil {
 						return err
 					}
+				} else if err == nil && !sameShard(oldShard, shard) {
+					o.addMove(oldShard)
 				}
 			}
 		}
-		pl.put(i, &op{t: t, id: id, key: key, doc: doc, version: version})
+		pl.put(i, o)
 	case cdc.Delete:
 		if e.Before == nil {
 			return errors.New("delete without a before image")
@@ -181,7 +215,11 @@ func (p *Projector) plan(pl *plan, i int, e *cdc.Event, tr *cdc.TableRule[*rule]
 		if err != nil {
 			return err
 		}
-		return pl.putDelete(i, t, r, id, key, version)
+		shard, err := r.shardValues(e, e.Before)
+		if err != nil {
+			return err
+		}
+		return pl.putDelete(i, t, r, id, key, version, shard)
 	default:
 		return fmt.Errorf("unknown op %s", e.Op)
 	}
@@ -189,15 +227,17 @@ func (p *Projector) plan(pl *plan, i int, e *cdc.Event, tr *cdc.TableRule[*rule]
 }
 
 // putDelete plans a delete: a plain DeleteOne, or a tombstone when guarded.
-func (pl *plan) putDelete(i int, t *target, r *rule, id any, key string, version uint64) error {
-	o := &op{t: t, id: id, key: key, del: true, version: version}
+func (pl *plan) putDelete(i int, t *target, r *rule, id any, key string, version uint64, shard bson.D) error {
+	o := &op{t: t, id: id, key: key, del: true, version: version, shard: shard}
 	if version != 0 {
-		doc, err := bson.Marshal(bson.D{
-			{Key: "_id", Value: id},
-			{Key: r.versionField, Value: r.versionValue(version)},
-			{Key: DeletedField, Value: true},
-			{Key: DeletedAtField, Value: bson.NewDateTimeFromTime(pl.now)},
-		})
+		tomb := make(bson.D, 0, 4+len(shard))
+		tomb = append(tomb, bson.E{Key: "_id", Value: id})
+		tomb = append(tomb, shard...) // a sharded collection's documents hold their shard key
+		tomb = append(tomb,
+			bson.E{Key: r.versionField, Value: r.versionValue(version)},
+			bson.E{Key: DeletedField, Value: true},
+			bson.E{Key: DeletedAtField, Value: bson.NewDateTimeFromTime(pl.now)})
+		doc, err := bson.Marshal(tomb)
 		if err != nil {
 			return fmt.Errorf("encode tombstone: %w", err)
 		}
@@ -217,6 +257,9 @@ func (pl *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
 		if r.tmpl.UsesPK() {
 			cols = append(slices.Clip(cols), pk...)
 		}
+	}
+	if len(r.shardKey) > 0 {
+		cols = append(slices.Clip(cols), r.shardKey...)
 	}
 	complete := true
 	for _, c := range cols {
@@ -279,11 +322,11 @@ func (r *rule) id(e *cdc.Event, row cdc.Row, pk []string) (any, error) {
 		return nil, err
 	}
 	if len(pk) == 1 {
-		return r.keyValue(e, pk[0], vals[0])
+		return r.keyValue(e, "primary key", pk[0], vals[0])
 	}
 	d := make(bson.D, len(pk))
 	for i, name := range pk {
-		v, err := r.keyValue(e, name, vals[i])
+		v, err := r.keyValue(e, "primary key", name, vals[i])
 		if err != nil {
 			return nil, err
 		}
@@ -296,14 +339,14 @@ func (r *rule) id(e *cdc.Event, row cdc.Row, pk []string) (any, error) {
 	return d, nil
 }
 
-// keyValue converts one primary-key value. Only scalars make an _id: a
-// document or array (a JSON value, a SET, text in a JSON column) would be
-// read by the server as a query expression ({"$ne": null}) in the write
-// filter and match other rows, so it is refused.
-func (r *rule) keyValue(e *cdc.Event, name string, v cdc.Value) (any, error) {
+// keyValue converts one value of a write filter (what: "primary key" or
+// "shard key"). Only scalars go into a filter: a document or array (a JSON
+// value, a SET, text in a JSON column) would be read by the server as a
+// query expression ({"$ne": null}) and match other rows, so it is refused.
+func (r *rule) keyValue(e *cdc.Event, what, name string, v cdc.Value) (any, error) {
 	switch v.(type) {
 	case cdc.JSON, cdc.Set:
-		return nil, fmt.Errorf("primary key column %s: %T value is not a scalar", name, v)
+		return nil, fmt.Errorf("%s column %s: %T value is not a scalar", what, name, v)
 	}
 	col, _ := e.Column(name)
 	out, err := r.value(&col, name, v)
@@ -312,9 +355,47 @@ func (r *rule) keyValue(e *cdc.Event, name string, v cdc.Value) (any, error) {
 	}
 	switch out.(type) {
 	case nil, bson.D, bson.A, bson.M, bson.Raw:
-		return nil, fmt.Errorf("primary key column %s: value is not a scalar", name)
+		return nil, fmt.Errorf("%s column %s: value is not a scalar", what, name)
 	}
 	return out, nil
+}
+
+// shardValues returns the shard key fields of row for a write filter; nil
+// without shard_key. A NULL value is kept (it matches null or missing).
+func (r *rule) shardValues(e *cdc.Event, row cdc.Row) (bson.D, error) {
+	if len(r.shardKey) == 0 {
+		return nil, nil
+	}
+	d := make(bson.D, 0, len(r.shardKey))
+	for _, name := range r.shardKey {
+		v, ok := row[name]
+		if !ok {
+			return nil, fmt.Errorf("shard key column %s missing from the row image", name)
+		}
+		var val any
+		if v != nil {
+			var err error
+			if val, err = r.keyValue(e, "shard key", name, v); err != nil {
+				return nil, err
+			}
+		}
+		d = append(d, bson.E{Key: r.field(name), Value: val})
+	}
+	return d, nil
+}
+
+// sameShard reports whether two shard key values are equal (type and
+// bytes, as the server compares them for a move).
+func sameShard(a, b bson.D) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 {
+		return true
+	}
+	ra, err1 := bson.Marshal(a)
+	rb, err2 := bson.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ra, rb)
 }
 
 // checkStoredName applies the field name rule of documents: a name that
@@ -458,23 +539,38 @@ func (r *rule) versionValue(v uint64) any {
 
 // model returns the write of o.
 func (o *op) model(r *rule) mongo.WriteModel {
-	filter := bson.D{{Key: "_id", Value: o.id}}
+	filter := make(bson.D, 0, 2+len(o.shard))
+	filter = append(filter, bson.E{Key: "_id", Value: o.id})
+	filter = append(filter, o.shard...)
+	if o.move {
+		// The document at an old shard key value; guarded, only if not
+		// newer than the change that moves it.
+		if o.version != 0 {
+			filter = append(filter, r.olderThan(o.version))
+		}
+		return mongo.NewDeleteOneModel().SetFilter(filter)
+	}
 	if o.version != 0 {
 		// Apply only over an older version or a document without one.
 		// When neither holds, the upsert tries to insert a second
 		// document with this _id and fails with a duplicate key error:
 		// the change is stale (see write).
-		vf := r.versionField
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: vf, Value: bson.D{{Key: "$lt", Value: r.versionValue(o.version)}}}},
-			bson.D{{Key: vf, Value: bson.D{{Key: "$exists", Value: false}}}},
-		}})
+		filter = append(filter, r.olderThan(o.version))
 		return mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(o.doc).SetUpsert(true)
 	}
 	if o.del {
 		return mongo.NewDeleteOneModel().SetFilter(filter)
 	}
 	return mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(o.doc).SetUpsert(true)
+}
+
+// olderThan is the filter clause "stored version older than v, or none".
+func (r *rule) olderThan(v uint64) bson.E {
+	vf := r.versionField
+	return bson.E{Key: "$or", Value: bson.A{
+		bson.D{{Key: vf, Value: bson.D{{Key: "$lt", Value: r.versionValue(v)}}}},
+		bson.D{{Key: vf, Value: bson.D{{Key: "$exists", Value: false}}}},
+	}}
 }
 
 var unordered = options.BulkWrite().SetOrdered(false)
@@ -496,6 +592,20 @@ func (p *Projector) write(ctx context.Context, t *target, ops []*op, pl *plan) e
 				continue // stale
 			}
 			pending = append(pending, o)
+		}
+	}
+	// Documents leaving a shard key value go first, in their own bulk:
+	// on an unsharded collection the _id is unique across values, so the
+	// upsert at the new value must not meet the old document.
+	var moves []*op
+	for _, o := range pending {
+		for _, sh := range o.moves {
+			moves = append(moves, &op{t: o.t, id: o.id, key: o.key, version: o.version, shard: sh, move: true, events: o.events})
+		}
+	}
+	for start := 0; start < len(moves); start += p.bulkSize {
+		if err := p.send(ctx, t, moves[start:min(start+p.bulkSize, len(moves))], pl); err != nil {
+			return err
 		}
 	}
 	return p.send(ctx, t, pending, pl)
@@ -520,7 +630,13 @@ func (p *Projector) send(ctx context.Context, t *target, ops []*op, pl *plan) er
 	for i, o := range ops {
 		models[i] = o.model(r)
 	}
-	res, err := t.coll.BulkWrite(ctx, models, unordered)
+	bctx := ctx
+	if p.wtimeout > 0 {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeout(ctx, p.wtimeout)
+		defer cancel()
+	}
+	res, err := t.coll.BulkWrite(bctx, models, unordered)
 	if err == nil {
 		return nil
 	}

@@ -59,6 +59,55 @@ type Config struct {
 	// are stored: "decimal128" or "string".
 	// Default: decimal128
 	Decimal string `yaml:"decimal"`
+	// WriteConcern is the acknowledgment every bulk write waits for.
+	// Default: the URI's, else the deployment's default
+	WriteConcern WriteConcern `yaml:"write_concern"`
+	// RetryWrites lets the driver retry a write once after a network error
+	// or a primary change (retryable writes: replica sets and sharded
+	// clusters). Replaying is harmless either way: writes are idempotent.
+	// Default: true
+	RetryWrites *bool `yaml:"retry_writes"`
+}
+
+// WriteConcern is MongoDB's write concern.
+type WriteConcern struct {
+	// W is how many members must acknowledge: a number (1 or more),
+	// "majority", or a custom write concern name. 0 (unacknowledged) is
+	// refused: rowsync acks its source only after a confirmed write.
+	// Default: unset (the URI's w, else the deployment's default)
+	W string `yaml:"w"`
+	// J waits for the journal. Default: unset
+	J *bool `yaml:"j"`
+	// WTimeout bounds each bulk write, its write concern wait included;
+	// past it the batch fails as transient and is retried (the driver's
+	// client-side operation timeout: driver v2 sends no wtimeout field).
+	// Default: 0 (no bound beyond the pipeline's)
+	WTimeout time.Duration `yaml:"wtimeout"`
+}
+
+// w returns W as the driver wants it: an int or a string; nil when unset.
+func (wc WriteConcern) w() (any, error) {
+	if wc.W == "" {
+		return nil, nil
+	}
+	if n, err := strconv.Atoi(wc.W); err == nil {
+		if n < 1 {
+			return nil, fmt.Errorf("%d: a write must be acknowledged (use 1 or more, or majority)", n)
+		}
+		return n, nil
+	}
+	return wc.W, nil
+}
+
+func (wc WriteConcern) validate() error {
+	var errs []error
+	if _, err := wc.w(); err != nil {
+		errs = append(errs, fmt.Errorf("write_concern.w: %w", err))
+	}
+	if wc.WTimeout < 0 {
+		errs = append(errs, fmt.Errorf("write_concern.wtimeout: must not be negative, got %s", wc.WTimeout))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate returns every problem, each prefixed with its key path.
@@ -86,6 +135,9 @@ func (c Config) validateOptions() error {
 	case "", DecimalDecimal128, DecimalString:
 	default:
 		errs = append(errs, fmt.Errorf("decimal: unknown mode %q (want decimal128 or string)", c.Decimal))
+	}
+	if err := c.WriteConcern.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -137,6 +189,14 @@ type TableConfig struct {
 	// index on DeletedAtField). Only with VersionField.
 	// Default: 24h
 	TombstoneTTL time.Duration `yaml:"tombstone_ttl"`
+	// ShardKey lists the columns of the collection's shard key, in order.
+	// Every upsert and delete filter then carries their values beside _id
+	// (a sharded collection rejects or scatters single-document writes
+	// without them), and an update that changes them (same _id) becomes a
+	// delete at the old values and an upsert at the new ones. The columns
+	// must be written (not excluded).
+	// Default: none (an unsharded collection, or one sharded on _id)
+	ShardKey []string `yaml:"shard_key"`
 	// DatetimeZone is the time zone the source's DATETIME values are wall
 	// clock of (an IANA name); they are stored as the UTC instant.
 	// TIMESTAMP values are instants already; DATE stays midnight UTC.
@@ -279,6 +339,18 @@ func (c TableConfig) Validate() error {
 		if name == "" {
 			add("exclude[%d]: empty column name", i)
 		}
+	}
+	seen := map[string]bool{}
+	for i, col := range c.ShardKey {
+		switch {
+		case col == "":
+			add("shard_key[%d]: empty column name", i)
+		case seen[col]:
+			add("shard_key[%d]: column %q listed twice", i, col)
+		case slices.Contains(c.Exclude, col) || len(c.Include) > 0 && !slices.Contains(c.Include, col):
+			add("shard_key[%d]: column %q is not written (include/exclude)", i, col)
+		}
+		seen[col] = true
 	}
 	if c.Metadata != "" {
 		if err := checkStoredName(c.Metadata); err != nil {

@@ -20,6 +20,10 @@ func TestConfigValidate(t *testing.T) {
 		{"all wrong", Config{URI: "", BulkSize: -1, Decimal: "float"},
 			[]string{"uri: required", "bulk_size: must not be negative", `decimal: unknown mode "float"`}},
 		{"scheme", Config{URI: "http://x"}, []string{"uri: must start with mongodb://"}},
+		{"write concern", Config{URI: "mongodb://x", WriteConcern: WriteConcern{W: "majority", J: new(true), WTimeout: time.Second}}, nil},
+		{"write concern number", Config{URI: "mongodb://x", WriteConcern: WriteConcern{W: "2"}}, nil},
+		{"unacknowledged", Config{URI: "mongodb://x", WriteConcern: WriteConcern{W: "0", WTimeout: -time.Second}},
+			[]string{"write_concern.w: 0: a write must be acknowledged", "write_concern.wtimeout: must not be negative"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { checkErrs(t, tc.cfg.Validate(), tc.want) })
@@ -60,6 +64,14 @@ func TestTableConfigValidate(t *testing.T) {
 			`indexes[1].keys[1]: order of "b" must be 1 or -1, got 2`,
 		}},
 		{"ttl without version", TableConfig{TombstoneTTL: time.Hour}, []string{"tombstone_ttl: needs version_field"}},
+		{"shard key", TableConfig{ShardKey: []string{"region", "tenant"}}, nil},
+		{"bad shard key", TableConfig{ShardKey: []string{"", "a", "a", "x"}, Exclude: []string{"x"}}, []string{
+			"shard_key[0]: empty column name",
+			`shard_key[2]: column "a" listed twice`,
+			`shard_key[3]: column "x" is not written`,
+		}},
+		{"shard key not included", TableConfig{ShardKey: []string{"r"}, Include: []string{"a"}}, []string{`shard_key[0]: column "r" is not written`}},
+		{"dotted rename", TableConfig{Rename: map[string]string{"a": "x.y"}}, []string{`rename.a: field "x.y" must not contain a dot`}},
 		{"bad id template", TableConfig{ID: "{a"}, []string{"id: template"}},
 	}
 	for _, tc := range tests {

@@ -26,6 +26,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/keymap"
@@ -43,6 +44,8 @@ type Projector struct {
 	own      bool // Close disconnects the client
 	tables   *cdc.Tables[*rule]
 	bulkSize int
+	wc       *writeconcern.WriteConcern // nil: the client's
+	wtimeout time.Duration              // bound of one bulk write; 0: none
 	logger   *slog.Logger
 	colls    sync.Map // "db\x00coll" -> *target
 }
@@ -59,6 +62,7 @@ type rule struct {
 	exclude      map[string]bool
 	metadata     string
 	versionField string
+	shardKey     []string
 	tombstoneTTL time.Duration
 	conv         converter
 	indexes      []mongo.IndexModel
@@ -80,7 +84,11 @@ func Open(ctx context.Context, cfg Config, rules []cdc.TableRule[TableConfig], l
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(cfg.URI))
+	opts := options.Client().ApplyURI(cfg.URI)
+	if cfg.RetryWrites != nil {
+		opts.SetRetryWrites(*cfg.RetryWrites)
+	}
+	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
@@ -129,7 +137,11 @@ func New(ctx context.Context, client *mongo.Client, cfg Config, rules []cdc.Tabl
 		client:   client,
 		tables:   cdc.NewTables(compiled),
 		bulkSize: cfg.bulkSize(),
+		wtimeout: cfg.WriteConcern.WTimeout,
 		logger:   logger,
+	}
+	if w, _ := cfg.WriteConcern.w(); w != nil || cfg.WriteConcern.J != nil {
+		p.wc = &writeconcern.WriteConcern{W: w, Journal: cfg.WriteConcern.J}
 	}
 	for _, tr := range compiled {
 		db, table, ok := literalTable(tr.Match.String())
@@ -181,6 +193,7 @@ func compile(tr cdc.TableRule[TableConfig], cfg Config) (*rule, error) {
 		rename:       c.Rename,
 		metadata:     c.Metadata,
 		versionField: c.VersionField,
+		shardKey:     c.ShardKey,
 		tombstoneTTL: c.TombstoneTTL,
 		conv:         converter{loc: time.UTC, decimal: cfg.Decimal},
 	}
@@ -319,6 +332,11 @@ func (p *Projector) CheckSchema(db, table string, columns []string) error {
 			errs = append(errs, fmt.Errorf("pk: unknown column %q", pk))
 		}
 	}
+	for _, col := range r.shardKey {
+		if !known[col] {
+			errs = append(errs, fmt.Errorf("shard_key: unknown column %q", col))
+		}
+	}
 	for _, col := range columns {
 		if !r.keep(col) {
 			continue
@@ -357,7 +375,11 @@ func (p *Projector) target(db, name string, r *rule) *target {
 	if t, ok := p.colls.Load(key); ok {
 		return t.(*target)
 	}
-	t := &target{db: db, name: name, rule: r, coll: p.client.Database(db).Collection(name)}
+	var opts []options.Lister[options.CollectionOptions]
+	if p.wc != nil {
+		opts = append(opts, options.Collection().SetWriteConcern(p.wc))
+	}
+	t := &target{db: db, name: name, rule: r, coll: p.client.Database(db).Collection(name, opts...)}
 	if len(r.indexes) == 0 && r.versionField == "" {
 		t.ready = true
 	}
