@@ -69,6 +69,8 @@ tables:
 		{"variable default", strings.Replace(base, "127.0.0.1:6379", "${REDIS_ADDR:-127.0.0.1:6380}", 1), nil, nil},
 		{"kafka bad format", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: canal-xml}", 1), nil, []string{"source.kafka.format: unknown format \"canal-xml\""}},
 		{"kafka missing format", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t]}", 1), nil, []string{"source.kafka.format: required"}},
+		{"kafka negative max_rows", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell, max_rows: -1, max_message_bytes: 1048576}", 1), nil, []string{"source.kafka.max_rows: must not be negative"}},
+		{"rabbitmq limits", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  rabbitmq: {url: \"amqp://127.0.0.1/\", queue: q, format: jsonl, max_rows: 100, max_message_bytes: 1048576}", 1), nil, nil},
 		{"checkpoint both", base + "checkpoint: {redis: {}, file: /tmp/x}\n", nil, []string{"checkpoint: set redis or file"}},
 		{"bad log level", base + "log: {level: loud}\n", nil, []string{"log.level: unknown \"loud\""}},
 		{"negative invalidate delay", base + "    invalidate: {keys: [\"user:{id}\"], delay: -1s}\n", nil, []string{"tables[0].invalidate.delay"}},

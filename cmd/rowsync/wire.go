@@ -134,12 +134,12 @@ func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
 	return src, nil
 }
 
-func decoderFor(d *deps, format string) (decode.Decoder, error) {
-	return all.New(format, decode.Options{KeyColumns: d.router.KeyColumns})
+func decoderFor(d *deps, format string, limits decode.Limits) (decode.Decoder, error) {
+	return all.New(format, decode.Options{KeyColumns: d.router.KeyColumns, Limits: limits})
 }
 
 func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {
-	dec, err := decoderFor(d, d.cfg.Source.Kafka.Format)
+	dec, err := decoderFor(d, d.cfg.Source.Kafka.Format, d.cfg.Source.Kafka.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("source.kafka.format: %w", err)
 	}
@@ -151,7 +151,7 @@ func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {
 }
 
 func newRabbitSource(_ context.Context, d *deps) (cdc.Source, error) {
-	dec, err := decoderFor(d, d.cfg.Source.RabbitMQ.Format)
+	dec, err := decoderFor(d, d.cfg.Source.RabbitMQ.Format, d.cfg.Source.RabbitMQ.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("source.rabbitmq.format: %w", err)
 	}

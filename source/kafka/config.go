@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/rowsync/rowsync/internal/tlsconf"
+	"github.com/rowsync/rowsync/source/decode"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	// Format names the message decoder (canal-json, maxwell, ...). The
 	// source only carries it; the caller resolves it to a decoder.
 	Format string `yaml:"format"`
+	// Limits bound one message (max_message_bytes, default 16 MiB;
+	// max_rows, default 10000); a message over them goes to the dead letter.
+	Limits decode.Limits `yaml:",inline"`
 	// Start is where a group without a committed offset for a partition
 	// begins: earliest or latest. Default: earliest
 	Start string `yaml:"start"`
@@ -165,6 +169,9 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 
 	if len(c.Brokers) == 0 {
 		bad("brokers: required")
