@@ -1,6 +1,10 @@
 package cdc
 
-import "context"
+import (
+	"context"
+	"strconv"
+	"strings"
+)
 
 // TableDef is a table's definition: its columns in ordinal order and its
 // primary key. Build it with NewTableDef; it is read-only afterwards and
@@ -67,4 +71,29 @@ type Schemas interface {
 	// Forget drops the cached definition of db.table, after a DDL
 	// statement, so the next Table reads it again.
 	Forget(db, table string)
+}
+
+// BinaryWidth returns n for a column type "binary(n)", else 0. MySQL pads
+// BINARY(n) values with zero bytes to n, but the binlog (and producers that
+// read it) carry them without the trailing zeros.
+func BinaryWidth(typ string) int {
+	if len(typ) < len("binary(") || !strings.EqualFold(typ[:len("binary(")], "binary(") {
+		return 0
+	}
+	t := typ[len("binary("):]
+	end := strings.IndexByte(t, ')')
+	if end < 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(t[:end])
+	return n
+}
+
+// PadBinary pads b with zero bytes to the width of a BINARY(n) column, as
+// MySQL stores it; other columns' values are returned as they are.
+func PadBinary(col *Column, b []byte) []byte {
+	if n := BinaryWidth(col.Type); len(b) < n {
+		return append(b, make([]byte, n-len(b))...)
+	}
+	return b
 }

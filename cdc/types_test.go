@@ -218,3 +218,19 @@ func TestDecimalBounds(t *testing.T) {
 		t.Fatal("NormalizeDecimal accepted scale 2^40")
 	}
 }
+
+func TestBinaryWidth(t *testing.T) {
+	for typ, want := range map[string]int{"binary(4)": 4, "BINARY(16)": 16, "varbinary(4)": 0, "binary": 0, "blob": 0, "binary(": 0} {
+		if got := BinaryWidth(typ); got != want {
+			t.Errorf("BinaryWidth(%q) = %d, want %d", typ, got, want)
+		}
+	}
+	col := ParseColumnType("b", "binary(4)")
+	if got := PadBinary(&col, []byte("ab")); string(got) != "ab\x00\x00" {
+		t.Errorf("PadBinary = %q", got)
+	}
+	blob := ParseColumnType("b", "blob")
+	if got := PadBinary(&blob, []byte("ab")); string(got) != "ab" {
+		t.Errorf("PadBinary(blob) = %q", got)
+	}
+}

@@ -94,7 +94,7 @@ func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log 
 			}
 		}
 		p.cols[i] = col
-		p.binLen[i] = binaryWidth(col.Type)
+		p.binLen[i] = cdc.BinaryWidth(col.Type)
 	}
 	// primary key: the definition's, if every key column is in the event;
 	// else the table map's own (FULL metadata); else none.
@@ -117,21 +117,6 @@ func allIn(want, have []string) bool {
 		}
 	}
 	return true
-}
-
-// binaryWidth returns n for "binary(n)": MySQL pads BINARY with 0x00 but the
-// binlog carries the value without trailing zero bytes.
-func binaryWidth(typ string) int {
-	t := strings.ToLower(typ)
-	if !strings.HasPrefix(t, "binary(") {
-		return 0
-	}
-	end := strings.IndexByte(t, ')')
-	if end < 0 {
-		return 0
-	}
-	n, _ := strconv.Atoi(t[len("binary("):end])
-	return n
 }
 
 // realType resolves MYSQL_TYPE_STRING, whose metadata hides ENUM and SET.

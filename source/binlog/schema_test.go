@@ -151,7 +151,7 @@ func TestConvert(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := convert(tt.col, tt.in, binaryWidth(tt.col.Type))
+			got, err := convert(tt.col, tt.in, cdc.BinaryWidth(tt.col.Type))
 			if (err != nil) != tt.err {
 				t.Fatalf("err %v", err)
 			}

@@ -1,7 +1,11 @@
 package decode
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -20,6 +24,19 @@ type Options struct {
 	// never shifted (cdc.Value reads it as UTC).
 	// Default: UTC.
 	TimeZone *time.Location
+	// Schemas, if set, is the schema source of the formats whose messages
+	// carry no column types (Debezium without schemas, Maxwell's binary and
+	// temporal values, JSON lines): their values are typed from the table's
+	// definition exactly as the binlog path types them, and a value that
+	// contradicts its column's type is an error (the message goes to the dead
+	// letter with the reason). Decoders call it synchronously from Decode;
+	// it reads the database the first time a table is seen.
+	// Default: none (each format's untyped behaviour, see README).
+	Schemas cdc.Schemas
+	// Debezium are the connector settings that decide how Debezium encodes
+	// values; they matter only for messages without schemas, read with
+	// Schemas.
+	Debezium DebeziumModes
 	// OnDDL, if set, receives the schema changes a decoder meets (they give
 	// no row events). It is called synchronously from Decode, so it must be
 	// quick and safe for concurrent use when Decode is.
@@ -27,6 +44,34 @@ type Options struct {
 	// Limits bound one message; see Limits for the defaults. Decoders stop
 	// parsing at MaxRows; Bounded enforces the rest.
 	Limits Limits
+}
+
+// DebeziumModes are the Debezium MySQL connector's value-encoding settings.
+// The zero value is the connector's defaults.
+type DebeziumModes struct {
+	// Decimal is decimal.handling.mode: precise (base64 of the unscaled
+	// integer), string or double. Default: precise
+	Decimal string `yaml:"decimal_handling_mode"`
+	// Time is time.precision.mode: adaptive_time_microseconds, adaptive or
+	// connect. Default: adaptive_time_microseconds
+	Time string `yaml:"time_precision_mode"`
+	// Binary is binary.handling.mode: bytes, base64, base64-url-safe or
+	// hex. Default: bytes
+	Binary string `yaml:"binary_handling_mode"`
+}
+
+// Validate reports every unknown mode, each named by its key.
+func (m DebeziumModes) Validate() error {
+	var errs []error
+	check := func(key, v string, valid ...string) {
+		if v != "" && !slices.Contains(valid, v) {
+			errs = append(errs, fmt.Errorf("%s: unknown %q (want %s)", key, v, strings.Join(valid, ", ")))
+		}
+	}
+	check("decimal_handling_mode", m.Decimal, "precise", "string", "double")
+	check("time_precision_mode", m.Time, "adaptive_time_microseconds", "adaptive", "connect")
+	check("binary_handling_mode", m.Binary, "bytes", "base64", "base64-url-safe", "hex")
+	return errors.Join(errs...)
 }
 
 // Location returns TimeZone, or UTC when it is nil.
@@ -54,3 +99,9 @@ type DDL struct {
 func (m *Message) PosText() string {
 	return m.Topic + "/" + strconv.FormatInt(int64(m.Partition), 10) + "@" + strconv.FormatInt(m.Offset, 10)
 }
+
+// ErrSchemaUnavailable marks a decode error caused by the schema source not
+// answering (the database is down, a timeout): the message itself is not
+// known to be bad. Sources that can wait should retry it rather than
+// dead-letter it.
+var ErrSchemaUnavailable = errors.New("schema source unavailable")

@@ -18,11 +18,14 @@
 // =precise; in the default "long" mode values above 2^63-1 arrive negative
 // and stay so unless the source type says UNSIGNED.
 //
-// Without a schema the JSON form alone decides (see untyped): DATE arrives
-// as an integer day count, DATETIME as an integer of ms or µs, TIME as
-// µs, DECIMAL (precise mode) and BLOB as base64 text, SET as comma text,
-// JSON as text — all indistinguishable from INT and VARCHAR columns, so
-// they stay int64 and string. Enable schemas for exact values.
+// Without a schema, Options.Schemas (a schema source: the table's
+// definition from information_schema) types every value exactly, given the
+// connector's modes in Options.Debezium (see typed). Without either, the
+// JSON form alone decides (see untyped): DATE arrives as an integer day
+// count, DATETIME as an integer of ms or µs, TIME as µs, DECIMAL (precise
+// mode) and BLOB as base64 text, SET as comma text, JSON as text — all
+// indistinguishable from INT and VARCHAR columns, so they stay int64 and
+// string.
 //
 // The Kafka key (with or without schema) names the primary-key columns in
 // key order; without one, Options.KeyColumns applies.
@@ -34,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -52,6 +56,9 @@ var _ decode.Decoder = (*Decoder)(nil)
 // whose records have no usable Kafka key; opts.OnDDL receives the records
 // of the schema change topic.
 func New(opts decode.Options) (decode.Decoder, error) {
+	if err := opts.Debezium.Validate(); err != nil {
+		return nil, err
+	}
 	return &Decoder{opts: opts}, nil
 }
 
@@ -152,14 +159,29 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 		ev.Columns = rs.cols
 	}
 	var err error
-	if op != cdc.Insert {
-		if ev.Before, err = convertRow(rs, p.Before); err != nil {
-			return ev, fmt.Errorf("before: %w", err)
+	if rs == nil && d.opts.Schemas != nil {
+		var before, after json.RawMessage
+		if op != cdc.Insert {
+			before = p.Before
 		}
-	}
-	if op != cdc.Delete {
-		if ev.After, err = convertRow(rs, p.After); err != nil {
-			return ev, fmt.Errorf("after: %w", err)
+		if op != cdc.Delete {
+			after = p.After
+		}
+		var def *cdc.TableDef
+		if ev.Before, ev.After, def, err = d.typedImages(ev.DB, ev.Table, before, after); err != nil {
+			return ev, err
+		}
+		ev.Columns = def.Columns
+	} else {
+		if op != cdc.Insert {
+			if ev.Before, err = convertRow(rs, p.Before); err != nil {
+				return ev, fmt.Errorf("before: %w", err)
+			}
+		}
+		if op != cdc.Delete {
+			if ev.After, err = convertRow(rs, p.After); err != nil {
+				return ev, fmt.Errorf("after: %w", err)
+			}
 		}
 	}
 	if op == cdc.Delete && ev.Before == nil {
@@ -227,6 +249,15 @@ func where(s *source, msg *decode.Message) (time.Time, cdc.Position, error) {
 
 // ddl reports a schema change topic record to Options.OnDDL.
 func (d *Decoder) ddl(p *payload, msg *decode.Message) error {
+	if d.opts.Schemas != nil && p.Source != nil && p.Source.Table != "" {
+		db := p.DatabaseName
+		if db == "" {
+			db = p.Source.DB
+		}
+		for _, t := range strings.Split(p.Source.Table, ",") { // a multi-table statement lists them all
+			d.opts.Schemas.Forget(db, t)
+		}
+	}
 	if d.opts.OnDDL == nil {
 		return nil
 	}

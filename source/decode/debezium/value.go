@@ -120,10 +120,7 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if j, err := cdc.MySQLJSON([]byte(s)); err == nil {
-			return j, nil // as MySQL prints it, like the binlog and canal paths
-		}
-		return cdc.JSON(s), nil
+		return jsonText(s)
 	case nameEnumSet:
 		s, err := jsonvalue.String(raw)
 		if err != nil {

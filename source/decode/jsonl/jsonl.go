@@ -9,12 +9,16 @@
 // line is one row change.
 //
 // What the format cannot say, and how this decoder reads it:
-//   - Values are text and carry no type, so every value is a string. A SQL
-//     NULL prints as "" and is read as "" (the two are indistinguishable).
-//     Other formats give typed values for the same change (int64 for an
-//     INT column, say); a sink writing Redis hashes renders both the same.
-//   - The key is not given: Options.KeyColumns must name it, and a table
-//     without configured key columns is an error naming the table.
+//   - Values are text and carry no type. With Options.Schemas (a schema
+//     source) each is typed from the table's definition the way canal's
+//     text is (see typeImages): the values equal the binlog path's, and ""
+//     in a column that cannot hold "" (a number, a date) is NULL. Without
+//     one every value is a string and a SQL NULL prints as "" and is read
+//     as "" (the two are indistinguishable); a sink writing Redis hashes
+//     renders a string and the typed value the same.
+//   - The key is not given: Options.KeyColumns names it, else the primary
+//     key of the schema source's definition; a table with neither is an
+//     error naming the table.
 //   - DELETE carries the deleted row in "after" ("before" is ""); it
 //     becomes Event.Before.
 //   - "binlog" is the start offset of the rows event, shared by every row
@@ -152,8 +156,17 @@ func (d *Decoder) event(l *line, msg *decode.Message) (cdc.Event, error) {
 	if ev.Pos, err = position(l.Binlog, msg); err != nil {
 		return ev, err
 	}
+	var def *cdc.TableDef
+	if d.opts.Schemas != nil {
+		if def, err = d.typeImages(&ev); err != nil {
+			return ev, err
+		}
+	}
 	if d.opts.KeyColumns != nil {
 		ev.PK = d.opts.KeyColumns(l.DB, l.Table)
+	}
+	if len(ev.PK) == 0 && def != nil {
+		ev.PK = def.PK
 	}
 	if len(ev.PK) == 0 {
 		return ev, errors.New("no key columns configured for this table (the format carries no key)")

@@ -19,6 +19,7 @@ package maxwell
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,34 +134,32 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 	}
 	tbl := d.schemas.get(m.Database, m.Table)
 	ev := cdc.Event{DB: m.Database, Table: m.Table, Op: op}
-	if tbl != nil {
-		ev.Columns = tbl.cols
+	var err error
+	if d.opts.Schemas == nil {
+		err = images(&ev, m, tbl, false)
+	} else {
+		// the schema source's definition, read again once if the message
+		// does not fit it
+		for refresh := false; ; refresh = true {
+			if tbl, err = d.opts.Schemas.Table(context.Background(), m.Database, m.Table, refresh); err != nil {
+				return nil, fmt.Errorf("%w: %w", decode.ErrSchemaUnavailable, err)
+			}
+			if tbl == nil {
+				if !refresh {
+					continue
+				}
+				return nil, errors.New("the schema source has no such table")
+			}
+			if err = images(&ev, m, tbl, true); err == nil || refresh {
+				break
+			}
+		}
 	}
-	row, err := convertRow(tbl, m.Data, nil)
 	if err != nil {
 		return nil, err
 	}
-	switch op {
-	case cdc.Insert:
-		ev.After = row
-	case cdc.Delete:
-		ev.Before = row
-	case cdc.Update:
-		ev.After = row
-		var old map[string]json.RawMessage
-		if len(m.Old) > 0 && string(m.Old) != "null" {
-			if err := json.Unmarshal(m.Old, &old); err != nil {
-				return nil, fmt.Errorf("old: %w", err)
-			}
-		}
-		before := make(cdc.Row, len(row)+len(old))
-		for k, v := range row {
-			before[k] = v
-		}
-		if _, err := convertRow(tbl, old, before); err != nil {
-			return nil, fmt.Errorf("old: %w", err)
-		}
-		ev.Before = before
+	if tbl != nil {
+		ev.Columns = tbl.Columns
 	}
 	if ev.Commit, err = commitTime(m.TS); err != nil {
 		return nil, err
@@ -174,13 +173,51 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 	return append(events, ev), nil
 }
 
+// images sets ev's row images from m's data and old, typed by tbl (nil:
+// from the JSON form). strict (tbl is the database's current definition)
+// makes a column tbl lacks an error.
+func images(ev *cdc.Event, m *message, tbl *cdc.TableDef, strict bool) error {
+	row, err := convertRow(tbl, m.Data, nil, strict)
+	if err != nil {
+		return err
+	}
+	ev.Before, ev.After = nil, nil
+	switch ev.Op {
+	case cdc.Insert:
+		ev.After = row
+	case cdc.Delete:
+		ev.Before = row
+	case cdc.Update:
+		ev.After = row
+		var old map[string]json.RawMessage
+		if len(m.Old) > 0 && string(m.Old) != "null" {
+			if err := json.Unmarshal(m.Old, &old); err != nil {
+				return fmt.Errorf("old: %w", err)
+			}
+		}
+		before := make(cdc.Row, len(row)+len(old))
+		for k, v := range row {
+			before[k] = v
+		}
+		if _, err := convertRow(tbl, old, before, strict); err != nil {
+			return fmt.Errorf("old: %w", err)
+		}
+		ev.Before = before
+	}
+	return nil
+}
+
 // convertRow types every value of data into into (a new Row when nil).
-func convertRow(tbl *table, data map[string]json.RawMessage, into cdc.Row) (cdc.Row, error) {
+func convertRow(tbl *cdc.TableDef, data map[string]json.RawMessage, into cdc.Row, strict bool) (cdc.Row, error) {
 	if into == nil {
 		into = make(cdc.Row, len(data))
 	}
 	for name, raw := range data {
-		v, err := convert(tbl.column(name), raw)
+		col := tbl.Column(name)
+		if col == nil && strict {
+			return nil, fmt.Errorf("column %s: not in the table's definition", name)
+		}
+		v, err := convert(col, raw)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", name, err)
 		}
@@ -203,6 +240,9 @@ func (d *Decoder) ddl(m *message, msg *decode.Message) error {
 			return err
 		}
 		d.opts.OnDDL(decode.DDL{DB: m.Database, Table: m.Table, Type: m.Type, SQL: m.SQL, Commit: commit, Pos: pos})
+	}
+	if d.opts.Schemas != nil && strings.HasPrefix(m.Type, "table-") {
+		d.opts.Schemas.Forget(m.Database, m.Table)
 	}
 	switch m.Type {
 	case "database-create", "database-alter":
@@ -273,13 +313,13 @@ func position(m *message, msg *decode.Message) (cdc.Position, error) {
 // (hash or array kafka_key_format), else the learnt schema, else
 // Options.KeyColumns; none leaves the PK empty (cdc.Event.PK). Every key
 // column named must be in the row image and not NULL.
-func (d *Decoder) primaryKey(m *message, key []byte, tbl *table, image cdc.Row) ([]string, error) {
+func (d *Decoder) primaryKey(m *message, key []byte, tbl *cdc.TableDef, image cdc.Row) ([]string, error) {
 	pk := m.PrimaryKeyColumns
 	if len(pk) == 0 {
 		pk = keyColumns(key, image)
 	}
 	if len(pk) == 0 && tbl != nil {
-		pk = tbl.pk
+		pk = tbl.PK
 	}
 	if len(pk) == 0 && d.opts.KeyColumns != nil {
 		pk = d.opts.KeyColumns(m.Database, m.Table)

@@ -28,35 +28,17 @@ type columnDef struct {
 	ColumnLength *int64   `json:"column-length"`
 }
 
-// table is what the decoder remembers of one table. It is never modified
-// after it is stored, so events may share Columns.
-type table struct {
-	cols   []cdc.Column
-	byName map[string]int
-	pk     []string
-}
-
-func (t *table) column(name string) *cdc.Column {
-	if t == nil {
-		return nil
-	}
-	if i, ok := t.byName[name]; ok {
-		return &t.cols[i]
-	}
-	return nil
-}
-
 // newTable builds the cdc view of a Maxwell def. Column.Type is rebuilt as
 // MySQL would spell it as far as the def tells: Maxwell keeps no display
 // width, character length or DECIMAL precision/scale, so a DECIMAL column
 // has Precision -1 (its scale is unknown; values keep Maxwell's digits).
-func newTable(def *tableDef) *table {
-	t := &table{byName: make(map[string]int, len(def.Columns)), pk: def.PrimaryKey}
+// It is never modified after it is stored, so events may share Columns.
+func newTable(def *tableDef) *cdc.TableDef {
+	cols := make([]cdc.Column, 0, len(def.Columns))
 	for _, cd := range def.Columns {
-		t.byName[cd.Name] = len(t.cols)
-		t.cols = append(t.cols, columnFromDef(cd))
+		cols = append(cols, columnFromDef(cd))
 	}
-	return t
+	return cdc.NewTableDef(cols, def.PrimaryKey)
 }
 
 func columnFromDef(cd columnDef) cdc.Column {
@@ -96,19 +78,19 @@ func columnFromDef(cd columnDef) cdc.Column {
 // schemas caches table definitions learnt from DDL events, keyed by
 // "db.table". It is safe for concurrent use.
 type schemas struct {
-	m sync.Map // string -> *table
+	m sync.Map // string -> *cdc.TableDef
 }
 
 func schemaKey(db, tbl string) string { return db + "\x00" + tbl }
 
-func (s *schemas) get(db, tbl string) *table {
+func (s *schemas) get(db, tbl string) *cdc.TableDef {
 	if v, ok := s.m.Load(schemaKey(db, tbl)); ok {
-		return v.(*table)
+		return v.(*cdc.TableDef)
 	}
 	return nil
 }
 
-func (s *schemas) put(db, tbl string, t *table) { s.m.Store(schemaKey(db, tbl), t) }
+func (s *schemas) put(db, tbl string, t *cdc.TableDef) { s.m.Store(schemaKey(db, tbl), t) }
 
 func (s *schemas) drop(db, tbl string) { s.m.Delete(schemaKey(db, tbl)) }
 

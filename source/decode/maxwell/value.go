@@ -73,7 +73,7 @@ func convert(col *cdc.Column, raw json.RawMessage) (cdc.Value, error) {
 		if err != nil {
 			return nil, fmt.Errorf("binary value is not base64: %w", err)
 		}
-		return b, nil
+		return cdc.PadBinary(col, b), nil
 	case cdc.KindJSON:
 		return jsonvalue.JSON(raw)
 	case cdc.KindSet:
