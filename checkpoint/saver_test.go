@@ -66,7 +66,7 @@ func pos(i int) Position { return Position{File: "mysql-bin.000001", Offset: uin
 // poll waits, generously, for cond.
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -141,7 +141,7 @@ func run(t *testing.T, src *sliceSource, sink cdc.Sink, dl deadletter.Writer, op
 	go func() { done <- p.Run(ctx) }()
 	select {
 	case <-src.drained:
-	case <-time.After(60 * time.Second):
+	case <-time.After(3 * time.Minute):
 		t.Fatalf("not drained: acked %d of %d batches", len(src.ackedOrder()), len(src.batches))
 	}
 	cancel()
@@ -232,7 +232,7 @@ func TestStopLeavesUnfinishedWorkUnacked(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for p.Ready() == nil && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

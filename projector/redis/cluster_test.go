@@ -47,7 +47,7 @@ func startCluster(t *testing.T) *goredis.ClusterClient {
 	node := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
 	defer node.Close()
 	ctx := t.Context()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for node.Ping(ctx).Err() != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("private redis cluster node did not start")

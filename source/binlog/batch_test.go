@@ -112,7 +112,7 @@ func TestBurstBatches(t *testing.T) {
 // all already there, as under load.
 func queueAll(t *testing.T, s *Source, n int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for xids := 0; xids < n; {
 		s.mu.Lock()
 		stream := s.stream

@@ -157,7 +157,7 @@ func committed(t testing.TB, addr, group, topic string, partitions int) map[int]
 // waitFor polls cond until it holds or a generous timeout passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -186,7 +186,7 @@ func closeSource(t testing.TB, s *Source) {
 
 func next(t testing.TB, s *Source) cdc.Batch {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b, err := s.Next(ctx)
 	if err != nil {

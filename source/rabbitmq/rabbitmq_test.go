@@ -183,7 +183,7 @@ func (b *broker) ready(queue string) int {
 // eventually polls cond until it holds, for at most a generous minute.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
