@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/rowsync/rowsync/internal/backoff"
 )
 
 // DefaultSaveTimeout bounds one background save of a Saver.
@@ -84,7 +86,7 @@ func (s *Saver) schedule() {
 	}
 	wait := max(0, s.interval-time.Since(s.lastSave))
 	if s.failures > 0 {
-		wait = max(wait, retryBackoff(s.failures)-time.Since(s.lastSave))
+		wait = max(wait, saveRetry.Delay(s.failures)-time.Since(s.lastSave))
 	}
 	s.wg.Add(1)
 	s.timer = time.AfterFunc(wait, s.tick)
@@ -216,12 +218,6 @@ func (s *Saver) Acked() Position {
 	return s.acked
 }
 
-// retryBackoff is the wait before retrying after n failed saves: 100ms
-// doubling up to 10s.
-func retryBackoff(n int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < n && d < 10*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 10*time.Second)
-}
+// saveRetry spaces the retries of a failing store: 100ms doubling up to
+// 10s, with jitter.
+var saveRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/rowsync/rowsync/internal/backoff"
 )
 
 // leaseFor is how long a Cluster/Ring scheduler pass owns the keys it
@@ -115,7 +116,7 @@ func (v *Invalidator) Run(ctx context.Context) error {
 				return nil
 			}
 			failures++
-			wait = backoff(failures)
+			wait = passRetry.Delay(failures)
 			v.log.Warn("delayed delete pass", "err", err, "retry_in", wait)
 		} else {
 			failures = 0
@@ -124,12 +125,9 @@ func (v *Invalidator) Run(ctx context.Context) error {
 	}
 }
 
-// backoff is 50ms doubling to 5s, with ±25% jitter.
-func backoff(n int) time.Duration {
-	d := 50 * time.Millisecond << min(n-1, 7)
-	d = min(d, 5*time.Second)
-	return d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
+// passRetry spaces failed delayed-delete passes: 50ms doubling to 5s, with
+// jitter.
+var passRetry = backoff.Policy{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 
 // pass pops one batch of due keys and returns how long to wait before the
 // next pass: zero when the batch was full, else until the next entry is

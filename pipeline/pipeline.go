@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/metrics"
 )
 
@@ -545,10 +545,10 @@ func (p *Pipeline) applySink(work context.Context, r Route, evs []cdc.Event) err
 	})
 }
 
-// retry calls fn until it returns nil, backing off with full jitter
+// retry calls fn until it returns nil, backing off (internal/backoff)
 // between attempts. It returns an error only when work is cancelled.
 func (p *Pipeline) retry(work context.Context, stage string, fn func() error) error {
-	backoff := p.opts.RetryMin
+	policy := backoff.Policy{Min: p.opts.RetryMin, Max: p.opts.RetryMax}
 	var lastLog time.Time
 	for attempt := 1; ; attempt++ {
 		err := fn()
@@ -565,19 +565,14 @@ func (p *Pipeline) retry(work context.Context, stage string, fn func() error) er
 		p.errMu.Lock()
 		p.lastErr = stage + ": " + err.Error()
 		p.errMu.Unlock()
+		wait := policy.Delay(attempt)
 		if time.Since(lastLog) > 10*time.Second {
-			p.log.Warn("transient error, retrying", "sink", stage, "attempt", attempt, "backoff", backoff, "err", err)
+			p.log.Warn("transient error, retrying", "sink", stage, "attempt", attempt, "backoff", wait, "err", err)
 			lastLog = time.Now()
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(sleep)
-		select {
-		case <-t.C:
-		case <-work.Done():
-			t.Stop()
+		if !backoff.Sleep(work, wait) {
 			return context.Cause(work)
 		}
-		backoff = min(backoff*2, p.opts.RetryMax)
 	}
 }
 

@@ -23,13 +23,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/refetch"
 )
 
@@ -203,6 +203,10 @@ func (s *Source) open(ctx context.Context) error {
 	})
 }
 
+// readRetry spaces the retries of a failed chunk read: 100ms doubling to
+// 10s, with jitter.
+var readRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+
 // read reads the next chunk, retrying a keyed cursor's transient errors.
 func (s *Source) read(ctx context.Context) (rows []cdc.Row, bad []refetch.BadRow, err error) {
 	name := s.tables[s.ci][0] + "." + s.tables[s.ci][1]
@@ -217,7 +221,6 @@ func (s *Source) read(ctx context.Context) (rows []cdc.Row, bad []refetch.BadRow
 // retry calls fn until it succeeds, returns io.EOF, fails Retries times,
 // or ctx ends; canRetry false makes the first error final.
 func (s *Source) retry(ctx context.Context, table string, canRetry bool, fn func() error) error {
-	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil || errors.Is(err, io.EOF) {
@@ -229,16 +232,11 @@ func (s *Source) retry(ctx context.Context, table string, canRetry bool, fn func
 		if !canRetry || gone(err) || attempt > s.opts.Retries {
 			return fmt.Errorf("snapshot %s: %w", table, err)
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
+		sleep := readRetry.Delay(attempt)
 		s.log.Warn("snapshot read failed, retrying", "table", table, "attempt", attempt, "backoff", sleep, "err", err)
-		t := time.NewTimer(sleep)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, sleep) {
 			return ctx.Err()
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 

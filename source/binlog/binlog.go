@@ -36,6 +36,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/checkpoint"
+	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
@@ -369,15 +370,12 @@ func (s *Source) reconnect(ctx context.Context, cause error) error {
 	s.backlog, s.backlogAt = s.backlog[:0], 0
 	clear(s.plans)
 	pos := s.resumePos()
-	wait := defaultBackoffStart
+	retry := backoff.Policy{Min: defaultBackoffStart, Max: s.cfg.BackoffMax}
 	for attempt := 1; ; attempt++ {
+		wait := retry.Delay(attempt)
 		s.log.Warn("binlog stream broken; reconnecting", "err", errText(cause), "pos", pos.String(), "attempt", attempt, "in", wait)
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
 		err := s.connect(ctx, pos)
 		if err == nil {
@@ -388,7 +386,6 @@ func (s *Source) reconnect(ctx context.Context, cause error) error {
 			return err
 		}
 		cause = err
-		wait = min(wait*2, s.cfg.BackoffMax)
 	}
 }
 

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,11 +34,19 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
 // ErrClosed is returned by Next after Close.
 var ErrClosed = errors.New("kafka source closed")
+
+// Retry delays: a partition's fetcher reconnecting, and listing topics
+// until some match topic_regex.
+var (
+	fetchRetry  = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	topicsRetry = backoff.Policy{Min: time.Second, Max: 30 * time.Second}
+)
 
 // chunkQueue is how many decoded chunks (each up to batch_size messages)
 // may wait between the fetchers and Next; it bounds memory.
@@ -430,7 +437,7 @@ func (s *Source) warnf(format string, args ...any) {
 // resolveTopics lists the cluster's topics until some match topic_regex.
 func (s *Source) resolveTopics() ([]string, bool) {
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(s.ctx, backoff(attempt, time.Second, 30*time.Second)) {
+		if attempt > 0 && !topicsRetry.Wait(s.ctx, attempt) {
 			return nil, false
 		}
 		topics, err := s.listTopics()
@@ -622,7 +629,7 @@ func (p *partState) ack(ticket uint64) {
 func (s *Source) fetch(ctx context.Context, p *partState, offset int64) {
 	log := s.log.With("topic", p.topic, "partition", p.partition)
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		if attempt > 0 && !sleep(ctx, backoff(attempt, 100*time.Millisecond, 5*time.Second)) {
+		if attempt > 0 && !fetchRetry.Wait(ctx, attempt) {
 			return
 		}
 		conn, err := s.dialLeader(ctx, p.topic, p.partition)
@@ -858,24 +865,4 @@ func posText(m *kafka.Message) string {
 	b = append(b, '@')
 	b = strconv.AppendInt(b, m.Offset, 10)
 	return string(b)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// backoff is exponential from lo, capped at hi, with ±25% jitter.
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo << min(attempt-1, 20)
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	return d - d/4 + rand.N(d/2+1)
 }

@@ -8,6 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/internal/tlsconf"
 	"github.com/rowsync/rowsync/source/decode"
 )
@@ -99,8 +100,9 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 }
 
-// Backoff is a capped exponential backoff with jitter: attempt n waits a
-// random time between d/2 and d, where d = min(Min × 2^n, Max).
+// Backoff is a capped exponential backoff with jitter (internal/backoff):
+// attempt n waits a random time between d/2 and d, where
+// d = min(Min × 2^(n-1), Max).
 type Backoff struct {
 	// Min is the first delay.
 	// Default: 100ms
@@ -243,3 +245,5 @@ func (t TLS) tlsConfig() (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+func (b Backoff) policy() backoff.Policy { return backoff.Policy{Min: b.Min, Max: b.Max} }

@@ -95,24 +95,3 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("prefetch %d, want capped at 65535", p)
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	b := rabbitmq.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
-	for _, tc := range []struct {
-		attempt int
-		ceil    time.Duration
-	}{
-		{0, 100 * time.Millisecond},
-		{1, 200 * time.Millisecond},
-		{4, 1600 * time.Millisecond},
-		{5, 2 * time.Second},
-		{70, 2 * time.Second},
-	} {
-		for range 100 {
-			d := rabbitmq.BackoffFor(b, tc.attempt)
-			if d < tc.ceil/2 || d > tc.ceil {
-				t.Fatalf("attempt %d: %s outside [%s, %s]", tc.attempt, d, tc.ceil/2, tc.ceil)
-			}
-		}
-	}
-}

@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"net"
-	"time"
 )
 
 // AckFrames returns how many basic.ack/basic.nack frames the source sent.
@@ -17,9 +16,6 @@ func (s *Source) Conn() (local string, raw net.Conn, ok bool) {
 	}
 	return l.conn.LocalAddr().String(), l.raw, true
 }
-
-// Backoff exposes backoff to the tests.
-func BackoffFor(b Backoff, attempt int) time.Duration { return backoff(b, attempt) }
 
 // Generation returns the generation of the channel being consumed: 1 for
 // the first, +1 for every reopened channel.

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -36,6 +35,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
@@ -271,28 +271,9 @@ func (s *Source) run() {
 
 // sleep logs why it waits and waits one backoff step; false if ctx ended.
 func (s *Source) sleep(ctx context.Context, attempt int, what string, err error) bool {
-	d := backoff(s.cfg.Reconnect, attempt)
+	d := s.cfg.Reconnect.policy().Delay(attempt + 1)
 	s.log.Warn("rabbitmq "+what+"; reconnecting", "error", err, "retry_in", d, "attempt", attempt+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// backoff returns a random delay in [d/2, d] with d = min(b.Min·2^attempt, b.Max).
-func backoff(b Backoff, attempt int) time.Duration {
-	d := b.Max
-	if attempt < 62 {
-		if x := b.Min << attempt; x > 0 && x>>attempt == b.Min && x < b.Max {
-			d = x
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return backoff.Sleep(ctx, d)
 }
 
 // dial connects; the handshake is abandoned when ctx ends.
