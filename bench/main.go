@@ -5,7 +5,8 @@
 //     then the real binary (built by scripts/bench.sh) is started and timed
 //     until its /metrics count every change applied (binlog, Kafka
 //     canal-json and RabbitMQ canal-json into Redis hashes, binlog into
-//     Cache-Aside invalidation);
+//     Cache-Aside invalidation, Kafka canal-json into MongoDB documents on
+//     the FerretDB stand-in);
 //   - latency from COMMIT to cache key gone, at a fixed update rate;
 //   - resident memory with a large backlog and a stalled sink;
 //   - the redis-benchmark ceiling and the packages' go test microbenchmarks.
@@ -58,7 +59,7 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "scratch directory (default: a new temp dir)")
 	flag.StringVar(&o.root, "root", ".", "module root (for go test microbenchmarks)")
 	flag.Float64Var(&o.scale, "scale", 1, "multiply every N by this (0.1 for a quick smoke run)")
-	flag.StringVar(&only, "only", "", "comma list of scenarios: ceiling,binlog,kafka,rabbitmq,invalidate,latency,memory,micro")
+	flag.StringVar(&only, "only", "", "comma list of scenarios: ceiling,binlog,kafka,rabbitmq,invalidate,mongo,latency,memory,micro")
 	flag.IntVar(&o.latRate, "lat-rate", 1000, "updates/s of the latency run")
 	flag.DurationVar(&o.latDur, "lat-duration", 20*time.Second, "length of each latency run")
 	flag.DurationVar(&o.memDur, "mem-duration", 30*time.Second, "RSS sampling window of the memory run")
@@ -125,6 +126,7 @@ func runAll(ctx context.Context, o *options, t *table) error {
 		{"kafka", runKafkaDrain},
 		{"rabbitmq", runRabbitDrain},
 		{"invalidate", runInvalidateDrain},
+		{"mongo", runMongoDrain},
 		{"latency", runLatency},
 		{"memory", runMemory},
 		{"micro", runMicro},

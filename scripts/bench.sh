@@ -9,6 +9,8 @@
 #   kafka       drain of 300k canal-json messages (6 partitions, kfake) → Redis hashes, vs kafka-go Reader + HSET per msg
 #   rabbitmq    drain of 100k canal-json messages → Redis hashes, vs per-message ack + HSET
 #   invalidate  drain of 200k binlog updates → Cache-Aside UNLINK, vs syncer + DEL per row
+#   mongo       drain of 20k canal-json messages (kfake) → MongoDB documents on the FerretDB
+#               stand-in (scripts/ferretdb.sh, port 27049), vs kafka-go Reader + ReplaceOne per row
 #   latency     COMMIT → key gone at 1k updates/s for 20s (default max_wait and max_wait: 1ms)
 #   memory      RSS idle and with a 1M-message Kafka backlog behind a paused Redis
 #   micro       go test -bench of projector/redis, invalidator, canal-json decoder
