@@ -127,7 +127,10 @@ func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	src, err := binlog.New(ctx, *d.cfg.Source.Binlog, store, d.log)
+	bc := *d.cfg.Source.Binlog
+	// row images lacking columns are enough for tables read again by key
+	bc.Refetched = d.router.Refetch
+	src, err := binlog.New(ctx, bc, store, d.log)
 	if err != nil {
 		return nil, fmt.Errorf("source.binlog: %w", err)
 	}

@@ -48,6 +48,13 @@ var ErrClosed = errors.New("binlog source closed")
 // Retrying cannot help: re-snapshot, or clear the checkpoint and set start.
 var ErrPositionGone = errors.New("binlog position no longer on the server")
 
+// ErrUnsupported means the binlog holds something rowsync cannot turn into
+// row changes for a watched table: an event type it does not know, a
+// statement-logged change, a row image missing columns on a table without
+// refetch. Skipping it would lose changes silently, so the stream stops;
+// the message names the event, its position and what to change.
+var ErrUnsupported = errors.New("binlog change rowsync cannot apply")
+
 // Source streams row changes from a server's binlog. Next is called from
 // one goroutine; Ack, Lag, Checkpoint and Close are safe from any.
 type Source struct {
@@ -80,6 +87,9 @@ type Source struct {
 	tables      map[string]*cdc.TableDef
 	plans       map[string]*plan
 	schemaGen   uint64
+	jsonPrev    jsonCache // JSON values for partial updates without them
+	// load reads a table's current definition (information_schema)
+	load func(ctx context.Context, db, table string) (*cdc.TableDef, error)
 
 	saver *checkpoint.Saver
 	// saveWarned rate-limits the warning about failing checkpoint saves.
@@ -130,6 +140,9 @@ func New(ctx context.Context, cfg Config, store checkpoint.Store, log *slog.Logg
 	db.SetMaxOpenConns(2)
 	s := &Source{cfg: cfg, log: log, store: store, db: db, cat: mysqlmeta.NewCatalog(db), filter: filter,
 		tables: map[string]*cdc.TableDef{}, plans: map[string]*plan{}}
+	s.load = func(ctx context.Context, schema, table string) (*cdc.TableDef, error) {
+		return loadTable(ctx, s.cat, schema, table)
+	}
 	if err := s.start(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -295,8 +308,9 @@ func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
 		ServerID: s.cfg.ServerID, Flavor: s.flavor, Host: host, Port: port,
 		User: s.cfg.User, Password: s.cfg.Password, Charset: "utf8mb4",
 		// DATETIME/TIMESTAMP as time.Time (no format+parse round trip);
-		// DECIMAL stays exact text.
-		ParseTime: true, TimestampStringLocation: time.UTC, UseDecimal: false,
+		// DECIMAL stays exact text; binary JSON as type-faithful text that
+		// mysqlJSON prints in MySQL's form.
+		ParseTime: true, TimestampStringLocation: time.UTC, UseDecimal: false, RenderJSONAsMySQLText: true,
 		HeartbeatPeriod: s.cfg.Heartbeat, ReadTimeout: s.cfg.ReadTimeout,
 		// the source reconnects itself, from the last transaction end, with
 		// backoff and a fresh table-map cache
@@ -369,6 +383,7 @@ func (s *Source) reconnect(ctx context.Context, cause error) error {
 	clear(s.backlog) // read again from pos
 	s.backlog, s.backlogAt = s.backlog[:0], 0
 	clear(s.plans)
+	s.jsonPrev.reset()
 	pos := s.resumePos()
 	retry := backoff.Policy{Min: defaultBackoffStart, Max: s.cfg.BackoffMax}
 	for attempt := 1; ; attempt++ {
@@ -442,6 +457,9 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 		if err := s.handle(ctx, ev); err != nil {
 			if ctx.Err() != nil {
 				return cdc.Batch{}, ctx.Err()
+			}
+			if errors.Is(err, ErrUnsupported) {
+				return cdc.Batch{}, err
 			}
 			if err := s.streamError(ctx, err); err != nil {
 				return cdc.Batch{}, err
@@ -542,9 +560,12 @@ func (s *Source) streamError(ctx context.Context, err error) error {
 func (s *Source) cut() cdc.Batch {
 	events, rejects := s.cur, s.curRejects
 	s.cur, s.curRejects = nil, nil
-	if len(events) > s.cfg.BatchSize {
+	if len(events) > s.cfg.BatchSize && s.curTxIdx <= s.cfg.BatchSize {
 		// the last rows event overflowed the batch; no transaction ends
-		// inside a rows event, so the last tx end lies before the split
+		// inside a rows event, so the last tx end lies before the split.
+		// A compressed transaction is one event that may end past
+		// BatchSize: it goes whole, so its checkpoint never covers rows
+		// left for the next batch.
 		s.cur = append(make([]cdc.Event, 0, s.cfg.BatchSize), events[s.cfg.BatchSize:]...)
 		events = events[:s.cfg.BatchSize:s.cfg.BatchSize]
 	}
@@ -634,6 +655,14 @@ func (s *Source) Close(ctx context.Context) error {
 // handle applies one binlog event to the stream state and the pending batch.
 func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	h := ev.Header
+	return s.handleAt(ctx, ev, h, uint64(h.LogPos)-uint64(h.EventSize))
+}
+
+// handleAt handles ev, which ends a transaction at outer.LogPos (ev's own
+// header, or the TRANSACTION_PAYLOAD_EVENT holding it) and whose rows are
+// at offset of the current file.
+func (s *Source) handleAt(ctx context.Context, ev *replication.BinlogEvent, outer *replication.EventHeader, offset uint64) error {
+	h := ev.Header
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		s.file = string(e.NextLogName)
@@ -648,20 +677,30 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 		s.inTx = !e.IsStandalone()
 		return nil
 	case *replication.GTIDEvent:
-		s.pendingGTID = mysqlGTID(e)
+		s.pendingGTID = ""
+		if h.EventType != replication.ANONYMOUS_GTID_EVENT {
+			s.pendingGTID = mysqlGTID(e)
+		}
 		return nil
 	case *replication.GtidTaggedLogEvent: // 8.3+: uuid:tag:gno
 		s.pendingGTID = mysqlGTID(&e.GTIDEvent)
 		return nil
 	case *replication.QueryEvent:
-		return s.query(h, e)
+		return s.query(outer, e)
 	case *replication.XIDEvent:
-		s.endTx(uint64(h.LogPos), true)
+		s.endTx(uint64(outer.LogPos), true)
 		return nil
 	case *replication.RowsEvent:
 		s.lastCommit.Store(int64(h.Timestamp))
 		s.caughtUp.Store(false)
-		return s.rows(ctx, h, e)
+		return s.rows(ctx, ev, e, offset)
+	case *replication.TransactionPayloadEvent:
+		return s.payload(ctx, h, e)
+	case *replication.ExecuteLoadQueryEvent:
+		// LOAD DATA logged as a statement (binlog_format STATEMENT/MIXED)
+		return s.statement(h, "", "LOAD DATA")
+	case *replication.GenericEvent:
+		return s.generic(h)
 	}
 	switch h.EventType {
 	case replication.HEARTBEAT_EVENT, replication.HEARTBEAT_LOG_EVENT_V2:
@@ -670,8 +709,59 @@ func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	return nil
 }
 
+// payload handles a compressed transaction (binlog_transaction_compression,
+// MySQL 8.0.20+): each inner event as if it came alone. Inner events carry
+// no position of their own; the transaction ends where the payload event
+// ends, and the rows of inner event i are placed at the payload's offset
+// plus i, so they keep their order (sinks compare positions per key) and
+// stay below the next transaction's.
+func (s *Source) payload(ctx context.Context, h *replication.EventHeader, e *replication.TransactionPayloadEvent) error {
+	start := uint64(h.LogPos) - uint64(h.EventSize)
+	for i, in := range e.Events {
+		if _, ok := in.Event.(*replication.TransactionPayloadEvent); ok {
+			return fmt.Errorf("%s at %s:%d: a payload inside a payload: %w", h.EventType, s.file, start, ErrUnsupported)
+		}
+		if err := s.handleAt(ctx, in, h, start+uint64(min(i, int(h.EventSize)-1))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logEventIgnorable is the header flag of events a replica may skip
+// (LOG_EVENT_IGNORABLE_F): they never carry changes.
+const logEventIgnorable = 0x80
+
+// generic handles the events go-mysql does not decode. Those known to
+// carry no row change pass; any other (an incident, the old LOAD DATA
+// events, a type newer than this code) stops the stream: it might hold
+// changes that would otherwise be lost without a trace.
+func (s *Source) generic(h *replication.EventHeader) error {
+	switch h.EventType {
+	case replication.XA_PREPARE_LOG_EVENT:
+		// the first phase of an XA transaction ends here; its commit
+		// comes later as a QUERY "XA COMMIT"
+		s.endTx(uint64(h.LogPos), true)
+		return nil
+	case replication.START_EVENT_V3, replication.STOP_EVENT, replication.SLAVE_EVENT,
+		replication.IGNORABLE_EVENT, replication.RAND_EVENT, replication.USER_VAR_EVENT,
+		replication.TRANSACTION_CONTEXT_EVENT, replication.VIEW_CHANGE_EVENT:
+		return nil
+	}
+	if h.Flags&logEventIgnorable != 0 {
+		return nil
+	}
+	return fmt.Errorf("binlog event %s (type %d) at %s:%d: rowsync cannot read it and it may carry row changes: %w",
+		h.EventType, byte(h.EventType), s.file, uint64(h.LogPos)-uint64(h.EventSize), ErrUnsupported)
+}
+
 func (s *Source) query(h *replication.EventHeader, e *replication.QueryEvent) error {
 	q := stripComments(e.Query)
+	if verb := dmlVerb(q); verb != "" {
+		if err := s.statement(h, string(e.Schema), q); err != nil {
+			return err
+		}
+	}
 	switch {
 	case hasPrefixFold(q, "BEGIN"), hasPrefixFold(q, "XA START"), hasPrefixFold(q, "XA BEGIN"):
 		s.inTx = true
@@ -703,6 +793,7 @@ func (s *Source) endTx(offset uint64, gtid bool) {
 }
 
 func (s *Source) invalidateSchema() {
+	s.jsonPrev.reset()
 	s.schemaGen++
 	clear(s.tables)
 	clear(s.plans)
@@ -719,7 +810,7 @@ func (s *Source) planFor(ctx context.Context, key string, tm *replication.TableM
 	fresh := false
 	if ti == nil {
 		var err error
-		if ti, err = loadTable(ctx, s.cat, db, table); err != nil {
+		if ti, err = s.load(ctx, db, table); err != nil {
 			return nil, err
 		}
 		s.tables[key], fresh = ti, true
@@ -728,7 +819,7 @@ func (s *Source) planFor(ctx context.Context, key string, tm *replication.TableM
 		// no names in the event and the column count moved: a DDL we did
 		// not see as such; read the definition again
 		var err error
-		if ti, err = loadTable(ctx, s.cat, db, table); err != nil {
+		if ti, err = s.load(ctx, db, table); err != nil {
 			return nil, err
 		}
 		s.tables[key] = ti
@@ -736,90 +827,6 @@ func (s *Source) planFor(ctx context.Context, key string, tm *replication.TableM
 	p := buildPlan(tm, ti, s.schemaGen, s.log)
 	s.plans[key] = p
 	return p, nil
-}
-
-func (s *Source) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
-	tm := e.Table
-	if tm == nil {
-		return nil
-	}
-	if cap(s.cur) == 0 {
-		// Sized like the last batch: a fixed large capacity would cost
-		// hundreds of KiB of garbage per one-transaction batch and keep
-		// the GC busy at low latency; append grows it in a burst.
-		s.cur = make([]cdc.Event, 0, min(s.cfg.BatchSize, max(16, s.lastLen)))
-	}
-	key := string(tm.Schema) + "\x00" + string(tm.Table)
-	if !s.filter.wants(key, string(tm.Schema), string(tm.Table)) {
-		return nil
-	}
-	p, err := s.planFor(ctx, key, tm)
-	if err != nil {
-		return err // transient (server unreachable): reconnect and read again
-	}
-	if s.txStarted.IsZero() {
-		s.txStarted = time.Now()
-	}
-	var op cdc.Op
-	switch e.Type() {
-	case replication.EnumRowsEventTypeInsert:
-		op = cdc.Insert
-	case replication.EnumRowsEventTypeUpdate:
-		op = cdc.Update
-	case replication.EnumRowsEventTypeDelete:
-		op = cdc.Delete
-	default:
-		return nil
-	}
-	offset := uint64(h.LogPos) - uint64(h.EventSize)
-	pos := cdc.Position{Version: cdc.BinlogPosVersion(s.file, offset), Text: s.file + ":" + strconv.FormatUint(offset, 10)}
-	commit := time.Unix(int64(h.Timestamp), 0).UTC()
-	step := 1
-	if op == cdc.Update {
-		step = 2
-	}
-	for i := 0; i+step-1 < len(e.Rows); i += step {
-		ev := cdc.Event{DB: string(tm.Schema), Table: string(tm.Table), Op: op, PK: p.pk,
-			Columns: p.cols, Commit: commit, Pos: pos}
-		var err error
-		switch op {
-		case cdc.Insert:
-			ev.After, err = p.row(e.Rows[i])
-		case cdc.Delete:
-			ev.Before, err = p.row(e.Rows[i])
-		case cdc.Update:
-			ev.Before, err = p.row(e.Rows[i])
-			if err == nil {
-				ev.After, err = p.row(e.Rows[i+1])
-			}
-		}
-		if err != nil {
-			// bad data in one row must not stop the stream: it goes to the
-			// dead letter with its position
-			s.curRejects = append(s.curRejects, cdc.Reject{Pos: pos,
-				Raw:    []byte(fmt.Sprintf("%s.%s %s %v", ev.DB, ev.Table, op, e.Rows[i])),
-				Reason: fmt.Errorf("decode %s.%s at %s: %w", ev.DB, ev.Table, pos.Text, err)})
-			continue
-		}
-		s.cur = append(s.cur, ev)
-	}
-	return nil
-}
-
-// row decodes one image by column name.
-func (p *plan) row(vals []any) (cdc.Row, error) {
-	r := make(cdc.Row, len(vals))
-	for i, v := range vals {
-		if i >= len(p.cols) {
-			break
-		}
-		x, err := convert(&p.cols[i], v, p.binLen[i])
-		if err != nil {
-			return nil, err
-		}
-		r[p.names[i]] = x
-	}
-	return r, nil
 }
 
 // errText is err's message alone: go-mysql's errors print a stack trace

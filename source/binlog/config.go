@@ -83,6 +83,14 @@ type Config struct {
 	// checkpoint: those changes are delivered again on restart, which the
 	// sinks apply idempotently. Default: 100ms
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+
+	// Refetched reports the tables whose rows the pipeline reads again by
+	// primary key (tables[].refetch). For them a row image that lacks
+	// columns (binlog_row_image MINIMAL or NOBLOB, a partial JSON update
+	// without the previous value) is enough; for any other table it stops
+	// the stream with ErrUnsupported. Set by the wiring, not from YAML.
+	// Default: nil, no table is refetched.
+	Refetched func(db, table string) bool `yaml:"-"`
 }
 
 // Validate reports every problem at once, each prefixed by its key.

@@ -34,6 +34,8 @@ type plan struct {
 	names   []string
 	cols    []cdc.Column // per event column; also Event.Columns (read-only)
 	binLen  []int        // BINARY(n) width to pad to, 0 otherwise
+	jsonBin []bool       // MySQL's binary JSON: values arrive as go-mysql's text of it
+	hasJSON bool         // some jsonBin
 	pk      []string
 	gen     uint64
 	types   []byte
@@ -56,7 +58,7 @@ func (p *plan) matches(tm *replication.TableMapEvent, gen uint64) bool {
 func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log *slog.Logger) *plan {
 	n := int(tm.ColumnCount)
 	p := &plan{
-		names: make([]string, n), cols: make([]cdc.Column, n), binLen: make([]int, n), gen: gen,
+		names: make([]string, n), cols: make([]cdc.Column, n), binLen: make([]int, n), jsonBin: make([]bool, n), gen: gen,
 		types: slices.Clone(tm.ColumnType), metas: slices.Clone(tm.ColumnMeta), tmNames: tm.ColumnNameString(),
 	}
 	tmNames := p.tmNames
@@ -95,6 +97,8 @@ func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log 
 		}
 		p.cols[i] = col
 		p.binLen[i] = cdc.BinaryWidth(col.Type)
+		p.jsonBin[i] = isJSONType(tm.ColumnType[i])
+		p.hasJSON = p.hasJSON || p.jsonBin[i]
 	}
 	// primary key: the definition's, if every key column is in the event;
 	// else the table map's own (FULL metadata); else none.

@@ -1,0 +1,363 @@
+package binlog
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// rows turns one rows event into events. offset is where the event sits in
+// the current file (for a compressed transaction, see payload).
+func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *replication.RowsEvent, offset uint64) error {
+	h := ev.Header
+	tm := e.Table
+	if tm == nil {
+		return fmt.Errorf("%s at %s:%d without its table map: %w", h.EventType, s.file, offset, ErrUnsupported)
+	}
+	if cap(s.cur) == 0 {
+		// Sized like the last batch: a fixed large capacity would cost
+		// hundreds of KiB of garbage per one-transaction batch and keep
+		// the GC busy at low latency; append grows it in a burst.
+		s.cur = make([]cdc.Event, 0, min(s.cfg.BatchSize, max(16, s.lastLen)))
+	}
+	key := string(tm.Schema) + "\x00" + string(tm.Table)
+	if !s.filter.wants(key, string(tm.Schema), string(tm.Table)) {
+		return nil
+	}
+	pos := cdc.Position{Version: cdc.BinlogPosVersion(s.file, offset), Text: s.file + ":" + strconv.FormatUint(offset, 10)}
+	var op cdc.Op
+	switch {
+	case e.Type() == replication.EnumRowsEventTypeInsert:
+		op = cdc.Insert
+	case e.Type() == replication.EnumRowsEventTypeUpdate, h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT:
+		op = cdc.Update
+	case e.Type() == replication.EnumRowsEventTypeDelete:
+		op = cdc.Delete
+	default:
+		return fmt.Errorf("%s on %s.%s at %s: rowsync cannot read this rows event type: %w",
+			h.EventType, tm.Schema, tm.Table, pos.Text, ErrUnsupported)
+	}
+	p, err := s.planFor(ctx, key, tm)
+	if err != nil {
+		return err // transient (server unreachable): reconnect and read again
+	}
+	var diffOps []map[int]int
+	if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
+		if diffOps, err = partialDiffCounts(ev.RawData, e); err != nil {
+			return fmt.Errorf("%s on %s.%s at %s: %v: %w", h.EventType, tm.Schema, tm.Table, pos.Text, err, ErrUnsupported)
+		}
+	}
+	if s.txStarted.IsZero() {
+		s.txStarted = time.Now()
+	}
+	commit := time.Unix(int64(h.Timestamp), 0).UTC()
+	step := 1
+	if op == cdc.Update {
+		step = 2
+	}
+	for i := 0; i+step-1 < len(e.Rows); i += step {
+		ev := cdc.Event{DB: string(tm.Schema), Table: string(tm.Table), Op: op, PK: p.pk,
+			Columns: p.cols, Commit: commit, Pos: pos}
+		var (
+			missing []string
+			err     error
+		)
+		var rk string
+		switch op {
+		case cdc.Insert:
+			ev.After, missing, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
+		case cdc.Delete:
+			ev.Before, missing, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
+			if err == nil && allIn(p.pk, presentNames(ev.Before)) {
+				missing = nil // a delete needs only its key
+			}
+		case cdc.Update:
+			ev.Before, _, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
+			if err == nil {
+				var ops map[int]int
+				if diffOps != nil {
+					ops = diffOps[i/2]
+				}
+				prev := ev.Before
+				if p.hasJSON {
+					prev = withRemembered(ev.Before, s.jsonPrev.get(rowKey(key, p.pk, ev.Before)))
+					// the key may change: forget the old one
+					s.jsonPrev.del(rowKey(key, p.pk, ev.Before))
+				}
+				ev.After, missing, err = p.image(e.Rows[i+1], skipped(e, i+1), prev, ops)
+			}
+		}
+		if p.hasJSON {
+			img := ev.After
+			if op == cdc.Delete {
+				img = ev.Before
+			}
+			if rk = rowKey(key, p.pk, img); err != nil || op == cdc.Delete {
+				s.jsonPrev.del(rk)
+			} else {
+				s.jsonPrev.put(rk, p, ev.After)
+			}
+		}
+		if err != nil {
+			// bad data in one row must not stop the stream: it goes to the
+			// dead letter with its position
+			s.curRejects = append(s.curRejects, cdc.Reject{Pos: pos,
+				Raw:    []byte(fmt.Sprintf("%s.%s %s %v", ev.DB, ev.Table, op, e.Rows[i])),
+				Reason: fmt.Errorf("decode %s.%s at %s: %w", ev.DB, ev.Table, pos.Text, err)})
+			continue
+		}
+		if len(missing) > 0 && (s.cfg.Refetched == nil || !s.cfg.Refetched(ev.DB, ev.Table)) {
+			return fmt.Errorf("%s of %s.%s at %s lacks the value of %s (binlog_row_image is not FULL, or a partial JSON update "+
+				"whose previous value the event does not carry); set binlog_row_image=FULL and binlog_row_value_options='' "+
+				"on the server, or refetch: true for the table: %w",
+				op, ev.DB, ev.Table, pos.Text, strings.Join(missing, ", "), ErrUnsupported)
+		}
+		// With refetch, the row is read again by key: the columns known
+		// here (the key among them) are enough.
+		s.cur = append(s.cur, ev)
+	}
+	return nil
+}
+
+// withRemembered returns before completed with the remembered JSON values
+// of the columns it lacks.
+func withRemembered(before, remembered cdc.Row) cdc.Row {
+	if len(remembered) == 0 {
+		return before
+	}
+	r := make(cdc.Row, len(before)+len(remembered))
+	for k, v := range remembered {
+		r[k] = v
+	}
+	for k, v := range before {
+		r[k] = v
+	}
+	return r
+}
+
+// skipped returns the columns image i of e does not carry (not FULL
+// binlog_row_image), nil when it carries all.
+func skipped(e *replication.RowsEvent, i int) []int {
+	if i < len(e.SkippedColumns) {
+		return e.SkippedColumns[i]
+	}
+	return nil
+}
+
+func presentNames(r cdc.Row) []string {
+	names := make([]string, 0, len(r))
+	for k := range r {
+		names = append(names, k)
+	}
+	return names
+}
+
+// image decodes one row image by column name. Columns the image does not
+// carry are left out of the row. For an update's after image, before is the
+// decoded before image: a column missing from the after image did not
+// change and takes the before image's value, and a partial JSON update
+// (diffOps: the number of diff operations per column) is applied to the
+// before image's value. Columns whose value stays unknown are returned in
+// missing.
+func (p *plan) image(vals []any, skip []int, before cdc.Row, diffOps map[int]int) (r cdc.Row, missing []string, err error) {
+	r = make(cdc.Row, len(vals))
+	for i, v := range vals {
+		if i >= len(p.cols) {
+			break
+		}
+		name := p.names[i]
+		if slices.Contains(skip, i) {
+			if bv, ok := before[name]; ok {
+				r[name] = bv
+			} else {
+				missing = append(missing, name)
+			}
+			continue
+		}
+		if d, ok := v.(*replication.JsonDiff); ok {
+			x, known, err := p.applyDiff(i, d, before, diffOps[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			if !known {
+				missing = append(missing, name)
+				continue
+			}
+			r[name] = x
+			continue
+		}
+		x, err := p.value(i, v)
+		if err != nil {
+			return nil, nil, err
+		}
+		r[name] = x
+	}
+	return r, missing, nil
+}
+
+// value converts the value of column i.
+func (p *plan) value(i int, v any) (cdc.Value, error) {
+	if s, ok := v.(string); ok && p.jsonBin[i] {
+		j, err := mysqlJSON(s)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", p.names[i], err)
+		}
+		return j, nil
+	}
+	return convert(&p.cols[i], v, p.binLen[i])
+}
+
+// applyDiff computes the new value of JSON column i from its previous value
+// in before and a partial update. known is false when the previous value is
+// not in the event or the update holds more operations than go-mysql
+// decodes (it keeps only the first of a column's diff vector).
+func (p *plan) applyDiff(i int, d *replication.JsonDiff, before cdc.Row, ops int) (cdc.Value, bool, error) {
+	prev, ok := before[p.names[i]].(cdc.JSON)
+	if !ok || ops != 1 {
+		return nil, false, nil
+	}
+	doc, err := parseJSONDoc(string(prev))
+	if err != nil {
+		return nil, false, fmt.Errorf("column %s: previous value: %w", p.names[i], err)
+	}
+	if doc, err = applyJSONDiff(doc, d); err != nil {
+		return nil, false, fmt.Errorf("column %s: %w", p.names[i], err)
+	}
+	return cdc.JSON(doc.text()), true, nil
+}
+
+// dmlVerb returns the verb of a data-changing statement, "" for others.
+func dmlVerb(q string) string {
+	for _, kw := range []string{"INSERT", "REPLACE", "UPDATE", "DELETE", "LOAD"} {
+		if hasPrefixFold(q, kw) {
+			return kw
+		}
+	}
+	return ""
+}
+
+// statement handles a data change the server logged as a statement
+// (binlog_format STATEMENT or MIXED): rowsync only reads row events, so
+// one that may touch a watched table stops the stream.
+func (s *Source) statement(h *replication.EventHeader, schema, q string) error {
+	db, table, ok := statementTarget(q)
+	if db == "" {
+		db = schema
+	}
+	if ok && db != "" {
+		if !s.filter.wants(db+"\x00"+table, db, table) {
+			return nil
+		}
+	}
+	what := "a table rowsync cannot tell"
+	if ok {
+		what = db + "." + table
+	}
+	return fmt.Errorf("statement-logged change of %s at %s:%d (%.60q): rowsync reads row events only; "+
+		"set binlog_format=ROW on the server and for every session: %w",
+		what, s.file, uint64(h.LogPos)-uint64(h.EventSize), q, ErrUnsupported)
+}
+
+// statementTarget finds the table an INSERT/REPLACE/UPDATE/DELETE writes
+// to; ok is false when the statement is not that simple (multi-table
+// forms, LOAD DATA).
+func statementTarget(q string) (db, table string, ok bool) {
+	f := strings.Fields(q)
+	if len(f) < 2 {
+		return "", "", false
+	}
+	verb := strings.ToUpper(f[0])
+	f = f[1:]
+	skip := func(words ...string) {
+		for len(f) > 0 && slices.Contains(words, strings.ToUpper(f[0])) {
+			f = f[1:]
+		}
+	}
+	switch verb {
+	case "INSERT", "REPLACE":
+		skip("LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "INTO")
+	case "UPDATE":
+		skip("LOW_PRIORITY", "IGNORE")
+	case "DELETE":
+		skip("LOW_PRIORITY", "QUICK", "IGNORE")
+		if len(f) == 0 || strings.ToUpper(f[0]) != "FROM" {
+			return "", "", false
+		}
+		f = f[1:]
+	default:
+		return "", "", false
+	}
+	if len(f) == 0 {
+		return "", "", false
+	}
+	name := f[0]
+	if i := strings.IndexAny(name, "(,"); i >= 0 {
+		if name[i] == ',' {
+			return "", "", false // several tables
+		}
+		name = name[:i]
+	}
+	if verb != "INSERT" && verb != "REPLACE" && len(f) > 1 && (f[1] == "," || strings.HasPrefix(f[1], ",") ||
+		strings.EqualFold(f[1], "JOIN") || strings.EqualFold(f[1], "USING")) {
+		return "", "", false
+	}
+	parts := splitIdent(name)
+	switch len(parts) {
+	case 1:
+		return "", parts[0], parts[0] != ""
+	case 2:
+		return parts[0], parts[1], parts[0] != "" && parts[1] != ""
+	}
+	return "", "", false
+}
+
+// splitIdent splits `db`.`t`, db.t or t into unquoted parts.
+func splitIdent(s string) []string {
+	var parts []string
+	for len(s) > 0 {
+		var part string
+		if s[0] == '`' {
+			end := 1
+			for end < len(s) {
+				if s[end] == '`' {
+					if end+1 < len(s) && s[end+1] == '`' {
+						end += 2
+						continue
+					}
+					break
+				}
+				end++
+			}
+			if end >= len(s) {
+				return nil
+			}
+			part = strings.ReplaceAll(s[1:end], "``", "`")
+			s = s[end+1:]
+		} else {
+			end := strings.IndexByte(s, '.')
+			if end < 0 {
+				end = len(s)
+			}
+			part, s = s[:end], s[end:]
+		}
+		parts = append(parts, part)
+		if len(s) > 0 {
+			if s[0] != '.' {
+				return nil
+			}
+			s = s[1:]
+		}
+	}
+	return parts
+}
+
+// isJSONType reports a column whose binlog values are MySQL's binary JSON.
+func isJSONType(tp byte) bool { return tp == mysql.MYSQL_TYPE_JSON }
