@@ -23,6 +23,7 @@ import (
 	"github.com/rowsync/rowsync/deadletter"
 	"github.com/rowsync/rowsync/invalidator"
 	"github.com/rowsync/rowsync/lease"
+	"github.com/rowsync/rowsync/mysqlmeta"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/source/binlog"
@@ -57,6 +58,11 @@ type Config struct {
 	Mongo *Mongo `yaml:"mongo"`
 	// MySQL is read by tables with refetch: true.
 	MySQL *refetch.Config `yaml:"mysql"`
+	// Schema is the schema source of typeless formats (Debezium without
+	// schemas, Maxwell, jsonl) on a kafka or rabbitmq source: column types
+	// come from its information_schema. Default: mysql.dsn when mysql: is
+	// set, else none (values stay as the format gives them; see README).
+	Schema *mysqlmeta.SchemaConfig `yaml:"schema"`
 	// DeadLetter says where unappliable changes go.
 	// Default: file ./deadletter.jsonl
 	DeadLetter DeadLetter `yaml:"deadletter"`
@@ -321,6 +327,12 @@ func (c *Config) Validate() error {
 	if c.MySQL != nil {
 		add("mysql", c.MySQL.Validate())
 	}
+	if c.Schema != nil {
+		add("schema", c.Schema.Validate())
+		if c.Source.Binlog != nil {
+			add("schema", plain("a binlog source reads column types itself: remove schema:"))
+		}
+	}
 	if c.DeadLetter.Kafka != nil {
 		add("deadletter.kafka", c.DeadLetter.Kafka.Validate())
 		if c.DeadLetter.File != "" {
@@ -478,4 +490,19 @@ func (l Log) validate() error {
 		errs = append(errs, fmt.Errorf("format: unknown %q (want text or json)", l.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// SchemaDSN is the DSN of the schema source typeless formats use: schema.dsn,
+// else mysql.dsn; "" for none, and always for a binlog source (which types
+// values itself).
+func (c *Config) SchemaDSN() string {
+	switch {
+	case c.Source.Binlog != nil:
+		return ""
+	case c.Schema != nil:
+		return c.Schema.DSN
+	case c.MySQL != nil:
+		return c.MySQL.DSN
+	}
+	return ""
 }

@@ -71,6 +71,11 @@ tables:
 		{"kafka missing format", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t]}", 1), nil, []string{"source.kafka.format: required"}},
 		{"kafka negative max_rows", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell, max_rows: -1, max_message_bytes: 1048576}", 1), nil, []string{"source.kafka.max_rows: must not be negative"}},
 		{"rabbitmq limits", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  rabbitmq: {url: \"amqp://127.0.0.1/\", queue: q, format: jsonl, max_rows: 100, max_message_bytes: 1048576}", 1), nil, nil},
+		{"kafka time_zone and debezium modes", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: debezium, time_zone: \"+08:00\", debezium: {decimal_handling_mode: string, time_precision_mode: connect, binary_handling_mode: hex}}", 1) + "schema: {dsn: \"root@tcp(127.0.0.1:3306)/\"}\n", nil, nil},
+		{"kafka bad time_zone and mode", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: debezium, time_zone: Mars/Base, debezium: {decimal_handling_mode: exact}}", 1), nil,
+			[]string{"source.kafka.time_zone: unknown zone \"Mars/Base\"", "source.kafka.debezium.decimal_handling_mode: unknown \"exact\""}},
+		{"schema bad dsn", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}", 1) + "schema: {dsn: \"no-at-sign\"}\n", nil, []string{"schema.dsn: "}},
+		{"schema with binlog", base + "schema: {dsn: \"root@tcp(127.0.0.1:3306)/\"}\n", nil, []string{"schema: a binlog source reads column types itself"}},
 		{"checkpoint both", base + "checkpoint: {redis: {}, file: /tmp/x}\n", nil, []string{"checkpoint: set redis or file"}},
 		{"bad log level", base + "log: {level: loud}\n", nil, []string{"log.level: unknown \"loud\""}},
 		{"negative invalidate delay", base + "    invalidate: {keys: [\"user:{id}\"], delay: -1s}\n", nil, []string{"tables[0].invalidate.delay"}},
@@ -106,5 +111,26 @@ func TestTopLevelWorkersIsPipelineWorkers(t *testing.T) {
 	}
 	if c.Pipeline.Workers != 8 {
 		t.Fatalf("pipeline.workers = %d, want 8", c.Pipeline.Workers)
+	}
+}
+
+func TestSchemaDSN(t *testing.T) {
+	kafka := "name: demo\nsource:\n  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}\nredis: {}\ntables:\n  - match: shop.users\n    redis_hash: {}\n"
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"none", kafka, ""},
+		{"mysql", kafka + "mysql: {dsn: \"r@tcp(m:3306)/\"}\n", "r@tcp(m:3306)/"},
+		{"schema wins", kafka + "mysql: {dsn: \"r@tcp(m:3306)/\"}\nschema: {dsn: \"s@tcp(s:3306)/\"}\n", "s@tcp(s:3306)/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.SchemaDSN(); got != tc.want {
+				t.Errorf("SchemaDSN = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

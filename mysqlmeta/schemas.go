@@ -24,6 +24,26 @@ const (
 	DefaultMinRefresh = time.Second
 )
 
+// SchemaConfig is the schema: block of the config: the database whose
+// information_schema types the values of typeless formats.
+type SchemaConfig struct {
+	// DSN is a go-sql-driver DSN ("user:pass@tcp(host:3306)/") of the
+	// primary the messages come from (or a replica with the same tables);
+	// the user needs SELECT on information_schema only. Required.
+	DSN string `yaml:"dsn"`
+}
+
+// Validate reports a missing or malformed DSN.
+func (c SchemaConfig) Validate() error {
+	if c.DSN == "" {
+		return errors.New("dsn: required")
+	}
+	if _, err := mysql.ParseDSN(c.DSN); err != nil {
+		return fmt.Errorf("dsn: %w", err)
+	}
+	return nil
+}
+
 // Schemas is the schema source of typeless formats: it implements
 // cdc.Schemas over information_schema, reading a table's definition the
 // first time it is asked for, caching it, and reading it again on Forget

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/source/decode"
 	"github.com/rowsync/rowsync/source/decode/all"
 )
@@ -24,10 +25,31 @@ func cmdDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	format := fs.String("format", "", "message format: "+fmt.Sprint(all.Names()))
 	keyFile := fs.String("key", "", "file with the Kafka key of the (single) message (Debezium, Maxwell)")
 	pkFlag := fs.String("pk", "", "primary-key columns when messages carry none, comma-separated")
+	dsn := fs.String("mysql", "", "DSN of the database whose information_schema types typeless formats (Debezium without schemas, Maxwell, jsonl)")
+	var set decode.Settings
+	fs.StringVar(&set.TimeZone, "time-zone", "", "zone the producer printed TIMESTAMP text in (canal, jsonl), e.g. +08:00 (default UTC)")
+	fs.StringVar(&set.Debezium.Decimal, "decimal-mode", "", "Debezium decimal.handling.mode: precise, string, double (default precise)")
+	fs.StringVar(&set.Debezium.Time, "time-mode", "", "Debezium time.precision.mode: adaptive_time_microseconds, adaptive, connect (default adaptive_time_microseconds)")
+	fs.StringVar(&set.Debezium.Binary, "binary-mode", "", "Debezium binary.handling.mode: bytes, base64, base64-url-safe, hex (default bytes)")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
-	dec, err := all.New(*format, decode.Options{KeyColumns: staticPK(*pkFlag)})
+	if err := set.Validate(); err != nil {
+		fmt.Fprintf(stderr, "rowsync decode: %v\n", err)
+		return exitConfig
+	}
+	loc, _ := set.Location()
+	opts := decode.Options{KeyColumns: staticPK(*pkFlag), TimeZone: loc, Debezium: set.Debezium}
+	if *dsn != "" {
+		sc, err := mysqlmeta.OpenSchemas(*dsn)
+		if err != nil {
+			fmt.Fprintf(stderr, "rowsync decode: --mysql: %v\n", err)
+			return exitConfig
+		}
+		defer sc.Close()
+		opts.Schemas = sc
+	}
+	dec, err := all.New(*format, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "rowsync decode: --format: %v\n", err)
 		return exitConfig

@@ -62,7 +62,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   rowsync run     -c FILE            run the pipeline until SIGINT/SIGTERM
   rowsync check   -c FILE            validate the config, then try every connection
-  rowsync decode  --format F [FILE]  print each message's changes as JSON lines
+  rowsync decode  --format F [--mysql DSN] [FILE]  print each message's changes as JSON lines (--mysql types typeless formats)
   rowsync verify  -c FILE --mysql DSN  compare redis_hash tables with MySQL
   rowsync snapshot -c FILE [--tables RE] [--chunk N] [--force]  copy existing rows into the sinks
   rowsync version

@@ -14,6 +14,7 @@ import (
 	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/invalidator"
+	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/source/binlog"
@@ -30,7 +31,9 @@ type deps struct {
 	log    *slog.Logger
 	redis  goredis.UniversalClient // nil without a redis: block
 	cache  goredis.UniversalClient // invalidate_redis:, else redis
-	closes []func()
+	// schemas types typeless formats (schema:, else mysql:); nil if neither
+	schemas cdc.Schemas
+	closes  []func()
 	// runners are goroutines a sink needs beside Apply (delayed deletes).
 	runners []func(ctx context.Context) error
 }
@@ -60,6 +63,15 @@ func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
 		}
 		d.cache = c
 		d.closes = append(d.closes, func() { c.Close() })
+	}
+	if dsn := cfg.SchemaDSN(); dsn != "" {
+		sc, err := mysqlmeta.OpenSchemas(dsn)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("schema: %w", err)
+		}
+		d.schemas = sc
+		d.closes = append(d.closes, func() { sc.Close() })
 	}
 	return d, nil
 }
@@ -137,12 +149,17 @@ func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
 	return src, nil
 }
 
-func decoderFor(d *deps, format string, limits decode.Limits) (decode.Decoder, error) {
-	return all.New(format, decode.Options{KeyColumns: d.router.KeyColumns, Limits: limits})
+func decoderFor(d *deps, format string, limits decode.Limits, settings decode.Settings) (decode.Decoder, error) {
+	loc, err := settings.Location()
+	if err != nil {
+		return nil, err
+	}
+	return all.New(format, decode.Options{KeyColumns: d.router.KeyColumns, Limits: limits, TimeZone: loc,
+		Debezium: settings.Debezium, Schemas: d.schemas})
 }
 
 func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {
-	dec, err := decoderFor(d, d.cfg.Source.Kafka.Format, d.cfg.Source.Kafka.Limits)
+	dec, err := decoderFor(d, d.cfg.Source.Kafka.Format, d.cfg.Source.Kafka.Limits, d.cfg.Source.Kafka.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("source.kafka.format: %w", err)
 	}
@@ -154,7 +171,7 @@ func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {
 }
 
 func newRabbitSource(_ context.Context, d *deps) (cdc.Source, error) {
-	dec, err := decoderFor(d, d.cfg.Source.RabbitMQ.Format, d.cfg.Source.RabbitMQ.Limits)
+	dec, err := decoderFor(d, d.cfg.Source.RabbitMQ.Format, d.cfg.Source.RabbitMQ.Limits, d.cfg.Source.RabbitMQ.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("source.rabbitmq.format: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // time_zone names resolve without the system zone database
 
 	"github.com/rowsync/rowsync/cdc"
 )
@@ -60,7 +61,8 @@ type DebeziumModes struct {
 	Binary string `yaml:"binary_handling_mode"`
 }
 
-// Validate reports every unknown mode, each named by its key.
+// Validate reports every unknown mode, each named by its key
+// (debezium.decimal_handling_mode, ...).
 func (m DebeziumModes) Validate() error {
 	var errs []error
 	check := func(key, v string, valid ...string) {
@@ -68,9 +70,9 @@ func (m DebeziumModes) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: unknown %q (want %s)", key, v, strings.Join(valid, ", ")))
 		}
 	}
-	check("decimal_handling_mode", m.Decimal, "precise", "string", "double")
-	check("time_precision_mode", m.Time, "adaptive_time_microseconds", "adaptive", "connect")
-	check("binary_handling_mode", m.Binary, "bytes", "base64", "base64-url-safe", "hex")
+	check("debezium.decimal_handling_mode", m.Decimal, "precise", "string", "double")
+	check("debezium.time_precision_mode", m.Time, "adaptive_time_microseconds", "adaptive", "connect")
+	check("debezium.binary_handling_mode", m.Binary, "bytes", "base64", "base64-url-safe", "hex")
 	return errors.Join(errs...)
 }
 
@@ -105,3 +107,49 @@ func (m *Message) PosText() string {
 // known to be bad. Sources that can wait should retry it rather than
 // dead-letter it.
 var ErrSchemaUnavailable = errors.New("schema source unavailable")
+
+// Settings are the decoding keys of a message source's config block
+// (source.kafka, source.rabbitmq), inlined there.
+type Settings struct {
+	// TimeZone is the zone the producer printed TIMESTAMP text in (canal,
+	// canal-protobuf and jsonl: the canal server JVM's default zone): an
+	// IANA name ("Asia/Shanghai") or an offset ("+08:00"). Default: UTC
+	TimeZone string `yaml:"time_zone"`
+	// Debezium are the connector's value modes; they matter for messages
+	// without schemas typed by a schema source. Default: the connector's
+	// defaults (precise, adaptive_time_microseconds, bytes)
+	Debezium DebeziumModes `yaml:"debezium"`
+}
+
+// Validate reports every problem, each named by its key.
+func (s Settings) Validate() error {
+	var errs []error
+	if _, err := s.Location(); err != nil {
+		errs = append(errs, fmt.Errorf("time_zone: %w", err))
+	}
+	if err := s.Debezium.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Location resolves TimeZone; "" is UTC.
+func (s Settings) Location() (*time.Location, error) {
+	tz := strings.TrimSpace(s.TimeZone)
+	switch {
+	case tz == "" || strings.EqualFold(tz, "utc"):
+		return time.UTC, nil
+	case tz[0] == '+' || tz[0] == '-':
+		t, err := time.Parse("-07:00", tz)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an offset like +08:00", tz)
+		}
+		_, off := t.Zone()
+		return time.FixedZone(tz, off), nil
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("unknown zone %q", tz)
+	}
+	return loc, nil
+}

@@ -37,6 +37,11 @@ type Config struct {
 	// Limits bound one message (max_message_bytes, default 16 MiB;
 	// max_rows, default 10000); a message over them goes to the dead letter.
 	Limits decode.Limits `yaml:",inline"`
+	// Settings: time_zone (the zone canal printed TIMESTAMP text in;
+	// default UTC) and debezium: {decimal_handling_mode,
+	// time_precision_mode, binary_handling_mode} (the connector's modes;
+	// default its defaults).
+	Settings decode.Settings `yaml:",inline"`
 	// Start is where a group without a committed offset for a partition
 	// begins: earliest or latest. Default: earliest
 	Start string `yaml:"start"`
@@ -170,6 +175,9 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Settings.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 
