@@ -97,13 +97,16 @@ func naiveCanal(ctx context.Context, rc *goredis.Client, value []byte) error {
 const canalTableYAML = "    redis_hash:\n      key: \"{db}_{table}_{pk}\"\n"
 
 func queueConfig(name, source string, workDir string) string {
+	return drainConfig(name, source, workDir, fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", sinkDB), canalTableYAML)
+}
+
+// drainConfig is a config reading source into the top-level sink block
+// for rs_bench.items, whose table block is table.
+func drainConfig(name, source, workDir, sink, table string) string {
 	return fmt.Sprintf(`name: %[1]s
 source:
 %[2]s
-redis:
-  addr: 127.0.0.1:6379
-  db: %[4]d
-deadletter:
+%[4]sdeadletter:
   file: %[3]s/%[1]s.deadletter.jsonl
 admin:
   addr: ADMIN
@@ -111,5 +114,5 @@ log:
   level: warn
 tables:
   - match: rs_bench.items
-%[5]s`, name, source, workDir, sinkDB, canalTableYAML)
+%[5]s`, name, source, workDir, sink, table)
 }

@@ -47,25 +47,9 @@ func startMongo(ctx context.Context, o *options) (uri string, stop func(), err e
 // 1.24 (see scripts/ferretdb/main.go): bulks of 25, two writers, DECIMAL as
 // text.
 func mongoConfig(name, source, workDir, uri, database string) string {
-	return fmt.Sprintf(`name: %[1]s
-source:
-%[2]s
-mongo:
-  uri: %[4]q
-  decimal: string
-  bulk_size: 25
-workers: 2
-deadletter:
-  file: %[3]s/%[1]s.deadletter.jsonl
-admin:
-  addr: ADMIN
-log:
-  level: warn
-tables:
-  - match: rs_bench.items
-    mongo:
-      database: %[5]s
-`, name, source, workDir, uri, database)
+	return drainConfig(name, source, workDir,
+		fmt.Sprintf("mongo:\n  uri: %q\n  decimal: string\n  bulk_size: 25\nworkers: 2\n", uri),
+		fmt.Sprintf("    mongo:\n      database: %s\n", database))
 }
 
 // runMongoDrain drains canal-json messages from Kafka into MongoDB

@@ -10,7 +10,6 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -396,24 +395,6 @@ func sameShard(a, b bson.D) bool {
 	ra, err1 := bson.Marshal(a)
 	rb, err2 := bson.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ra, rb)
-}
-
-// checkStoredName applies the field name rule of documents: a name that
-// starts with $ or holds a dot would be read by MongoDB as an operator or a
-// path (and older servers refuse to store it), so the row goes to the dead
-// letter; a column can be given a plain name with rename.
-func checkStoredName(f string) error {
-	switch {
-	case f == "":
-		return errors.New("empty field name")
-	case strings.HasPrefix(f, "$"):
-		return fmt.Errorf("field %q must not start with $", f)
-	case strings.Contains(f, "."):
-		return fmt.Errorf("field %q must not contain a dot", f)
-	case strings.ContainsRune(f, 0):
-		return fmt.Errorf("field %q contains a NUL byte", f)
-	}
-	return nil
 }
 
 // checkStoredValue applies checkStoredName to the keys of the documents

@@ -397,7 +397,8 @@ func (c TableConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkField rejects field names MongoDB will not store.
+// checkField rejects field paths MongoDB will not take (index keys, where
+// a dot names a nested field).
 func checkField(f string) error {
 	switch {
 	case f == "":
@@ -406,6 +407,20 @@ func checkField(f string) error {
 		return fmt.Errorf("field %q must not start with $", f)
 	case strings.ContainsRune(f, 0):
 		return fmt.Errorf("field %q contains a NUL byte", f)
+	}
+	return nil
+}
+
+// checkStoredName applies the field name rule of documents: a name that
+// starts with $ or holds a dot would be read by MongoDB as an operator or a
+// path (and older servers refuse to store it), so the row goes to the dead
+// letter; a column can be given a plain name with rename.
+func checkStoredName(f string) error {
+	if err := checkField(f); err != nil {
+		return err
+	}
+	if strings.Contains(f, ".") {
+		return fmt.Errorf("field %q must not contain a dot", f)
 	}
 	return nil
 }
