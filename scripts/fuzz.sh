@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# fuzz.sh runs every decoder's fuzz target for FUZZTIME each (default 30s).
+# fuzz.sh runs every decoder's fuzz target for FUZZTIME each (default 30s),
+# seeded with its testdata samples and its testdata/hostile corpus, through the
+# validation boundary (decode.Bounded) run uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t="${FUZZTIME:-30s}"

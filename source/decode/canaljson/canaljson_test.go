@@ -262,7 +262,11 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range scenario {
 		f.Add([]byte(s))
 	}
+	for _, m := range golden.HostileSeeds(f) {
+		f.Add(m.Value)
+	}
 	d, _ := New(decode.Options{})
+	d = decode.Bounded(d, decode.Options{}) // as run uses it
 	f.Fuzz(func(t *testing.T, b []byte) {
 		evs, err := d.Decode(decode.Message{Value: b})
 		if err != nil {

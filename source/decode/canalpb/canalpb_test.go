@@ -13,6 +13,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/golden"
 )
 
 // The builders below write messages the way canal's proto2 Java writer
@@ -389,7 +390,11 @@ func FuzzDecode(f *testing.F) {
 		pbRowChange(1, false, "", rowData(nil, profile("1001", "n", "", true, allUpdated())))), txEnd("mysql-bin.000003", 5000)))
 	f.Add(nonRawPacket(entry(pbHeader("mysql-bin.000003", 6000, 0, "shop", "user_profile", 2), 2,
 		pbRowChange(2, false, "", rowData(profile("1", "a", "", true, nil), profile("1", "b", "x", false, nil))))))
+	for _, m := range golden.HostileSeeds(f) {
+		f.Add(m.Value)
+	}
 	d, _ := New(decode.Options{})
+	d = decode.Bounded(d, decode.Options{}) // as run uses it
 	f.Fuzz(func(t *testing.T, b []byte) {
 		evs, err := d.Decode(decode.Message{Value: b})
 		if err != nil {

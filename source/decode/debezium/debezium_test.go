@@ -311,7 +311,11 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"id":1004}`), []byte(record(`{"id":1004}`, "null", "d")))
 	f.Add([]byte(nil), []byte(envelope(`{"type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2"},"field":"p"}`, "null", `{"p":"AeJA"}`, "c")))
+	for _, m := range golden.HostileSeeds(f) {
+		f.Add(m.Key, m.Value)
+	}
 	d, _ := New(decode.Options{})
+	d = decode.Bounded(d, decode.Options{}) // as run uses it
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		golden.CheckDecoded(t, d, decode.Message{Key: key, Value: value})
 	})

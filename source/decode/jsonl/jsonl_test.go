@@ -140,7 +140,11 @@ func FuzzDecode(f *testing.F) {
 	for _, b := range golden.Samples(f, "testdata/*.json*") {
 		f.Add(b)
 	}
+	for _, m := range golden.HostileSeeds(f) {
+		f.Add(m.Value)
+	}
 	d, _ := New(keyID)
+	d = decode.Bounded(d, keyID) // as run uses it
 	f.Fuzz(func(t *testing.T, value []byte) {
 		for _, ev := range golden.CheckDecoded(t, d, decode.Message{Value: value}) {
 			if len(ev.PK) == 0 {

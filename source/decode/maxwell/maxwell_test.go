@@ -343,7 +343,11 @@ func seeds(f *testing.F) {
 
 func FuzzDecode(f *testing.F) {
 	seeds(f)
+	for _, m := range golden.HostileSeeds(f) {
+		f.Add(m.Key, m.Value)
+	}
 	d, _ := New(decode.Options{})
+	d = decode.Bounded(d, decode.Options{}) // as run uses it
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		golden.CheckDecoded(t, d, decode.Message{Key: key, Value: value})
 	})

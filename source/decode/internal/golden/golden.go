@@ -422,6 +422,30 @@ func Samples(tb testing.TB, pattern string) [][]byte {
 	return out
 }
 
+// HostileSeeds returns the messages of testdata/hostile (NAME.json or
+// NAME.bin, with NAME.key as the key when present): the hostile corpus,
+// seeded into the fuzz targets.
+func HostileSeeds(tb testing.TB) []decode.Message {
+	tb.Helper()
+	reasons, _ := filepath.Glob(filepath.Join("testdata", "hostile", "*.reason"))
+	if len(reasons) == 0 {
+		tb.Fatal("no hostile corpus in testdata/hostile")
+	}
+	var out []decode.Message
+	for _, rf := range reasons {
+		base := strings.TrimSuffix(rf, ".reason")
+		v, err := os.ReadFile(base + ".json")
+		if err != nil {
+			if v, err = os.ReadFile(base + ".bin"); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		k, _ := os.ReadFile(base + ".key")
+		out = append(out, decode.Message{Key: k, Value: v})
+	}
+	return out
+}
+
 // CheckEvent fails tb when a decoded row event lacks what every one has
 // (db, table, an insert, update or delete, an image) or when
 // decode.EventJSON cannot render it.
