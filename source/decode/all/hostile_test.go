@@ -63,7 +63,8 @@ func TestHostileCorpus(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), reason) {
 					t.Fatalf("got %d events, error %v; want an error containing %q", len(evs), err, reason)
 				}
-				for i := range msg.Value {
+				step := max(1, len(msg.Value)/200) // truncated at up to 200 points
+				for i := 0; i < len(msg.Value); i += step {
 					checkAccepted(t, d, decode.Message{Key: msg.Key, Value: msg.Value[:i]})
 				}
 			})
