@@ -4,6 +4,8 @@
 package decode
 
 import (
+	"fmt"
+
 	"github.com/rowsync/rowsync/cdc"
 )
 
@@ -28,4 +30,25 @@ type Decoder interface {
 	// events and a nil error. An error means the message is undecodable; it
 	// names what is wrong and goes to the dead letter.
 	Decode(msg Message) ([]cdc.Event, error)
+}
+
+// Guard wraps d so that a panic inside Decode becomes an error: the
+// message is rejected to the dead letter and the stream goes on, whatever
+// the input does to a decoder. The sources wrap their decoder with it.
+func Guard(d Decoder) Decoder {
+	if _, ok := d.(*guarded); ok {
+		return d
+	}
+	return &guarded{d}
+}
+
+type guarded struct{ d Decoder }
+
+func (g *guarded) Decode(msg Message) (evs []cdc.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			evs, err = nil, fmt.Errorf("decoder panic: %v", r)
+		}
+	}()
+	return g.d.Decode(msg)
 }

@@ -154,7 +154,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 	}
 	s := &Source{
 		cfg: cfg,
-		dec: dec,
+		dec: decode.Guard(dec),
 		log: logger.With("source", "kafka"),
 		dialer: &kafka.Dialer{
 			ClientID:      cfg.ClientID,
@@ -824,7 +824,7 @@ func (s *Source) decode(c *chunk, msg *kafka.Message) {
 			dm.Headers[h.Key] = h.Value
 		}
 	}
-	events, err := safeDecode(s.dec, dm)
+	events, err := s.dec.Decode(dm)
 	if err != nil {
 		c.rejects = append(c.rejects, cdc.Reject{
 			Pos:    cdc.Position{Text: posText(msg)},
@@ -843,17 +843,6 @@ func (s *Source) decode(c *chunk, msg *kafka.Message) {
 		}
 	}
 	c.events = append(c.events, events...)
-}
-
-// safeDecode turns a decoder panic into a reject: bad input must never
-// take the process down.
-func safeDecode(dec decode.Decoder, m decode.Message) (events []cdc.Event, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			events, err = nil, fmt.Errorf("decoder panic: %v", r)
-		}
-	}()
-	return dec.Decode(m)
 }
 
 // posText is "topic/partition@offset".

@@ -72,14 +72,8 @@ func (s *Source) add(b *pending, d *amqp.Delivery) {
 	b.events = append(b.events, evs...)
 }
 
-// decode runs the decoder; a decoder panic counts as an undecodable
-// message rather than killing the stream.
-func (s *Source) decode(d *amqp.Delivery) (evs []cdc.Event, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			evs, err = nil, fmt.Errorf("decoder panic: %v", r)
-		}
-	}()
+// decode runs the (guarded) decoder on d.
+func (s *Source) decode(d *amqp.Delivery) ([]cdc.Event, error) {
 	return s.dec.Decode(decode.Message{
 		Value:   d.Body,
 		Topic:   s.cfg.Queue,

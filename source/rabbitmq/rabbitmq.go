@@ -116,7 +116,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Source{
 		cfg:     cfg,
-		dec:     dec,
+		dec:     decode.Guard(dec),
 		log:     logger.With("source", "rabbitmq", "queue", cfg.Queue),
 		tls:     tc,
 		ctx:     ctx,
