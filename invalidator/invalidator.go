@@ -104,7 +104,8 @@ const (
 // New returns an Invalidator that deletes keys through client (the cache
 // Redis, which may differ from the one the projectors write). rules map
 // tables to their TableConfig; tables without a rule are not wanted.
-// logger may be nil. New does not contact Redis.
+// logger may be nil; the caller names the sink in it (attribute sink, as
+// the pipeline route). New does not contact Redis.
 func New(client goredis.UniversalClient, cfg Config, rules []cdc.TableRule[TableConfig], logger *slog.Logger) (*Invalidator, error) {
 	if client == nil {
 		return nil, errors.New("invalidator: nil redis client")
@@ -139,7 +140,7 @@ func New(client goredis.UniversalClient, cfg Config, rules []cdc.TableRule[Table
 		client:  client,
 		cfg:     cfg,
 		tables:  cdc.NewTables(crules),
-		log:     logger.With("sink", "invalidator"),
+		log:     logger,
 		queue:   "rowsync:invalidate:delayed:{" + cfg.Name + "}",
 		delayed: delayed,
 		stop:    make(chan struct{}),

@@ -100,7 +100,8 @@ func New(client goredis.UniversalClient, rules []cdc.TableRule[TableConfig], log
 // does not read the row. A template using {pk} is accepted: the primary
 // key comes from each event, or from the rule's PK when the event has
 // none; an event with neither fails permanently (dead letter). The caller
-// owns client: Close does not close it.
+// owns client: Close does not close it. logger may be nil; the caller
+// names the sink in it (attribute sink, as the pipeline route).
 func NewWithConfig(cfg Config, client goredis.UniversalClient, rules []cdc.TableRule[TableConfig], logger *slog.Logger) (*Projector, error) {
 	if client == nil {
 		return nil, errors.New("redis projector: nil client")
@@ -130,7 +131,7 @@ func NewWithConfig(cfg Config, client goredis.UniversalClient, rules []cdc.Table
 		tables:  cdc.NewTables(compiled),
 		cfg:     cfg,
 		cluster: cluster,
-		log:     logger.With("sink", "redis"),
+		log:     logger,
 		script:  script,
 	}, nil
 }
