@@ -171,9 +171,21 @@ func (e *Event) Key(row Row, pk []string) ([]Value, error) {
 	return vals, nil
 }
 
-// Batch is delivered once by a Source. Ack must be called exactly once, and
-// batches are acked in the order Next returned them: nil commits the batch's
-// position, an error asks for redelivery (the source may rewind or stop).
+// Batch is delivered once by a Source. Ack must be called exactly once per
+// batch, in the order Next returned them (a second call returns an error).
+//
+// Ack(ctx, nil) says the batch was applied (or dead-lettered): the source
+// may commit its position once every earlier batch is acked too.
+//
+// Ack(ctx, err) with err != nil — a nack — says the batch was not applied
+// and will not be. The source must then never commit a position at or past
+// it (acks of later batches no longer move the checkpoint) and must deliver
+// its messages again, in order, before anything after them: either by
+// rewinding itself (RabbitMQ recycles its channel, so the broker redelivers
+// every unacked message in queue order) or by failing — its next Next
+// returns an error wrapping err, and a restart resumes from the last
+// committed position (Kafka, binlog). The pipeline nacks every batch it
+// took and gives up on (shutdown grace expired, a fatal error).
 type Batch struct {
 	Events []Event
 	// Rejects are messages the source could not decode. The pipeline writes

@@ -121,6 +121,11 @@ type Pipeline struct {
 	errMu   sync.Mutex
 	lastErr string
 	stuck   atomic.Bool
+
+	// orphan is a batch read from the source that never reached the
+	// acker (work ended first); Run nacks it after the acker is done, so
+	// it is settled after every earlier batch. Only the read loop sets it.
+	orphan *cdc.Batch
 }
 
 // New builds a pipeline. It does not start anything.
@@ -239,6 +244,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	close(acks)
 	<-ackDone
+	if p.orphan != nil {
+		cause := readErr
+		if cause == nil {
+			cause = context.Cause(work)
+		}
+		p.nack(*p.orphan, cause)
+	}
 	if readErr == nil && ctx.Err() == nil {
 		readErr = context.Cause(work)
 	}
@@ -287,6 +299,7 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 			p.log.Warn("undecodable message sent to dead letter", "pos", r.Pos.Text, "reason", r.Reason)
 		}
 		if err := p.writeDeadLetters(work, recs); err != nil {
+			p.orphan = &b
 			return err
 		}
 	}
@@ -326,6 +339,8 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 	select { // the window: blocks while MaxInFlight batches are unacked
 	case acks <- bs:
 	case <-work.Done():
+		p.inFlight.Add(-1)
+		p.orphan = &b
 		return nil
 	}
 	for s, evs := range perShard {
@@ -429,19 +444,35 @@ func (p *Pipeline) worker(work context.Context, ch <-chan task) {
 	}
 }
 
-// acker acks batches in source order as they complete.
+// acker acks batches in source order as they complete. Once work ends
+// (the shutdown grace expired, or a fatal error) or an ack fails, it nacks
+// every batch it still holds, in order: they will not be applied here, and
+// cdc.Batch's contract has every batch settled once.
 func (p *Pipeline) acker(work context.Context, fail context.CancelCauseFunc, acks <-chan *batchState) {
+	var gaveUp error
 	for bs := range acks {
-		select {
-		case <-bs.done:
-		case <-work.Done():
-			return
+		if gaveUp == nil {
+			select {
+			case <-bs.done:
+			default:
+				select {
+				case <-bs.done:
+				case <-work.Done():
+					gaveUp = context.Cause(work)
+				}
+			}
+		}
+		if gaveUp != nil {
+			p.nack(bs.batch, gaveUp)
+			p.inFlight.Add(-1)
+			continue
 		}
 		if err := bs.batch.Ack(work, nil); err != nil {
+			gaveUp = fmt.Errorf("ack source: %w", err)
 			if work.Err() == nil {
-				fail(fmt.Errorf("ack source: %w", err))
+				fail(gaveUp)
 			}
-			return
+			continue
 		}
 		now := time.Now()
 		p.lastProgress.Store(now.UnixNano())
@@ -453,6 +484,17 @@ func (p *Pipeline) acker(work context.Context, fail context.CancelCauseFunc, ack
 		if !bs.commit.IsZero() {
 			m.Lag.WithLabelValues(p.opts.Name).Set(max(0, now.Sub(bs.commit).Seconds()))
 		}
+	}
+}
+
+// nack tells the source that b will not be applied (cdc.Batch's contract:
+// it delivers b again, in order, before anything after it, or fails).
+func (p *Pipeline) nack(b cdc.Batch, cause error) {
+	if cause == nil {
+		cause = errors.New("pipeline stopped")
+	}
+	if err := b.Ack(context.Background(), fmt.Errorf("not applied: %w", cause)); err != nil {
+		p.log.Warn("nack source", "err", err)
 	}
 }
 

@@ -19,12 +19,14 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// sliceSource hands out prepared batches and records acks.
+// sliceSource hands out prepared batches and records acks and nacks.
 type sliceSource struct {
 	mu      sync.Mutex
 	batches []cdc.Batch
 	next    int
-	acked   []int
+	acked   []int // Ack(nil), in call order
+	nacked  []int // Ack(err), in call order
+	settled []int // both, in call order
 	ackErr  error
 	drained chan struct{}
 }
@@ -35,6 +37,11 @@ func newSliceSource(batches [][]cdc.Event) *sliceSource {
 		s.batches = append(s.batches, cdc.Batch{Events: evs, Ack: func(ctx context.Context, err error) error {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			s.settled = append(s.settled, i)
+			if err != nil {
+				s.nacked = append(s.nacked, i)
+				return nil
+			}
 			s.acked = append(s.acked, i)
 			if len(s.acked) == len(s.batches) {
 				close(s.drained)
@@ -43,6 +50,25 @@ func newSliceSource(batches [][]cdc.Event) *sliceSource {
 		}})
 	}
 	return s
+}
+
+// checkSettled fails unless every batch handed out was settled exactly
+// once, in the order Next returned them, with no nil ack after a nack.
+func (s *sliceSource) checkSettled(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.settled) != s.next {
+		t.Fatalf("%d batches handed out, %d settled (%v)", s.next, len(s.settled), s.settled)
+	}
+	for i, b := range s.settled {
+		if b != i {
+			t.Fatalf("settled out of order: %v", s.settled)
+		}
+	}
+	if len(s.nacked) > 0 && len(s.acked) > 0 && s.acked[len(s.acked)-1] > s.nacked[0] {
+		t.Fatalf("batch %d acked after batch %d was nacked", s.acked[len(s.acked)-1], s.nacked[0])
+	}
 }
 
 func (s *sliceSource) Next(ctx context.Context) (cdc.Batch, error) {
@@ -148,6 +174,7 @@ func run(t *testing.T, src *sliceSource, sink cdc.Sink, dl deadletter.Writer, op
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
+	src.checkSettled(t)
 }
 
 func TestPerKeyOrderUnderManyWorkers(t *testing.T) {
@@ -221,7 +248,10 @@ func TestKeyChangeIsSplitIntoDeleteAndInsert(t *testing.T) {
 	}
 }
 
-func TestStopLeavesUnfinishedWorkUnacked(t *testing.T) {
+// TestStopNacksUnfinishedWork: a sink that never comes back, then a
+// shutdown whose grace expires: nothing is acked, and every batch taken
+// from the source is nacked, once, in order (cdc.Batch's contract).
+func TestStopNacksUnfinishedWork(t *testing.T) {
 	src := newSliceSource(makeBatches(50, 10, 10))
 	sink := &recordSink{lastSeq: map[string]int64{}, failNext: 1 << 30} // sink never comes back
 	p, err := New(src, []Route{{Name: "test", Sink: sink}}, Options{DeadLetter: &deadletter.Memory{},
@@ -246,6 +276,10 @@ func TestStopLeavesUnfinishedWorkUnacked(t *testing.T) {
 	if n := len(src.ackedOrder()); n != 0 {
 		t.Fatalf("%d batches acked although nothing was applied", n)
 	}
+	src.checkSettled(t)
+	if len(src.nacked) == 0 {
+		t.Fatal("no batch nacked")
+	}
 }
 
 func TestAckErrorStopsThePipeline(t *testing.T) {
@@ -259,6 +293,7 @@ func TestAckErrorStopsThePipeline(t *testing.T) {
 	if err == nil || !errors.Is(err, src.ackErr) {
 		t.Fatalf("run = %v, want the ack error", err)
 	}
+	src.checkSettled(t)
 }
 
 // finiteSource hands out its batches, then cdc.ErrEndOfStream for ever.

@@ -96,6 +96,7 @@ type Source struct {
 	saveWarned time.Time
 	ackMu      sync.Mutex
 	ackSeq     uint64 // txEndSeq of the newest acked checkpoint
+	nacked     error  // set by a nack: no more checkpoints, Next fails
 
 	lastCommit atomic.Int64 // unix seconds of the last row event's header
 	caughtUp   atomic.Bool
@@ -411,6 +412,9 @@ func (s *Source) reconnect(ctx context.Context, cause error) error {
 // no events but a moved checkpoint is returned after IdleAck. Events
 // gathered when ctx ends are kept for the next call.
 func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
+	if err := s.nackErr(); err != nil {
+		return cdc.Batch{}, err
+	}
 	w := waiter{ctx: ctx}
 	defer w.stop()
 	for len(s.cur) < s.cfg.BatchSize {
@@ -583,6 +587,7 @@ func (s *Source) cut() cdc.Batch {
 			return errors.New("binlog batch acked twice")
 		}
 		if err != nil {
+			s.nack(err)
 			return nil
 		}
 		if cp.IsZero() {
@@ -592,13 +597,31 @@ func (s *Source) cut() cdc.Batch {
 	}}
 }
 
+// nack honours cdc.Batch's contract for a batch that was not applied: the
+// checkpoint stays where it is (later acks are ignored, so it never moves
+// past the batch) and Next fails, so a restart reads the batch again from
+// the last saved position.
+func (s *Source) nack(err error) {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	if s.nacked == nil {
+		s.nacked = fmt.Errorf("binlog source: batch nacked, restart to read again from the checkpoint: %w", err)
+	}
+}
+
+func (s *Source) nackErr() error {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	return s.nacked
+}
+
 // ack hands an acked batch's checkpoint to the saver, which writes it in
 // the background: Ack never waits for the store. A checkpoint older than
 // one acked before is ignored, so the store never moves back.
 func (s *Source) ack(cp checkpoint.Position, seq uint64) error {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
-	if seq <= s.ackSeq {
+	if seq <= s.ackSeq || s.nacked != nil {
 		return nil
 	}
 	s.ackSeq = seq

@@ -257,18 +257,34 @@ func TestCheckpointAtTxEnd(t *testing.T) {
 	if got != n+1 {
 		t.Fatalf("got %d events, want %d", got, n+1)
 	}
-	// a nacked batch saves nothing
-	mustExec(t, db, "INSERT INTO big VALUES (-2, 'nack')")
+	// A nacked batch saves nothing, nor does a later batch acked after it
+	// (the checkpoint would pass the unapplied one), and Next fails: a
+	// restart reads the nacked batch again (cdc.Batch's nack contract).
 	before, _, _ := store.Load(ctx)
-	b, err := s.Next(ctx)
-	if err != nil || len(b.Events) != 1 {
-		t.Fatalf("next: %d events, %v", len(b.Events), err)
+	mustExec(t, db, "INSERT INTO big VALUES (-2, 'nack')")
+	nacked, err := s.Next(ctx)
+	if err != nil || len(nacked.Events) != 1 {
+		t.Fatalf("next: %d events, %v", len(nacked.Events), err)
 	}
-	if err := b.Ack(ctx, errors.New("sink down")); err != nil {
+	mustExec(t, db, "INSERT INTO big VALUES (-3, 'later')")
+	later, err := s.Next(ctx)
+	if err != nil || len(later.Events) != 1 {
+		t.Fatalf("next: %d events, %v", len(later.Events), err)
+	}
+	if err := nacked.Ack(ctx, errors.New("sink down")); err != nil {
+		t.Fatal(err)
+	}
+	if err := later.Ack(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if after, _, _ := store.Load(ctx); after != before {
 		t.Fatalf("nack moved the checkpoint %v -> %v", before, after)
+	}
+	if _, err := s.Next(ctx); err == nil || !strings.Contains(err.Error(), "sink down") {
+		t.Fatalf("next after a nack: %v, want the nack's error", err)
 	}
 }
 
