@@ -11,7 +11,14 @@ import (
 var binlogSettings = []struct{ name, want, why string }{
 	{"log_bin", "ON", "the server writes no binlog"},
 	{"binlog_format", "ROW", "statement events carry no row images"},
-	{"binlog_row_image", "FULL", "updates and deletes would lack the columns outside the key"},
+}
+
+// BinlogNeeds says what a binlog tap can live with beyond the defaults.
+type BinlogNeeds struct {
+	// PartialImages: every table the tap maps is read again by key
+	// (refetch), so row images may lack columns (binlog_row_image MINIMAL
+	// or NOBLOB, partial JSON updates without the previous document).
+	PartialImages bool
 }
 
 // CheckBinlog reads the server settings a binlog tap needs and returns
@@ -19,6 +26,15 @@ var binlogSettings = []struct{ name, want, why string }{
 // and the value needed; nil means the server is ready. An error reading a
 // setting is returned as is: the server could not be asked.
 func CheckBinlog(ctx context.Context, q Querier) error {
+	return CheckBinlogFor(ctx, q, BinlogNeeds{})
+}
+
+// CheckBinlogFor is CheckBinlog for a tap with needs. Besides log_bin and
+// binlog_format it reads binlog_row_image (FULL, or MINIMAL/NOBLOB when
+// images may be partial) and MySQL 8's binlog_row_value_options
+// (PARTIAL_JSON only where the previous document is in the event or the
+// row is read again).
+func CheckBinlogFor(ctx context.Context, q Querier, needs BinlogNeeds) error {
 	var problems []string
 	for _, s := range binlogSettings {
 		v, err := globalVariable(ctx, q, s.name)
@@ -28,6 +44,30 @@ func CheckBinlog(ctx context.Context, q Querier) error {
 		if !strings.EqualFold(v, s.want) {
 			problems = append(problems, fmt.Sprintf("%s=%s (need %s: %s)", s.name, v, s.want, s.why))
 		}
+	}
+	image, err := globalVariable(ctx, q, "binlog_row_image")
+	if err != nil {
+		return err
+	}
+	full := strings.EqualFold(image, "FULL")
+	switch {
+	case full:
+	case needs.PartialImages && (strings.EqualFold(image, "MINIMAL") || strings.EqualFold(image, "NOBLOB")):
+	case needs.PartialImages:
+		problems = append(problems, fmt.Sprintf("binlog_row_image=%s (need FULL, MINIMAL or NOBLOB)", image))
+	default:
+		problems = append(problems, fmt.Sprintf("binlog_row_image=%s (need FULL: updates and deletes would lack the "+
+			"columns outside the key; MINIMAL or NOBLOB only when every mapped table has refetch: true)", image))
+	}
+	// MySQL 8.0+ only; MariaDB has no such variable and reads as ""
+	opts, err := globalVariable(ctx, q, "binlog_row_value_options")
+	if err != nil {
+		return err
+	}
+	if strings.Contains(strings.ToUpper(opts), "PARTIAL_JSON") && !full && !needs.PartialImages {
+		problems = append(problems, fmt.Sprintf("binlog_row_value_options=%s (need '' with binlog_row_image=%s: a partial "+
+			"JSON update carries only the changed paths and the event lacks the previous document; or refetch: true "+
+			"for every mapped table)", opts, image))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("server not ready for a binlog tap: %s", strings.Join(problems, "; "))

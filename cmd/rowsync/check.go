@@ -10,12 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	goredis "github.com/redis/go-redis/v9"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/mysqlmeta"
-	"github.com/rowsync/rowsync/source/binlog"
 	"github.com/rowsync/rowsync/source/decode"
 	"github.com/rowsync/rowsync/source/decode/all"
 	"github.com/rowsync/rowsync/source/rabbitmq"
@@ -60,7 +60,7 @@ func checks(cfg *config.Config) []check {
 	var out []check
 	if b := cfg.Source.Binlog; b != nil {
 		out = append(out, check{"source.binlog " + b.Addr, func(ctx context.Context) error {
-			return checkBinlogServer(ctx, b)
+			return checkBinlogServer(ctx, cfg)
 		}})
 	}
 	if k := cfg.Source.Kafka; k != nil {
@@ -164,15 +164,28 @@ func pingRedis(ctx context.Context, r *config.Redis) error {
 
 var _ goredis.UniversalClient = (*goredis.Client)(nil)
 
-// checkBinlogServer connects and checks the settings a row-based binlog
-// tap needs.
-func checkBinlogServer(ctx context.Context, b *binlog.Config) error {
-	db, err := sql.Open("mysql", mysqlmeta.DSN(b.Addr, b.User, b.Password).FormatDSN())
+// checkBinlogServer connects (with the source's TLS) and checks the
+// settings a row-based binlog tap needs; row images may lack columns when
+// every mapped table is read again by key.
+func checkBinlogServer(ctx context.Context, cfg *config.Config) error {
+	b := cfg.Source.Binlog
+	dsn := mysqlmeta.DSN(b.Addr, b.User, b.Password)
+	tc, err := b.TLSClient()
 	if err != nil {
 		return err
 	}
+	dsn.TLS = tc
+	connector, err := mysql.NewConnector(dsn)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(connector)
 	defer db.Close()
-	return mysqlmeta.CheckBinlog(ctx, db)
+	needs := mysqlmeta.BinlogNeeds{PartialImages: len(cfg.Tables) > 0}
+	for _, t := range cfg.Tables {
+		needs.PartialImages = needs.PartialImages && t.Refetch
+	}
+	return mysqlmeta.CheckBinlogFor(ctx, db, needs)
 }
 
 func writableDir(dir string) error {

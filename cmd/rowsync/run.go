@@ -110,7 +110,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer d.close()
 
 	if b := cfg.Source.Binlog; b != nil {
-		if err := checkBinlogServer(ctx, b); err != nil {
+		if err := checkBinlogServer(ctx, cfg); err != nil {
 			return fmt.Errorf("source.binlog %s: %w", b.Addr, err)
 		}
 	}

@@ -18,6 +18,7 @@ package binlog
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -65,6 +66,7 @@ type Source struct {
 	cat    *mysqlmeta.Catalog
 	flavor string
 	filter *tableFilter
+	tls    *tls.Config // nil without TLS
 
 	// stream state, owned by the goroutine calling Next
 	syncer      *replication.BinlogSyncer
@@ -133,13 +135,18 @@ func New(ctx context.Context, cfg Config, store checkpoint.Store, log *slog.Logg
 		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
 	}
 	dsn.Timeout, dsn.ReadTimeout = 10*time.Second, cfg.ReadTimeout
+	tc, err := cfg.TLSClient()
+	if err != nil {
+		return nil, err
+	}
+	dsn.TLS = tc
 	connector, err := gomysql.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
 	}
 	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(2)
-	s := &Source{cfg: cfg, log: log, store: store, db: db, cat: mysqlmeta.NewCatalog(db), filter: filter,
+	s := &Source{cfg: cfg, log: log, store: store, db: db, tls: tc, cat: mysqlmeta.NewCatalog(db), filter: filter,
 		tables: map[string]*cdc.TableDef{}, plans: map[string]*plan{}}
 	s.load = func(ctx context.Context, schema, table string) (*cdc.TableDef, error) {
 		return loadTable(ctx, s.cat, schema, table)
@@ -316,7 +323,7 @@ func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
 		// the source reconnects itself, from the last transaction end, with
 		// backoff and a fresh table-map cache
 		DisableRetrySync: true, DiscardGTIDSet: true,
-		EventCacheCount: DefaultEventCache, Logger: s.log,
+		EventCacheCount: DefaultEventCache, Logger: s.log, TLSConfig: s.tls,
 	})
 	var (
 		stream *replication.BinlogStreamer

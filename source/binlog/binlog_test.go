@@ -456,6 +456,9 @@ func TestConfigValidate(t *testing.T) {
 		{"mysql gtid", Config{Start: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77", Flavor: "mysql"}, nil},
 		{"mysql tagged gtid", Config{Start: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77:nightly:1-5", Flavor: "mysql"}, nil},
 		{"mysql tagged gtid, flavor detected later", Config{Start: "3e11fa47-71ca-11e1-9e33-c80aa9429562:etl:3"}, nil},
+		{"tls cert without key", Config{TLS: TLSConfig{Enabled: true, CertFile: "c.pem"}}, []string{"tls.cert_file: "}},
+		{"tls unreadable ca", Config{TLS: TLSConfig{Enabled: true, CAFile: "/nonexistent/ca.pem"}}, []string{"tls.ca_file: "}},
+		{"tls off ignores files", Config{TLS: TLSConfig{CAFile: "/nonexistent/ca.pem"}}, nil},
 		{"all bad", Config{Flavor: "oracle", Addr: "nohost", Include: []string{"("}, Exclude: []string{"[", "ok"},
 			Start: "yesterday", BatchSize: -1, MaxWait: -time.Second, Heartbeat: time.Minute},
 			[]string{`flavor: unknown "oracle"`, "addr: ", "include[0]: ", "exclude[0]: ", "start: ",
@@ -483,5 +486,24 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("valid exclude[1] reported: %v", err)
 			}
 		})
+	}
+}
+
+// TLS verifies the server by default, against the host of addr.
+func TestTLSClient(t *testing.T) {
+	c := Config{Addr: "db.example:3306", TLS: TLSConfig{Enabled: true}}
+	tc, err := c.TLSClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.ServerName != "db.example" || tc.InsecureSkipVerify {
+		t.Fatalf("server name %q, insecure %v", tc.ServerName, tc.InsecureSkipVerify)
+	}
+	c.TLS.ServerName, c.TLS.InsecureSkipVerify = "other", true
+	if tc, _ = c.TLSClient(); tc.ServerName != "other" || !tc.InsecureSkipVerify {
+		t.Fatalf("server name %q, insecure %v", tc.ServerName, tc.InsecureSkipVerify)
+	}
+	if tc, err := (&Config{}).TLSClient(); tc != nil || err != nil {
+		t.Fatalf("tls off: %v %v", tc, err)
 	}
 }

@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/tlsconf"
 	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
@@ -84,6 +86,12 @@ type Config struct {
 	// sinks apply idempotently. Default: 100ms
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 
+	// TLS secures both connections to the server (queries and the
+	// replication stream); off unless enabled. With TLS, MySQL 8's
+	// caching_sha2_password sends the password inside TLS; without it the
+	// clients exchange it under the server's RSA key.
+	TLS TLSConfig `yaml:"tls"`
+
 	// Refetched reports the tables whose rows the pipeline reads again by
 	// primary key (tables[].refetch). For them a row image that lacks
 	// columns (binlog_row_image MINIMAL or NOBLOB, a partial JSON update
@@ -91,6 +99,46 @@ type Config struct {
 	// the stream with ErrUnsupported. Set by the wiring, not from YAML.
 	// Default: nil, no table is refetched.
 	Refetched func(db, table string) bool `yaml:"-"`
+}
+
+// TLSConfig configures TLS to the server. The server certificate is
+// verified against CAFile (or the system roots) and ServerName (default:
+// the host of addr) unless InsecureSkipVerify.
+type TLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of roots. Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key (both or
+	// neither). Default: none
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name checked in the server certificate. Default:
+	// the host of addr
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any server certificate. Default: false
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// TLSClient builds the TLS client config for the server, or nil when TLS
+// is off. Errors name their key ("tls.ca_file: ...").
+func (c *Config) TLSClient() (*tls.Config, error) {
+	t := c.TLS
+	if !t.Enabled {
+		return nil, nil
+	}
+	name := t.ServerName
+	if name == "" {
+		addr := c.Addr
+		if addr == "" {
+			addr = mysqlmeta.DefaultAddr
+		}
+		name, _, _ = splitAddr(addr)
+	}
+	tc, err := tlsconf.Load(t.CAFile, t.CertFile, t.KeyFile, name, t.InsecureSkipVerify)
+	if err != nil {
+		return nil, fmt.Errorf("tls.%w", err)
+	}
+	return tc, nil
 }
 
 // Validate reports every problem at once, each prefixed by its key.
@@ -107,6 +155,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := mysqlmeta.NewFilter(c.Include, c.Exclude); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TLS.Enabled && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls.cert_file: cert_file and key_file go together"))
+	} else if _, err := c.TLSClient(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := parseStart(c.Start, c.Flavor); err != nil {
