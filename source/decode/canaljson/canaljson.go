@@ -16,10 +16,14 @@
 package canaljson
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -51,6 +55,45 @@ type schema struct {
 	sqlTypes []int32
 	byName   map[string]int
 	pk       []string // nil when pkNames is null or absent
+	// ordered is cols in the schema source's column order, for the
+	// definition it was computed from.
+	ordered atomic.Pointer[orderedCols]
+}
+
+type orderedCols struct {
+	def  *cdc.TableDef
+	cols []cdc.Column
+}
+
+// columns returns the event columns of db.table: mysqlType's order, or,
+// with a schema source that knows the table, the table's own order
+// (information_schema's ordinal positions; columns it lacks last), so
+// documents keep the field order of the binlog path whatever order the
+// producer listed them in.
+func (d *Decoder) columns(sch *schema, db, table string) ([]cdc.Column, error) {
+	if d.opts.Schemas == nil {
+		return sch.cols, nil
+	}
+	def, err := d.opts.Schemas.Table(context.Background(), db, table, false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", decode.ErrSchemaUnavailable, err)
+	}
+	if def == nil {
+		return sch.cols, nil
+	}
+	if o := sch.ordered.Load(); o != nil && o.def == def {
+		return o.cols, nil
+	}
+	rank := func(c cdc.Column) int {
+		if i, ok := def.Index(c.Name); ok {
+			return i
+		}
+		return len(def.Columns)
+	}
+	cols := slices.Clone(sch.cols)
+	slices.SortStableFunc(cols, func(a, b cdc.Column) int { return cmp.Compare(rank(a), rank(b)) })
+	sch.ordered.Store(&orderedCols{def: def, cols: cols})
+	return cols, nil
 }
 
 // rowRef locates one row's members in message.fields.
@@ -277,6 +320,10 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		return nil, fmt.Errorf("canal-json: %w", err)
 	}
 	db, table := d.names.Get(m.database), d.names.Get(m.table)
+	cols, err := d.columns(sch, db, table)
+	if err != nil {
+		return nil, fmt.Errorf("canal-json: %w", err)
+	}
 	pk := sch.pk
 	if pk == nil && d.opts.KeyColumns != nil {
 		pk = d.opts.KeyColumns(db, table)
@@ -286,7 +333,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	events := make([]cdc.Event, len(m.data))
 	for i, r := range m.data {
 		ev := &events[i]
-		ev.DB, ev.Table, ev.Op, ev.PK, ev.Columns, ev.Commit, ev.Pos = db, table, op, pk, sch.cols, commit, pos
+		ev.DB, ev.Table, ev.Op, ev.PK, ev.Columns, ev.Commit, ev.Pos = db, table, op, pk, cols, commit, pos
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
 		}
