@@ -114,15 +114,8 @@ type Redis struct {
 	PoolSize int `yaml:"pool_size"`
 }
 
-// DeadLetter says where dead letters go: a file or a Kafka topic. (For
-// RabbitMQ sources, rabbitmq.reject_to_dlx routes undecodable messages to
-// the queue's dead-letter exchange instead.)
-type DeadLetter struct {
-	// File is a JSON-lines file. Default: ./deadletter.jsonl
-	File string `yaml:"file"`
-	// Kafka sends records to a topic instead.
-	Kafka *deadletter.KafkaConfig `yaml:"kafka"`
-}
+// DeadLetter says where dead letters go; the deadletter package owns it.
+type DeadLetter = deadletter.Config
 
 // Pipeline tunes the pipeline; see package pipeline for each default.
 type Pipeline struct {
@@ -333,12 +326,7 @@ func (c *Config) Validate() error {
 			add("schema", plain("a binlog source reads column types itself: remove schema:"))
 		}
 	}
-	if c.DeadLetter.Kafka != nil {
-		add("deadletter.kafka", c.DeadLetter.Kafka.Validate())
-		if c.DeadLetter.File != "" {
-			add("deadletter", plain("set file or kafka, not both"))
-		}
-	}
+	add("deadletter", c.DeadLetter.Validate())
 	if c.Workers != 0 {
 		switch {
 		case c.Workers < 0:

@@ -76,6 +76,8 @@ tables:
 			[]string{"source.kafka.time_zone: unknown zone \"Mars/Base\"", "source.kafka.debezium.decimal_handling_mode: unknown \"exact\""}},
 		{"schema bad dsn", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}", 1) + "schema: {dsn: \"no-at-sign\"}\n", nil, []string{"schema.dsn: "}},
 		{"schema with binlog", base + "schema: {dsn: \"root@tcp(127.0.0.1:3306)/\"}\n", nil, []string{"schema: a binlog source reads column types itself"}},
+		{"deadletter problems", base + "deadletter: {file: x.jsonl, kafka: {topic: dl}, excluded_columns: hide, max_bytes: -1}\n", nil,
+			[]string{"deadletter.kafka.brokers: required", "deadletter: set file or kafka, not both", `deadletter.excluded_columns: unknown "hide"`, "deadletter.max_bytes: must not be negative"}},
 		{"checkpoint both", base + "checkpoint: {redis: {}, file: /tmp/x}\n", nil, []string{"checkpoint: set redis or file"}},
 		{"bad log level", base + "log: {level: loud}\n", nil, []string{"log.level: unknown \"loud\""}},
 		{"negative invalidate delay", base + "    invalidate: {keys: [\"user:{id}\"], delay: -1s}\n", nil, []string{"tables[0].invalidate.delay"}},

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"slices"
+
 	"github.com/rowsync/rowsync/cdc"
 )
 
@@ -60,6 +62,35 @@ func (r *Router) KeyColumns(db, table string) []string {
 func (r *Router) Refetch(db, table string) bool {
 	_, t := r.Entry(db, table)
 	return t != nil && t.Refetch
+}
+
+// HiddenColumns returns the columns of db.table that a sink of its entry
+// leaves out (redis_hash or mongo exclude, or not in their include), for
+// the dead letter to leave out too; nil when the entry hides none.
+func (r *Router) HiddenColumns(db, table string) func(col string) bool {
+	_, t := r.Entry(db, table)
+	if t == nil {
+		return nil
+	}
+	type sel struct{ include, exclude []string }
+	var sels []sel
+	if h := t.RedisHash; h != nil && (len(h.Include) > 0 || len(h.Exclude) > 0) {
+		sels = append(sels, sel{h.Include, h.Exclude})
+	}
+	if m := t.Mongo; m != nil && (len(m.Include) > 0 || len(m.Exclude) > 0) {
+		sels = append(sels, sel{m.Include, m.Exclude})
+	}
+	if len(sels) == 0 {
+		return nil
+	}
+	return func(col string) bool {
+		for _, s := range sels {
+			if slices.Contains(s.exclude, col) || len(s.include) > 0 && !slices.Contains(s.include, col) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // Routes returns whether changes of db.table go to the sink whose block

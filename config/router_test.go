@@ -56,3 +56,28 @@ tables:
 		t.Fatalf("rules = %+v", rules)
 	}
 }
+
+func TestRouterHiddenColumns(t *testing.T) {
+	raw := []byte(`name: t
+source: {binlog: {addr: "127.0.0.1:3307"}}
+redis: {}
+mongo: {uri: "mongodb://127.0.0.1:27017"}
+tables:
+  - {match: shop.users, redis_hash: {exclude: [password_hash]}, mongo: {include: [id, email, password_hash]}}
+  - {match: shop.orders, redis_hash: {}}
+`)
+	c, err := Parse(raw, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Router()
+	hide := r.HiddenColumns("shop", "users")
+	for col, want := range map[string]bool{"password_hash": true, "avatar": true, "email": false, "id": false} {
+		if hide(col) != want {
+			t.Errorf("users.%s hidden = %v, want %v", col, !want, want)
+		}
+	}
+	if r.HiddenColumns("shop", "orders") != nil || r.HiddenColumns("other", "x") != nil {
+		t.Error("a table without include/exclude hides columns")
+	}
+}

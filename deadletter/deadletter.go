@@ -34,6 +34,38 @@ type Record struct {
 	Event json.RawMessage `json:"event,omitempty"`
 	// Raw is the undecodable message body (base64 in JSON).
 	Raw []byte `json:"raw,omitempty"`
+	// Truncated is set when the record was cut to fit a size limit (the
+	// Kafka dead letter's max_record_bytes): Event is left out and Raw
+	// holds only the start of the message; EventBytes and RawBytes give
+	// the full sizes.
+	Truncated  bool `json:"truncated,omitempty"`
+	EventBytes int  `json:"event_bytes,omitempty"`
+	RawBytes   int  `json:"raw_bytes,omitempty"`
+}
+
+// maxReason is how much of Reason a truncated record keeps.
+const maxReason = 1024
+
+// EncodeMax is Encode, cut to at most max bytes when it is longer: the
+// record keeps its reason (up to 1 KiB), position and names, drops Event
+// and keeps as much of Raw as fits, marked Truncated.
+func EncodeMax(rec *Record, max int) []byte {
+	line := Encode(rec)
+	if len(line) <= max {
+		return line
+	}
+	r := *rec
+	r.Truncated, r.EventBytes, r.RawBytes = true, len(rec.Event), len(rec.Raw)
+	r.Event, r.Raw = nil, nil
+	if len(r.Reason) > maxReason {
+		r.Reason = r.Reason[:maxReason] + "..."
+	}
+	base := Encode(&r)
+	if room := max - len(base) - len(`,"raw":""`); room >= 4 {
+		r.Raw = rec.Raw[:min(len(rec.Raw), room/4*3)]
+		return Encode(&r)
+	}
+	return base
 }
 
 // Writer stores dead letters. Write returns only once the records are
@@ -99,44 +131,113 @@ func Encode(rec *Record) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// File appends JSON lines to a file and fsyncs after each Write.
+// File appends JSON lines to a file and fsyncs after each Write. The file
+// is readable by its owner only (0600): records hold row data. It rotates
+// by size, keeping a bounded number of old files.
 type File struct {
-	mu   sync.Mutex
-	f    *os.File
-	path string
+	mu       sync.Mutex
+	f        *os.File
+	path     string
+	size     int64
+	maxBytes int64
+	maxFiles int
 }
 
 var _ Writer = (*File)(nil)
 
-// OpenFile opens (creating if needed) the JSON-lines file at path.
+// OpenFile opens (creating if needed) the JSON-lines file at path, with
+// the default rotation.
 func OpenFile(path string) (*File, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	return OpenFileConfig(Config{File: path})
+}
+
+// OpenFileConfig opens c.File with c's rotation settings.
+func OpenFileConfig(c Config) (*File, error) {
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MaxFiles <= 0 {
+		c.MaxFiles = DefaultMaxFiles
+	}
+	if dir := filepath.Dir(c.File); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("dead letter dir %s: %w", dir, err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open dead letter file: %w", err)
+	w := &File{path: c.File, maxBytes: c.MaxBytes, maxFiles: c.MaxFiles}
+	if err := w.open(); err != nil {
+		return nil, err
 	}
-	return &File{f: f, path: path}, nil
+	return w, nil
 }
 
-// Write appends recs as JSON lines and syncs the file.
+func (w *File) open() error {
+	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open dead letter file: %w", err)
+	}
+	// a file left by an older version may be world-readable
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("dead letter file %s: %w", w.path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("dead letter file %s: %w", w.path, err)
+	}
+	w.f, w.size = f, st.Size()
+	return nil
+}
+
+// rotate renames FILE to FILE.1 (shifting older ones, dropping the one
+// past maxFiles) and starts a new FILE.
+func (w *File) rotate() error {
+	err := w.f.Close()
+	w.f = nil
+	if err != nil {
+		return fmt.Errorf("close dead letter %s: %w", w.path, err)
+	}
+	_ = os.Remove(w.path + "." + strconv.Itoa(w.maxFiles))
+	for i := w.maxFiles - 1; i >= 1; i-- {
+		_ = os.Rename(w.path+"."+strconv.Itoa(i), w.path+"."+strconv.Itoa(i+1))
+	}
+	if err := os.Rename(w.path, w.path+".1"); err != nil {
+		return fmt.Errorf("rotate dead letter %s: %w", w.path, err)
+	}
+	return w.open()
+}
+
+// Write appends recs as JSON lines and syncs the file, rotating first when
+// the file has reached its size limit.
 func (w *File) Write(_ context.Context, recs []Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.f == nil { // a failed rotation left no file open
+		if err := w.open(); err != nil {
+			return err
+		}
+	}
+	if w.size >= w.maxBytes {
+		if err := w.rotate(); err != nil {
+			return err
+		}
+	}
 	bw := bufio.NewWriter(w.f)
+	var n int64
 	for i := range recs {
-		_, _ = bw.Write(Encode(&recs[i]))
+		line := Encode(&recs[i])
+		_, _ = bw.Write(line)
 		_ = bw.WriteByte('\n')
+		n += int64(len(line)) + 1
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write dead letter %s: %w", w.path, err)
 	}
+	w.size += n
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("sync dead letter %s: %w", w.path, err)
 	}
@@ -144,7 +245,16 @@ func (w *File) Write(_ context.Context, recs []Record) error {
 }
 
 // Close closes the file.
-func (w *File) Close() error { return w.f.Close() }
+func (w *File) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
 
 // Memory keeps records in memory; for tests and `rowsync check`.
 type Memory struct {

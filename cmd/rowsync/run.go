@@ -158,7 +158,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
 		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
 		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
-		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: decode.EventJSON,
+		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(cfg, d.router),
 		Metrics: m, Logger: log,
 	}
 	if cfg.MySQL != nil {
@@ -252,14 +252,13 @@ func readiness(ctx context.Context, p *pipeline.Pipeline, routes []pipeline.Rout
 }
 
 func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
-	if k := cfg.DeadLetter.Kafka; k != nil {
-		return deadletter.NewKafka(*k)
-	}
-	path := cfg.DeadLetter.File
-	if path == "" {
-		path = "deadletter.jsonl"
-	}
-	return deadletter.OpenFile(path)
+	return deadletter.Open(cfg.DeadLetter)
+}
+
+// renderDeadLetter renders a dead-lettered change without the columns its
+// table rule keeps out of the sinks (or with them redacted).
+func renderDeadLetter(cfg *config.Config, r *config.Router) func(cdc.Event) ([]byte, error) {
+	return deadletter.Renderer(decode.EventJSON, r.HiddenColumns, cfg.DeadLetter.ExcludedColumns)
 }
 
 // checkSchemasOnce checks the mapped tables against MySQL before streaming.

@@ -24,7 +24,6 @@ import (
 	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/snapshot"
 	"github.com/rowsync/rowsync/source/binlog"
-	"github.com/rowsync/rowsync/source/decode"
 )
 
 const snapshotHelp = `usage: rowsync snapshot -c FILE [--tables REGEX] [--chunk N] [--force]
@@ -253,7 +252,7 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
 		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
 		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
-		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: decode.EventJSON,
+		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(cfg, d.router),
 		Metrics: metrics.New(), Logger: log,
 	})
 	if err != nil {

@@ -1,0 +1,144 @@
+package deadletter
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// Config says where dead letters go: a file (the default) or a Kafka
+// topic. For RabbitMQ sources, rabbitmq.reject_to_dlx routes undecodable
+// messages to the queue's dead-letter exchange instead. The zero value of
+// each field means its default.
+type Config struct {
+	// File is a JSON-lines file, created with mode 0600.
+	// Default: ./deadletter.jsonl
+	File string `yaml:"file"`
+	// MaxBytes rotates the file once it grows past this size: it is renamed
+	// FILE.1 (FILE.1 becomes FILE.2, and so on) and a new FILE is started.
+	// Default: 100 MiB
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxFiles is how many rotated files are kept; older ones are deleted,
+	// so the dead letter takes at most about (max_files+1) × max_bytes of
+	// disk. Default: 5
+	MaxFiles int `yaml:"max_files"`
+	// Kafka sends records to a topic instead of the file.
+	Kafka *KafkaConfig `yaml:"kafka"`
+	// ExcludedColumns says what happens to the columns a table's rule keeps
+	// out of its sinks (redis_hash / mongo exclude, or not in include) when
+	// one of its changes is dead-lettered: omit leaves them out of the
+	// record, redact keeps the column names with the value "[redacted]".
+	// Default: omit
+	ExcludedColumns string `yaml:"excluded_columns"`
+}
+
+// Defaults of Config.
+const (
+	DefaultFile     = "deadletter.jsonl"
+	DefaultMaxBytes = 100 << 20
+	DefaultMaxFiles = 5
+)
+
+// Validate reports every problem, each prefixed by its key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Kafka != nil {
+		if err := c.Kafka.Validate(); err != nil {
+			errs = append(errs, prefix("kafka.", err))
+		}
+		if c.File != "" {
+			errs = append(errs, errors.New("set file or kafka, not both"))
+		}
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, errors.New("max_bytes: must not be negative"))
+	}
+	if c.MaxFiles < 0 {
+		errs = append(errs, errors.New("max_files: must not be negative"))
+	}
+	if !slices.Contains([]string{"", "omit", "redact"}, c.ExcludedColumns) {
+		errs = append(errs, fmt.Errorf("excluded_columns: unknown %q (want omit or redact)", c.ExcludedColumns))
+	}
+	return errors.Join(errs...)
+}
+
+// prefix puts p before every line of a joined error.
+func prefix(p string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = append(errs, fmt.Errorf("%s%w", p, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s%w", p, err)
+}
+
+// Open returns the writer c describes.
+func Open(c Config) (Writer, error) {
+	if c.Kafka != nil {
+		return NewKafka(*c.Kafka)
+	}
+	if c.File == "" {
+		c.File = DefaultFile
+	}
+	return OpenFileConfig(c)
+}
+
+// Redacted is the value that stands in for a column under
+// excluded_columns: redact.
+const Redacted = "[redacted]"
+
+// Renderer returns the event renderer for dead-letter records: render,
+// applied to the event without the columns hidden(db, table) reports (nil:
+// none), or with their values replaced by Redacted when mode is "redact".
+// Primary-key columns are always kept: they say which row failed.
+func Renderer(render func(cdc.Event) ([]byte, error), hidden func(db, table string) func(col string) bool,
+	mode string) func(cdc.Event) ([]byte, error) {
+	if hidden == nil {
+		return render
+	}
+	return func(ev cdc.Event) ([]byte, error) {
+		hide := hidden(ev.DB, ev.Table)
+		if hide == nil {
+			return render(ev)
+		}
+		keep := func(col string) bool { return !hide(col) || slices.Contains(ev.PK, col) }
+		filter := func(row cdc.Row) cdc.Row {
+			if row == nil {
+				return nil
+			}
+			out := make(cdc.Row, len(row))
+			for k, v := range row {
+				switch {
+				case keep(k):
+					out[k] = v
+				case mode == "redact":
+					out[k] = Redacted
+				}
+			}
+			return out
+		}
+		ev.Before, ev.After = filter(ev.Before), filter(ev.After)
+		if mode != "redact" {
+			cols := make([]cdc.Column, 0, len(ev.Columns))
+			for _, c := range ev.Columns {
+				if keep(c.Name) {
+					cols = append(cols, c)
+				}
+			}
+			ev.Columns = cols
+		} else {
+			cols := slices.Clone(ev.Columns)
+			for i := range cols {
+				if !keep(cols[i].Name) {
+					cols[i] = cdc.Column{Name: cols[i].Name, Kind: cdc.KindString, Precision: -1}
+				}
+			}
+			ev.Columns = cols
+		}
+		return render(ev)
+	}
+}
