@@ -77,6 +77,11 @@ func runMicro(ctx context.Context, o *options, t *table) error {
 			{"micro: canal-json decode, 1 row/msg vs encoding/json", "BenchmarkDecode/rows=1", "BenchmarkDecodeBaseline/rows=1", "rows/s", "", 0},
 			{"micro: canal-json decode, 10 rows/msg vs encoding/json", "BenchmarkDecode/rows=10", "BenchmarkDecodeBaseline/rows=10", "rows/s", "", 0},
 		}},
+		{pkg: "./source/decode/debezium/", pattern: "^BenchmarkDecodeWide$", benchtime: "1s", rows: []microRow{
+			{"micro: debezium with schema (9 KB, 24 columns), schema cached vs parsed per message", "BenchmarkDecodeWide/schema", "BenchmarkDecodeWide/schema-parsed-per-message", "msgs/s", "", 0},
+			{"micro: debezium with schema vs schemaless (same row)", "BenchmarkDecodeWide/schema", "BenchmarkDecodeWide/schemaless-raw", "msgs/s", "", 0},
+			{"micro: debezium schemaless typed by a schema source vs untyped", "BenchmarkDecodeWide/schemaless-typed", "BenchmarkDecodeWide/schemaless-raw", "msgs/s", "", 0},
+		}},
 	}
 	var errs []string
 	for _, r := range runs {

@@ -100,23 +100,30 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil // tombstone
 	}
-	var v value
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, fmt.Errorf("debezium: bad JSON: %w", err)
-	}
-	p := &v.payload
+	var p *payload
 	var rs *rowSchema
-	if v.Schema != nil && v.Payload != nil {
-		if string(v.Payload) == "null" {
+	schemaRaw, payloadRaw, enveloped := splitEnvelope(raw)
+	if !enveloped {
+		// any other layout: one full parse finds out
+		var v value
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("debezium: bad JSON: %w", err)
+		}
+		p = &v.payload
+		schemaRaw, payloadRaw = v.Schema, v.Payload
+		enveloped = v.Schema != nil && v.Payload != nil
+	}
+	if enveloped {
+		if string(payloadRaw) == "null" {
 			return nil, nil // tombstone with schema
 		}
 		p = new(payload)
-		if err := json.Unmarshal(v.Payload, p); err != nil {
+		if err := json.Unmarshal(payloadRaw, p); err != nil {
 			return nil, fmt.Errorf("debezium: payload: %w", err)
 		}
-		if string(v.Schema) != "null" {
+		if string(schemaRaw) != "null" {
 			var err error
-			if rs, err = d.schemas.get(v.Schema); err != nil {
+			if rs, err = d.schemas.get(schemaRaw); err != nil {
 				return nil, fmt.Errorf("debezium: %w", err)
 			}
 		}

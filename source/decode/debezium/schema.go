@@ -1,12 +1,12 @@
 package debezium
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/rowsync/rowsync/cdc"
 )
@@ -36,29 +36,151 @@ func (r *rowSchema) field(name string) *field {
 
 // schemaCache maps the raw text of an envelope schema to its parsed form:
 // every message of a table version carries the same schema bytes, so it is
-// parsed once. It is bounded; past maxSchemas new schemas are parsed on
-// every use instead of stored.
+// parsed (and validated) once; later messages only find their bytes in the
+// map. It is bounded; past maxSchemas new schemas are parsed on every use
+// instead of stored.
 type schemaCache struct {
-	m sync.Map // string -> *rowSchema
-	n atomic.Int64
+	mu sync.RWMutex
+	m  map[string]*rowSchema
 }
 
 const maxSchemas = 4096
 
-func (c *schemaCache) get(raw json.RawMessage) (*rowSchema, error) {
-	if v, ok := c.m.Load(string(raw)); ok {
-		return v.(*rowSchema), nil
+func (c *schemaCache) get(raw []byte) (*rowSchema, error) {
+	c.mu.RLock()
+	rs, ok := c.m[string(raw)] // no copy: the compiler looks up by the bytes
+	c.mu.RUnlock()
+	if ok {
+		return rs, nil
 	}
 	rs, err := parseSchema(raw)
 	if err != nil {
 		return nil, err
 	}
-	if c.n.Load() < maxSchemas {
-		if _, loaded := c.m.LoadOrStore(string(raw), rs); !loaded {
-			c.n.Add(1)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*rowSchema{}
+	}
+	if len(c.m) < maxSchemas {
+		c.m[string(raw)] = rs
+	}
+	c.mu.Unlock()
+	return rs, nil
+}
+
+// splitEnvelope finds the two values of {"schema":…,"payload":…} (either
+// order, nothing else at the top) without parsing them, so a known schema
+// costs one scan for its end instead of a parse. The schema's bytes are
+// only trusted when equal to a schema parseSchema has validated; the
+// payload is parsed in full. Any other layout gives ok false (the caller
+// parses the whole message).
+func splitEnvelope(b []byte) (schema, payload []byte, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, nil, false
+	}
+	for n := 0; n < 2; n++ {
+		i = skipSpace(b, i+1)
+		var key string
+		switch {
+		case bytes.HasPrefix(b[i:], []byte(`"schema"`)):
+			key, i = "schema", i+len(`"schema"`)
+		case bytes.HasPrefix(b[i:], []byte(`"payload"`)):
+			key, i = "payload", i+len(`"payload"`)
+		default:
+			return nil, nil, false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return nil, nil, false
+		}
+		start := skipSpace(b, i+1)
+		end, ok := skipValue(b, start)
+		if !ok {
+			return nil, nil, false
+		}
+		if key == "schema" {
+			if schema != nil {
+				return nil, nil, false
+			}
+			schema = b[start:end]
+		} else {
+			if payload != nil {
+				return nil, nil, false
+			}
+			payload = b[start:end]
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return nil, nil, false
+		}
+		if n == 0 && b[i] != ',' || n == 1 && b[i] != '}' {
+			return nil, nil, false
 		}
 	}
-	return rs, nil
+	if skipSpace(b, i+1) != len(b) || schema == nil || payload == nil {
+		return nil, nil, false
+	}
+	return schema, payload, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the JSON value at b[i] by matching brackets
+// outside strings; it does not validate the value.
+func skipValue(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				end, ok := skipString(b, i)
+				if !ok {
+					return 0, false
+				}
+				i = end
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, true
+				}
+			}
+			i++
+		}
+		return 0, false
+	}
+	start := i
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i, i > start
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) (int, bool) {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1, true
+		case '\\':
+			i++ // the escaped character
+		}
+	}
+	return 0, false
 }
 
 // parseSchema finds the row struct (the "after" field, else "before") of
