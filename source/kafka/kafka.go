@@ -122,8 +122,9 @@ type partState struct {
 	wm        watermark
 	committed int64 // last committed offset, -1 if the group has none
 
-	hwm atomic.Int64 // partition high watermark at the last fetch
-	pos atomic.Int64 // next offset to fetch
+	hwm      atomic.Int64 // partition high watermark at the last fetch
+	pos      atomic.Int64 // next offset to fetch
+	lastTime atomic.Int64 // unix nanos of the last fetched message's timestamp
 }
 
 type ackRef struct {
@@ -281,16 +282,20 @@ fill:
 	}, nil
 }
 
-// Lag returns how many messages of the currently assigned partitions have
-// not been fetched yet, as of each partition's last fetch.
-func (s *Source) Lag() int64 {
+// Lag is how far the source trails the brokers, with binlog's meaning:
+// now minus the timestamp of the last message fetched, on the assigned
+// partition that trails most, and 0 when every assigned partition has been
+// fetched to its high watermark (caught up) or nothing was fetched yet.
+func (s *Source) Lag() time.Duration {
 	s.mu.Lock()
 	parts := s.parts
 	s.mu.Unlock()
-	var lag int64
+	var lag time.Duration
+	now := time.Now()
 	for _, p := range parts {
-		if h, pos := p.hwm.Load(), p.pos.Load(); h > pos && pos >= 0 {
-			lag += h - pos
+		h, pos, ts := p.hwm.Load(), p.pos.Load(), p.lastTime.Load()
+		if h > pos && pos >= 0 && ts > 0 {
+			lag = max(lag, now.Sub(time.Unix(0, ts)))
 		}
 	}
 	return lag
@@ -766,6 +771,9 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 				break
 			}
 			s.decode(c, &msg)
+			if !msg.Time.IsZero() {
+				p.lastTime.Store(msg.Time.UnixNano())
+			}
 			c.end = msg.Offset + 1
 			c.n++
 			*offset = c.end

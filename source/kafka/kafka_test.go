@@ -249,9 +249,7 @@ func TestDecodeOrderAndCommit(t *testing.T) {
 		}
 		return true
 	})
-	if s.Lag() != 0 {
-		t.Errorf("lag %d after draining", s.Lag())
-	}
+	waitFor(t, "lag 0 once caught up", func() bool { return s.Lag() == 0 })
 	closeSource(t, s)
 }
 
