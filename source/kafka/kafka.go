@@ -35,6 +35,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
+	"github.com/rowsync/rowsync/internal/batch"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
@@ -84,8 +85,8 @@ type Source struct {
 	dead atomic.Bool
 
 	// Next's own state.
-	held  *chunk
-	timer *time.Timer
+	held *chunk
+	win  *batch.Window // batch_size or max_wait
 }
 
 var _ cdc.Source = (*Source)(nil)
@@ -169,9 +170,8 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		runDone:  make(chan struct{}),
 		closeNow: make(chan struct{}),
 		failed:   make(chan struct{}),
-		timer:    time.NewTimer(time.Hour),
+		win:      batch.NewWindow(cfg.BatchSize, cfg.MaxWait),
 	}
-	s.timer.Stop()
 	if cfg.TopicRegex != "" {
 		s.topicRE, _ = compileTopicRegex(cfg.TopicRegex) // checked by Validate
 	}
@@ -199,21 +199,16 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 		refs    []ackRef
 		events  []cdc.Event
 		rejects []cdc.Reject
-		n       int
-		waiting bool // the max_wait timer runs
+		win     = s.win
 	)
-	defer func() {
-		if waiting {
-			s.timer.Stop()
-		}
-	}()
+	defer win.Reset()
 fill:
-	for n < s.cfg.BatchSize {
+	for !win.Full() {
 		var c *chunk
 		switch {
 		case s.held != nil:
 			c, s.held = s.held, nil
-		case n == 0:
+		case win.Len() == 0:
 			select {
 			case c = <-s.chunks:
 			case <-ctx.Done():
@@ -229,8 +224,7 @@ fill:
 			default:
 				select {
 				case c = <-s.chunks:
-				case <-s.timer.C:
-					waiting = false
+				case <-win.C():
 					break fill
 				case <-ctx.Done():
 					break fill
@@ -241,7 +235,7 @@ fill:
 				}
 			}
 		}
-		if n > 0 && n+c.n > s.cfg.BatchSize {
+		if win.Len() > 0 && c.n > win.Room() {
 			s.held = c
 			break
 		}
@@ -256,11 +250,7 @@ fill:
 			events = append(events, c.events...)
 		}
 		rejects = append(rejects, c.rejects...)
-		if n == 0 {
-			s.timer.Reset(s.cfg.MaxWait)
-			waiting = true
-		}
-		n += c.n
+		win.Add(c.n)
 	}
 	var acked atomic.Bool
 	return cdc.Batch{

@@ -36,6 +36,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
+	"github.com/rowsync/rowsync/internal/batch"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
@@ -377,18 +378,15 @@ func (s *Source) open(conn *amqp.Connection, gen uint64) (*session, <-chan amqp.
 
 // consume turns deliveries into batches until the session ends.
 func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan amqp.Delivery, closed <-chan *amqp.Error) error {
-	var (
-		b      *pending
-		timer  = time.NewTimer(time.Hour)
-		timerC <-chan time.Time
-	)
-	timer.Stop()
-	defer timer.Stop()
+	var b *pending
+	win := batch.NewWindow(s.cfg.BatchSize, s.cfg.MaxWait)
+	defer win.Reset()
 	// emit hands b to Next, unless the session ends first (then b's
 	// deliveries are redelivered and b is dropped).
 	emit := func() error {
 		p := b
-		b, timerC = nil, nil
+		b = nil
+		win.Reset()
 		select {
 		case s.batches <- p:
 			return nil
@@ -415,17 +413,16 @@ func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan a
 			}
 			if b == nil {
 				b = s.newPending(sess)
-				timer.Reset(s.cfg.MaxWait)
-				timerC = timer.C
 			}
 			s.add(b, &d)
-			if b.msgs >= s.cfg.BatchSize || len(b.events) >= s.cfg.BatchSize {
-				timer.Stop()
+			// One message may carry many events: the batch also closes
+			// once it holds batch_size events.
+			if win.Add(1) || len(b.events) >= win.Size() {
 				if err := emit(); err != nil {
 					return err
 				}
 			}
-		case <-timerC:
+		case <-win.C():
 			if err := emit(); err != nil {
 				return err
 			}
