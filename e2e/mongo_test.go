@@ -778,3 +778,95 @@ func binlogPos(t *testing.T, db *sql.DB) string {
 	}
 	return string(vals[0]) + ":" + string(vals[1])
 }
+
+// TestMongoHostile: canal-json messages written by a hostile producer,
+// interleaved with good ones, over Kafka into MongoDB. A primary key sent
+// as an object ({"$ne": null}) in a DELETE or an INSERT, a column whose
+// name is a path (a.b) or an operator ($set), and a JSON value with an
+// operator key each become one dead letter with a reason; no other
+// document is touched; the good changes after them are applied; rowsync
+// never exits.
+func TestMongoHostile(t *testing.T) {
+	m := startMongo(t)
+	id := randomHex(4)
+	database := m.database(t, "rs_e2e_mongoh_"+id)
+	const types = `"mysqlType":{"id":"int(11)","name":"varchar(32)","prefs":"json"},"pkNames":["id"]`
+	msg := func(typ, data string) changegen.Message {
+		return changegen.Message{Value: []byte(`{"data":[` + data + `],"database":"shop","table":"users","isDdl":false,` +
+			types + `,"es":1714558830000,"ts":1714558830123,"type":"` + typ + `"}`)}
+	}
+	good := func(typ string, n int) changegen.Message {
+		return msg(typ, fmt.Sprintf(`{"id":"%d","name":"user %d","prefs":"{\"lang\": \"de\"}"}`, n, n))
+	}
+	var msgs []changegen.Message
+	for n := 1; n <= 5; n++ {
+		msgs = append(msgs, good("INSERT", n))
+	}
+	hostile := []changegen.Message{
+		msg("DELETE", `{"id":{"$ne":null},"name":"x","prefs":null}`),
+		msg("INSERT", `{"id":{"$gt":0},"name":"x","prefs":null}`),
+		msg("INSERT", `{"id":"90","name":"x","prefs":null,"a.b":"dotted"}`),
+		msg("INSERT", `{"id":"91","name":"x","prefs":null,"$set":"operator"}`),
+		msg("INSERT", `{"id":"92","name":"x","prefs":"{\"$where\": \"sleep(1000)\"}"}`),
+	}
+	msgs = append(msgs, hostile...)
+	msgs = append(msgs, good("UPDATE", 1), good("INSERT", 6), msg("DELETE", `{"id":"2","name":"user 2","prefs":null}`))
+
+	s := newSetup(t, "mongo-hostile")
+	k := startKafka(t, s.name, 1)
+	k.produce(t, [][]changegen.Message{msgs})
+	cfg := writeFile(t, s.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
+source:
+  kafka:
+    brokers: [%s]
+    topics: [%s]
+    group: %s
+    format: canal-json
+    commit_interval: 100ms
+mongo:
+  uri: %q
+  decimal: %s
+deadletter:
+  file: %s
+admin:
+  addr: "off"
+log:
+  level: info
+tables:
+  - match: 'shop\.users'
+    mongo:
+      database: %s
+      collection: users
+`, s.name, k.addr, k.topic, s.name, m.uri, m.decimalMode(), s.dl, database))
+	p := rowsync(t, cfg, s.log)
+
+	want := docSet{}
+	for _, n := range []int{1, 3, 4, 5, 6} {
+		doc, err := bson.Marshal(bson.D{{Key: "_id", Value: int32(n)}, {Key: "id", Value: int32(n)},
+			{Key: "name", Value: fmt.Sprintf("user %d", n)}, {Key: "prefs", Value: bson.D{{Key: "lang", Value: "de"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[idKey(bson.Raw(doc).Lookup("_id"))] = doc
+	}
+	m.waitDocs(t, "hostile canal-json", database, func() map[string]docSet { return map[string]docSet{"users": want} }, 3*time.Minute, p, nil)
+	k.waitCommittedEnd(t, s.name, []int{len(msgs)})
+	if p.exited() {
+		t.Fatalf("rowsync exited: %v", p.err)
+	}
+	dl := readDeadLetters(t, s.dl)
+	if len(dl) != len(hostile) {
+		t.Fatalf("%d dead letters, want %d (one per hostile message): %+v", len(dl), len(hostile), dl)
+	}
+	for i, d := range dl {
+		if d.Reason == "" {
+			t.Errorf("dead letter %d has no reason: %+v", i, d)
+		}
+	}
+	for _, field := range []string{"a.b", "$set", "$where"} {
+		if !slices.ContainsFunc(dl, func(d deadLetter) bool { return strings.Contains(d.Reason, field) }) {
+			t.Errorf("no dead letter names field %q: %+v", field, dl)
+		}
+	}
+	p.stop(t)
+}
