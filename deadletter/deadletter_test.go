@@ -214,7 +214,9 @@ func TestRendererLeavesOutExcludedColumns(t *testing.T) {
 		Columns: []cdc.Column{{Name: "id"}, {Name: "email"}, {Name: "password_hash"}},
 		Before:  cdc.Row{"id": int64(1), "email": "a@x", "password_hash": "secret1"},
 		After:   cdc.Row{"id": int64(1), "email": "b@x", "password_hash": "secret2"}}
-	render := func(ev cdc.Event) ([]byte, error) { return json.Marshal(map[string]any{"b": ev.Before, "a": ev.After, "n": len(ev.Columns)}) }
+	render := func(ev cdc.Event) ([]byte, error) {
+		return json.Marshal(map[string]any{"b": ev.Before, "a": ev.After, "n": len(ev.Columns)})
+	}
 	hidden := func(db, table string) func(string) bool {
 		if table != "users" {
 			return nil

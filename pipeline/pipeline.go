@@ -68,6 +68,12 @@ type Options struct {
 	// Refetch, with RefetchTable, re-reads rows of the tables it selects.
 	Refetch      Refetcher
 	RefetchTable func(db, table string) bool
+	// MatchTable reports whether a table rule matches db.table: only such
+	// tables get their own table label in rowsync_events_total, so table
+	// names a message invents cannot create series. nil: every table.
+	// Either way at most MaxTableLabels tables are labelled; the others
+	// count under table="_other".
+	MatchTable func(db, table string) bool
 	// DeadLetter receives what cannot be applied. Required.
 	DeadLetter deadletter.Writer
 	// RenderEvent renders an event for the dead letter. May be nil.
@@ -117,6 +123,10 @@ type Pipeline struct {
 	inFlight     atomic.Int64
 	lastProgress atomic.Int64 // unix nanos of the last ack, or of work arriving when idle
 	applied      atomic.Int64 // events acked, for tests and logs
+
+	labelMu  sync.Mutex
+	labels   map[string]string // db.table -> its rowsync_events_total label
+	labelled int               // distinct tables with their own label
 
 	errMu   sync.Mutex
 	lastErr string
@@ -681,6 +691,42 @@ func (p *Pipeline) countEvents(events []cdc.Event) {
 		counts[countKey{events[i].DB, events[i].Table, events[i].Op}]++
 	}
 	for k, n := range counts {
-		p.opts.Metrics.Events.WithLabelValues(p.opts.Name, k.db+"."+k.table, k.op.String()).Add(float64(n))
+		p.opts.Metrics.Events.WithLabelValues(p.opts.Name, p.tableLabel(k.db, k.table), k.op.String()).Add(float64(n))
 	}
+}
+
+// MaxTableLabels bounds the distinct table labels of rowsync_events_total.
+const MaxTableLabels = 1000
+
+// Table labels of tables no rule matches, or past MaxTableLabels.
+const (
+	UnmatchedTable = "_unmatched"
+	OtherTable     = "_other"
+)
+
+// tableLabel returns the table label of db.table: its name when a rule
+// matches it and the label budget allows, else a shared label.
+func (p *Pipeline) tableLabel(db, table string) string {
+	name := db + "." + table
+	p.labelMu.Lock()
+	defer p.labelMu.Unlock()
+	if l, ok := p.labels[name]; ok {
+		return l
+	}
+	l := name
+	switch {
+	case p.opts.MatchTable != nil && !p.opts.MatchTable(db, table):
+		l = UnmatchedTable
+	case p.labelled >= MaxTableLabels:
+		l = OtherTable
+	default:
+		p.labelled++
+	}
+	if len(p.labels) < 4*MaxTableLabels { // the memo is bounded too
+		if p.labels == nil {
+			p.labels = map[string]string{}
+		}
+		p.labels[name] = l
+	}
+	return l
 }

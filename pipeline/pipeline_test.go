@@ -450,3 +450,48 @@ func TestRouteWantsSelectsTables(t *testing.T) {
 		t.Fatalf("hashes got %d (want 5), all got %d (want 10), acked %v", hashes.applied, all.applied, src.ackedOrder())
 	}
 }
+
+// TestTableLabelsAreBounded: table names a message invents do not become
+// rowsync_events_total series; only tables a rule matches do.
+func TestTableLabelsAreBounded(t *testing.T) {
+	var evs []cdc.Event
+	for i := range 50 {
+		evs = append(evs, cdc.Event{DB: "shop", Table: fmt.Sprintf("invented_%d", i), Op: cdc.Insert, PK: []string{"id"},
+			After: cdc.Row{"id": int64(i), "seq": int64(i)}})
+	}
+	evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(99), "seq": int64(99)}})
+	src := newSliceSource([][]cdc.Event{evs})
+	m := metrics.New()
+	run(t, src, &recordSink{lastSeq: map[string]int64{}}, &deadletter.Memory{}, Options{Metrics: m,
+		MatchTable: func(db, table string) bool { return db == "shop" && table == "users" }})
+	got := map[string]float64{}
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "rowsync_events_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "table" {
+					got[l.GetValue()] += s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if len(got) != 2 || got["shop.users"] != 1 || got[UnmatchedTable] != 50 {
+		t.Fatalf("series by table: %v", got)
+	}
+	var p Pipeline
+	for i := range MaxTableLabels + 10 {
+		p.tableLabel("d", fmt.Sprint(i))
+	}
+	if l := p.tableLabel("d", "new"); l != OtherTable {
+		t.Fatalf("label past the budget: %q", l)
+	}
+	if l := p.tableLabel("d", "5"); l != "d.5" {
+		t.Fatalf("known label: %q", l)
+	}
+}

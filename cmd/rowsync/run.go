@@ -159,7 +159,8 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
 		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
 		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(cfg, d.router),
-		Metrics: m, Logger: log,
+		MatchTable: func(db, table string) bool { i, _ := d.router.Entry(db, table); return i >= 0 },
+		Metrics:    m, Logger: log,
 	}
 	if cfg.MySQL != nil {
 		rf, closeRF, err := newRefetcher(cfg, log)
