@@ -12,8 +12,8 @@ package e2e
 // Left out on purpose (see changegen's encoders): JSON lines (no types, no
 // NULL, ENUM/SET/BLOB/DOUBLE as canal text) and Debezium without schema
 // (dates, decimals, blobs untyped) cannot give the typed hashes the other
-// formats give, so they are covered by changegen's decoder round-trip
-// tests only. Maxwell is not used for SIGKILL tests: its decoder learns
+// formats give on their own; with a schema source Debezium without schema
+// and Maxwell without DDL messages do (schema_source_test.go). Maxwell is not used for SIGKILL tests: its decoder learns
 // column types from the table-create DDL message, which is committed once
 // and not re-read after a restart (so rows after a restart would be typed
 // from their JSON form alone).
