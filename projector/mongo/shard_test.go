@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -138,43 +139,59 @@ func TestShardKeyFilters(t *testing.T) {
 }
 
 // TestShardKeyMove applies shard key moves to the server (an unsharded
-// collection, where _id is unique across shard key values): the document
-// ends at its last value, once.
+// collection, where _id is unique across shard key values), unguarded and
+// guarded: the document ends at its last value, once, and a replay ends
+// the same.
 func TestShardKeyMove(t *testing.T) {
-	db := uniqueDB(t)
-	p := newProjector(t, rules(t, db+`\.users`, TableConfig{ShardKey: []string{"region"}}, "id"))
-	ev := func(op cdc.Op, before, after cdc.Row) cdc.Event {
-		return cdc.Event{DB: db, Table: "users", Op: op, PK: []string{"id"}, Before: before, After: after}
-	}
-	row := func(id int64, region string) cdc.Row { return cdc.Row{"id": id, "region": region} }
-	steps := [][]cdc.Event{
-		{ev(cdc.Insert, nil, row(1, "eu")), ev(cdc.Insert, nil, row(2, "eu"))},
-		{ev(cdc.Update, row(1, "eu"), row(1, "us"))},
-		{ev(cdc.Update, row(1, "us"), row(1, "ap")), ev(cdc.Update, row(1, "ap"), row(1, "eu")), ev(cdc.Update, row(2, "eu"), row(2, "us"))},
-	}
-	want := [][]string{
-		{`{"_id":1,"id":1,"region":"eu"}`, `{"_id":2,"id":2,"region":"eu"}`},
-		{`{"_id":1,"id":1,"region":"us"}`, `{"_id":2,"id":2,"region":"eu"}`},
-		{`{"_id":1,"id":1,"region":"eu"}`, `{"_id":2,"id":2,"region":"us"}`},
-	}
-	for i, batch := range steps {
-		for range 2 { // a replay ends the same
-			if err := p.Apply(t.Context(), batch); err != nil {
-				t.Fatalf("step %d: %v", i, err)
+	for _, guarded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("guarded=%v", guarded), func(t *testing.T) {
+			db := uniqueDB(t)
+			tc := TableConfig{ShardKey: []string{"region"}}
+			if guarded {
+				tc.VersionField = "_v"
 			}
-			docs := allDocs(t, db, "users")
-			var got []string
-			for _, d := range docs {
-				b, err := bson.MarshalExtJSON(d, false, false)
-				if err != nil {
-					t.Fatal(err)
+			p := newProjector(t, rules(t, db+`\.users`, tc, "id"))
+			version := uint64(0)
+			ev := func(op cdc.Op, before, after cdc.Row) cdc.Event {
+				version++
+				return cdc.Event{DB: db, Table: "users", Op: op, PK: []string{"id"}, Before: before, After: after,
+					Pos: cdc.Position{Version: version}}
+			}
+			row := func(id int64, region string) cdc.Row { return cdc.Row{"id": id, "region": region} }
+			steps := [][]cdc.Event{
+				{ev(cdc.Insert, nil, row(1, "eu")), ev(cdc.Insert, nil, row(2, "eu"))},
+				{ev(cdc.Update, row(1, "eu"), row(1, "us"))},
+				{ev(cdc.Update, row(1, "us"), row(1, "ap")), ev(cdc.Update, row(1, "ap"), row(1, "eu")), ev(cdc.Update, row(2, "eu"), row(2, "us"))},
+			}
+			want := [][]string{
+				{`{"_id":1,"id":1,"region":"eu"}`, `{"_id":2,"id":2,"region":"eu"}`},
+				{`{"_id":1,"id":1,"region":"us"}`, `{"_id":2,"id":2,"region":"eu"}`},
+				{`{"_id":1,"id":1,"region":"eu"}`, `{"_id":2,"id":2,"region":"us"}`},
+			}
+			for i, batch := range steps {
+				for range 2 { // a replay ends the same
+					if err := p.Apply(t.Context(), batch); err != nil {
+						t.Fatalf("step %d: %v", i, err)
+					}
+					var got []string
+					for _, d := range allDocs(t, db, "users") {
+						var doc bson.D
+						if err := bson.Unmarshal(d, &doc); err != nil {
+							t.Fatal(err)
+						}
+						doc = slices.DeleteFunc(doc, func(e bson.E) bool { return e.Key == "_v" })
+						b, err := bson.MarshalExtJSON(doc, false, false)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got = append(got, string(b))
+					}
+					if !slices.Equal(got, want[i]) {
+						t.Errorf("step %d: documents %v, want %v", i, got, want[i])
+					}
 				}
-				got = append(got, string(b))
 			}
-			if len(got) != len(want[i]) || got[0] != want[i][0] || got[1] != want[i][1] {
-				t.Errorf("step %d: documents %v, want %v", i, got, want[i])
-			}
-		}
+		})
 	}
 }
 
