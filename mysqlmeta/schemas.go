@@ -17,6 +17,9 @@ import (
 const (
 	// DefaultSchemaTimeout bounds one definition read.
 	DefaultSchemaTimeout = 5 * time.Second
+	// DefaultPatience is how long Table keeps retrying a database that does
+	// not answer before it gives up.
+	DefaultPatience = time.Minute
 	// DefaultMinRefresh is the least time between two reads of one table
 	// asked for by refresh (a column the cache lacks, a value that does not
 	// parse), so a producer that keeps sending a dropped column does not
@@ -54,7 +57,14 @@ type Schemas struct {
 	Timeout time.Duration
 	// MinRefresh: see DefaultMinRefresh.
 	MinRefresh time.Duration
-	closer     func() error
+	// Patience is how long Table retries a read that fails (the database
+	// is down, a timeout), with capped backoff, before it returns the
+	// error: meanwhile the decoder, and so the source, waits instead of
+	// rejecting good messages. Default: DefaultPatience
+	Patience time.Duration
+	closer   func() error
+	stop     chan struct{} // closed by Close: waits end at once
+	stopOnce sync.Once
 
 	mu     sync.Mutex
 	tables map[[2]string]*cachedDef
@@ -70,7 +80,7 @@ var _ cdc.Schemas = (*Schemas)(nil)
 // NewSchemas returns a schema source reading through q.
 func NewSchemas(q Querier) *Schemas {
 	return &Schemas{cat: NewCatalog(q), tables: map[[2]string]*cachedDef{},
-		Timeout: DefaultSchemaTimeout, MinRefresh: DefaultMinRefresh}
+		Timeout: DefaultSchemaTimeout, MinRefresh: DefaultMinRefresh, Patience: DefaultPatience, stop: make(chan struct{})}
 }
 
 // OpenSchemas opens a small pool on dsn (a go-sql-driver DSN) for a schema
@@ -91,8 +101,10 @@ func OpenSchemas(dsn string) (*Schemas, error) {
 	return s, nil
 }
 
-// Close closes the pool OpenSchemas opened; it does nothing for NewSchemas.
+// Close ends any retry in progress and closes the pool OpenSchemas opened
+// (a NewSchemas pool stays open).
 func (s *Schemas) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
 	if s.closer == nil {
 		return nil
 	}
@@ -112,12 +124,7 @@ func (s *Schemas) Table(ctx context.Context, db, table string, refresh bool) (*c
 			return c.def, nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-	defer cancel()
-	def, err := s.cat.Table(ctx, db, table)
-	if errors.Is(err, ErrNoTable) {
-		def, err = nil, nil
-	}
+	def, err := s.read(ctx, db, table)
 	if err != nil {
 		return nil, fmt.Errorf("schema of %s.%s: %w", db, table, err)
 	}
@@ -125,6 +132,35 @@ func (s *Schemas) Table(ctx context.Context, db, table string, refresh bool) (*c
 	s.tables[k] = &cachedDef{def: def, loaded: time.Now()}
 	s.mu.Unlock()
 	return def, nil
+}
+
+// read reads db.table's definition, retrying failures with capped backoff
+// for Patience; ErrNoTable gives (nil, nil).
+func (s *Schemas) read(ctx context.Context, db, table string) (*cdc.TableDef, error) {
+	giveUp := time.Now().Add(s.Patience)
+	wait := 100 * time.Millisecond
+	for {
+		qctx, cancel := context.WithTimeout(ctx, s.Timeout)
+		def, err := s.cat.Table(qctx, db, table)
+		cancel()
+		if errors.Is(err, ErrNoTable) {
+			return nil, nil
+		}
+		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
+			return def, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-s.stop:
+			t.Stop()
+			return nil, err
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // Forget implements cdc.Schemas.

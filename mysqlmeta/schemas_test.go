@@ -76,6 +76,33 @@ func TestSchemas(t *testing.T) {
 			t.Errorf("created table = %v, %v; want its definition", def, err)
 		}
 	})
+	t.Run("database down", func(t *testing.T) {
+		down, err := OpenSchemas("root@tcp(127.0.0.1:1)/?timeout=1s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer down.Close()
+		down.Patience = 300 * time.Millisecond
+		if def, err := down.Table(ctx, s, "t", false); err == nil || def != nil {
+			t.Errorf("Table on a closed port = %v, %v; want an error after the retries", def, err)
+		}
+		// a Close ends a wait that would last an hour
+		down.Patience = time.Hour
+		done := make(chan error, 1)
+		go func() {
+			_, err := down.Table(ctx, s, "t", false)
+			done <- err
+		}()
+		down.Close()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("Table after Close succeeded on a closed port")
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("Close did not end the retries")
+		}
+	})
 	t.Run("open", func(t *testing.T) {
 		sc, err := OpenSchemas(DSN(plainAddr, "", "").FormatDSN())
 		if err != nil {
