@@ -166,6 +166,7 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 		ev.Columns = rs.cols
 	}
 	var err error
+	var typedDef *cdc.TableDef // the schema source's definition, for a schemaless message
 	if rs == nil && d.opts.Schemas != nil {
 		var before, after json.RawMessage
 		if op != cdc.Insert {
@@ -174,11 +175,10 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 		if op != cdc.Delete {
 			after = p.After
 		}
-		var def *cdc.TableDef
-		if ev.Before, ev.After, def, err = d.typedImages(ev.DB, ev.Table, before, after); err != nil {
+		if ev.Before, ev.After, typedDef, err = d.typedImages(ev.DB, ev.Table, before, after); err != nil {
 			return ev, err
 		}
-		ev.Columns = def.Columns
+		ev.Columns = typedDef.Columns
 	} else {
 		if op != cdc.Insert {
 			if ev.Before, err = convertRow(rs, p.Before); err != nil {
@@ -202,6 +202,9 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 	}
 	if ev.PK, err = d.primaryKey(msg.Key, ev.DB, ev.Table, ev.Image()); err != nil {
 		return ev, err
+	}
+	if len(ev.PK) == 0 && typedDef != nil {
+		ev.PK = typedDef.PK // no Kafka key, no configured pk: the table's primary key
 	}
 	return ev, nil
 }
