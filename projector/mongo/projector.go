@@ -8,7 +8,14 @@
 // deleted row. Replaying a batch rewrites the same documents, so Apply is
 // idempotent. With version_field set, writes are guarded: a change whose
 // binlog version is not newer than the stored one is skipped, and deletes
-// leave a tombstone so a late older insert cannot resurrect the row.
+// leave a tombstone so a late older insert cannot resurrect the row. With
+// shard_key set, every filter carries the shard key beside _id and a
+// shard key change moves the document (delete at the old value first).
+//
+// Only validated values reach the server: filter values are scalars, and
+// field names that MongoDB would read as operators or paths send their
+// row to the dead letter. Write errors that name a row are permanent for
+// that row; the rest of the bulk is applied.
 package mongo
 
 import (
