@@ -136,6 +136,17 @@ func checks(cfg *config.Config) []check {
 			return db.PingContext(ctx)
 		}})
 	}
+	if cfg.Schema != nil {
+		out = append(out, check{"schema (column types of typeless formats)", func(ctx context.Context) error {
+			db, err := sql.Open("mysql", cfg.Schema.DSN)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			_, err = mysqlmeta.NewCatalog(db).Tables(ctx, nil)
+			return err
+		}})
+	}
 	if cfg.Source.Binlog != nil || cfg.MySQL != nil {
 		out = append(out, check{"schema of mapped tables", func(ctx context.Context) error { return checkSchemasOnce(ctx, cfg) }})
 	}
