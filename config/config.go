@@ -244,9 +244,16 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error
 			return ""
 		})
 		// A quoted or plain scalar that held only a reference stays a
-		// string; let YAML re-resolve it so ports and booleans decode.
+		// string; let YAML re-resolve a plain one so ports and booleans
+		// decode. A value is never read as YAML null, though: a password
+		// "null" or "~" from the environment must stay that text, not
+		// become an empty password.
 		if n.Style == 0 {
 			n.Tag = ""
+			switch n.Value {
+			case "~", "null", "Null", "NULL":
+				n.Tag = "!!str"
+			}
 		}
 		if len(missing) > 0 {
 			return fmt.Errorf("%s: environment variable %s is not set", path, strings.Join(missing, ", "))

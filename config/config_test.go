@@ -136,3 +136,27 @@ func TestSchemaDSN(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvValuesAreVerbatim: an environment value is the value, never YAML:
+// "null" and "~" once became an empty password.
+func TestEnvValuesAreVerbatim(t *testing.T) {
+	for _, v := range []string{"null", "~", "NULL", "#not-a-comment", "a: b", "'q'", "0123"} {
+		raw := []byte(`name: t
+source:
+  binlog:
+    addr: "127.0.0.1:3307"
+    password: ${PW}
+redis:
+  password: ${PW}
+tables:
+  - {match: shop.users, redis_hash: {}}
+`)
+		c, err := Parse(raw, env(map[string]string{"PW": v}))
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if c.Redis.Password != v || c.Source.Binlog.Password != v {
+			t.Errorf("env %q: redis.password %q, binlog password %q", v, c.Redis.Password, c.Source.Binlog.Password)
+		}
+	}
+}

@@ -256,6 +256,26 @@ func (w *File) Close() error {
 	return err
 }
 
+// Scrubbed wraps w so that every record's Reason passes through scrub
+// first (sink errors may quote a URL with its password).
+func Scrubbed(w Writer, scrub func(string) string) Writer { return &scrubbedWriter{w, scrub} }
+
+type scrubbedWriter struct {
+	w     Writer
+	scrub func(string) string
+}
+
+func (s *scrubbedWriter) Write(ctx context.Context, recs []Record) error {
+	out := make([]Record, len(recs))
+	for i, r := range recs {
+		r.Reason = s.scrub(r.Reason)
+		out[i] = r
+	}
+	return s.w.Write(ctx, out)
+}
+
+func (s *scrubbedWriter) Close() error { return s.w.Close() }
+
 // Memory keeps records in memory; for tests and `rowsync check`.
 type Memory struct {
 	mu   sync.Mutex

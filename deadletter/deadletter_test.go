@@ -249,3 +249,15 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestScrubbedMasksReasons(t *testing.T) {
+	m := &Memory{}
+	w := Scrubbed(m, func(s string) string { return strings.ReplaceAll(s, "hunter2", "xxxxx") })
+	recs := []Record{{Stage: "redis", Reason: "AUTH hunter2 failed"}}
+	if err := w.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Records()[0].Reason; got != "AUTH xxxxx failed" || recs[0].Reason != "AUTH hunter2 failed" {
+		t.Fatalf("reason %q (input %q)", got, recs[0].Reason)
+	}
+}

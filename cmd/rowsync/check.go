@@ -32,10 +32,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	failed := false
+	scrub := scrubberFor(cfg)
 	report := func(component string, err error) {
 		if err != nil {
 			failed = true
-			fmt.Fprintf(stdout, "FAIL  %s: %v\n", component, err)
+			fmt.Fprintf(stdout, "FAIL  %s: %v\n", scrub.String(component), scrub.Error(err))
 			return
 		}
 		fmt.Fprintf(stdout, "ok    %s\n", component)

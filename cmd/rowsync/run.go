@@ -22,6 +22,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/internal/secret"
 	"github.com/rowsync/rowsync/lease"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/pipeline"
@@ -48,7 +49,7 @@ func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.F
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "rowsync: invalid config %s:\n", *path)
-		for _, line := range strings.Split(err.Error(), "\n") {
+		for _, line := range strings.Split(secret.Redact(err.Error()), "\n") {
 			fmt.Fprintf(stderr, "  %s\n", line)
 		}
 		return nil, nil, exitConfig
@@ -78,7 +79,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	log := newLogger(cfg.Log, stderr)
+	log := scrubbedLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
@@ -253,7 +254,11 @@ func readiness(ctx context.Context, p *pipeline.Pipeline, routes []pipeline.Rout
 }
 
 func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
-	return deadletter.Open(cfg.DeadLetter)
+	w, err := deadletter.Open(cfg.DeadLetter)
+	if err != nil {
+		return nil, err
+	}
+	return deadletter.Scrubbed(w, scrubberFor(cfg).String), nil
 }
 
 // renderDeadLetter renders a dead-lettered change without the columns its

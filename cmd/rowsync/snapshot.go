@@ -97,7 +97,7 @@ func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rowsync snapshot: %v\n", err)
 		return exitConfig
 	}
-	log := newLogger(cfg.Log, stderr)
+	log := scrubbedLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stats, err := runSnapshot(ctx, cfg, rc, fl, only, log, stderr)

@@ -9,6 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/rowsync/rowsync/internal/backoff"
+	"github.com/rowsync/rowsync/internal/secret"
 	"github.com/rowsync/rowsync/internal/tlsconf"
 	"github.com/rowsync/rowsync/source/decode"
 )
@@ -155,7 +156,8 @@ func (c *Config) Validate() error {
 	default:
 		u, err := amqp.ParseURI(c.URL)
 		if err != nil {
-			bad("url", "%v", err)
+			// the parser's error quotes the URL, password included
+			bad("url", "%s", secret.Redact(err.Error()))
 		}
 		uri = u
 	}

@@ -95,3 +95,13 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("prefetch %d, want capped at 65535", p)
 	}
 }
+
+// TestBadURLDoesNotPrintThePassword: the AMQP parser quotes the URL in its
+// error; the config error once printed the password with it.
+func TestBadURLDoesNotPrintThePassword(t *testing.T) {
+	c := rabbitmq.Config{URL: "amqp://app:s3cr%tpass@mq:5672/", Queue: "q", Format: "jsonl"}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "url: ") || strings.Contains(err.Error(), "s3cr") {
+		t.Fatalf("error %v", err)
+	}
+}
