@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rowsync/rowsync/internal/backoff"
+	"github.com/rowsync/rowsync/metrics"
 )
 
 // DefaultSaveTimeout bounds one background save of a Saver.
@@ -50,6 +51,17 @@ type Saver struct {
 	err      error       // last save error; nil after a successful save
 	failures int         // consecutive failed saves, for the retry backoff
 	closed   bool
+
+	saveFailures *metrics.Counter // nil (no-op) unless Instrument was called
+}
+
+var _ metrics.Instrumented = (*Saver)(nil)
+
+// Instrument registers rowsync_checkpoint_save_failures_total on m. Call
+// it before the first Ack.
+func (s *Saver) Instrument(m *metrics.Metrics) {
+	s.saveFailures = m.Counter("rowsync_checkpoint_save_failures_total",
+		"Checkpoint saves that failed (retried with backoff; the stream goes on).", nil)
 }
 
 // NewSaver returns a Saver writing to store at most every interval (0 or
@@ -145,6 +157,7 @@ func (s *Saver) saveNewest(ctx context.Context) error {
 	if err != nil {
 		s.err = fmt.Errorf("save checkpoint %s: %w", p, err)
 		s.failures++
+		s.saveFailures.Inc()
 		return s.err
 	}
 	s.saved, s.savedSeq = p, seq

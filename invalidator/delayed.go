@@ -104,6 +104,7 @@ func (v *Invalidator) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	failures := 0
+	var counted time.Time // last backlog refresh
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,6 +112,13 @@ func (v *Invalidator) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		wait, err := v.pass(ctx)
+		if err == nil && v.backlog != nil && time.Since(counted) >= time.Second {
+			var n int64
+			if n, err = v.Pending(ctx); err == nil {
+				v.backlog.Set(float64(n))
+				counted = time.Now()
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -60,9 +60,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/keymap"
 )
 
@@ -84,13 +86,24 @@ type Invalidator struct {
 	stop     chan struct{}
 	runMu    sync.Mutex
 	running  chan struct{} // closed when Run returns; nil if Run never started
+
+	backlog *metrics.Gauge // nil (no-op) unless Instrument was called
 }
 
 var (
-	_ cdc.Sink   = (*Invalidator)(nil)
-	_ cdc.Filter = (*Invalidator)(nil)
-	_ cdc.Pinger = (*Invalidator)(nil)
+	_ cdc.Sink             = (*Invalidator)(nil)
+	_ cdc.Filter           = (*Invalidator)(nil)
+	_ cdc.Pinger           = (*Invalidator)(nil)
+	_ metrics.Instrumented = (*Invalidator)(nil)
 )
+
+// Instrument registers rowsync_invalidator_backlog on m: delayed second
+// deletes queued or leased and not yet done, refreshed by Run at most once
+// a second. Call it before Run.
+func (v *Invalidator) Instrument(m *metrics.Metrics) {
+	v.backlog = m.Gauge("rowsync_invalidator_backlog", "Delayed second deletes queued or leased, not yet done.",
+		prometheus.Labels{"name": v.cfg.Name})
+}
 
 // mode says how keys are spread over servers.
 type mode uint8

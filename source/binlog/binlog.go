@@ -38,6 +38,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/internal/backoff"
+	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
@@ -99,6 +100,8 @@ type Source struct {
 	ackMu      sync.Mutex
 	ackSeq     uint64 // txEndSeq of the newest acked checkpoint
 	nacked     error  // set by a nack: no more checkpoints, Next fails
+
+	reconnects *metrics.Counter // nil (no-op) unless Instrument was called
 
 	lastCommit atomic.Int64 // unix seconds of the last row event's header
 	caughtUp   atomic.Bool
@@ -402,6 +405,7 @@ func (s *Source) reconnect(ctx context.Context, cause error) error {
 		}
 		err := s.connect(ctx, pos)
 		if err == nil {
+			s.reconnects.Inc()
 			s.log.Info("binlog stream resumed", "pos", pos.String())
 			return nil
 		}
@@ -651,6 +655,16 @@ func (s *Source) Flush(ctx context.Context) error {
 // CheckpointInterval; Flush forces them.
 func (s *Source) Checkpoint() checkpoint.Position {
 	return s.saver.Saved()
+}
+
+var _ metrics.Instrumented = (*Source)(nil)
+
+// Instrument registers rowsync_binlog_reconnects_total and the checkpoint
+// saver's rowsync_checkpoint_save_failures_total on m. Call it before the
+// first Next.
+func (s *Source) Instrument(m *metrics.Metrics) {
+	s.reconnects = m.Counter("rowsync_binlog_reconnects_total", "Binlog streams re-established after an error.", nil)
+	s.saver.Instrument(m)
 }
 
 // Lag is how far the source trails the server: now minus the commit time

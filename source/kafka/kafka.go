@@ -31,11 +31,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/internal/batch"
+	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
@@ -83,6 +85,9 @@ type Source struct {
 
 	// dead stops all commits; tests set it to act out a crash.
 	dead atomic.Bool
+
+	met       sourceMetrics
+	revokedAt atomic.Int64 // unix nanos when the last generation ended, 0 before
 
 	// Next's own state.
 	held *chunk
@@ -132,6 +137,31 @@ type ackRef struct {
 	part   *partState
 	ticket uint64
 }
+
+// sourceMetrics are the source's own counters; nil (no-op) unless
+// Instrument was called.
+type sourceMetrics struct {
+	rebalances     *metrics.Counter // generations joined after the first
+	rebalanceTime  *metrics.Gauge   // seconds from giving partitions up to the next assignment
+	reconnects     *metrics.Counter // partition fetchers that reconnected
+	commitFailures *metrics.Counter
+}
+
+// Instrument registers the source's metrics on m, labelled with its group:
+// rowsync_kafka_rebalances_total, rowsync_kafka_rebalance_seconds (the last
+// one), rowsync_kafka_fetch_reconnects_total and
+// rowsync_kafka_commit_failures_total. Call it before the first Next.
+func (s *Source) Instrument(m *metrics.Metrics) {
+	l := prometheus.Labels{"group": s.cfg.Group}
+	s.met = sourceMetrics{
+		rebalances:     m.Counter("rowsync_kafka_rebalances_total", "Consumer-group generations joined after the first (rebalances).", l),
+		rebalanceTime:  m.Gauge("rowsync_kafka_rebalance_seconds", "Time the last rebalance took: from giving partitions up to the next assignment.", l),
+		reconnects:     m.Counter("rowsync_kafka_fetch_reconnects_total", "Partition fetch connections re-established after an error.", l),
+		commitFailures: m.Counter("rowsync_kafka_commit_failures_total", "Offset commits the coordinator refused or that failed.", l),
+	}
+}
+
+var _ metrics.Instrumented = (*Source)(nil)
 
 // New returns a Kafka source that decodes messages with dec. It does not
 // connect: the group is joined at the first Next.
@@ -498,7 +528,17 @@ func (s *Source) startGeneration(gen *kafka.Generation) {
 	s.mu.Lock()
 	s.parts = g.parts
 	s.mu.Unlock()
-	s.log.Info("partitions assigned", "group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", len(g.parts))
+	attrs := []any{"group", gen.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", len(g.parts)}
+	if at := s.revokedAt.Load(); at != 0 {
+		// Kafka-go's group protocol is eager (stop the world): every
+		// member gives up all its partitions at a rebalance and resumes
+		// only once the new assignment is synced.
+		took := time.Since(time.Unix(0, at))
+		s.met.rebalances.Inc()
+		s.met.rebalanceTime.Set(took.Seconds())
+		attrs = append(attrs, "rebalance_took", took.Round(time.Millisecond))
+	}
+	s.log.Info("partitions assigned", attrs...)
 
 	for _, st := range starts {
 		g.fetchers.Add(1)
@@ -528,6 +568,7 @@ func (s *Source) commitLoop(ctx context.Context, g *genState) {
 		case <-t.C:
 			s.commit(g)
 		case <-ctx.Done():
+			s.revokedAt.Store(time.Now().UnixNano())
 			s.revoke(g)
 			s.commit(g)
 			return
@@ -587,6 +628,7 @@ func (s *Source) commit(g *genState) {
 		return
 	}
 	if err := g.gen.CommitOffsets(offsets); err != nil {
+		s.met.commitFailures.Inc()
 		s.log.Warn("commit offsets", "generation", g.gen.ID, "err", err)
 		return
 	}
@@ -626,6 +668,9 @@ func (s *Source) fetch(ctx context.Context, p *partState, offset int64) {
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		if attempt > 0 && !fetchRetry.Wait(ctx, attempt) {
 			return
+		}
+		if attempt > 0 {
+			s.met.reconnects.Inc()
 		}
 		conn, err := s.dialLeader(ctx, p.topic, p.partition)
 		if err != nil {
@@ -731,6 +776,7 @@ func (s *Source) commitStart(p *partState) error {
 		return nil
 	}
 	if err := p.gen.gen.CommitOffsets(map[string]map[int]int64{p.topic: {p.partition: start}}); err != nil {
+		s.met.commitFailures.Inc()
 		return fmt.Errorf("commit start offset %d: %w", start, err)
 	}
 	p.mu.Lock()

@@ -32,11 +32,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/internal/batch"
+	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
@@ -67,6 +69,22 @@ type Source struct {
 	gen  atomic.Uint64        // generation of the channel being consumed
 
 	ackFrames atomic.Int64 // basic.ack / basic.nack frames sent, for tests
+
+	reconnects *metrics.Counter // nil (no-op) unless Instrument was called
+	recycles   *metrics.Counter
+}
+
+var _ metrics.Instrumented = (*Source)(nil)
+
+// Instrument registers the source's metrics on m, labelled with its
+// queue: rowsync_rabbitmq_reconnects_total (connection or channel lost and
+// re-established) and rowsync_rabbitmq_channel_recycles_total (channels
+// closed on purpose after a nack, for redelivery). Call it before the
+// first Next.
+func (s *Source) Instrument(m *metrics.Metrics) {
+	l := prometheus.Labels{"queue": s.cfg.Queue}
+	s.reconnects = m.Counter("rowsync_rabbitmq_reconnects_total", "Connections or channels lost and re-established.", l)
+	s.recycles = m.Counter("rowsync_rabbitmq_channel_recycles_total", "Channels closed after a nack so the broker redelivers in order.", l)
 }
 
 // link is a connection and its socket.
@@ -251,6 +269,9 @@ func (s *Source) run() {
 		if attempt > 0 || gen > 1 {
 			s.log.Info("rabbitmq consuming again", "generation", gen)
 		}
+		if attempt > 0 {
+			s.reconnects.Inc()
+		}
 		attempt = 0
 		s.gen.Store(gen)
 		err = s.consume(ctx, sess, deliveries, closed)
@@ -260,6 +281,7 @@ func (s *Source) run() {
 			return
 		}
 		if sess.recycle.Load() {
+			s.recycles.Inc()
 			s.log.Info("rabbitmq channel recycled for redelivery", "generation", gen)
 			continue
 		}
