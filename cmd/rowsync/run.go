@@ -141,6 +141,16 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Components that count their own things (reconnects, rebalances,
+	// checkpoint-save failures, backlogs) register on the one registry.
+	if in, ok := src.(metrics.Instrumented); ok {
+		in.Instrument(m)
+	}
+	for _, r := range routes {
+		if in, ok := r.Sink.(metrics.Instrumented); ok {
+			in.Instrument(m)
+		}
+	}
 	defer func() {
 		for _, r := range routes {
 			if err := r.Sink.Close(context.Background()); err != nil {
