@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
@@ -582,6 +583,8 @@ func TestGroupShares(t *testing.T) {
 		}
 	}
 	a := newSource(t, testConfig(addr, topic, group))
+	am := metrics.New()
+	a.Instrument(am)
 	wg.Add(1)
 	go run("a", a)
 	waitFor(t, "a consumed the first half", func() bool {
@@ -620,6 +623,9 @@ func TestGroupShares(t *testing.T) {
 	}
 	if byMember["b"] == 0 {
 		t.Errorf("member b applied nothing: %v", byMember)
+	}
+	if n := gathered(t, am, "rowsync_kafka_rebalances_total"); n < 1 {
+		t.Errorf("a counted %v rebalances, want at least 1 (b joined)", n)
 	}
 	t.Logf("applied per member: %v (%d messages)", byMember, parts*2*half)
 }
@@ -758,4 +764,23 @@ func TestRevokeWaitsForInflight(t *testing.T) {
 	cancel()
 	closeSource(t, a)
 	closeSource(t, b)
+}
+
+// gathered returns the value of the metric name (summed over its series).
+func gathered(t testing.TB, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			v += mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
+		}
+	}
+	return v
 }
