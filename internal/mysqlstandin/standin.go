@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type Config struct {
 	// Files are recorded binlog files, served in order as binlog.000001...
 	Files  []string
 	Tables []Table
+	// TLS, when set, is offered to clients; with RequireTLS a connection
+	// that does not take it is dropped after the handshake.
+	TLS        *tls.Config
+	RequireTLS bool
 	// Vars are global variables (SHOW GLOBAL VARIABLES); log_bin,
 	// binlog_format, binlog_row_image and binlog_checksum default to a
 	// ready server's.
@@ -76,6 +81,7 @@ type Server struct {
 	allowed int // files that may be streamed
 	changed chan struct{}
 	conns   map[net.Conn]bool
+	plain   int // connections dropped for not taking TLS
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -101,13 +107,20 @@ func Start(cfg Config, allowed int) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.srv = server.NewServer(Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_CACHING_SHA2_PASSWORD, key, nil)
+	s.srv = server.NewServer(Version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_CACHING_SHA2_PASSWORD, key, cfg.TLS)
 	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// Plain is how many connections were dropped for not taking TLS.
+func (s *Server) Plain() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plain
 }
 
 // Addr is host:port to connect to.
@@ -170,6 +183,12 @@ func (s *Server) accept() {
 				return
 			}
 			h.conn = c
+			if s.cfg.RequireTLS && !conn.HasCapability(mysql.CLIENT_SSL) {
+				s.mu.Lock()
+				s.plain++
+				s.mu.Unlock()
+				return
+			}
 			for !conn.Closed() {
 				if err := conn.HandleCommand(); err != nil {
 					return

@@ -204,6 +204,16 @@ func (s *Source) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if pos.File == "" && s.flavor == mysql.MySQLFlavor {
+		// resuming by GTID set alone needs the server to assign GTIDs
+		var mode sql.NullString
+		if err := s.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_mode").Scan(&mode); err != nil {
+			return fmt.Errorf("mysql %s: read gtid_mode: %w", s.cfg.Addr, err)
+		}
+		if !strings.EqualFold(mode.String, "ON") {
+			return fmt.Errorf("start at GTID set %s: the server has gtid_mode=%s (need ON; or start at FILE:POS)", pos.GTID, mode.String)
+		}
+	}
 	if from != "checkpoint" && s.store != nil {
 		// Pin the resolved start at once: otherwise a crash before the first
 		// ack would resolve "current" again on restart and skip every change
