@@ -1,10 +1,8 @@
 package mysqlmeta_test
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,27 +29,14 @@ var samples = map[string]string{"canal-flat": "../source/decode/canaljson/testda
 // format; a liukelin line is canal's own text, so the canal-json message
 // with the table's mysqlType is the same change.
 func TestSamplesWithSchemaSource(t *testing.T) {
-	dc := mysqlmeta.DSN("127.0.0.1:3306", "", "")
-	db, err := sql.Open("mysql", dc.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := fmt.Sprintf("mysqlmeta_samples_%d", rand.Uint64()%1e12)
-	if _, err := db.Exec("CREATE DATABASE " + s + " CHARACTER SET utf8mb4"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Exec("DROP DATABASE IF EXISTS " + s) })
 	// Flink's tables are products (Debezium), product (Maxwell), products2 (canal)
+	var ddl []string
 	for _, tb := range []string{"products", "product", "products2"} {
-		if _, err := db.Exec("CREATE TABLE " + s + "." + tb + " (id INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL," +
-			" description VARCHAR(512), weight FLOAT)"); err != nil {
-			t.Fatal(err)
-		}
+		ddl = append(ddl, "CREATE TABLE $S."+tb+" (id INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL,"+
+			" description VARCHAR(512), weight FLOAT)")
 	}
-	if _, err := db.Exec("CREATE TABLE " + s + ".user (id INT NOT NULL PRIMARY KEY, img VARCHAR(64), sex TINYINT, uid INT)"); err != nil {
-		t.Fatal(err)
-	}
+	ddl = append(ddl, "CREATE TABLE $S.user (id INT NOT NULL PRIMARY KEY, img VARCHAR(64), sex TINYINT, uid INT)")
+	db, s := ownSchema(t, "127.0.0.1:3306", "samples", ddl...)
 	schemas := mysqlmeta.NewSchemas(db)
 	opts := decode.Options{Schemas: schemas}
 	canal, _ := canaljson.New(decode.Options{})

@@ -121,21 +121,7 @@ const jsonlRow1 = `{"id":"1","amount":"1234.50","whole":"-42","big":"18446744073
 	`"doc":"{\"k\": [1, 2]}","state":"paid","tags":"a,c","flags":"682","flag":"1","yr":"2024","name":"héllo ✓","note":"long text"}`
 
 func TestTypelessFormatsMatchBinlog(t *testing.T) {
-	dc := mysqlmeta.DSN("127.0.0.1:3307", "", "")
-	dc.MultiStatements = true
-	db, err := sql.Open("mysql", dc.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := fmt.Sprintf("mysqlmeta_typeless_%d", rand.Uint64()%1e12)
-	if _, err := db.Exec("CREATE DATABASE " + s + " CHARACTER SET utf8mb4"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Exec("DROP DATABASE IF EXISTS " + s) })
-	if _, err := db.Exec(strings.ReplaceAll(typesDDL, "$S", s)); err != nil {
-		t.Fatal(err)
-	}
+	db, s := ownSchema(t, "127.0.0.1:3307", "typeless", typesDDL)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	src, err := binlog.New(ctx, binlog.Config{Addr: "127.0.0.1:3307", Include: []string{regexp.QuoteMeta(s) + `\..*`},
@@ -307,6 +293,34 @@ func TestTypelessFormatsMatchBinlog(t *testing.T) {
 			t.Errorf("untyped amount %#v day %#v, want the raw AeI6 and 19782 (README's format table)", a["amount"], a["day"])
 		}
 	})
+}
+
+// ownSchema opens the server at addr and creates a schema for one test,
+// dropped at cleanup, running ddl in it ($S names it).
+func ownSchema(t *testing.T, addr, name string, ddl ...string) (*sql.DB, string) {
+	t.Helper()
+	dc := mysqlmeta.DSN(addr, "", "")
+	dc.MultiStatements = true
+	db, err := sql.Open("mysql", dc.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fmt.Sprintf("mysqlmeta_%s_%d", name, rand.Uint64()%1e12)
+	if _, err := db.Exec("CREATE DATABASE " + s + " CHARACTER SET utf8mb4"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + s); err != nil {
+			t.Errorf("drop %s: %v", s, err)
+		}
+		db.Close()
+	})
+	for _, q := range ddl {
+		if _, err := db.Exec(strings.ReplaceAll(q, "$S", s)); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return db, s
 }
 
 func cmpOr(a, b string) string {

@@ -209,24 +209,16 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 	return ev, nil
 }
 
-// convertRow types a before/after object; JSON null gives a nil Row.
+// convertRow types a before/after object by the message's schema (rs nil:
+// by the JSON form); JSON null gives a nil Row.
 func convertRow(rs *rowSchema, raw json.RawMessage) (cdc.Row, error) {
-	if raw == nil || string(raw) == "null" {
-		return nil, nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("row is not an object: %w", err)
-	}
-	row := make(cdc.Row, len(obj))
-	for name, r := range obj {
+	return imageRow(raw, func(name string, r json.RawMessage) (cdc.Value, error) {
 		v, err := convert(rs.field(name), r)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", name, err)
 		}
-		row[name] = v
-	}
-	return row, nil
+		return v, nil
+	})
 }
 
 // where reads source.ts_ms (binlog event time, 1 s resolution; 0 in old

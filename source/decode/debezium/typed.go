@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -57,15 +56,7 @@ func (e staleError) Unwrap() error   { return e.err }
 func (e staleError) Is(t error) bool { return t == errStale }
 
 func (d *Decoder) typedRow(def *cdc.TableDef, raw json.RawMessage) (cdc.Row, error) {
-	if raw == nil || string(raw) == "null" {
-		return nil, nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("row is not an object: %w", err)
-	}
-	row := make(cdc.Row, len(obj))
-	for name, r := range obj {
+	return imageRow(raw, func(name string, r json.RawMessage) (cdc.Value, error) {
 		col := def.Column(name)
 		if col == nil {
 			return nil, staleError{fmt.Errorf("column %s: not in the table's definition", name)}
@@ -74,9 +65,8 @@ func (d *Decoder) typedRow(def *cdc.TableDef, raw json.RawMessage) (cdc.Row, err
 		if err != nil {
 			return nil, staleError{fmt.Errorf("column %s (%s): %w", name, col.Type, err)}
 		}
-		row[name] = v
-	}
-	return row, nil
+		return v, nil
+	})
 }
 
 // typed converts one schemaless value to the value the binlog path gives
@@ -164,10 +154,7 @@ func typed(col *cdc.Column, raw json.RawMessage, m *decode.DebeziumModes) (cdc.V
 		if err != nil {
 			return nil, err
 		}
-		if s == "" {
-			return cdc.Set{}, nil
-		}
-		return cdc.Set(strings.Split(s, ",")), nil
+		return setText(s), nil
 	case cdc.KindJSON:
 		s, err := str()
 		if err != nil {
@@ -188,27 +175,9 @@ func typed(col *cdc.Column, raw json.RawMessage, m *decode.DebeziumModes) (cdc.V
 		if raw[0] == 't' || raw[0] == 'f' {
 			return boolean(raw) // BIT(1)
 		}
-		b, err := bytesValue(raw)
-		if err != nil {
-			return nil, err
-		}
-		if len(b) > 8 {
-			return nil, fmt.Errorf("bits: %d bytes is more than 64 bits", len(b))
-		}
-		var u uint64
-		for i := len(b) - 1; i >= 0; i-- { // little-endian
-			u = u<<8 | uint64(b[i])
-		}
-		return cdc.Int(u), nil
+		return bits(raw)
 	case cdc.KindDate:
-		n, err := integer(raw)
-		if err != nil {
-			return nil, err
-		}
-		if n > 1e8 || n < -1e8 {
-			return nil, fmt.Errorf("date: %d days out of range", n)
-		}
-		return time.Unix(n*86400, 0).UTC(), nil
+		return days(raw)
 	case cdc.KindDateTime:
 		n, err := integer(raw)
 		if err != nil {

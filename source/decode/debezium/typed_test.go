@@ -17,7 +17,9 @@ func TestTyped(t *testing.T) {
 	col := func(typ string) *cdc.Column { c := cdc.ParseColumnType("c", typ); return &c }
 	jsonCol := col("longtext")
 	jsonCol.Kind = cdc.KindJSON
-	modes := func(dec, tm, bin string) decode.DebeziumModes { return decode.DebeziumModes{Decimal: dec, Time: tm, Binary: bin} }
+	modes := func(dec, tm, bin string) decode.DebeziumModes {
+		return decode.DebeziumModes{Decimal: dec, Time: tm, Binary: bin}
+	}
 	utc := func(s string) time.Time { t, _ := time.Parse("2006-01-02 15:04:05.999999", s); return t }
 	for _, tc := range []struct {
 		name string

@@ -68,14 +68,7 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		}
 		return checkedDecimal(formatUnscaled(n, v.Scale))
 	case nameDate, nameConnectDate:
-		n, err := integer(raw)
-		if err != nil {
-			return nil, err
-		}
-		if n > 1e8 || n < -1e8 {
-			return nil, fmt.Errorf("date: %d days out of range", n)
-		}
-		return time.Unix(n*86400, 0).UTC(), nil
+		return days(raw)
 	case nameTimestamp, nameConnectTS:
 		n, err := integer(raw)
 		if err != nil {
@@ -126,23 +119,9 @@ func convert(f *field, raw json.RawMessage) (cdc.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s == "" {
-			return cdc.Set{}, nil
-		}
-		return cdc.Set(strings.Split(s, ",")), nil
+		return setText(s), nil
 	case nameBits:
-		b, err := bytesValue(raw)
-		if err != nil {
-			return nil, err
-		}
-		if len(b) > 8 {
-			return nil, fmt.Errorf("bits: %d bytes is more than 64 bits", len(b))
-		}
-		var u uint64
-		for i := len(b) - 1; i >= 0; i-- { // little-endian
-			u = u<<8 | uint64(b[i])
-		}
-		return cdc.Int(u), nil
+		return bits(raw)
 	case nameGeometry, namePoint, nameGeography:
 		var g struct {
 			WKB json.RawMessage `json:"wkb"`
@@ -295,4 +274,61 @@ func formatUnscaled(n *big.Int, scale int) string {
 		return "-" + digits
 	}
 	return digits
+}
+
+// days reads an io.debezium.time.Date: days since the epoch.
+func days(raw json.RawMessage) (cdc.Value, error) {
+	n, err := integer(raw)
+	if err != nil {
+		return nil, err
+	}
+	if n > 1e8 || n < -1e8 {
+		return nil, fmt.Errorf("date: %d days out of range", n)
+	}
+	return time.Unix(n*86400, 0).UTC(), nil
+}
+
+// setText reads an EnumSet: comma-separated labels, "" for the empty set.
+func setText(s string) cdc.Set {
+	if s == "" {
+		return cdc.Set{}
+	}
+	return cdc.Set(strings.Split(s, ","))
+}
+
+// bits reads io.debezium.data.Bits: base64 of little-endian bytes.
+func bits(raw json.RawMessage) (cdc.Value, error) {
+	b, err := bytesValue(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 8 {
+		return nil, fmt.Errorf("bits: %d bytes is more than 64 bits", len(b))
+	}
+	var u uint64
+	for i := len(b) - 1; i >= 0; i-- { // little-endian
+		u = u<<8 | uint64(b[i])
+	}
+	return cdc.Int(u), nil
+}
+
+// imageRow reads a before/after object, typing each member with conv;
+// JSON null gives a nil Row.
+func imageRow(raw json.RawMessage, conv func(name string, v json.RawMessage) (cdc.Value, error)) (cdc.Row, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("row is not an object: %w", err)
+	}
+	row := make(cdc.Row, len(obj))
+	for name, r := range obj {
+		v, err := conv(name, r)
+		if err != nil {
+			return nil, err
+		}
+		row[name] = v
+	}
+	return row, nil
 }
