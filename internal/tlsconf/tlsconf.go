@@ -41,3 +41,50 @@ func Load(caFile, certFile, keyFile, serverName string, insecure bool) (*tls.Con
 	}
 	return tc, nil
 }
+
+// Config is the `tls:` block of a client's config (the Kafka source, the
+// binlog source): off unless enabled; the server is verified against
+// CAFile (or the system roots) unless InsecureSkipVerify.
+type Config struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of roots. Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key (both or
+	// neither). Default: none
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the server certificate.
+	// Default: the host the client dials
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any server certificate. Default: false
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Validate reports the problems of an enabled block, each starting with
+// prefix and the key ("tls.cert_file: ...").
+func (c Config) Validate(prefix string) []error {
+	if !c.Enabled {
+		return nil
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return []error{fmt.Errorf("%scert_file: cert_file and key_file go together", prefix)}
+	}
+	return nil
+}
+
+// Client builds the client config, or nil when the block is off.
+// serverName applies when ServerName is empty ("" keeps the client's
+// own default). Errors start with prefix and the key.
+func (c Config) Client(prefix, serverName string) (*tls.Config, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	if c.ServerName != "" {
+		serverName = c.ServerName
+	}
+	tc, err := Load(c.CAFile, c.CertFile, c.KeyFile, serverName, c.InsecureSkipVerify)
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", prefix, err)
+	}
+	return tc, nil
+}

@@ -86,3 +86,29 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigBlock(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writePair(t, dir)
+	if tc, err := (Config{CAFile: "/nonexistent"}).Client("tls.", "h"); tc != nil || err != nil {
+		t.Fatalf("off: %v %v", tc, err)
+	}
+	if errs := (Config{Enabled: true, CertFile: cert}).Validate("tls."); len(errs) != 1 ||
+		!strings.HasPrefix(errs[0].Error(), "tls.cert_file: ") {
+		t.Fatalf("cert without key: %v", errs)
+	}
+	if errs := (Config{CertFile: cert}).Validate("tls."); errs != nil {
+		t.Fatalf("off: %v", errs)
+	}
+	tc, err := (Config{Enabled: true, CAFile: cert, CertFile: cert, KeyFile: key}).Client("tls.", "db.example")
+	if err != nil || tc.ServerName != "db.example" || tc.RootCAs == nil || len(tc.Certificates) != 1 {
+		t.Fatalf("%+v %v", tc, err)
+	}
+	if tc, _ = (Config{Enabled: true, ServerName: "other"}).Client("tls.", "db.example"); tc.ServerName != "other" {
+		t.Fatalf("server name %q", tc.ServerName)
+	}
+	if _, err := (Config{Enabled: true, CAFile: "/nonexistent"}).Client("tls.", ""); err == nil ||
+		!strings.HasPrefix(err.Error(), "tls.ca_file: ") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -101,44 +101,19 @@ type Config struct {
 	Refetched func(db, table string) bool `yaml:"-"`
 }
 
-// TLSConfig configures TLS to the server. The server certificate is
-// verified against CAFile (or the system roots) and ServerName (default:
-// the host of addr) unless InsecureSkipVerify.
-type TLSConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM bundle of roots. Default: the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key (both or
-	// neither). Default: none
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName is the name checked in the server certificate. Default:
-	// the host of addr
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any server certificate. Default: false
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// TLSConfig configures TLS to the server; ServerName defaults to the host
+// of addr.
+type TLSConfig = tlsconf.Config
 
 // TLSClient builds the TLS client config for the server, or nil when TLS
 // is off. Errors name their key ("tls.ca_file: ...").
 func (c *Config) TLSClient() (*tls.Config, error) {
-	t := c.TLS
-	if !t.Enabled {
-		return nil, nil
+	addr := c.Addr
+	if addr == "" {
+		addr = mysqlmeta.DefaultAddr
 	}
-	name := t.ServerName
-	if name == "" {
-		addr := c.Addr
-		if addr == "" {
-			addr = mysqlmeta.DefaultAddr
-		}
-		name, _, _ = splitAddr(addr)
-	}
-	tc, err := tlsconf.Load(t.CAFile, t.CertFile, t.KeyFile, name, t.InsecureSkipVerify)
-	if err != nil {
-		return nil, fmt.Errorf("tls.%w", err)
-	}
-	return tc, nil
+	host, _, _ := splitAddr(addr)
+	return c.TLS.Client("tls.", host)
 }
 
 // Validate reports every problem at once, each prefixed by its key.
@@ -157,8 +132,8 @@ func (c *Config) Validate() error {
 	if _, err := mysqlmeta.NewFilter(c.Include, c.Exclude); err != nil {
 		errs = append(errs, err)
 	}
-	if c.TLS.Enabled && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, errors.New("tls.cert_file: cert_file and key_file go together"))
+	if tlsErrs := c.TLS.Validate("tls."); len(tlsErrs) > 0 {
+		errs = append(errs, tlsErrs...)
 	} else if _, err := c.TLSClient(); err != nil {
 		errs = append(errs, err)
 	}

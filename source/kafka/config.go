@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -95,19 +94,8 @@ type SASLConfig struct {
 	PasswordFile string `yaml:"password_file"`
 }
 
-// TLSConfig configures TLS.
-type TLSConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM bundle of roots. Default: the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key (both or
-	// neither).
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name checked in the broker certificate.
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+// TLSConfig configures TLS to the brokers.
+type TLSConfig = tlsconf.Config
 
 // Defaults.
 const (
@@ -240,7 +228,7 @@ func (c Config) Validate() error {
 		bad("revoke_timeout: %v must be below rebalance_timeout %v and session_timeout %v", d.RevokeTimeout, d.RebalanceTimeout, d.SessionTimeout)
 	}
 	errs = append(errs, c.SASL.validate("sasl.")...)
-	errs = append(errs, c.TLS.validate("tls.")...)
+	errs = append(errs, c.TLS.Validate("tls.")...)
 	return errors.Join(errs...)
 }
 
@@ -261,17 +249,6 @@ func (s SASLConfig) validate(prefix string) []error {
 	}
 	if s.Password != "" && s.PasswordFile != "" {
 		errs = append(errs, fmt.Errorf("%spassword_file: set either password or password_file, not both", prefix))
-	}
-	return errs
-}
-
-func (t TLSConfig) validate(prefix string) []error {
-	var errs []error
-	if !t.Enabled {
-		return nil
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, fmt.Errorf("%scert_file: cert_file and key_file go together", prefix))
 	}
 	return errs
 }
@@ -306,16 +283,4 @@ func (s SASLConfig) mechanism() (sasl.Mechanism, error) {
 		return scram.Mechanism(scram.SHA512, s.Username, pass)
 	}
 	return nil, fmt.Errorf("sasl.mechanism: unknown %q", s.Mechanism)
-}
-
-// config builds the TLS client config, or nil when TLS is off.
-func (t TLSConfig) config() (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	tc, err := tlsconf.Load(t.CAFile, t.CertFile, t.KeyFile, t.ServerName, t.InsecureSkipVerify)
-	if err != nil {
-		return nil, fmt.Errorf("tls.%w", err)
-	}
-	return tc, nil
 }

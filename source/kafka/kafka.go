@@ -180,7 +180,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := cfg.TLS.config()
+	tlsCfg, err := cfg.TLS.Client("tls.", "")
 	if err != nil {
 		return nil, err
 	}
