@@ -229,9 +229,30 @@ type Filter interface {
 	Wants(db, table string) bool
 }
 
-// Pinger is an optional extra for `rowsync check` and readiness.
+// Pinger is an optional Sink or Source extra for `rowsync check` and
+// readiness: Ping returns nil when the target answers. Safe for concurrent
+// use with Apply or Next.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Runner is an optional Sink extra for work a sink does beside Apply (the
+// invalidator's delayed second deletes). Run is called once, in its own
+// goroutine, after the sink is built; it returns nil when ctx ends and an
+// error only when the sink cannot go on, which stops the pipeline.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// SchemaChecker is an optional Sink extra: before streaming, rowsync
+// hands it every existing table routed to it with the table's columns and
+// primary key as MySQL has them now (pk empty for a keyless table).
+// CheckSchema returns every mistake the config alone cannot show (a key
+// template naming a missing column, a {pk} key on a keyless table), each
+// starting with its key inside the sink's table block ("key: unknown
+// column \"emial\""); nil when the sink has no rule for the table.
+type SchemaChecker interface {
+	CheckSchema(db, table string, columns, pk []string) error
 }
 
 // BatchError reports events that failed permanently, by index into the

@@ -11,6 +11,14 @@ import (
 	"github.com/rowsync/rowsync/keymap"
 )
 
+// The sink's names: Name labels its route, metrics and logs; RuleKey is
+// the key of its block in a tables[] entry and of its top-level block
+// (Config). It deletes keys in invalidate_redis:, else redis:.
+const (
+	Name    = "invalidate"
+	RuleKey = "invalidate"
+)
+
 // Config is the invalidator's top-level block. Command and broadcast are
 // settings of the whole invalidator, not of a table: every table deletes
 // keys of the same cache Redis, and near caches listen on one channel.

@@ -56,6 +56,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,8 @@ var (
 	_ cdc.Filter           = (*Invalidator)(nil)
 	_ cdc.Pinger           = (*Invalidator)(nil)
 	_ metrics.Instrumented = (*Invalidator)(nil)
+	_ cdc.Runner           = (*Invalidator)(nil)
+	_ cdc.SchemaChecker    = (*Invalidator)(nil)
 )
 
 // Instrument registers rowsync_invalidator_backlog on m: delayed second
@@ -184,6 +187,38 @@ func prefixErrs(p string, err error) error {
 // Wants reports whether a rule matches db.table.
 func (v *Invalidator) Wants(db, table string) bool {
 	return v.tables.Lookup(db, table) != nil
+}
+
+// CheckSchema checks the rule for db.table against the table's columns
+// and primary key (cdc.SchemaChecker): key templates and when_changed may
+// name only known columns, a {pk} key needs a primary key or a configured
+// pk, and so may the configured pk. It returns nil for a table no rule
+// matches.
+func (v *Invalidator) CheckSchema(db, table string, columns, pk []string) error {
+	tr := v.tables.Lookup(db, table)
+	if tr == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range tr.PK {
+		if !slices.Contains(columns, c) {
+			errs = append(errs, fmt.Errorf("pk: unknown column %q", c))
+		}
+	}
+	for i, k := range tr.Config.keys {
+		if err := k.tpl.CheckColumns(columns); err != nil {
+			errs = append(errs, fmt.Errorf("keys[%d]: %w", i, err))
+		}
+		if k.tpl.UsesPK() && len(pk) == 0 && len(tr.PK) == 0 {
+			errs = append(errs, fmt.Errorf("keys[%d] %q needs {pk} but the table has no primary key: set pk: [columns]", i, k.tpl))
+		}
+		for _, c := range k.when {
+			if !slices.Contains(columns, c) {
+				errs = append(errs, fmt.Errorf("keys[%d].when_changed: unknown column %q", i, c))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Ping checks that the cache Redis answers.

@@ -213,6 +213,25 @@ func TestWantsPing(t *testing.T) {
 	}
 }
 
+func TestCheckSchema(t *testing.T) {
+	c, _ := newRedis(t)
+	re, _ := cdc.CompileMatch(`shop\.users`)
+	v := newInvalidator(t, c, Config{}, []cdc.TableRule[TableConfig]{{Match: re, Config: TableConfig{Keys: []KeySpec{
+		{Key: "user:{id}"}, {Key: "user:email:{email|lower}", WhenChanged: []string{"email", "mail"}}, {Key: "row:{pk}"}}}}})
+	if err := v.CheckSchema("shop", "users", []string{"id", "email", "mail"}, []string{"id"}); err != nil {
+		t.Errorf("CheckSchema of a fitting table = %v", err)
+	}
+	err := v.CheckSchema("shop", "users", []string{"uid", "email"}, nil)
+	for _, want := range []string{`keys[0]: unknown column "id"`, `keys[1].when_changed: unknown column "mail"`, `keys[2] "row:{pk}" needs {pk} but the table has no primary key`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckSchema = %v, want %q", err, want)
+		}
+	}
+	if err := v.CheckSchema("shop", "orders", nil, nil); err != nil {
+		t.Errorf("CheckSchema of an unrouted table = %v", err)
+	}
+}
+
 func TestBroadcast(t *testing.T) {
 	c, p := newRedis(t)
 	ch := p + "invalidations"

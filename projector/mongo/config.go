@@ -14,6 +14,14 @@ import (
 	"github.com/rowsync/rowsync/keymap"
 )
 
+// The sink's names: Name labels its route, metrics and logs; RuleKey is
+// the key of its block in a tables[] entry and of its top-level block
+// (Config: the connection and projector-wide settings).
+const (
+	Name    = "mongo"
+	RuleKey = "mongo"
+)
+
 // Defaults applied where a field is left at its zero value.
 const (
 	DefaultBulkSize     = 5000

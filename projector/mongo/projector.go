@@ -40,9 +40,10 @@ import (
 )
 
 var (
-	_ cdc.Sink   = (*Projector)(nil)
-	_ cdc.Filter = (*Projector)(nil)
-	_ cdc.Pinger = (*Projector)(nil)
+	_ cdc.Sink          = (*Projector)(nil)
+	_ cdc.Filter        = (*Projector)(nil)
+	_ cdc.SchemaChecker = (*Projector)(nil)
+	_ cdc.Pinger        = (*Projector)(nil)
 )
 
 // Projector writes row changes to MongoDB. It is safe for concurrent use.
@@ -302,11 +303,12 @@ func (p *Projector) Close(ctx context.Context) error {
 	return nil
 }
 
-// CheckSchema checks the rule for db.table against the table's columns:
-// id, include, exclude, rename and the configured pk may name only known
-// columns, and version_field and metadata must not shadow a written column.
-// It returns nil for a table no rule matches.
-func (p *Projector) CheckSchema(db, table string, columns []string) error {
+// CheckSchema checks the rule for db.table against the table's columns
+// and primary key (cdc.SchemaChecker): id, include, exclude, rename and the
+// configured pk may name only known columns, a keyless table needs a
+// configured pk, and version_field and metadata must not shadow a written
+// column. It returns nil for a table no rule matches.
+func (p *Projector) CheckSchema(db, table string, columns, pk []string) error {
 	tr := p.tables.Lookup(db, table)
 	if tr == nil {
 		return nil
@@ -314,6 +316,9 @@ func (p *Projector) CheckSchema(db, table string, columns []string) error {
 	r := tr.Config
 	known := set(columns)
 	var errs []error
+	if len(pk) == 0 && len(tr.PK) == 0 {
+		errs = append(errs, errors.New("the table has no primary key: set pk: [columns]"))
+	}
 	if r.tmpl != nil {
 		if err := r.tmpl.CheckColumns(columns); err != nil {
 			errs = append(errs, fmt.Errorf("id: %w", err))

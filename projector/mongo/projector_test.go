@@ -541,7 +541,7 @@ func TestApplyContextAndErrors(t *testing.T) {
 	if err := p.Ping(t.Context()); err != nil {
 		t.Error(err)
 	}
-	if err := p.CheckSchema(db, "t", []string{"id"}); err != nil {
+	if err := p.CheckSchema(db, "t", []string{"id"}, []string{"id"}); err != nil {
 		t.Error(err)
 	}
 }

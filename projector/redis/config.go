@@ -8,6 +8,14 @@ import (
 	"github.com/rowsync/rowsync/keymap"
 )
 
+// The sink's names: Name labels its route, metrics and logs; RuleKey is
+// the key of its block in a tables[] entry and of its top-level block
+// (Config), and it needs the top-level redis: connection.
+const (
+	Name    = "redis"
+	RuleKey = "redis_hash"
+)
+
 // Defaults applied where a field is left at its zero value.
 const (
 	DefaultKey             = "{db}_{table}_{pk}"

@@ -311,18 +311,30 @@ func TestNewAndCheckSchema(t *testing.T) {
 	if !p.Wants("shop", "users") || p.Wants("shop", "orders") {
 		t.Errorf("Wants is wrong")
 	}
-	err = p.CheckSchema("shop", "users", []string{"id", "name"})
+	err = p.CheckSchema("shop", "users", []string{"id", "name"}, []string{"id"})
 	for _, w := range []string{`key: unknown column "email"`, `include: unknown column "nmae"`} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("CheckSchema = %v, missing %q", err, w)
 		}
 	}
-	err = p.CheckSchema("shop", "users", []string{"id", "email", "nmae"})
+	err = p.CheckSchema("shop", "users", []string{"id", "email", "nmae"}, []string{"id"})
 	if err == nil || !strings.Contains(err.Error(), "version_field:") {
 		t.Errorf("CheckSchema = %v, want a version_field clash", err)
 	}
-	if err := p.CheckSchema("shop", "orders", nil); err != nil {
+	if err := p.CheckSchema("shop", "orders", nil, nil); err != nil {
 		t.Errorf("CheckSchema of an unmatched table = %v", err)
+	}
+	// {pk} on a keyless table: fine with a configured pk, else a mistake.
+	if err := p.CheckSchema("shop", "users", []string{"id", "email", "nmae"}, nil); err == nil || strings.Contains(err.Error(), "needs {pk}") {
+		t.Errorf("CheckSchema of a keyless table with pk: [id] = %v, want only the version_field clash", err)
+	}
+	keyless := newProjector(t, c, rules(t, "shop\\.events", TableConfig{}))
+	err = keyless.CheckSchema("shop", "events", []string{"at", "what"}, nil)
+	if err == nil || !strings.Contains(err.Error(), `key "{db}_{table}_{pk}" needs {pk} but the table has no primary key`) {
+		t.Errorf("CheckSchema of a keyless table = %v", err)
+	}
+	if err := keyless.CheckSchema("shop", "events", []string{"id", "at"}, []string{"id"}); err != nil {
+		t.Errorf("CheckSchema of a keyed table = %v", err)
 	}
 }
 

@@ -51,9 +51,10 @@ import (
 )
 
 var (
-	_ cdc.Sink   = (*Projector)(nil)
-	_ cdc.Filter = (*Projector)(nil)
-	_ cdc.Pinger = (*Projector)(nil)
+	_ cdc.Sink          = (*Projector)(nil)
+	_ cdc.Filter        = (*Projector)(nil)
+	_ cdc.SchemaChecker = (*Projector)(nil)
+	_ cdc.Pinger        = (*Projector)(nil)
 )
 
 // ErrWrongType is wrapped by the per-event error of a change whose key holds
@@ -212,11 +213,12 @@ func (p *Projector) Ping(ctx context.Context) error {
 // Close releases nothing: the caller owns the client.
 func (p *Projector) Close(ctx context.Context) error { return nil }
 
-// CheckSchema checks the rule for db.table against the table's columns:
-// the key template, include and exclude may name only known columns, and
-// a version_field must not shadow a column that is written to the hash.
-// It returns nil for a table no rule matches.
-func (p *Projector) CheckSchema(db, table string, columns []string) error {
+// CheckSchema checks the rule for db.table against the table's columns
+// and primary key (cdc.SchemaChecker): the key template, include and
+// exclude may name only known columns, a {pk} key needs a primary key or
+// a configured pk, and a version_field must not shadow a column that is
+// written to the hash. It returns nil for a table no rule matches.
+func (p *Projector) CheckSchema(db, table string, columns, pk []string) error {
 	tr := p.tables.Lookup(db, table)
 	if tr == nil {
 		return nil
@@ -226,6 +228,9 @@ func (p *Projector) CheckSchema(db, table string, columns []string) error {
 	var errs []error
 	if err := r.tmpl.CheckColumns(columns); err != nil {
 		errs = append(errs, fmt.Errorf("key: %w", err))
+	}
+	if r.usesPK && len(pk) == 0 && len(tr.PK) == 0 {
+		errs = append(errs, fmt.Errorf("key %q needs {pk} but the table has no primary key: set pk: [columns] or a key template without {pk}", r.tmpl))
 	}
 	for name := range r.include {
 		if !known[name] {
