@@ -140,41 +140,30 @@ func TestRedis(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	tests := []struct {
-		name string
-		cfg  Config
-		want []string
-	}{
-		{"default", Config{}, nil},
-		{"redis", Config{Type: "redis", Prefix: "p:"}, nil},
-		{"bad", Config{Type: "etcd", Prefix: "p:"}, []string{`type: unknown store "etcd"`, "prefix: only for type redis"}},
-		{"redis with path", Config{Type: "redis", Path: "/x"}, []string{"path: only for type file"}},
+	if err := (Config{Redis: &RedisConfig{}, File: "/x"}).Validate(); err == nil || !strings.Contains(err.Error(), "set redis or file, not both") {
+		t.Fatalf("redis and file: %v", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("unexpected %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
-		})
+	if !(Config{}).UsesRedis() || !(Config{Redis: &RedisConfig{Prefix: "p:"}}).UsesRedis() || (Config{File: "/x"}).UsesRedis() {
+		t.Fatal("the default store is Redis; file: selects the file store")
 	}
-	s, err := Open(Config{Path: filepath.Join(t.TempDir(), "c.json")}, "p", nil)
+	s, err := Open(Config{File: filepath.Join(t.TempDir(), "c.json")}, "p", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.(*File); !ok {
-		t.Fatalf("Open default gave %T", s)
+		t.Fatalf("Open with file gave %T", s)
+	}
+	if _, err := Open(Config{}, "p", nil); err == nil || !strings.Contains(err.Error(), "nil redis client") {
+		t.Fatalf("Open of the default (Redis) store without a client: %v", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	s, err = Open(Config{Redis: &RedisConfig{Prefix: "p:"}}, "n", rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := s.(*Redis); !ok || r.Key() != "p:n" {
+		t.Fatalf("Open redis gave %T %+v", s, s)
 	}
 }
 

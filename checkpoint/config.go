@@ -2,55 +2,51 @@ package checkpoint
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Config chooses and configures a checkpoint store.
+// Config is the checkpoint: block: where a binlog source keeps its
+// position. Set redis or file, not both.
+// Default: Redis (the top-level redis: connection), key
+// rowsync:checkpoint:<name>.
 type Config struct {
-	// Type is "file" or "redis". Default: file.
-	Type string `yaml:"type"`
-	// Path is the file store's path. Default: rowsync-checkpoint-<name>.json
-	// in the working directory.
-	Path string `yaml:"path"`
-	// Prefix is the Redis key prefix; the key is <prefix><name>.
-	// Default: rowsync:checkpoint:
+	// Redis keeps the position in Redis, the default store.
+	Redis *RedisConfig `yaml:"redis"`
+	// File keeps the position in a JSON file instead, written atomically.
+	// Default: none (Redis).
+	File string `yaml:"file"`
+}
+
+// RedisConfig tunes the Redis store.
+type RedisConfig struct {
+	// Prefix of the key; the key is <prefix><name>. Default: rowsync:checkpoint:
 	Prefix string `yaml:"prefix"`
 }
 
-// Validate reports every problem at once, each prefixed by its key.
-func (c *Config) Validate() error {
-	var errs []error
-	switch c.Type {
-	case "", "file", "redis":
-	default:
-		errs = append(errs, fmt.Errorf("type: unknown store %q (want file or redis)", c.Type))
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	if c.Redis != nil && c.File != "" {
+		return errors.New("set redis or file, not both")
 	}
-	if c.Type == "redis" && c.Path != "" {
-		errs = append(errs, errors.New("path: only for type file"))
-	}
-	if c.Type != "redis" && c.Prefix != "" {
-		errs = append(errs, errors.New("prefix: only for type redis"))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
+// UsesRedis reports whether the store is Redis (the default).
+func (c Config) UsesRedis() bool { return c.File == "" }
+
 // Open builds the configured store for the pipeline called name. rdb is
-// used by the Redis store only and may be nil otherwise.
+// used by the Redis store only and may be nil for a file store.
 func Open(c Config, name string, rdb redis.Cmdable) (Store, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if c.Type == "redis" {
-		return NewRedis(rdb, c.Prefix, name)
+	if !c.UsesRedis() {
+		return NewFile(c.File)
 	}
-	path := c.Path
-	if path == "" {
-		if name == "" {
-			return nil, errors.New("checkpoint: empty pipeline name")
-		}
-		path = "rowsync-checkpoint-" + name + ".json"
+	var prefix string
+	if c.Redis != nil {
+		prefix = c.Redis.Prefix
 	}
-	return NewFile(path)
+	return NewRedis(rdb, prefix, name)
 }
