@@ -1,0 +1,100 @@
+// Package redisconn is the one home of rowsync's Redis connections: the
+// redis: and invalidate_redis: config blocks and the go-redis client they
+// build, shared by the Redis hash projector, the invalidator, checkpoints,
+// the lease, snapshot and verify.
+package redisconn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/rowsync/rowsync/internal/tlsconf"
+)
+
+// DefaultAddr is the address of a Config without addr or addrs.
+const DefaultAddr = "127.0.0.1:6379"
+
+// Config is a Redis connection.
+type Config struct {
+	// Addr is host:port. Default: 127.0.0.1:6379
+	Addr string `yaml:"addr"`
+	// Addrs, when several, selects a Redis Cluster client. Default: none.
+	Addrs []string `yaml:"addrs"`
+	// DB is the database index (not with a cluster). Default: 0
+	DB       int    `yaml:"db"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// PasswordFile is read for the password instead of Password.
+	PasswordFile string `yaml:"password_file"`
+	// TLS enables TLS 1.2+ with the system roots. Default: false
+	TLS bool `yaml:"tls"`
+	// PoolSize caps connections. Default: 10 per CPU (go-redis default).
+	PoolSize int `yaml:"pool_size"`
+}
+
+// Validate reports every problem at once, each prefixed by its key.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Addrs) > 1 && c.DB != 0 {
+		errs = append(errs, errors.New("db: a cluster has only db 0"))
+	}
+	if c.DB < 0 {
+		errs = append(errs, fmt.Errorf("db: %d out of range", c.DB))
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("password_file: set password or password_file, not both"))
+	}
+	if c.PasswordFile != "" {
+		if _, err := os.Stat(c.PasswordFile); err != nil {
+			errs = append(errs, fmt.Errorf("password_file: %w", err))
+		}
+	}
+	if c.PoolSize < 0 {
+		errs = append(errs, errors.New("pool_size: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Addresses returns the configured addresses, DefaultAddr when none.
+func (c Config) Addresses() []string {
+	if len(c.Addrs) > 0 {
+		return c.Addrs
+	}
+	if c.Addr != "" {
+		return []string{c.Addr}
+	}
+	return []string{DefaultAddr}
+}
+
+// String returns the addresses, comma-separated, for logs and `check`.
+func (c Config) String() string { return strings.Join(c.Addresses(), ",") }
+
+// New builds the client: a cluster client for several addresses, else a
+// single-node client. It does not connect; the caller closes it.
+func New(c Config) (goredis.UniversalClient, error) {
+	pw := c.Password
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("password_file: %w", err)
+		}
+		pw = strings.TrimSpace(string(b))
+	}
+	addrs := c.Addresses()
+	opts := &goredis.UniversalOptions{Addrs: addrs, DB: c.DB, Username: c.Username, Password: pw, PoolSize: c.PoolSize}
+	if c.TLS {
+		tc, err := tlsconf.Load("", "", "", "", false)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		opts.TLSConfig = tc
+	}
+	if len(addrs) > 1 {
+		return goredis.NewClusterClient(opts.Cluster()), nil
+	}
+	return goredis.NewClient(opts.Simple()), nil
+}
