@@ -28,6 +28,10 @@ const (
 	defaultBackoffStart = 100 * time.Millisecond
 )
 
+// Name is the binlog source's key under source: in the config file, and its
+// label in logs.
+const Name = "binlog"
+
 // Config configures a binlog Source.
 type Config struct {
 	// Addr is the server's host:port. Default: 127.0.0.1:3306

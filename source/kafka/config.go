@@ -16,6 +16,10 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
+// Name is the Kafka source's key under source: in the config file, and its
+// label in logs.
+const Name = "kafka"
+
 // Config configures the Kafka source. The zero value of every optional
 // field means its default.
 type Config struct {

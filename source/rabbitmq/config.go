@@ -28,6 +28,10 @@ const (
 	maxPrefetch = 65535
 )
 
+// Name is the RabbitMQ source's key under source: in the config file, and its
+// label in logs.
+const Name = "rabbitmq"
+
 // Config configures a Source. The zero value of every optional field means
 // its default.
 type Config struct {
