@@ -1,71 +1,42 @@
 // Package config loads rowsync's YAML configuration into typed, validated
 // values. ${VAR} and ${VAR:-default} are expanded in every scalar; unknown
-// keys are errors; Validate reports every problem at once, each naming its
-// key path ("tables[2].redis_hash.key: unknown filter"), so `rowsync run`
-// can exit before connecting to anything.
+// keys are errors; validation reports every problem at once, each naming
+// its key path ("tables[2].redis_hash.key: unknown filter"), so `rowsync
+// run` can exit before connecting to anything.
 //
-// Component settings are the components' own Config types (one folder
-// per source or sink); this package only assembles and cross-checks them.
+// This package owns the file's shape, its own settings (name, pipeline,
+// admin, log), the tables[] entries and the one table Router. It imports
+// no component: the blocks of sources, sinks and the other components
+// (source.binlog, redis_hash, lease, ...) are decoded and validated by the
+// codecs of a Registry that cmd/rowsync passes in, one line per component.
 package config
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/rowsync/rowsync/cdc"
-	"github.com/rowsync/rowsync/deadletter"
-	"github.com/rowsync/rowsync/invalidator"
-	"github.com/rowsync/rowsync/lease"
-	"github.com/rowsync/rowsync/mysqlmeta"
-	redisproj "github.com/rowsync/rowsync/projector/redis"
-	"github.com/rowsync/rowsync/refetch"
-	"github.com/rowsync/rowsync/source/binlog"
-	"github.com/rowsync/rowsync/source/decode/all"
-	"github.com/rowsync/rowsync/source/kafka"
-	"github.com/rowsync/rowsync/source/rabbitmq"
 )
 
 // Config is the whole file.
 type Config struct {
 	// Name names the pipeline: checkpoint key, metrics label. Required.
 	Name string `yaml:"name"`
-	// Source holds exactly one of binlog, kafka, rabbitmq.
-	Source Source `yaml:"source"`
-	// Lease, for a binlog source, makes processes with the same name take
-	// turns: one streams, the others wait as standbys. Needs redis:.
-	Lease *lease.Config `yaml:"lease"`
-	// Checkpoint says where the binlog position is kept.
-	// Default: redis (the redis: block), key rowsync:checkpoint:<name>.
-	Checkpoint Checkpoint `yaml:"checkpoint"`
-	// Redis is the target of redis_hash tables and the default checkpoint
-	// and invalidation store.
-	Redis *Redis `yaml:"redis"`
-	// InvalidateRedis is the cache Redis the invalidator deletes keys in.
-	// Default: the redis: block.
-	InvalidateRedis *Redis `yaml:"invalidate_redis"`
-	// Invalidate holds invalidator-wide settings (command, broadcast).
-	Invalidate invalidator.Config `yaml:"invalidate"`
-	// RedisHash holds projector-wide settings of the Redis hash projector.
-	RedisHash redisproj.Config `yaml:"redis_hash"`
-	// Mongo is the target of mongo tables.
-	Mongo *Mongo `yaml:"mongo"`
-	// MySQL is read by tables with refetch: true.
-	MySQL *refetch.Config `yaml:"mysql"`
-	// Schema is the schema source of typeless formats (Debezium without
-	// schemas, Maxwell, jsonl) on a kafka or rabbitmq source: column types
-	// come from its information_schema. Default: mysql.dsn when mysql: is
-	// set, else none (values stay as the format gives them; see README).
-	Schema *mysqlmeta.SchemaConfig `yaml:"schema"`
-	// DeadLetter says where unappliable changes go.
-	// Default: file ./deadletter.jsonl
-	DeadLetter DeadLetter `yaml:"deadletter"`
+	// Source is the kind of the one source block: the key under source:
+	// ("binlog", "kafka", "rabbitmq"). Its settings are Block(c,
+	// "source."+Source).
+	Source string `yaml:"-"`
 	// Pipeline tunes sharding, batching and retries.
 	Pipeline Pipeline `yaml:"pipeline"`
 	// Workers is shorthand for pipeline.workers.
@@ -76,46 +47,27 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Tables maps tables to sinks; the first matching entry decides
 	// everything about a table (see Router). Required.
-	Tables []Table `yaml:"tables"`
+	Tables []Table `yaml:"-"`
+
+	// blocks holds the decoded component blocks by key path
+	// ("source.binlog", "lease", "redis_hash").
+	blocks map[string]any
 }
 
-// Source is the one configured source.
-type Source struct {
-	Binlog   *binlog.Config   `yaml:"binlog"`
-	Kafka    *kafka.Config    `yaml:"kafka"`
-	RabbitMQ *rabbitmq.Config `yaml:"rabbitmq"`
+// Table maps the tables matching Match ("db.table", a regex, anchored)
+// to sinks.
+type Table struct {
+	Match string `yaml:"match"`
+	// PK names the primary-key columns for sources that do not carry them
+	// (Maxwell without primary_key_columns, JSON lines, keyless tables).
+	PK []string `yaml:"pk"`
+	// Refetch re-reads each changed row from mysql: by primary key and
+	// writes what MySQL has now. Default: false
+	Refetch bool `yaml:"refetch"`
+	// Sinks holds the entry's sink blocks by table-rule key ("redis_hash",
+	// "mongo", "invalidate"), each decoded by its sink's Rule codec.
+	Sinks map[string]any `yaml:"-"`
 }
-
-// Checkpoint chooses the binlog checkpoint store: redis: {} or file: PATH.
-type Checkpoint struct {
-	Redis *struct {
-		// Prefix of the key; the key is <prefix><name>. Default: rowsync:checkpoint:
-		Prefix string `yaml:"prefix"`
-	} `yaml:"redis"`
-	// File is the path of a JSON checkpoint file (written atomically).
-	File string `yaml:"file"`
-}
-
-// Redis is a Redis connection.
-type Redis struct {
-	// Addr is host:port. Default: 127.0.0.1:6379
-	Addr string `yaml:"addr"`
-	// Addrs, when several, selects a Redis Cluster client. Default: none.
-	Addrs []string `yaml:"addrs"`
-	// DB is the database index (not with a cluster). Default: 0
-	DB       int    `yaml:"db"`
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-	// PasswordFile is read for the password instead of Password.
-	PasswordFile string `yaml:"password_file"`
-	// TLS enables TLS with the system roots. Default: false
-	TLS bool `yaml:"tls"`
-	// PoolSize caps connections. Default: 10 per CPU (go-redis default).
-	PoolSize int `yaml:"pool_size"`
-}
-
-// DeadLetter says where dead letters go; the deadletter package owns it.
-type DeadLetter = deadletter.Config
 
 // Pipeline tunes the pipeline; see package pipeline for each default.
 type Pipeline struct {
@@ -134,10 +86,24 @@ type Pipeline struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
+// DefaultAdminAddr is where the admin endpoint listens by default.
+const DefaultAdminAddr = "127.0.0.1:9187"
+
 // Admin is the HTTP endpoint for health and metrics.
 type Admin struct {
 	// Addr to listen on; "off" disables it. Default: 127.0.0.1:9187
 	Addr string `yaml:"addr"`
+}
+
+// Address returns the address to listen on ("" when off).
+func (a Admin) Address() string {
+	switch a.Addr {
+	case "off":
+		return ""
+	case "":
+		return DefaultAdminAddr
+	}
+	return a.Addr
 }
 
 // Log configures slog.
@@ -148,32 +114,95 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Table maps the tables matching Match ("db.table", a regex, anchored)
-// to sinks.
-type Table struct {
-	Match string `yaml:"match"`
-	// PK names the primary-key columns for sources that do not carry them
-	// (Maxwell without primary_key_columns, JSON lines, keyless tables).
-	PK []string `yaml:"pk"`
-	// Refetch re-reads each changed row from mysql: by primary key and
-	// writes what MySQL has now. Default: false
-	Refetch    bool                     `yaml:"refetch"`
-	RedisHash  *redisproj.TableConfig   `yaml:"redis_hash"`
-	Mongo      *MongoTable              `yaml:"mongo"`
-	Invalidate *invalidator.TableConfig `yaml:"invalidate"`
+// Codec decodes one component block strictly (an unknown key is an error)
+// and validates it, returning every problem at once, each message starting
+// with its key relative to the block ("addr: required").
+type Codec func(node *yaml.Node) (any, error)
+
+// Of returns the Codec of the config type T, whose Validate (on T or *T)
+// reports every problem. The decoded value is a T.
+func Of[T any, P interface {
+	*T
+	Validate() error
+}]() Codec {
+	return func(node *yaml.Node) (any, error) {
+		var v T
+		if err := Decode(node, &v); err != nil {
+			return nil, err
+		}
+		if err := P(&v).Validate(); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+}
+
+// Registry is what config knows of the components; cmd/rowsync builds it
+// from its explicit lists of sources and sinks.
+type Registry struct {
+	// Sources decode source.<kind>; exactly one kind is set in a file.
+	Sources map[string]Codec
+	// Sinks by table-rule key: the key of the sink's block in a tables[]
+	// entry, and of its sink-wide top-level block.
+	Sinks map[string]Sink
+	// Blocks decode the other top-level blocks owned by components
+	// (lease, checkpoint, redis, mysql, deadletter, ...).
+	Blocks map[string]Codec
+	// Check, when set, cross-checks the decoded blocks (a lease needs a
+	// redis: block); every message starts with the key it is about.
+	Check func(c *Config) error
+}
+
+// Sink is a sink's part of the Registry.
+type Sink struct {
+	// Config decodes the sink-wide top-level block of the same key; nil
+	// when the sink has none. An absent block is not decoded (the zero
+	// value of the sink's config is its default).
+	Config Codec
+	// Rule decodes the sink's block in a tables[] entry.
+	Rule Codec
+	// Needs lists top-level blocks of which at least one must be set
+	// when a table uses the sink ("redis" for redis_hash).
+	Needs []string
+}
+
+// Block returns the decoded component block at key ("source.binlog",
+// "lease", "redis_hash") and true, or the zero T and false when the file
+// does not set it.
+func Block[T any](c *Config, key string) (T, bool) {
+	v, ok := c.blocks[key].(T)
+	return v, ok
+}
+
+// Has reports whether the file sets the component block at key.
+func (c *Config) Has(key string) bool {
+	_, ok := c.blocks[key]
+	return ok
 }
 
 // Load reads, expands and validates the file at path.
-func Load(path string) (*Config, error) {
+func Load(path string, reg Registry) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(raw, os.LookupEnv)
+	return Parse(raw, os.LookupEnv, reg)
 }
 
-// Parse decodes and validates YAML. lookup resolves ${VAR}.
-func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+// file is the YAML shape: config's own keys, and the rest for the registry.
+type file struct {
+	Config `yaml:",inline"`
+	Source map[string]yaml.Node `yaml:"source"`
+	Tables []struct {
+		Table `yaml:",inline"`
+		Sinks map[string]yaml.Node `yaml:",inline"`
+	} `yaml:"tables"`
+	Blocks map[string]yaml.Node `yaml:",inline"`
+}
+
+// Parse decodes and validates YAML with the components of reg. lookup
+// resolves ${VAR}.
+func Parse(raw []byte, lookup func(string) (string, bool), reg Registry) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -184,21 +213,166 @@ func Parse(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if err := expand(&doc, "", lookup); err != nil {
 		return nil, err
 	}
-	// yaml.v3 only checks unknown keys when decoding bytes, so re-encode.
-	expanded, err := yaml.Marshal(&doc)
-	if err != nil {
+	var f file
+	if err := Decode(&doc, &f); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true)
-	var c Config
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	c := &f.Config
+	c.blocks = map[string]any{}
+	var errs []error
+	add := func(path string, err error) { errs = append(errs, withPath(path, err)...) }
+	decode := func(path string, codec Codec, node yaml.Node) any {
+		v, err := codec(&node)
+		if err != nil {
+			add(path, err)
+			return nil
+		}
+		return v
 	}
-	if err := c.Validate(); err != nil {
+
+	kinds := slices.Sorted(mapKeys(reg.Sources))
+	for _, kind := range sortedKeys(f.Source) {
+		codec, ok := reg.Sources[kind]
+		if !ok {
+			n := f.Source[kind]
+			add("", fmt.Errorf("line %d: field %s not found in source (want one of %s)", keyLine(&n), kind, strings.Join(kinds, ", ")))
+			continue
+		}
+		c.Source = kind
+		if v := decode("source."+kind, codec, f.Source[kind]); v != nil {
+			c.blocks["source."+kind] = v
+		}
+	}
+	switch len(f.Source) {
+	case 0:
+		add("source", plain("required: one of "+strings.Join(kinds, ", ")))
+	case 1:
+	default:
+		add("source", plain("only one of "+strings.Join(kinds, ", ")+" may be set"))
+	}
+
+	for _, key := range sortedKeys(f.Blocks) {
+		codec := reg.Blocks[key]
+		if s, ok := reg.Sinks[key]; ok && codec == nil {
+			codec = s.Config
+		}
+		if codec == nil {
+			n := f.Blocks[key]
+			add("", fmt.Errorf("line %d: field %s not found", keyLine(&n), key))
+			continue
+		}
+		if v := decode(key, codec, f.Blocks[key]); v != nil {
+			c.blocks[key] = v
+		}
+	}
+
+	sinkKeys := slices.Sorted(mapKeys(reg.Sinks))
+	for i, t := range f.Tables {
+		p := fmt.Sprintf("tables[%d]", i)
+		t.Table.Sinks = map[string]any{}
+		for _, key := range sortedKeys(t.Sinks) {
+			s, ok := reg.Sinks[key]
+			if !ok {
+				n := t.Sinks[key]
+				add(p, fmt.Errorf("line %d: field %s not found (want match, pk, refetch or a sink: %s)", keyLine(&n), key, strings.Join(sinkKeys, ", ")))
+				continue
+			}
+			if v := decode(p+"."+key, s.Rule, t.Sinks[key]); v != nil {
+				t.Table.Sinks[key] = v
+			} else {
+				t.Table.Sinks[key] = nil // decoded with errors: reported; still a sink for the checks below
+			}
+		}
+		c.Tables = append(c.Tables, t.Table)
+	}
+
+	add("", c.validate(reg))
+	if reg.Check != nil {
+		add("", reg.Check(c))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
+}
+
+// Decode decodes node into v strictly: a key v has no field for is an
+// error naming its line.
+func Decode(node *yaml.Node, v any) error {
+	// yaml.v3 only checks unknown keys when decoding bytes, so re-encode;
+	// the lines in its errors are then the re-encoded ones, so each is
+	// replaced by the line of the named key in node.
+	raw, err := yaml.Marshal(node)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && err != io.EOF {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var errs []error
+			for _, msg := range te.Errors {
+				errs = append(errs, errors.New(fixLine(node, msg)))
+			}
+			return errors.Join(errs...)
+		}
+		return err
+	}
+	return nil
+}
+
+var unknownField = regexp.MustCompile(`^line \d+: field (\S+) not found`)
+
+// fixLine gives an unknown-field message the line of the key in node.
+func fixLine(node *yaml.Node, msg string) string {
+	m := unknownField.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	if line := findKey(node, m[1]); line > 0 {
+		return "line " + strconv.Itoa(line) + msg[strings.Index(msg, ":"):]
+	}
+	return msg
+}
+
+func findKey(n *yaml.Node, key string) int {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i].Line
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if l := findKey(c, key); l > 0 {
+			return l
+		}
+	}
+	return 0
+}
+
+// keyLine is the line of a block's value node, which is the line of its
+// key or the one after.
+func keyLine(n *yaml.Node) int { return n.Line }
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -264,8 +438,9 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
-// Validate returns every problem, each naming its key path.
-func (c *Config) Validate() error {
+// validate checks config's own settings and the tables[] entries; the
+// components' blocks were checked by their codecs.
+func (c *Config) validate(reg Registry) error {
 	var errs []error
 	add := func(path string, err error) { errs = append(errs, withPath(path, err)...) }
 
@@ -274,66 +449,6 @@ func (c *Config) Validate() error {
 	} else if !nameRE.MatchString(c.Name) {
 		add("name", fmt.Errorf("%q: use letters, digits, '.', '_' and '-'", c.Name))
 	}
-
-	sources := 0
-	if s := c.Source.Binlog; s != nil {
-		sources++
-		add("source.binlog", s.Validate())
-	}
-	if s := c.Source.Kafka; s != nil {
-		sources++
-		add("source.kafka", s.Validate())
-		add("source.kafka.format", checkFormat(s.Format))
-	}
-	if s := c.Source.RabbitMQ; s != nil {
-		sources++
-		add("source.rabbitmq", s.Validate())
-		add("source.rabbitmq.format", checkFormat(s.Format))
-	}
-	switch sources {
-	case 0:
-		add("source", plain("required: one of binlog, kafka, rabbitmq"))
-	case 1:
-	default:
-		add("source", plain("only one of binlog, kafka, rabbitmq may be set"))
-	}
-
-	if c.Lease != nil {
-		add("lease", c.Lease.Validate())
-		if c.Source.Binlog == nil {
-			add("lease", plain("only for a binlog source (Kafka groups and RabbitMQ single-active-consumer queues coordinate consumers themselves)"))
-		}
-		if c.Redis == nil {
-			add("lease", plain("needs the top-level redis: block"))
-		}
-	}
-	if c.Checkpoint.Redis != nil && c.Checkpoint.File != "" {
-		add("checkpoint", plain("set redis or file, not both"))
-	}
-	if c.Source.Binlog != nil && c.Checkpoint.File == "" && c.Redis == nil {
-		add("checkpoint", plain("the default checkpoint store is Redis: add a redis: block or set checkpoint.file"))
-	}
-	if c.Redis != nil {
-		add("redis", c.Redis.validate())
-	}
-	if c.InvalidateRedis != nil {
-		add("invalidate_redis", c.InvalidateRedis.validate())
-	}
-	add("invalidate", c.Invalidate.Validate())
-	add("redis_hash", c.RedisHash.Validate())
-	if c.Mongo != nil {
-		add("mongo", c.Mongo.Validate())
-	}
-	if c.MySQL != nil {
-		add("mysql", c.MySQL.Validate())
-	}
-	if c.Schema != nil {
-		add("schema", c.Schema.Validate())
-		if c.Source.Binlog != nil {
-			add("schema", plain("a binlog source reads column types itself: remove schema:"))
-		}
-	}
-	add("deadletter", c.DeadLetter.Validate())
 	if c.Workers != 0 {
 		switch {
 		case c.Workers < 0:
@@ -350,6 +465,7 @@ func (c *Config) Validate() error {
 	if len(c.Tables) == 0 {
 		add("tables", plain("required: at least one table"))
 	}
+	sinkKeys := slices.Sorted(mapKeys(reg.Sinks))
 	for i, t := range c.Tables {
 		p := fmt.Sprintf("tables[%d]", i)
 		if t.Match == "" {
@@ -357,29 +473,18 @@ func (c *Config) Validate() error {
 		} else if _, err := cdc.CompileMatch(t.Match); err != nil {
 			add(p+".match", err)
 		}
-		if t.RedisHash == nil && t.Mongo == nil && t.Invalidate == nil {
-			add(p, plain("no sink: set redis_hash, mongo or invalidate"))
+		if len(t.Sinks) == 0 {
+			add(p, plain("no sink: set "+orList(sinkKeys)))
 		}
-		if t.RedisHash != nil {
-			add(p+".redis_hash", t.RedisHash.Validate())
-			if c.Redis == nil {
-				add(p+".redis_hash", plain("needs the top-level redis: block"))
+		for _, key := range sortedKeys(t.Sinks) {
+			needs := reg.Sinks[key].Needs
+			if len(needs) > 0 && !slices.ContainsFunc(needs, c.Has) {
+				if len(needs) == 1 {
+					add(p+"."+key, plain("needs the top-level "+needs[0]+": block"))
+				} else {
+					add(p+"."+key, plain("needs "+strings.Join(needs, ": or ")+":"))
+				}
 			}
-		}
-		if t.Mongo != nil {
-			add(p+".mongo", t.Mongo.Validate())
-			if c.Mongo == nil {
-				add(p+".mongo", plain("needs the top-level mongo: block"))
-			}
-		}
-		if t.Invalidate != nil {
-			add(p+".invalidate", t.Invalidate.Validate())
-			if c.Redis == nil && c.InvalidateRedis == nil {
-				add(p+".invalidate", plain("needs invalidate_redis: or redis:"))
-			}
-		}
-		if t.Refetch && c.MySQL == nil {
-			add(p+".refetch", plain("needs the top-level mysql: block"))
 		}
 		for j, col := range t.PK {
 			if col == "" {
@@ -388,6 +493,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// orList joins "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 // componentKey matches the key path a component's own Validate puts in
@@ -426,37 +539,9 @@ type plainError struct{ error }
 
 func plain(msg string) error { return plainError{errors.New(msg)} }
 
-func checkFormat(f string) error {
-	if f == "" {
-		return plainError{fmt.Errorf("required (one of %s)", strings.Join(all.Names(), ", "))}
-	}
-	if _, ok := all.Formats[f]; !ok {
-		return fmt.Errorf("unknown format %q (want one of %s)", f, strings.Join(all.Names(), ", "))
-	}
-	return nil
-}
-
-func (r *Redis) validate() error {
-	var errs []error
-	if len(r.Addrs) > 1 && r.DB != 0 {
-		errs = append(errs, errors.New("db: a cluster has only db 0"))
-	}
-	if r.DB < 0 {
-		errs = append(errs, fmt.Errorf("db: %d out of range", r.DB))
-	}
-	if r.Password != "" && r.PasswordFile != "" {
-		errs = append(errs, errors.New("password_file: set password or password_file, not both"))
-	}
-	if r.PasswordFile != "" {
-		if _, err := os.Stat(r.PasswordFile); err != nil {
-			errs = append(errs, fmt.Errorf("password_file: %w", err))
-		}
-	}
-	if r.PoolSize < 0 {
-		errs = append(errs, errors.New("pool_size: must not be negative"))
-	}
-	return errors.Join(errs...)
-}
+// Problem returns an error about the key at path, for a Registry's Check:
+// "lease: needs the top-level redis: block".
+func Problem(path, msg string) error { return withPath(path, plain(msg))[0] }
 
 func (p Pipeline) validate() error {
 	var errs []error
@@ -485,19 +570,4 @@ func (l Log) validate() error {
 		errs = append(errs, fmt.Errorf("format: unknown %q (want text or json)", l.Format))
 	}
 	return errors.Join(errs...)
-}
-
-// SchemaDSN is the DSN of the schema source typeless formats use: schema.dsn,
-// else mysql.dsn; "" for none, and always for a binlog source (which types
-// values itself).
-func (c *Config) SchemaDSN() string {
-	switch {
-	case c.Source.Binlog != nil:
-		return ""
-	case c.Schema != nil:
-		return c.Schema.DSN
-	case c.MySQL != nil:
-		return c.MySQL.DSN
-	}
-	return ""
 }

@@ -1,92 +1,143 @@
 package config
 
 import (
-	"os"
+	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
-func TestValidFileLoads(t *testing.T) {
-	raw, err := os.ReadFile("testdata/valid.yaml")
+// Test components: config knows them only through the registry.
+type conn struct {
+	Addr string `yaml:"addr"`
+}
+
+func (c conn) Validate() error {
+	if strings.Contains(c.Addr, " ") {
+		return errors.New("addr: no spaces")
+	}
+	return nil
+}
+
+type tap struct {
+	Host  string   `yaml:"host"`
+	Flags []string `yaml:"flags"`
+}
+
+func (t *tap) Validate() error {
+	if t.Host == "" {
+		return errors.New("host: required")
+	}
+	t.Flags = append(t.Flags, "validated") // a Validate may normalise
+	return nil
+}
+
+type hashRule struct {
+	Key     string   `yaml:"key"`
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
+func (h hashRule) SelectedColumns() (include, exclude []string) { return h.Include, h.Exclude }
+
+func (h hashRule) Validate() error {
+	if strings.Count(h.Key, "{") != strings.Count(h.Key, "}") {
+		return errors.New("key: unbalanced braces")
+	}
+	return nil
+}
+
+type hashes struct {
+	Parallel int `yaml:"parallel"`
+}
+
+func (h hashes) Validate() error {
+	if h.Parallel < 0 {
+		return errors.New("parallel: must not be negative")
+	}
+	return nil
+}
+
+var testRegistry = Registry{
+	Sources: map[string]Codec{"tap": Of[tap]()},
+	Sinks: map[string]Sink{
+		"hash":  {Config: Of[hashes](), Rule: Of[hashRule](), Needs: []string{"store"}},
+		"purge": {Rule: Of[hashRule](), Needs: []string{"cache", "store"}},
+	},
+	Blocks: map[string]Codec{"store": Of[conn](), "cache": Of[conn]()},
+	Check: func(c *Config) error {
+		if c.Has("cache") && !c.Has("store") {
+			return Problem("cache", "needs store")
+		}
+		return nil
+	},
+}
+
+const base = `name: demo
+source:
+  tap: {host: h}
+store: {addr: "s:1"}
+tables:
+  - match: shop.users
+    hash: {key: "{id}"}
+`
+
+func TestParseDecodesThroughTheRegistry(t *testing.T) {
+	c, err := Parse([]byte(base+"hash: {parallel: 3}\n"), env(nil), testRegistry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse(raw, env(map[string]string{"REDIS_DB": "3"}))
-	if err != nil {
-		t.Fatal(err)
+	src, ok := Block[tap](c, "source.tap")
+	if c.Source != "tap" || !ok || src.Host != "h" || len(src.Flags) != 1 {
+		t.Fatalf("source %q %+v", c.Source, src)
 	}
-	if c.Name != "demo" || c.Source.Binlog.Addr != "127.0.0.1:3307" || c.Redis.DB != 3 {
-		t.Fatalf("decoded %+v / %+v / %+v", c, c.Source.Binlog, c.Redis)
+	if s, ok := Block[conn](c, "store"); !ok || s.Addr != "s:1" || c.Has("cache") {
+		t.Fatalf("store %+v %v, cache %v", s, ok, c.Has("cache"))
 	}
-	if c.Checkpoint.Redis == nil {
-		t.Fatal("checkpoint.redis: {} must select the Redis store")
+	if h, ok := Block[hashes](c, "hash"); !ok || h.Parallel != 3 {
+		t.Fatalf("hash block %+v", h)
 	}
-	inv := c.Tables[0].Invalidate
-	if len(inv.Keys) != 2 || inv.Keys[1].WhenChanged[0] != "email" || inv.Delay != 500*time.Millisecond {
-		t.Fatalf("invalidate = %+v", inv)
+	if r := c.Tables[0].Sinks["hash"].(hashRule); r.Key != "{id}" {
+		t.Fatalf("table rule %+v", r)
 	}
-	if pk := c.Router().KeyColumns("shop", "users"); pk != nil {
-		t.Fatalf("pk = %v, want nil (not configured)", pk)
+	if c.Admin.Address() != DefaultAdminAddr || (Admin{Addr: "off"}).Address() != "" {
+		t.Fatal("admin address default")
 	}
 }
 
 func TestErrorsNameTheirKey(t *testing.T) {
-	base := `name: demo
-source:
-  binlog: {addr: "127.0.0.1:3307", flavor: mariadb}
-redis: {addr: "127.0.0.1:6379"}
-tables:
-  - match: shop.users
-    redis_hash: {key: "{db}_{table}_{pk}"}
-`
 	cases := []struct {
 		name string
 		yaml string
 		vars map[string]string
 		want []string
 	}{
-		{"unknown top-level key", base + "redsi: {}\n", nil, []string{"field redsi not found"}},
-		{"unknown nested key", strings.Replace(base, "flavor: mariadb", "flavour: mariadb", 1), nil, []string{"field flavour not found"}},
+		{"unknown top-level key", base + "stor: {}\n", nil, []string{"line 8: field stor not found"}},
+		{"unknown key in a block", strings.Replace(base, "{host: h}", "{host: h, hots: x}", 1), nil, []string{"source.tap: line 3: field hots not found"}},
+		{"component error", strings.Replace(base, "s:1", "s 1", 1), nil, []string{"store.addr: no spaces"}},
+		{"unknown source", strings.Replace(base, "tap:", "tape:", 1), nil, []string{"field tape not found in source (want one of tap)"}},
+		{"no source", strings.Replace(base, "  tap: {host: h}\n", "", 1), nil, []string{"source: required: one of tap"}},
+		{"table rule error", strings.Replace(base, "{id}", "{id", 1), nil, []string{"tables[0].hash.key: unbalanced braces"}},
+		{"unknown table key", base + "    hsah: {}\n", nil, []string{"tables[0]: line 8: field hsah not found (want match, pk, refetch or a sink: hash, purge)"}},
+		{"table without sink", base + "  - match: shop.orders\n", nil, []string{"tables[1]: no sink: set hash or purge"}},
+		{"sink needs a block", strings.Replace(base, "store: {addr: \"s:1\"}\n", "", 1), nil, []string{"tables[0].hash: needs the top-level store: block"}},
+		{"sink needs one of", strings.Replace(strings.Replace(base, "store: {addr: \"s:1\"}\n", "", 1), "hash:", "purge:", 1), nil, []string{"tables[0].purge: needs cache: or store:"}},
+		{"registry check", base + "cache: {}\n", nil, nil},
+		{"registry check fails", strings.Replace(strings.Replace(base, "store: {addr: \"s:1\"}\n", "cache: {}\n", 1), "hash:", "purge:", 1), nil, []string{"cache: needs store"}},
 		{"missing name", strings.Replace(base, "name: demo", "", 1), nil, []string{"name: required"}},
-		{"bad name", strings.Replace(base, "name: demo", "name: 'a b'", 1), nil, []string{"name: \"a b\""}},
-		{"no source", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}\n", "", 1), nil, []string{"source: required"}},
-		{"two sources", strings.Replace(base, "source:\n", "source:\n  rabbitmq: {url: \"amqp://x\", queue: q, format: maxwell}\n", 1), nil, []string{"source: only one"}},
-		{"bad flavor", strings.Replace(base, "flavor: mariadb", "flavor: oracle", 1), nil, []string{"source.binlog.flavor: unknown"}},
-		{"bad include regex", strings.Replace(base, "flavor: mariadb", "flavor: mariadb, include: [\"shop(\"]", 1), nil, []string{"source.binlog.include[0]: bad regex"}},
-		{"bad match regex", strings.Replace(base, "match: shop.users", "match: \"shop.[\"", 1), nil, []string{"tables[0].match: bad regex"}},
-		{"bad template", strings.Replace(base, "{db}_{table}_{pk}", "{db}_{table", 1), nil, []string{"tables[0].redis_hash.key:"}},
-		{"unknown filter", strings.Replace(base, "{db}_{table}_{pk}", "{email|lowr}", 1), nil, []string{"tables[0].redis_hash.key:", "unknown filter \"lowr\""}},
-		{"no tables", strings.Split(base, "tables:")[0], nil, []string{"tables: required"}},
-		{"table without sink", base + "  - match: shop.orders\n", nil, []string{"tables[1]: no sink"}},
-		{"redis sink without redis", strings.Replace(base, "redis: {addr: \"127.0.0.1:6379\"}\n", "checkpoint: {file: /tmp/x}\n", 1), nil, []string{"tables[0].redis_hash: needs the top-level redis"}},
-		{"refetch without mysql", base + "    refetch: true\n", nil, []string{"tables[0].refetch: needs the top-level mysql"}},
-		{"unset variable", strings.Replace(base, "127.0.0.1:6379", "${REDIS_ADDR}", 1), nil, []string{"redis.addr: environment variable REDIS_ADDR is not set"}},
-		{"variable default", strings.Replace(base, "127.0.0.1:6379", "${REDIS_ADDR:-127.0.0.1:6380}", 1), nil, nil},
-		{"kafka bad format", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: canal-xml}", 1), nil, []string{"source.kafka.format: unknown format \"canal-xml\""}},
-		{"kafka missing format", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t]}", 1), nil, []string{"source.kafka.format: required"}},
-		{"kafka negative max_rows", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell, max_rows: -1, max_message_bytes: 1048576}", 1), nil, []string{"source.kafka.max_rows: must not be negative"}},
-		{"rabbitmq limits", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  rabbitmq: {url: \"amqp://127.0.0.1/\", queue: q, format: jsonl, max_rows: 100, max_message_bytes: 1048576}", 1), nil, nil},
-		{"kafka time_zone and debezium modes", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: debezium, time_zone: \"+08:00\", debezium: {decimal_handling_mode: string, time_precision_mode: connect, binary_handling_mode: hex}}", 1) + "schema: {dsn: \"root@tcp(127.0.0.1:3306)/\"}\n", nil, nil},
-		{"kafka bad time_zone and mode", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: debezium, time_zone: Mars/Base, debezium: {decimal_handling_mode: exact}}", 1), nil,
-			[]string{"source.kafka.time_zone: unknown zone \"Mars/Base\"", "source.kafka.debezium.decimal_handling_mode: unknown \"exact\""}},
-		{"schema bad dsn", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}", 1) + "schema: {dsn: \"no-at-sign\"}\n", nil, []string{"schema.dsn: "}},
-		{"schema with binlog", base + "schema: {dsn: \"root@tcp(127.0.0.1:3306)/\"}\n", nil, []string{"schema: a binlog source reads column types itself"}},
-		{"deadletter problems", base + "deadletter: {file: x.jsonl, kafka: {topic: dl}, excluded_columns: hide, max_bytes: -1}\n", nil,
-			[]string{"deadletter.kafka.brokers: required", "deadletter: set file or kafka, not both", `deadletter.excluded_columns: unknown "hide"`, "deadletter.max_bytes: must not be negative"}},
-		{"checkpoint both", base + "checkpoint: {redis: {}, file: /tmp/x}\n", nil, []string{"checkpoint: set redis or file"}},
+		{"bad match", strings.Replace(base, "match: shop.users", "match: \"shop.[\"", 1), nil, []string{"tables[0].match: bad regex"}},
+		{"unset variable", strings.Replace(base, "s:1", "${STORE}", 1), nil, []string{"store.addr: environment variable STORE is not set"}},
+		{"variable default", strings.Replace(base, "s:1", "${STORE:-s:2}", 1), nil, nil},
 		{"bad log level", base + "log: {level: loud}\n", nil, []string{"log.level: unknown \"loud\""}},
-		{"negative invalidate delay", base + "    invalidate: {keys: [\"user:{id}\"], delay: -1s}\n", nil, []string{"tables[0].invalidate.delay"}},
-		{"several problems at once", strings.Replace(strings.Replace(base, "name: demo", "", 1), "flavor: mariadb", "flavor: oracle", 1), nil,
-			[]string{"name: required", "source.binlog.flavor: unknown"}},
+		{"several at once", strings.Replace(strings.Replace(base, "name: demo", "", 1), "{host: h}", "{}", 1), nil,
+			[]string{"name: required", "source.tap.host: required"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.yaml), env(tc.vars))
+			_, err := Parse([]byte(tc.yaml), env(tc.vars), testRegistry)
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -106,34 +157,12 @@ tables:
 }
 
 func TestTopLevelWorkersIsPipelineWorkers(t *testing.T) {
-	raw := []byte("name: w\nworkers: 8\nsource: {binlog: {addr: \"127.0.0.1:3307\"}}\nredis: {}\ntables: [{match: a.b, redis_hash: {}}]\n")
-	c, err := Parse(raw, env(nil))
+	c, err := Parse([]byte(base+"workers: 8\n"), env(nil), testRegistry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Pipeline.Workers != 8 {
 		t.Fatalf("pipeline.workers = %d, want 8", c.Pipeline.Workers)
-	}
-}
-
-func TestSchemaDSN(t *testing.T) {
-	kafka := "name: demo\nsource:\n  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}\nredis: {}\ntables:\n  - match: shop.users\n    redis_hash: {}\n"
-	for _, tc := range []struct {
-		name, yaml, want string
-	}{
-		{"none", kafka, ""},
-		{"mysql", kafka + "mysql: {dsn: \"r@tcp(m:3306)/\"}\n", "r@tcp(m:3306)/"},
-		{"schema wins", kafka + "mysql: {dsn: \"r@tcp(m:3306)/\"}\nschema: {dsn: \"s@tcp(s:3306)/\"}\n", "s@tcp(s:3306)/"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse([]byte(tc.yaml), env(nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := c.SchemaDSN(); got != tc.want {
-				t.Errorf("SchemaDSN = %q, want %q", got, tc.want)
-			}
-		})
 	}
 }
 
@@ -143,20 +172,21 @@ func TestEnvValuesAreVerbatim(t *testing.T) {
 	for _, v := range []string{"null", "~", "NULL", "#not-a-comment", "a: b", "'q'", "0123"} {
 		raw := []byte(`name: t
 source:
-  binlog:
-    addr: "127.0.0.1:3307"
-    password: ${PW}
-redis:
-  password: ${PW}
+  tap:
+    host: ${PW}
+store:
+  addr: ${PW}
 tables:
-  - {match: shop.users, redis_hash: {}}
+  - {match: shop.users, hash: {}}
 `)
-		c, err := Parse(raw, env(map[string]string{"PW": v}))
+		c, err := Parse(raw, env(map[string]string{"PW": v}), testRegistry)
 		if err != nil {
 			t.Fatalf("%q: %v", v, err)
 		}
-		if c.Redis.Password != v || c.Source.Binlog.Password != v {
-			t.Errorf("env %q: redis.password %q, binlog password %q", v, c.Redis.Password, c.Source.Binlog.Password)
+		src, _ := Block[tap](c, "source.tap")
+		store, _ := Block[conn](c, "store")
+		if src.Host != v || store.Addr != v {
+			t.Errorf("env %q: source.tap.host %q, store.addr %q", v, src.Host, store.Addr)
 		}
 	}
 }

@@ -64,9 +64,17 @@ func (r *Router) Refetch(db, table string) bool {
 	return t != nil && t.Refetch
 }
 
+// ColumnSelector is implemented by a sink's table rule that writes only
+// some of a row's columns (redis_hash and mongo include/exclude).
+type ColumnSelector interface {
+	// SelectedColumns returns the columns the rule keeps (include; empty:
+	// all) and those it leaves out (exclude).
+	SelectedColumns() (include, exclude []string)
+}
+
 // HiddenColumns returns the columns of db.table that a sink of its entry
-// leaves out (redis_hash or mongo exclude, or not in their include), for
-// the dead letter to leave out too; nil when the entry hides none.
+// leaves out (a ColumnSelector's exclude, or not in its include), for the
+// dead letter to leave out too; nil when the entry hides none.
 func (r *Router) HiddenColumns(db, table string) func(col string) bool {
 	_, t := r.Entry(db, table)
 	if t == nil {
@@ -74,11 +82,12 @@ func (r *Router) HiddenColumns(db, table string) func(col string) bool {
 	}
 	type sel struct{ include, exclude []string }
 	var sels []sel
-	if h := t.RedisHash; h != nil && (len(h.Include) > 0 || len(h.Exclude) > 0) {
-		sels = append(sels, sel{h.Include, h.Exclude})
-	}
-	if m := t.Mongo; m != nil && (len(m.Include) > 0 || len(m.Exclude) > 0) {
-		sels = append(sels, sel{m.Include, m.Exclude})
+	for _, key := range sortedKeys(t.Sinks) {
+		if cs, ok := t.Sinks[key].(ColumnSelector); ok {
+			if inc, exc := cs.SelectedColumns(); len(inc) > 0 || len(exc) > 0 {
+				sels = append(sels, sel{inc, exc})
+			}
+		}
 	}
 	if len(sels) == 0 {
 		return nil
@@ -93,23 +102,38 @@ func (r *Router) HiddenColumns(db, table string) func(col string) bool {
 	}
 }
 
-// Routes returns whether changes of db.table go to the sink whose block
-// pick selects: the deciding entry has that block.
-func (r *Router) Routes(db, table string, pick func(Table) bool) bool {
+// Routes reports whether changes of db.table go to the sink with the
+// table-rule key sink: the deciding entry has that sink's block.
+func (r *Router) Routes(db, table, sink string) bool {
 	_, t := r.Entry(db, table)
-	return t != nil && pick(*t)
+	if t == nil {
+		return false
+	}
+	_, ok := t.Sinks[sink]
+	return ok
 }
 
-// Rules returns, in tables[] order, the entries that have the block pick
-// returns, as a sink's rules. A sink's own first match over these agrees
-// with the router for every table the router sends it (no earlier entry
-// matches such a table), so pair the sink with Routes.
-func Rules[T any](r *Router, pick func(Table) *T) []cdc.TableRule[T] {
+// Uses reports whether any entry has the sink's block.
+func (r *Router) Uses(sink string) bool {
+	for _, t := range r.tables {
+		if _, ok := t.Sinks[sink]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Rules returns, in tables[] order, the entries that have the block of the
+// sink with the table-rule key sink, as that sink's rules (T is the type
+// its Rule codec decodes). A sink's own first match over these agrees with
+// the router for every table the router sends it (no earlier entry matches
+// such a table), so pair the sink with Routes.
+func Rules[T any](r *Router, sink string) []cdc.TableRule[T] {
 	var out []cdc.TableRule[T]
 	for _, rule := range r.lookup.Rules() {
 		t := r.tables[rule.Config]
-		if c := pick(t); c != nil {
-			out = append(out, cdc.TableRule[T]{Match: rule.Match, PK: t.PK, Config: *c})
+		if c, ok := t.Sinks[sink].(T); ok {
+			out = append(out, cdc.TableRule[T]{Match: rule.Match, PK: t.PK, Config: c})
 		}
 	}
 	return out

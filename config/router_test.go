@@ -7,21 +7,18 @@ import (
 
 func TestRouterFirstMatchWins(t *testing.T) {
 	raw := []byte(`name: t
-source: {binlog: {addr: "127.0.0.1:3307"}}
-redis: {}
-mysql: {dsn: "root@tcp(127.0.0.1:3306)/"}
+source: {tap: {host: h}}
+store: {}
 tables:
-  - {match: shop.users, pk: [uid], redis_hash: {}}
-  - {match: 'shop\.cache_only', invalidate: {keys: ["page:{id}"]}}
-  - {match: 'shop\..*', pk: [id], refetch: true, redis_hash: {}, invalidate: {keys: ["row:{id}"]}}
+  - {match: shop.users, pk: [uid], hash: {}}
+  - {match: 'shop\.cache_only', purge: {key: "page:{id}"}}
+  - {match: 'shop\..*', pk: [id], refetch: true, hash: {}, purge: {key: "row:{id}"}}
 `)
-	c, err := Parse(raw, env(nil))
+	c, err := Parse(raw, env(nil), testRegistry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := c.Router()
-	hash := func(t Table) bool { return t.RedisHash != nil }
-	inv := func(t Table) bool { return t.Invalidate != nil }
 	for _, tc := range []struct {
 		db, table   string
 		idx         int
@@ -44,29 +41,32 @@ tables:
 		if got := r.Refetch(tc.db, tc.table); got != tc.refetch {
 			t.Errorf("Refetch(%s) = %v, want %v", name, got, tc.refetch)
 		}
-		if got := r.Routes(tc.db, tc.table, hash); got != tc.hash {
-			t.Errorf("Routes(%s, redis_hash) = %v, want %v", name, got, tc.hash)
+		if got := r.Routes(tc.db, tc.table, "hash"); got != tc.hash {
+			t.Errorf("Routes(%s, hash) = %v, want %v", name, got, tc.hash)
 		}
-		if got := r.Routes(tc.db, tc.table, inv); got != tc.inval {
-			t.Errorf("Routes(%s, invalidate) = %v, want %v", name, got, tc.inval)
+		if got := r.Routes(tc.db, tc.table, "purge"); got != tc.inval {
+			t.Errorf("Routes(%s, purge) = %v, want %v", name, got, tc.inval)
 		}
 	}
-	rules := Rules(r, func(t Table) *Table { return &t })
-	if len(rules) != 3 || rules[1].Match.String() != `^(?:shop\.cache_only)$` || rules[2].PK[0] != "id" {
-		t.Fatalf("rules = %+v", rules)
+	hashRules, purgeRules := Rules[hashRule](r, "hash"), Rules[hashRule](r, "purge")
+	if len(hashRules) != 2 || hashRules[1].PK[0] != "id" || len(purgeRules) != 2 ||
+		purgeRules[0].Match.String() != `^(?:shop\.cache_only)$` || purgeRules[1].Config.Key != "row:{id}" {
+		t.Fatalf("rules = %+v / %+v", hashRules, purgeRules)
+	}
+	if !r.Uses("hash") || r.Uses("mongo") {
+		t.Fatal("Uses")
 	}
 }
 
 func TestRouterHiddenColumns(t *testing.T) {
 	raw := []byte(`name: t
-source: {binlog: {addr: "127.0.0.1:3307"}}
-redis: {}
-mongo: {uri: "mongodb://127.0.0.1:27017"}
+source: {tap: {host: h}}
+store: {}
 tables:
-  - {match: shop.users, redis_hash: {exclude: [password_hash]}, mongo: {include: [id, email, password_hash]}}
-  - {match: shop.orders, redis_hash: {}}
+  - {match: shop.users, hash: {exclude: [password_hash]}, purge: {include: [id, email, password_hash]}}
+  - {match: shop.orders, hash: {}}
 `)
-	c, err := Parse(raw, env(nil))
+	c, err := Parse(raw, env(nil), testRegistry)
 	if err != nil {
 		t.Fatal(err)
 	}

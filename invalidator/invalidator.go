@@ -65,8 +65,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rowsync/rowsync/cdc"
-	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/keymap"
+	"github.com/rowsync/rowsync/metrics"
 )
 
 // Invalidator is a cdc.Sink that deletes cache keys. It is safe for

@@ -5,19 +5,27 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	goredis "github.com/redis/go-redis/v9"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/internal/redisconn"
 	"github.com/rowsync/rowsync/mysqlmeta"
+	"github.com/rowsync/rowsync/pipeline"
+	"github.com/rowsync/rowsync/refetch"
+	"github.com/rowsync/rowsync/source/binlog"
 	"github.com/rowsync/rowsync/source/decode"
 	"github.com/rowsync/rowsync/source/decode/all"
+	"github.com/rowsync/rowsync/source/kafka"
 	"github.com/rowsync/rowsync/source/rabbitmq"
 )
 
@@ -41,7 +49,19 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "ok    %s\n", component)
 	}
-	for _, c := range checks(cfg) {
+	d, err := newDeps(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		report("clients", err)
+		return exitFail
+	}
+	defer d.close()
+	routes, err := buildRoutes(ctx, d, nil)
+	if err != nil {
+		report("sinks", err)
+		return exitFail
+	}
+	defer closeRoutes(routes, d.log)
+	for _, c := range checks(cfg, d, routes) {
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
 		report(c.name, c.run(cctx))
 		ccancel()
@@ -57,39 +77,25 @@ type check struct {
 	run  func(ctx context.Context) error
 }
 
-func checks(cfg *config.Config) []check {
+func checks(cfg *config.Config, d *deps, routes []pipeline.Route) []check {
 	var out []check
-	if b := cfg.Source.Binlog; b != nil {
+	if b, ok := config.Block[binlog.Config](cfg, "source.binlog"); ok {
 		out = append(out, check{"source.binlog " + b.Addr, func(ctx context.Context) error {
-			return checkBinlogServer(ctx, cfg)
+			return checkBinlogServer(ctx, cfg, b)
 		}})
 	}
-	if k := cfg.Source.Kafka; k != nil {
+	if k, ok := config.Block[kafka.Config](cfg, "source.kafka"); ok {
 		out = append(out, check{"source.kafka " + strings.Join(k.Brokers, ","), func(ctx context.Context) error {
-			var errs []string
-			for _, b := range k.Brokers {
-				conn, err := kafkago.DialContext(ctx, "tcp", b)
-				if err != nil {
-					errs = append(errs, err.Error())
-					continue
-				}
-				_, err = conn.Brokers()
-				conn.Close()
-				if err == nil {
-					return nil
-				}
-				errs = append(errs, err.Error())
-			}
-			return fmt.Errorf("no broker answered: %s", strings.Join(errs, "; "))
+			return dialKafka(ctx, k.Brokers)
 		}})
 	}
-	if r := cfg.Source.RabbitMQ; r != nil {
+	if r, ok := config.Block[rabbitmq.Config](cfg, "source.rabbitmq"); ok {
 		out = append(out, check{"source.rabbitmq queue " + r.Queue, func(ctx context.Context) error {
 			dec, err := all.New(r.Format, decode.Options{})
 			if err != nil {
 				return err
 			}
-			src, err := rabbitmq.New(*r, dec, nil)
+			src, err := rabbitmq.New(r, dec, nil)
 			if err != nil {
 				return err
 			}
@@ -97,39 +103,37 @@ func checks(cfg *config.Config) []check {
 			return src.Ping(ctx)
 		}})
 	}
-	if cfg.Redis != nil {
-		out = append(out, check{"redis " + redisAddr(cfg.Redis), func(ctx context.Context) error { return pingRedis(ctx, cfg.Redis) }})
+	for _, key := range []string{"redis", "invalidate_redis"} {
+		if rc, ok := config.Block[redisconn.Config](cfg, key); ok {
+			out = append(out, check{key + " " + rc.String(), func(ctx context.Context) error {
+				c, err := redisconn.New(rc)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				return c.Ping(ctx).Err()
+			}})
+		}
 	}
-	if cfg.InvalidateRedis != nil {
-		out = append(out, check{"invalidate_redis " + redisAddr(cfg.InvalidateRedis), func(ctx context.Context) error {
-			return pingRedis(ctx, cfg.InvalidateRedis)
+	if cp, _ := config.Block[checkpoint.Config](cfg, "checkpoint"); cfg.Source == binlog.Name && !cp.UsesRedis() {
+		out = append(out, check{"checkpoint.file " + cp.File, func(context.Context) error {
+			return writableDir(filepath.Dir(cp.File))
 		}})
 	}
-	if cfg.Source.Binlog != nil && cfg.Checkpoint.File != "" {
-		out = append(out, check{"checkpoint.file " + cfg.Checkpoint.File, func(context.Context) error {
-			return writableDir(filepath.Dir(cfg.Checkpoint.File))
-		}})
-	}
-	if k := cfg.DeadLetter.Kafka; k != nil {
-		out = append(out, check{"deadletter.kafka " + k.Topic, func(ctx context.Context) error {
-			conn, err := kafkago.DialContext(ctx, "tcp", k.Brokers[0])
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			_, err = conn.Brokers()
-			return err
+	if dc, _ := config.Block[deadletter.Config](cfg, "deadletter"); dc.Kafka != nil {
+		out = append(out, check{"deadletter.kafka " + dc.Kafka.Topic, func(ctx context.Context) error {
+			return dialKafka(ctx, dc.Kafka.Brokers)
 		}})
 	} else {
-		dl := cfg.DeadLetter.File
-		if dl == "" {
-			dl = "deadletter.jsonl"
+		path := dc.File
+		if path == "" {
+			path = deadletter.DefaultFile
 		}
-		out = append(out, check{"deadletter.file " + dl, func(context.Context) error { return writableDir(filepath.Dir(dl)) }})
+		out = append(out, check{"deadletter.file " + path, func(context.Context) error { return writableDir(filepath.Dir(path)) }})
 	}
-	if cfg.MySQL != nil {
+	if rc, ok := config.Block[refetch.Config](cfg, "mysql"); ok {
 		out = append(out, check{"mysql (refetch)", func(ctx context.Context) error {
-			db, err := sql.Open("mysql", cfg.MySQL.DSN)
+			db, err := sql.Open("mysql", rc.DSN)
 			if err != nil {
 				return err
 			}
@@ -137,9 +141,9 @@ func checks(cfg *config.Config) []check {
 			return db.PingContext(ctx)
 		}})
 	}
-	if cfg.Schema != nil {
+	if sc, ok := config.Block[mysqlmeta.SchemaConfig](cfg, "schema"); ok {
 		out = append(out, check{"schema (column types of typeless formats)", func(ctx context.Context) error {
-			db, err := sql.Open("mysql", cfg.Schema.DSN)
+			db, err := sql.Open("mysql", sc.DSN)
 			if err != nil {
 				return err
 			}
@@ -148,39 +152,38 @@ func checks(cfg *config.Config) []check {
 			return err
 		}})
 	}
-	if cfg.Source.Binlog != nil || cfg.MySQL != nil {
-		out = append(out, check{"schema of mapped tables", func(ctx context.Context) error { return checkSchemasOnce(ctx, cfg) }})
+	for _, r := range routes {
+		if pg, ok := r.Sink.(cdc.Pinger); ok {
+			out = append(out, check{"sink " + r.Name, pg.Ping})
+		}
 	}
-	out = append(out, mongoChecks(cfg)...)
+	out = append(out, check{"schema of mapped tables", func(ctx context.Context) error { return checkSchemasOnce(ctx, cfg, routes) }})
 	return out
 }
 
-func redisAddr(r *config.Redis) string {
-	if len(r.Addrs) > 0 {
-		return strings.Join(r.Addrs, ",")
+// dialKafka asks the brokers in turn for the cluster's brokers.
+func dialKafka(ctx context.Context, brokers []string) error {
+	var errs []string
+	for _, b := range brokers {
+		conn, err := kafkago.DialContext(ctx, "tcp", b)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		_, err = conn.Brokers()
+		conn.Close()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err.Error())
 	}
-	if r.Addr == "" {
-		return "127.0.0.1:6379"
-	}
-	return r.Addr
+	return fmt.Errorf("no broker answered: %s", strings.Join(errs, "; "))
 }
-
-func pingRedis(ctx context.Context, r *config.Redis) error {
-	c, err := redisClient(r)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return c.Ping(ctx).Err()
-}
-
-var _ goredis.UniversalClient = (*goredis.Client)(nil)
 
 // checkBinlogServer connects (with the source's TLS) and checks the
 // settings a row-based binlog tap needs; row images may lack columns when
 // every mapped table is read again by key.
-func checkBinlogServer(ctx context.Context, cfg *config.Config) error {
-	b := cfg.Source.Binlog
+func checkBinlogServer(ctx context.Context, cfg *config.Config, b binlog.Config) error {
 	dsn := mysqlmeta.DSN(b.Addr, b.User, b.Password)
 	tc, err := b.TLSClient()
 	if err != nil {

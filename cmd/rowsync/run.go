@@ -26,6 +26,8 @@ import (
 	"github.com/rowsync/rowsync/lease"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/pipeline"
+	"github.com/rowsync/rowsync/refetch"
+	"github.com/rowsync/rowsync/source/binlog"
 	"github.com/rowsync/rowsync/source/decode"
 )
 
@@ -46,7 +48,7 @@ func loadConfig(name string, args []string, stderr io.Writer, extra func(*flag.F
 		fmt.Fprintf(stderr, "rowsync %s: -c FILE is required\n", name)
 		return nil, nil, exitConfig
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(*path, registry())
 	if err != nil {
 		fmt.Fprintf(stderr, "rowsync: invalid config %s:\n", *path)
 		for _, line := range strings.Split(secret.Redact(err.Error()), "\n") {
@@ -110,19 +112,22 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer d.close()
 
-	if b := cfg.Source.Binlog; b != nil {
-		if err := checkBinlogServer(ctx, cfg); err != nil {
+	if b, ok := config.Block[binlog.Config](cfg, "source.binlog"); ok {
+		if err := checkBinlogServer(ctx, cfg, b); err != nil {
 			return fmt.Errorf("source.binlog %s: %w", b.Addr, err)
 		}
 	}
-	if cfg.Source.Binlog != nil || cfg.MySQL != nil {
-		if err := checkSchemasOnce(ctx, cfg); err != nil {
-			return err
-		}
+	routes, err := buildRoutes(ctx, d, nil)
+	if err != nil {
+		return err
+	}
+	defer closeRoutes(routes, log)
+	if err := checkSchemasOnce(ctx, cfg, routes); err != nil {
+		return err
 	}
 	var held *lease.Lease
-	if cfg.Lease != nil {
-		held = lease.New(d.redis, *cfg.Lease, cfg.Name, log)
+	if lc, ok := config.Block[lease.Config](cfg, "lease"); ok {
+		held = lease.New(d.redis, lc, cfg.Name, log)
 		if err := held.Acquire(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while standing by
@@ -130,17 +135,12 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	kind := sourceKind(cfg)
-	src, err := sourceFactories[kind](ctx, d)
+	src, err := newSource(ctx, d)
 	if err != nil {
 		return err
 	}
 	defer src.Close(context.Background())
 
-	routes, err := buildRoutes(ctx, d, nil)
-	if err != nil {
-		return err
-	}
 	// Components that count their own things (reconnects, rebalances,
 	// checkpoint-save failures, backlogs) register on the one registry.
 	if in, ok := src.(metrics.Instrumented); ok {
@@ -151,13 +151,6 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			in.Instrument(m)
 		}
 	}
-	defer func() {
-		for _, r := range routes {
-			if err := r.Sink.Close(context.Background()); err != nil {
-				log.Warn("close sink", "sink", r.Name, "err", err)
-			}
-		}
-	}()
 
 	dl, err := openDeadLetter(cfg)
 	if err != nil {
@@ -165,20 +158,13 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer dl.Close()
 
-	opts := pipeline.Options{
-		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
-		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
-		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
-		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(cfg, d.router),
-		MatchTable: func(db, table string) bool { i, _ := d.router.Entry(db, table); return i >= 0 },
-		Metrics:    m, Logger: log,
-	}
-	if cfg.MySQL != nil {
-		rf, closeRF, err := newRefetcher(cfg, log)
+	opts := pipelineOptions(d, dl, m)
+	if rc, ok := config.Block[refetch.Config](cfg, "mysql"); ok {
+		rf, err := refetch.New(rc, log.With("stage", "refetch"))
 		if err != nil {
 			return err
 		}
-		defer closeRF()
+		defer rf.Close()
 		opts.Refetch, opts.RefetchTable = rf, d.router.Refetch
 	}
 	p, err := pipeline.New(src, routes, opts)
@@ -189,10 +175,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	runnersCtx, stopRunners := context.WithCancel(gctx)
 	defer stopRunners()
-	if addr := cfg.Admin.Addr; addr != "off" {
-		if addr == "" {
-			addr = "127.0.0.1:9187"
-		}
+	if addr := cfg.Admin.Address(); addr != "" {
 		srv, err := adminServer(addr, p, routes, m)
 		if err != nil {
 			return err
@@ -209,14 +192,16 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		// Losing the lease stops the pipeline: a standby has taken over.
 		g.Go(func() error { return held.Keep(runnersCtx) })
 	}
-	for _, r := range d.runners {
-		g.Go(func() error { return r(runnersCtx) })
+	for _, r := range routes {
+		if rn, ok := r.Sink.(cdc.Runner); ok {
+			g.Go(func() error { return rn.Run(runnersCtx) })
+		}
 	}
 	g.Go(func() error {
 		defer stopRunners()
 		return p.Run(gctx)
 	})
-	log.Info("rowsync running", "source", kind, "sinks", len(routes))
+	log.Info("rowsync running", "source", cfg.Source, "sinks", len(routes))
 	return g.Wait()
 }
 
@@ -264,37 +249,31 @@ func readiness(ctx context.Context, p *pipeline.Pipeline, routes []pipeline.Rout
 }
 
 func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
-	w, err := deadletter.Open(cfg.DeadLetter)
+	dc, _ := config.Block[deadletter.Config](cfg, "deadletter")
+	w, err := deadletter.Open(dc)
 	if err != nil {
 		return nil, err
 	}
 	return deadletter.Scrubbed(w, scrubberFor(cfg).String), nil
 }
 
+// pipelineOptions are the pipeline: settings and the router's answers
+// that run and snapshot share.
+func pipelineOptions(d *deps, dl deadletter.Writer, m *metrics.Metrics) pipeline.Options {
+	pc := d.cfg.Pipeline
+	return pipeline.Options{
+		Name: d.cfg.Name, Workers: pc.Workers, MaxInFlight: pc.MaxInFlight,
+		MaxApply: pc.MaxApply, RetryMin: pc.RetryMin, RetryMax: pc.RetryMax,
+		StuckAfter: pc.StuckAfter, ShutdownGrace: pc.ShutdownGrace,
+		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(d.cfg, d.router),
+		MatchTable: func(db, table string) bool { i, _ := d.router.Entry(db, table); return i >= 0 },
+		Metrics:    m, Logger: d.log,
+	}
+}
+
 // renderDeadLetter renders a dead-lettered change without the columns its
 // table rule keeps out of the sinks (or with them redacted).
 func renderDeadLetter(cfg *config.Config, r *config.Router) func(cdc.Event) ([]byte, error) {
-	return deadletter.Renderer(decode.EventJSON, r.HiddenColumns, cfg.DeadLetter.ExcludedColumns)
+	dc, _ := config.Block[deadletter.Config](cfg, "deadletter")
+	return deadletter.Renderer(decode.EventJSON, r.HiddenColumns, dc.ExcludedColumns)
 }
-
-// checkSchemasOnce checks the mapped tables against MySQL before streaming.
-func checkSchemasOnce(ctx context.Context, cfg *config.Config) error {
-	db, err := openVerifyDB(cfg, "")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := checkSchemas(sctx, cfg, db); err != nil {
-		return schemaError{err}
-	}
-	return nil
-}
-
-// schemaError is a mismatch between the config and the tables: a
-// configuration mistake, reported like one (exit 2).
-type schemaError struct{ err error }
-
-func (e schemaError) Error() string { return "schema check: " + e.err.Error() }
-func (e schemaError) Unwrap() error { return e.err }

@@ -5,20 +5,43 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
+	"regexp"
+	"time"
 
+	mysqldrv "github.com/go-sql-driver/mysql"
+
+	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
-	"github.com/rowsync/rowsync/keymap"
 	"github.com/rowsync/rowsync/mysqlmeta"
-	redisproj "github.com/rowsync/rowsync/projector/redis"
+	"github.com/rowsync/rowsync/pipeline"
+	"github.com/rowsync/rowsync/refetch"
+	"github.com/rowsync/rowsync/source/binlog"
 )
 
-// checkSchemas checks every existing table the config maps against its
-// MySQL schema, so mistakes the file alone cannot show are caught before
-// streaming: a key template or column list naming a column the table
-// lacks, or a {pk} key on a table without a primary key and no `pk:`.
-// Tables created later are checked per change (a dead letter, not a halt).
-func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
+// checkSchemasOnce hands every existing table the router sends to a sink
+// to that sink's schema check (cdc.SchemaChecker), so mistakes the file
+// alone cannot show are caught before streaming. Without a MySQL to read
+// (a message source and no mysql:) there is nothing to check. Tables
+// created later are checked per change (a dead letter, not a halt).
+func checkSchemasOnce(ctx context.Context, cfg *config.Config, routes []pipeline.Route) error {
+	dc, err := mysqlConfig(cfg, "")
+	if err != nil || dc == nil {
+		return err
+	}
+	db, err := sql.Open("mysql", dc.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := checkSchemas(sctx, cfg, db, routes); err != nil {
+		return schemaError{err}
+	}
+	return nil
+}
+
+func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB, routes []pipeline.Route) error {
 	router := cfg.Router()
 	include, err := sourceFilter(cfg)
 	if err != nil {
@@ -34,73 +57,57 @@ func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB) error {
 	}
 	var errs []error
 	for _, dt := range tables {
-		i, t := router.Entry(dt[0], dt[1])
 		def, err := cat.Table(ctx, dt[0], dt[1])
 		if err != nil {
 			return err
 		}
-		names, pk := def.Names(), def.PK
-		where := fmt.Sprintf("tables[%d] (%s.%s)", i, dt[0], dt[1])
-		fail := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("%s: "+format, append([]any{where}, args...)...))
-		}
-		for _, c := range t.PK {
-			if !slices.Contains(names, c) {
-				fail("pk: unknown column %q", c)
+		i, _ := router.Entry(dt[0], dt[1])
+		where := fmt.Sprintf("tables[%d] (%s.%s): ", i, dt[0], dt[1])
+		for _, r := range routes {
+			sc, ok := r.Sink.(cdc.SchemaChecker)
+			if !ok || !r.Wants(dt[0], dt[1]) {
+				continue
 			}
-		}
-		hasPK := len(pk) > 0 || len(t.PK) > 0
-		if h := t.RedisHash; h != nil {
-			key := h.Key
-			if key == "" {
-				key = redisproj.DefaultKey
-			}
-			if tmpl, err := keymap.Parse(key); err == nil {
-				if err := tmpl.CheckColumns(names); err != nil {
-					fail("redis_hash.key: %v", err)
-				}
-				if tmpl.UsesPK() && !hasPK {
-					fail("redis_hash.key %q needs {pk} but the table has no primary key: set pk: [columns] or a key template without {pk}", key)
-				}
-			}
-			for _, c := range append(slices.Clone(h.Include), h.Exclude...) {
-				if !slices.Contains(names, c) {
-					fail("redis_hash include/exclude: unknown column %q", c)
-				}
-			}
-			if h.VersionField != "" && slices.Contains(names, h.VersionField) {
-				fail("redis_hash.version_field %q is also a column", h.VersionField)
-			}
-		}
-		if inv := t.Invalidate; inv != nil {
-			for j, k := range inv.Keys {
-				if tmpl, err := keymap.Parse(k.Key); err == nil {
-					if err := tmpl.CheckColumns(names); err != nil {
-						fail("invalidate.keys[%d]: %v", j, err)
-					}
-					if tmpl.UsesPK() && !hasPK {
-						fail("invalidate.keys[%d] needs {pk} but the table has no primary key", j)
-					}
-				}
-				for _, c := range k.WhenChanged {
-					if !slices.Contains(names, c) {
-						fail("invalidate.keys[%d].when_changed: unknown column %q", j, c)
-					}
-				}
-			}
-		}
-		if t.Mongo != nil && !hasPK {
-			fail("mongo: the table has no primary key: set pk: [columns]")
+			errs = append(errs, keyed(where+ruleKey(r.Name), sc.CheckSchema(dt[0], dt[1], def.Names(), def.PK))...)
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// leadingKey matches a message that starts with a key ("key: ...",
+// `keys[2] "x" needs ...`).
+var leadingKey = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])*[: ]`)
+
+// keyed flattens joined errors and puts path in front of each.
+func keyed(path string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, keyed(path, e)...)
+		}
+		return out
+	}
+	if msg := err.Error(); leadingKey.MatchString(msg) {
+		return []error{errors.New(path + "." + msg)}
+	}
+	return []error{fmt.Errorf("%s: %w", path, err)}
+}
+
+// schemaError is a mismatch between the config and the tables: a
+// configuration mistake, reported like one (exit 2).
+type schemaError struct{ err error }
+
+func (e schemaError) Error() string { return "schema check: " + e.err.Error() }
+func (e schemaError) Unwrap() error { return e.err }
+
 // sourceFilter is the binlog source's include/exclude (every table outside
 // the system schemas for other sources).
 func sourceFilter(cfg *config.Config) (*mysqlmeta.Filter, error) {
-	b := cfg.Source.Binlog
-	if b == nil {
+	b, ok := config.Block[binlog.Config](cfg, "source.binlog")
+	if !ok {
 		return nil, nil
 	}
 	f, err := mysqlmeta.NewFilter(b.Include, b.Exclude)
@@ -108,4 +115,37 @@ func sourceFilter(cfg *config.Config) (*mysqlmeta.Filter, error) {
 		return nil, fmt.Errorf("source.binlog: %w", err)
 	}
 	return f, nil
+}
+
+// mysqlConfig is the MySQL that snapshot, verify and the schema check
+// read: dsn if given, else mysql.dsn, else the binlog source's server; nil
+// when there is none. Its session runs in UTC so TIMESTAMP text matches
+// what the sources produce.
+func mysqlConfig(cfg *config.Config, dsn string) (*mysqldrv.Config, error) {
+	var dc *mysqldrv.Config
+	rc, hasMySQL := config.Block[refetch.Config](cfg, "mysql")
+	b, hasBinlog := config.Block[binlog.Config](cfg, "source.binlog")
+	switch {
+	case dsn != "":
+		c, err := mysqldrv.ParseDSN(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("--mysql: %w", err)
+		}
+		dc = c
+	case hasMySQL:
+		c, err := mysqldrv.ParseDSN(rc.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("mysql.dsn: %w", err)
+		}
+		dc = c
+	case hasBinlog:
+		dc = mysqlmeta.DSN(b.Addr, b.User, b.Password)
+	default:
+		return nil, nil
+	}
+	if dc.Params == nil {
+		dc.Params = map[string]string{}
+	}
+	dc.Params["time_zone"] = "'+00:00'"
+	return dc, nil
 }

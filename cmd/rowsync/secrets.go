@@ -10,7 +10,14 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/internal/redisconn"
 	"github.com/rowsync/rowsync/internal/secret"
+	"github.com/rowsync/rowsync/mysqlmeta"
+	mongoproj "github.com/rowsync/rowsync/projector/mongo"
+	"github.com/rowsync/rowsync/refetch"
+	"github.com/rowsync/rowsync/source/binlog"
+	"github.com/rowsync/rowsync/source/kafka"
+	"github.com/rowsync/rowsync/source/rabbitmq"
 )
 
 // scrubberFor returns the scrubber that keeps cfg's secrets out of logs,
@@ -36,30 +43,30 @@ func scrubberFor(cfg *config.Config) *secret.Scrubber {
 			vals = append(vals, c.Passwd)
 		}
 	}
-	for _, r := range []*config.Redis{cfg.Redis, cfg.InvalidateRedis} {
-		if r != nil {
+	for _, key := range []string{"redis", "invalidate_redis"} {
+		if r, ok := config.Block[redisconn.Config](cfg, key); ok {
 			vals = append(vals, r.Password)
 			file(r.PasswordFile)
 		}
 	}
-	if b := cfg.Source.Binlog; b != nil {
+	if b, ok := config.Block[binlog.Config](cfg, "source.binlog"); ok {
 		vals = append(vals, b.Password)
 	}
-	if k := cfg.Source.Kafka; k != nil {
+	if k, ok := config.Block[kafka.Config](cfg, "source.kafka"); ok {
 		vals = append(vals, k.SASL.Password)
 		file(k.SASL.PasswordFile)
 	}
-	if r := cfg.Source.RabbitMQ; r != nil {
+	if r, ok := config.Block[rabbitmq.Config](cfg, "source.rabbitmq"); ok {
 		urlPass(r.URL)
 	}
-	if cfg.Mongo != nil {
-		urlPass(cfg.Mongo.URI)
+	if m, ok := config.Block[mongoproj.Config](cfg, mongoproj.RuleKey); ok {
+		urlPass(m.URI)
 	}
-	if cfg.MySQL != nil {
-		dsnPass(cfg.MySQL.DSN)
+	if m, ok := config.Block[refetch.Config](cfg, "mysql"); ok {
+		dsnPass(m.DSN)
 	}
-	if cfg.Schema != nil {
-		dsnPass(cfg.Schema.DSN)
+	if sc, ok := config.Block[mysqlmeta.SchemaConfig](cfg, "schema"); ok {
+		dsnPass(sc.DSN)
 	}
 	return secret.NewScrubber(vals...)
 }

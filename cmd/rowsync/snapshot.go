@@ -18,6 +18,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/deadletter"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
@@ -112,12 +113,11 @@ func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
 // snapshotMySQL is where snapshot reads rows: mysql:, else the binlog
 // source's server. Queries get a minute each unless mysql.timeout says.
 func snapshotMySQL(cfg *config.Config) (refetch.Config, error) {
-	var rc refetch.Config
+	rc, hasMySQL := config.Block[refetch.Config](cfg, "mysql")
+	b, hasBinlog := config.Block[binlog.Config](cfg, "source.binlog")
 	switch {
-	case cfg.MySQL != nil:
-		rc = *cfg.MySQL
-	case cfg.Source.Binlog != nil:
-		b := cfg.Source.Binlog
+	case hasMySQL:
+	case hasBinlog:
 		rc.DSN = mysqlmeta.DSN(b.Addr, b.User, b.Password).FormatDSN()
 	default:
 		return rc, errors.New("snapshot reads rows from MySQL: with a kafka or rabbitmq source set mysql: {dsn: ...}")
@@ -178,7 +178,8 @@ func pinBinlogStart(ctx context.Context, d *deps, force bool) error {
 	}
 	// binlog.New saves the resolved start position before it streams
 	// anything; the stream itself is not needed.
-	src, err := binlog.New(ctx, *d.cfg.Source.Binlog, store, d.log)
+	bc, _ := config.Block[binlog.Config](d.cfg, "source.binlog")
+	src, err := binlog.New(ctx, bc, store, d.log)
 	if err != nil {
 		return fmt.Errorf("source.binlog: %w", err)
 	}
@@ -234,13 +235,14 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 		return nil, errors.New("no table to snapshot: no base table matches a tables[] entry with redis_hash or mongo (and --tables)")
 	}
 
-	if cfg.Source.Binlog != nil {
+	if cfg.Source == binlog.Name {
 		if err := pinBinlogStart(ctx, d, fl.force); err != nil {
 			return nil, err
 		}
 	}
 
-	dl, err := openDeadLetter(cfg)
+	dc, _ := config.Block[deadletter.Config](cfg, "deadletter")
+	dl, err := deadletter.Open(dc)
 	if err != nil {
 		return nil, err
 	}
@@ -248,13 +250,7 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 
 	src := snapshot.New(rf, tables, snapshot.Options{Chunk: fl.chunk, Logger: log})
 	defer src.Close(context.Background())
-	p, err := pipeline.New(src, routes, pipeline.Options{
-		Name: cfg.Name, Workers: cfg.Pipeline.Workers, MaxInFlight: cfg.Pipeline.MaxInFlight,
-		MaxApply: cfg.Pipeline.MaxApply, RetryMin: cfg.Pipeline.RetryMin, RetryMax: cfg.Pipeline.RetryMax,
-		StuckAfter: cfg.Pipeline.StuckAfter, ShutdownGrace: cfg.Pipeline.ShutdownGrace,
-		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(cfg, d.router),
-		Metrics: metrics.New(), Logger: log,
-	})
+	p, err := pipeline.New(src, routes, pipelineOptions(d, dl, metrics.New()))
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ tables:
     redis_hash: {}
   - match: crm\..*
     redis_hash: {}
-`), func(string) (string, bool) { return "", false })
+`), func(string) (string, bool) { return "", false }, registry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,14 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
-	mysqldrv "github.com/go-sql-driver/mysql"
-
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/internal/redisconn"
 	"github.com/rowsync/rowsync/keymap"
 	"github.com/rowsync/rowsync/mysqlmeta"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
@@ -29,17 +29,26 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	if cfg.Redis == nil {
+	rc, hasRedis := config.Block[redisconn.Config](cfg, "redis")
+	if !hasRedis {
 		fmt.Fprintln(stderr, "rowsync verify: no redis: block to verify")
 		return exitConfig
 	}
-	db, err := openVerifyDB(cfg, dsn)
+	dc, err := mysqlConfig(cfg, dsn)
+	if err == nil && dc == nil {
+		err = errors.New("no MySQL to compare with: pass --mysql DSN")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
+		return exitConfig
+	}
+	db, err := sql.Open("mysql", dc.FormatDSN())
 	if err != nil {
 		fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
 		return exitConfig
 	}
 	defer db.Close()
-	rdb, err := redisClient(cfg.Redis)
+	rdb, err := redisconn.New(rc)
 	if err != nil {
 		fmt.Fprintf(stderr, "rowsync verify: redis: %v\n", err)
 		return exitConfig
@@ -52,7 +61,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	// redis_hash sink, each with its deciding entry's settings.
 	router := cfg.Router()
 	tables, err := mysqlmeta.NewCatalog(db).Tables(ctx, func(d, tb string) bool {
-		return router.Routes(d, tb, func(t config.Table) bool { return t.RedisHash != nil })
+		return router.Routes(d, tb, redisproj.RuleKey)
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
@@ -61,7 +70,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	ok := true
 	for _, dt := range tables {
 		i, t := router.Entry(dt[0], dt[1])
-		tmplText := t.RedisHash.Key
+		h := t.Sinks[redisproj.RuleKey].(redisproj.TableConfig)
+		tmplText := h.Key
 		if tmplText == "" {
 			tmplText = redisproj.DefaultKey
 		}
@@ -71,8 +81,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 		spec := verify.RedisTable{DB: dt[0], Table: dt[1], Key: tmpl, PK: t.PK,
-			Include: t.RedisHash.Include, Exclude: t.RedisHash.Exclude}
-		if f := t.RedisHash.VersionField; f != "" {
+			Include: h.Include, Exclude: h.Exclude}
+		if f := h.VersionField; f != "" {
 			spec.Ignore = []string{f}
 		}
 		shown := 0
@@ -97,34 +107,4 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
-}
-
-// openVerifyDB opens the MySQL to compare with, its session in UTC so
-// TIMESTAMP text matches what the sources produce.
-func openVerifyDB(cfg *config.Config, dsn string) (*sql.DB, error) {
-	var dc *mysqldrv.Config
-	switch {
-	case dsn != "":
-		c, err := mysqldrv.ParseDSN(dsn)
-		if err != nil {
-			return nil, fmt.Errorf("--mysql: %w", err)
-		}
-		dc = c
-	case cfg.MySQL != nil:
-		c, err := mysqldrv.ParseDSN(cfg.MySQL.DSN)
-		if err != nil {
-			return nil, fmt.Errorf("mysql.dsn: %w", err)
-		}
-		dc = c
-	case cfg.Source.Binlog != nil:
-		b := cfg.Source.Binlog
-		dc = mysqlmeta.DSN(b.Addr, b.User, b.Password)
-	default:
-		return nil, fmt.Errorf("no MySQL to compare with: pass --mysql DSN")
-	}
-	if dc.Params == nil {
-		dc.Params = map[string]string{}
-	}
-	dc.Params["time_zone"] = "'+00:00'"
-	return sql.Open("mysql", dc.FormatDSN())
 }

@@ -2,21 +2,20 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/internal/redisconn"
 	"github.com/rowsync/rowsync/invalidator"
 	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
+	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/source/binlog"
 	"github.com/rowsync/rowsync/source/decode"
 	"github.com/rowsync/rowsync/source/decode/all"
@@ -34,8 +33,6 @@ type deps struct {
 	// schemas types typeless formats (schema:, else mysql:); nil if neither
 	schemas cdc.Schemas
 	closes  []func()
-	// runners are goroutines a sink needs beside Apply (delayed deletes).
-	runners []func(ctx context.Context) error
 }
 
 func (d *deps) close() {
@@ -46,25 +43,30 @@ func (d *deps) close() {
 
 func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
 	d := &deps{cfg: cfg, router: cfg.Router(), log: log}
-	if cfg.Redis != nil {
-		c, err := redisClient(cfg.Redis)
-		if err != nil {
-			return nil, fmt.Errorf("redis: %w", err)
+	open := func(key string) (goredis.UniversalClient, error) {
+		rc, ok := config.Block[redisconn.Config](cfg, key)
+		if !ok {
+			return nil, nil
 		}
-		d.redis = c
-		d.closes = append(d.closes, func() { c.Close() })
-	}
-	d.cache = d.redis
-	if cfg.InvalidateRedis != nil {
-		c, err := redisClient(cfg.InvalidateRedis)
+		c, err := redisconn.New(rc)
 		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("invalidate_redis: %w", err)
+			return nil, fmt.Errorf("%s: %w", key, err)
 		}
-		d.cache = c
 		d.closes = append(d.closes, func() { c.Close() })
+		return c, nil
 	}
-	if dsn := cfg.SchemaDSN(); dsn != "" {
+	var err error
+	if d.redis, err = open("redis"); err != nil {
+		return nil, err
+	}
+	if d.cache, err = open("invalidate_redis"); err != nil {
+		d.close()
+		return nil, err
+	}
+	if d.cache == nil {
+		d.cache = d.redis
+	}
+	if dsn := schemaDSN(cfg); dsn != "" {
 		sc, err := mysqlmeta.OpenSchemas(dsn)
 		if err != nil {
 			d.close()
@@ -76,61 +78,29 @@ func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
 	return d, nil
 }
 
-func redisClient(r *config.Redis) (goredis.UniversalClient, error) {
-	pw := r.Password
-	if r.PasswordFile != "" {
-		b, err := os.ReadFile(r.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("password_file: %w", err)
-		}
-		pw = strings.TrimSpace(string(b))
+// schemaDSN is the DSN of the schema source typeless formats use:
+// schema.dsn, else mysql.dsn; "" for none, and always for a binlog source
+// (which types values itself).
+func schemaDSN(cfg *config.Config) string {
+	if cfg.Source == binlog.Name {
+		return ""
 	}
-	addrs := r.Addrs
-	if len(addrs) == 0 {
-		addr := r.Addr
-		if addr == "" {
-			addr = "127.0.0.1:6379"
-		}
-		addrs = []string{addr}
+	if sc, ok := config.Block[mysqlmeta.SchemaConfig](cfg, "schema"); ok {
+		return sc.DSN
 	}
-	opts := &goredis.UniversalOptions{Addrs: addrs, DB: r.DB, Username: r.Username, Password: pw, PoolSize: r.PoolSize}
-	if r.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if len(addrs) > 1 {
-		return goredis.NewClusterClient(opts.Cluster()), nil
-	}
-	return goredis.NewClient(opts.Simple()), nil
-}
-
-// sourceFactories builds the configured source; one line per source kind.
-var sourceFactories = map[string]func(ctx context.Context, d *deps) (cdc.Source, error){
-	"binlog":   newBinlogSource,
-	"kafka":    newKafkaSource,
-	"rabbitmq": newRabbitSource,
-}
-
-func sourceKind(c *config.Config) string {
-	switch {
-	case c.Source.Binlog != nil:
-		return "binlog"
-	case c.Source.Kafka != nil:
-		return "kafka"
-	case c.Source.RabbitMQ != nil:
-		return "rabbitmq"
+	if rc, ok := config.Block[refetch.Config](cfg, "mysql"); ok {
+		return rc.DSN
 	}
 	return ""
 }
 
+// newSource builds the configured source.
+func newSource(ctx context.Context, d *deps) (cdc.Source, error) {
+	return sources[d.cfg.Source].build(ctx, d)
+}
+
 func checkpointStore(d *deps) (checkpoint.Store, error) {
-	c := d.cfg.Checkpoint
-	if c.File != "" {
-		return checkpoint.Open(checkpoint.Config{Type: "file", Path: c.File}, d.cfg.Name, nil)
-	}
-	cc := checkpoint.Config{Type: "redis"}
-	if c.Redis != nil {
-		cc.Prefix = c.Redis.Prefix
-	}
+	cc, _ := config.Block[checkpoint.Config](d.cfg, "checkpoint")
 	return checkpoint.Open(cc, d.cfg.Name, d.redis)
 }
 
@@ -139,7 +109,7 @@ func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	bc := *d.cfg.Source.Binlog
+	bc, _ := config.Block[binlog.Config](d.cfg, "source.binlog")
 	// row images lacking columns are enough for tables read again by key
 	bc.Refetched = d.router.Refetch
 	src, err := binlog.New(ctx, bc, store, d.log)
@@ -159,11 +129,12 @@ func decoderFor(d *deps, format string, limits decode.Limits, settings decode.Se
 }
 
 func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {
-	dec, err := decoderFor(d, d.cfg.Source.Kafka.Format, d.cfg.Source.Kafka.Limits, d.cfg.Source.Kafka.Settings)
+	kc, _ := config.Block[kafka.Config](d.cfg, "source.kafka")
+	dec, err := decoderFor(d, kc.Format, kc.Limits, kc.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("source.kafka.format: %w", err)
 	}
-	src, err := kafka.New(*d.cfg.Source.Kafka, dec, d.log.With("source", "kafka"))
+	src, err := kafka.New(kc, dec, d.log.With("source", kafka.Name))
 	if err != nil {
 		return nil, fmt.Errorf("source.kafka: %w", err)
 	}
@@ -171,72 +142,62 @@ func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {
 }
 
 func newRabbitSource(_ context.Context, d *deps) (cdc.Source, error) {
-	dec, err := decoderFor(d, d.cfg.Source.RabbitMQ.Format, d.cfg.Source.RabbitMQ.Limits, d.cfg.Source.RabbitMQ.Settings)
+	rc, _ := config.Block[rabbitmq.Config](d.cfg, "source.rabbitmq")
+	dec, err := decoderFor(d, rc.Format, rc.Limits, rc.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("source.rabbitmq.format: %w", err)
 	}
-	src, err := rabbitmq.New(*d.cfg.Source.RabbitMQ, dec, d.log.With("source", "rabbitmq"))
+	src, err := rabbitmq.New(rc, dec, d.log.With("source", rabbitmq.Name))
 	if err != nil {
 		return nil, fmt.Errorf("source.rabbitmq: %w", err)
 	}
 	return src, nil
 }
 
-// sinkFactories builds each sink that at least one table uses; one line
-// per sink kind. A factory returns nil when no table uses it. has says
-// whether a tables[] entry names the sink; the router sends a table's
-// changes to the sink only when its deciding entry does.
-var sinkFactories = []struct {
-	name  string
-	has   func(config.Table) bool
-	build func(ctx context.Context, d *deps) (cdc.Sink, error)
-}{
-	{"redis", func(t config.Table) bool { return t.RedisHash != nil }, newRedisSink},
-	{"mongo", func(t config.Table) bool { return t.Mongo != nil }, newMongoSink},
-	{"invalidate", func(t config.Table) bool { return t.Invalidate != nil }, newInvalidator},
+func newRedisSink(_ context.Context, d *deps, cfg redisproj.Config, rules []cdc.TableRule[redisproj.TableConfig]) (cdc.Sink, error) {
+	return redisproj.NewWithConfig(cfg, d.redis, rules, d.log)
 }
 
-func newRedisSink(_ context.Context, d *deps) (cdc.Sink, error) {
-	rs := config.Rules(d.router, func(t config.Table) *redisproj.TableConfig { return t.RedisHash })
-	if len(rs) == 0 {
-		return nil, nil
-	}
-	return redisproj.NewWithConfig(d.cfg.RedisHash, d.redis, rs, d.log.With("sink", "redis"))
+func newInvalidator(_ context.Context, d *deps, cfg invalidator.Config, rules []cdc.TableRule[invalidator.TableConfig]) (cdc.Sink, error) {
+	return invalidator.New(d.cache, cfg, rules, d.log)
 }
 
-func newInvalidator(_ context.Context, d *deps) (cdc.Sink, error) {
-	rs := config.Rules(d.router, func(t config.Table) *invalidator.TableConfig { return t.Invalidate })
-	if len(rs) == 0 {
-		return nil, nil
-	}
-	inv, err := invalidator.New(d.cache, d.cfg.Invalidate, rs, d.log.With("sink", "invalidate"))
-	if err != nil {
-		return nil, err
-	}
-	d.runners = append(d.runners, inv.Run)
-	return inv, nil
-}
-
-// buildRoutes builds the sinks for which skip returns false, each routed
-// by the table router.
+// buildRoutes builds every sink some table uses, except those skip names,
+// each routed by the table router.
 func buildRoutes(ctx context.Context, d *deps, skip func(name string) bool) ([]pipeline.Route, error) {
 	var routes []pipeline.Route
-	for _, f := range sinkFactories {
-		if skip != nil && skip(f.name) {
+	for _, s := range sinks {
+		if skip != nil && skip(s.name) {
 			continue
 		}
-		s, err := f.build(ctx, d)
+		sink, err := s.build(ctx, d)
 		if err != nil {
-			for _, r := range routes {
-				r.Sink.Close(ctx)
-			}
-			return nil, fmt.Errorf("%s: %w", f.name, err)
+			closeRoutes(routes, d.log)
+			return nil, fmt.Errorf("%s: %w", s.key, err)
 		}
-		if s != nil {
-			has := f.has
-			routes = append(routes, pipeline.Route{Name: f.name, Sink: s,
-				Wants: func(db, table string) bool { return d.router.Routes(db, table, has) }})
+		if sink != nil {
+			key := s.key
+			routes = append(routes, pipeline.Route{Name: s.name, Sink: sink,
+				Wants: func(db, table string) bool { return d.router.Routes(db, table, key) }})
 		}
 	}
 	return routes, nil
+}
+
+func closeRoutes(routes []pipeline.Route, log *slog.Logger) {
+	for _, r := range routes {
+		if err := r.Sink.Close(context.Background()); err != nil {
+			log.Warn("close sink", "sink", r.Name, "err", err)
+		}
+	}
+}
+
+// ruleKey returns the table-rule key of the sink named name.
+func ruleKey(name string) string {
+	for _, s := range sinks {
+		if s.name == name {
+			return s.key
+		}
+	}
+	return name
 }

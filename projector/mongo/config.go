@@ -296,6 +296,11 @@ func (k *IndexKeys) UnmarshalYAML(n *yaml.Node) error {
 	return fmt.Errorf("line %d: index keys must be a list or \"a:1,b:-1\"", n.Line)
 }
 
+
+// SelectedColumns returns Include and Exclude: the columns the rule keeps
+// and leaves out (config.ColumnSelector, for the dead letter to hide them).
+func (c TableConfig) SelectedColumns() (include, exclude []string) { return c.Include, c.Exclude }
+
 // Validate returns every problem, each prefixed with its key path.
 func (c TableConfig) Validate() error {
 	var errs []error

@@ -106,6 +106,11 @@ type TableConfig struct {
 	TombstoneSuffix string `yaml:"tombstone_suffix"`
 }
 
+
+// SelectedColumns returns Include and Exclude: the columns the rule keeps
+// and leaves out (config.ColumnSelector, for the dead letter to hide them).
+func (c TableConfig) SelectedColumns() (include, exclude []string) { return c.Include, c.Exclude }
+
 // Validate returns every problem, each prefixed with its key path.
 func (c TableConfig) Validate() error {
 	var errs []error
