@@ -19,8 +19,8 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/invalidator"
 	"github.com/rowsync/rowsync/metrics"
-	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
 	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/snapshot"
@@ -111,23 +111,17 @@ func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
 }
 
 // snapshotMySQL is where snapshot reads rows: mysql:, else the binlog
-// source's server. Queries get a minute each unless mysql.timeout says.
+// source's server.
 func snapshotMySQL(cfg *config.Config) (refetch.Config, error) {
-	rc, hasMySQL := config.Block[refetch.Config](cfg, "mysql")
-	b, hasBinlog := config.Block[binlog.Config](cfg, "source.binlog")
-	switch {
-	case hasMySQL:
-	case hasBinlog:
-		rc.DSN = mysqlmeta.DSN(b.Addr, b.User, b.Password).FormatDSN()
-	default:
+	rc, ok := config.Block[refetch.Config](cfg, "mysql")
+	if ok {
+		return rc, nil
+	}
+	dc, err := mysqlConfig(cfg, "")
+	if err != nil || dc == nil {
 		return rc, errors.New("snapshot reads rows from MySQL: with a kafka or rabbitmq source set mysql: {dsn: ...}")
 	}
-	if rc.Timeout == 0 {
-		rc.Timeout = time.Minute // a chunk of 5000 wide rows on a busy server
-	}
-	if rc.MaxOpenConns == 0 {
-		rc.MaxOpenConns = 2
-	}
+	rc.DSN = dc.FormatDSN()
 	return rc, nil
 }
 
@@ -152,49 +146,9 @@ func snapshotTables(cfg *config.Config, routes []pipeline.Route, only *regexp.Re
 	}, nil
 }
 
-// pinBinlogStart makes sure a binlog source has a checkpoint before any
-// row is read: with none it resolves the configured start (default: the
-// current binlog end) and saves it, exactly as `run` would on its first
-// start. An existing checkpoint is an error unless force.
-func pinBinlogStart(ctx context.Context, d *deps, force bool) error {
-	store, err := checkpointStore(d)
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	defer store.Close()
-	pos, ok, err := store.Load(ctx)
-	if err != nil {
-		return fmt.Errorf("load checkpoint: %w", err)
-	}
-	if ok {
-		if !force {
-			return fmt.Errorf("pipeline %q already has a binlog checkpoint (%s): 'rowsync run' has streamed from it, "+
-				"and a snapshot written while it runs can overwrite newer rows with older copies (snapshot writes carry no version). "+
-				"Stop 'rowsync run' and pass --force to snapshot anyway ('run' then resumes from the checkpoint and the sinks converge), "+
-				"or delete the checkpoint to start over", d.cfg.Name, pos)
-		}
-		d.log.Warn("binlog checkpoint exists; snapshotting anyway (--force); 'rowsync run' resumes from it", "pos", pos.String())
-		return nil
-	}
-	// binlog.New saves the resolved start position before it streams
-	// anything; the stream itself is not needed.
-	bc, _ := config.Block[binlog.Config](d.cfg, "source.binlog")
-	src, err := binlog.New(ctx, bc, store, d.log)
-	if err != nil {
-		return fmt.Errorf("source.binlog: %w", err)
-	}
-	src.Close(context.WithoutCancel(ctx))
-	pos, ok, err = store.Load(ctx)
-	if err != nil || !ok {
-		return fmt.Errorf("binlog start position was not saved: %v", err)
-	}
-	d.log.Info("binlog position saved as checkpoint before the snapshot; 'rowsync run' streams every change from here", "pos", pos.String())
-	return nil
-}
-
-// runSnapshot pins the binlog start, then copies every selected table
-// through the pipeline into the sinks. It returns the per-table stats
-// (also on failure, for the summary).
+// runSnapshot copies every selected table through the pipeline into the
+// sinks, with a binlog source's start pinned first. It returns the
+// per-table stats (also on failure, for the summary).
 func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl snapshotFlags, only *regexp.Regexp,
 	log *slog.Logger, stderr io.Writer) ([]snapshot.TableStats, error) {
 	log = log.With("pipeline", cfg.Name)
@@ -207,40 +161,11 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, r := range routes {
-			if err := r.Sink.Close(context.Background()); err != nil {
-				log.Warn("close sink", "sink", r.Name, "err", err)
-			}
-		}
-	}()
-
-	rf, err := refetch.New(rc, log.With("stage", "snapshot"))
-	if err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
-	}
-	defer rf.Close()
-	if err := rf.Ping(ctx); err != nil {
-		return nil, err
-	}
+	defer closeRoutes(routes, log)
 	match, err := snapshotTables(cfg, routes, only)
 	if err != nil {
 		return nil, err
 	}
-	tables, err := rf.ListTables(ctx, match)
-	if err != nil {
-		return nil, err
-	}
-	if len(tables) == 0 {
-		return nil, errors.New("no table to snapshot: no base table matches a tables[] entry with redis_hash or mongo (and --tables)")
-	}
-
-	if cfg.Source == binlog.Name {
-		if err := pinBinlogStart(ctx, d, fl.force); err != nil {
-			return nil, err
-		}
-	}
-
 	dc, _ := config.Block[deadletter.Config](cfg, "deadletter")
 	dl, err := deadletter.Open(dc)
 	if err != nil {
@@ -248,38 +173,35 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	}
 	defer dl.Close()
 
-	src := snapshot.New(rf, tables, snapshot.Options{Chunk: fl.chunk, Logger: log})
-	defer src.Close(context.Background())
-	p, err := pipeline.New(src, routes, pipelineOptions(d, dl, metrics.New()))
-	if err != nil {
-		return nil, err
+	job := snapshot.Copy{MySQL: rc, Tables: match, Routes: routes, Pipeline: pipelineOptions(d, dl, metrics.New()),
+		Chunk: fl.chunk, Logger: log,
+		Progress: func(ctx context.Context, stop <-chan struct{}, p snapshot.Progress) {
+			showProgress(ctx, stop, p, log, stderr)
+		}}
+	if cfg.Source == binlog.Name {
+		job.Pin = func(ctx context.Context) error {
+			store, err := checkpointStore(d)
+			if err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			defer store.Close()
+			return snapshot.PinStart(ctx, store, cfg.Name, fl.force, func(ctx context.Context) (cdc.Source, error) {
+				bc, _ := config.Block[binlog.Config](cfg, "source.binlog")
+				src, err := binlog.New(ctx, bc, store, log)
+				if err != nil {
+					return nil, fmt.Errorf("source.binlog: %w", err)
+				}
+				return src, nil
+			}, log)
+		}
 	}
-
-	log.Info("snapshot starting", "tables", len(tables), "chunk", fl.chunk, "sinks", len(routes))
-	progressDone := make(chan struct{})
-	stopProgress := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		showProgress(ctx, stopProgress, src, rf, tables, log, stderr)
-	}()
-	runErr := p.Run(ctx)
-	close(stopProgress)
-	<-progressDone
-
-	stats := src.Stats()
-	if runErr != nil {
-		return stats, runErr
-	}
-	if !src.Done() {
-		return stats, errors.New("snapshot interrupted before every table was copied; run it again (with --force: the checkpoint is already saved)")
-	}
-	return stats, nil
+	return snapshot.Run(ctx, job)
 }
 
 // snapshotRoutes builds the sinks `run` would, routed alike, except the
 // invalidator: nothing is cached from rows that were never synced.
 func snapshotRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
-	routes, err := buildRoutes(ctx, d, func(name string) bool { return name == "invalidate" })
+	routes, err := buildRoutes(ctx, d, func(name string) bool { return name == invalidator.Name })
 	if err != nil {
 		return nil, err
 	}
@@ -291,8 +213,7 @@ func snapshotRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
 
 // showProgress draws a progress bar on stderr when it is a terminal, and
 // otherwise logs the progress every 5 seconds, until stop closes.
-func showProgress(ctx context.Context, stop <-chan struct{}, src *snapshot.Source, rf *refetch.Refetcher,
-	tables [][2]string, log *slog.Logger, stderr io.Writer) {
+func showProgress(ctx context.Context, stop <-chan struct{}, p snapshot.Progress, log *slog.Logger, stderr io.Writer) {
 	f, isFile := stderr.(*os.File)
 	if !isFile || !term.IsTerminal(int(f.Fd())) {
 		t := time.NewTicker(5 * time.Second)
@@ -302,18 +223,12 @@ func showProgress(ctx context.Context, stop <-chan struct{}, src *snapshot.Sourc
 			case <-stop:
 				return
 			case <-t.C:
-				cur, applied, done := progressOf(src.Stats())
-				log.Info("snapshot progress", "table", cur, "rows", applied, "tables_done", done, "tables", len(tables))
+				cur, applied, done := progressOf(p.Stats())
+				log.Info("snapshot progress", "table", cur, "rows", applied, "tables_done", done, "tables", p.Tables)
 			}
 		}
 	}
-	var estimate int64
-	for _, t := range tables {
-		if n, err := rf.EstimateRows(ctx, t[0], t[1]); err == nil {
-			estimate += n
-		}
-	}
-	bar := progressbar.NewOptions64(max(estimate, 1),
+	bar := progressbar.NewOptions64(max(p.Estimate(ctx), 1),
 		progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("snapshot"),
 		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
 		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true),
@@ -326,11 +241,11 @@ func showProgress(ctx context.Context, stop <-chan struct{}, src *snapshot.Sourc
 			bar.Finish()
 			return
 		case <-t.C:
-			cur, applied, done := progressOf(src.Stats())
+			cur, applied, done := progressOf(p.Stats())
 			if applied > bar.GetMax64() { // the estimate was low
 				bar.ChangeMax64(applied + applied/10)
 			}
-			bar.Describe(fmt.Sprintf("[%d/%d] %s", done, len(tables), cur))
+			bar.Describe(fmt.Sprintf("[%d/%d] %s", done, p.Tables, cur))
 			bar.Set64(applied)
 		}
 	}
