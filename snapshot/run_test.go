@@ -15,8 +15,10 @@ import (
 // it is built, as the binlog source does.
 type startSource struct{}
 
-func (startSource) Next(ctx context.Context) (cdc.Batch, error) { return cdc.Batch{}, errors.New("not streamed") }
-func (startSource) Close(context.Context) error                 { return nil }
+func (startSource) Next(ctx context.Context) (cdc.Batch, error) {
+	return cdc.Batch{}, errors.New("not streamed")
+}
+func (startSource) Close(context.Context) error { return nil }
 
 func TestPinStart(t *testing.T) {
 	ctx := context.Background()
