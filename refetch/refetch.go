@@ -32,10 +32,8 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/mysqlmeta"
-	"github.com/rowsync/rowsync/pipeline"
 )
 
-var _ pipeline.Refetcher = (*Refetcher)(nil)
 var _ cdc.Pinger = (*Refetcher)(nil)
 
 // Server error numbers that decide how a failed query is classified.
