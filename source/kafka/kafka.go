@@ -209,8 +209,6 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 	return s, nil
 }
 
-// Format returns the configured format name.
-func (s *Source) Format() string { return s.cfg.Format }
 
 // Next returns the next batch: the decoded events of up to batch_size
 // messages, possibly from several partitions, each partition's in offset
