@@ -209,7 +209,6 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 	return s, nil
 }
 
-
 // Next returns the next batch: the decoded events of up to batch_size
 // messages, possibly from several partitions, each partition's in offset
 // order, plus the messages that failed to decode as Rejects. It waits for
