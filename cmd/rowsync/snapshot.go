@@ -18,7 +18,6 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
-	"github.com/rowsync/rowsync/deadletter"
 	"github.com/rowsync/rowsync/invalidator"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/pipeline"
@@ -166,8 +165,7 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	if err != nil {
 		return nil, err
 	}
-	dc, _ := config.Block[deadletter.Config](cfg, "deadletter")
-	dl, err := deadletter.Open(dc)
+	dl, err := openDeadLetter(cfg)
 	if err != nil {
 		return nil, err
 	}
