@@ -174,7 +174,8 @@ func Block[T any](c *Config, key string) (T, bool) {
 	return v, ok
 }
 
-// Has reports whether the file sets the component block at key.
+// Has reports whether the file sets the component block at key (also when
+// the block has errors, so what needs it does not report it missing too).
 func (c *Config) Has(key string) bool {
 	_, ok := c.blocks[key]
 	return ok
@@ -239,9 +240,7 @@ func Parse(raw []byte, lookup func(string) (string, bool), reg Registry) (*Confi
 			continue
 		}
 		c.Source = kind
-		if v := decode("source."+kind, codec, f.Source[kind]); v != nil {
-			c.blocks["source."+kind] = v
-		}
+		c.blocks["source."+kind] = decode("source."+kind, codec, f.Source[kind])
 	}
 	switch len(f.Source) {
 	case 0:
@@ -261,9 +260,9 @@ func Parse(raw []byte, lookup func(string) (string, bool), reg Registry) (*Confi
 			add("", fmt.Errorf("line %d: field %s not found", keyLine(&n), key))
 			continue
 		}
-		if v := decode(key, codec, f.Blocks[key]); v != nil {
-			c.blocks[key] = v
-		}
+		// A block that fails to decode is still set (Has), so nothing
+		// that needs it reports it missing as well.
+		c.blocks[key] = decode(key, codec, f.Blocks[key])
 	}
 
 	sinkKeys := slices.Sorted(mapKeys(reg.Sinks))

@@ -16,8 +16,8 @@ type conn struct {
 }
 
 func (c conn) Validate() error {
-	if strings.Contains(c.Addr, " ") {
-		return errors.New("addr: no spaces")
+	if c.Addr == "bad" {
+		return errors.New("addr: bad address")
 	}
 	return nil
 }
@@ -117,7 +117,7 @@ func TestErrorsNameTheirKey(t *testing.T) {
 	}{
 		{"unknown top-level key", base + "stor: {}\n", nil, []string{"line 8: field stor not found"}},
 		{"unknown key in a block", strings.Replace(base, "{host: h}", "{host: h, hots: x}", 1), nil, []string{"source.tap: line 3: field hots not found"}},
-		{"component error", strings.Replace(base, "s:1", "s 1", 1), nil, []string{"store.addr: no spaces"}},
+		{"component error", strings.Replace(base, "s:1", "bad", 1), nil, []string{"store.addr: bad address"}},
 		{"unknown source", strings.Replace(base, "tap:", "tape:", 1), nil, []string{"field tape not found in source (want one of tap)"}},
 		{"no source", strings.Replace(base, "  tap: {host: h}\n", "", 1), nil, []string{"source: required: one of tap"}},
 		{"table rule error", strings.Replace(base, "{id}", "{id", 1), nil, []string{"tables[0].hash.key: unbalanced braces"}},
