@@ -86,6 +86,20 @@ func TestDecodeWithSchemaSource(t *testing.T) {
 			}
 		})
 	}
+	t.Run("time-zone", func(t *testing.T) {
+		// canal printed the TIMESTAMP in its JVM's zone, +05:00
+		msg := write("ts.json", `{"data":[{"id":"1","ts":"2024-03-04 10:00:00"}],"database":"$S","table":"z","type":"INSERT",`+
+			`"isDdl":false,"es":1,"ts":1,"pkNames":["id"],"mysqlType":{"id":"int(11)","ts":"timestamp"},"old":null}`)
+		got := run("--format", "canal-json", "--time-zone", "+05:00", msg)
+		if !bytes.Contains(got["after"], []byte(`"ts":"2024-03-04 05:00:00"`)) {
+			t.Errorf("after %s, want ts in UTC 05:00:00", got["after"])
+		}
+		var out, errb bytes.Buffer
+		if code := cmdDecode([]string{"--format", "canal-json", "--time-zone", "Mars/Base", msg}, nil, &out, &errb); code != exitConfig ||
+			!strings.Contains(errb.String(), "time_zone: unknown zone") {
+			t.Errorf("bad zone: exit %d, %s", code, errb.String())
+		}
+	})
 	t.Run("without --mysql debezium stays raw", func(t *testing.T) {
 		got := run("--format", "debezium", "--key", key, dbz)
 		if reflect.DeepEqual(got, want) || !bytes.Contains(got["after"], []byte(`"AeI6"`)) {
