@@ -33,6 +33,12 @@ type replayed struct {
 // replay feeds a recorded file through handle as the stream would, with
 // the decoding options of the syncer (see connect).
 func replay(t *testing.T, name string, tables map[string]*cdc.TableDef, cfg Config, gtid string) replayed {
+	return replayFrom(t, name, 0, tables, cfg, gtid)
+}
+
+// replayFrom is replay for a source starting at offset from (after the
+// file's format description): it has read nothing before.
+func replayFrom(t *testing.T, name string, from uint64, tables map[string]*cdc.TableDef, cfg Config, gtid string) replayed {
 	t.Helper()
 	if cfg.Include == nil {
 		cfg.Include = []string{`.*\..*`}
@@ -64,6 +70,9 @@ func replay(t *testing.T, name string, tables map[string]*cdc.TableDef, cfg Conf
 	var out replayed
 	seq := s.txEndSeq
 	err = p.ParseFile(filepath.Join("testdata", "mysql8", name), 4, func(ev *replication.BinlogEvent) error {
+		if uint64(ev.Header.LogPos) <= from && ev.Header.EventType != replication.FORMAT_DESCRIPTION_EVENT {
+			return nil
+		}
 		if err := s.handle(context.Background(), ev); err != nil {
 			return err
 		}
@@ -169,14 +178,14 @@ func TestRecordedPartialJSONUnknownPrevious(t *testing.T) {
 		"id int", "json_col json", "name varchar(100)", "age int")}
 	// Exclude nothing but forget everything before the partial update: a
 	// fresh source reading only from there knows no previous value.
-	r := replayFrom(t, "json.binlog.000001", 3527, tables, Config{})
+	r := replayFrom(t, "json.binlog.000001", 3527, tables, Config{}, "")
 	if !errors.Is(r.err, ErrUnsupported) || !strings.Contains(r.err.Error(), "mysql.t") ||
 		!strings.Contains(r.err.Error(), "json_col") || !strings.Contains(r.err.Error(), "refetch") {
 		t.Fatalf("err %v", r.err)
 	}
 
 	refetched := Config{Refetched: func(db, table string) bool { return db == "mysql" && table == "t" }}
-	r = replayFrom(t, "json.binlog.000001", 3527, tables, refetched)
+	r = replayFrom(t, "json.binlog.000001", 3527, tables, refetched, "")
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -190,39 +199,6 @@ func TestRecordedPartialJSONUnknownPrevious(t *testing.T) {
 			cdc.Row{"id": int64(id + 1), "name": p.name, "age": p.age}})
 	}
 	checkEvents(t, r.events, want)
-}
-
-// replayFrom replays a file's events from offset on, after its format
-// description (a source starting at a checkpoint).
-func replayFrom(t *testing.T, name string, from uint64, tables map[string]*cdc.TableDef, cfg Config) replayed {
-	t.Helper()
-	cfg.Include = []string{`.*\..*`}
-	cfg = cfg.withDefaults()
-	filter, err := newTableFilter(cfg.Include, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Source{cfg: cfg, log: testLogger(t), filter: filter, flavor: mysql.MySQLFlavor,
-		tables: map[string]*cdc.TableDef{}, plans: map[string]*plan{}, file: name}
-	s.load = func(_ context.Context, db, table string) (*cdc.TableDef, error) {
-		if ti, ok := tables[db+"."+table]; ok {
-			return ti, nil
-		}
-		return dropped(), nil
-	}
-	p := replication.NewBinlogParser()
-	p.SetParseTime(true)
-	p.SetTimestampStringLocation(time.UTC)
-	p.SetRenderJSONAsMySQLText(true)
-	var out replayed
-	out.err = p.ParseFile(filepath.Join("testdata", "mysql8", name), 4, func(ev *replication.BinlogEvent) error {
-		if uint64(ev.Header.LogPos) <= from && ev.Header.EventType != replication.FORMAT_DESCRIPTION_EVENT {
-			return nil
-		}
-		return s.handle(context.Background(), ev)
-	})
-	out.events, out.rejects = s.cur, s.curRejects
-	return out
 }
 
 // transaction_compression.000001 (MySQL 8.0.32, binlog_transaction_
