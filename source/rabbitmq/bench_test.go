@@ -101,7 +101,7 @@ func BenchmarkDrain(b *testing.B) {
 	b.StartTimer()
 	src := drainSource(b, qs[0], n)
 	b.StopTimer()
-	naive := drainNaive(b, qs[1], n, 2*rabbitmq.DefaultBatchSize)
+	naive := drainNaive(b, qs[1], n, rabbitmq.DefaultPrefetch())
 	naive1 := drainNaive(b, qs[2], n, 1)
 
 	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }

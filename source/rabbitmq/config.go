@@ -69,9 +69,11 @@ type Config struct {
 	// Default: false
 	RejectToDLX bool `yaml:"reject_to_dlx"`
 	// Prefetch is the basic.qos prefetch count: how many unacked messages
-	// the broker sends ahead. It bounds the source's in-flight window.
-	// Default: 2 × BatchSize, at most 65535, so the next batch fills while
-	// the previous one is applied.
+	// the broker sends ahead. It bounds the source's in-flight window: the
+	// pipeline holds up to pipeline.max_in_flight batches unacked (8 by
+	// default), and with a smaller window the broker stops sending until
+	// a batch is applied and acked, so receiving and applying take turns.
+	// Default: 8 × BatchSize, at most 65535
 	Prefetch int `yaml:"prefetch"`
 	// BatchSize closes a batch at this many messages or this many events,
 	// whichever comes first.
@@ -225,7 +227,7 @@ func (c Config) withDefaults() Config {
 		c.BatchSize = DefaultBatchSize
 	}
 	if c.Prefetch == 0 {
-		c.Prefetch = min(2*c.BatchSize, maxPrefetch)
+		c.Prefetch = min(8*c.BatchSize, maxPrefetch)
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = DefaultMaxWait
@@ -261,3 +263,7 @@ func (t TLS) tlsConfig() (*tls.Config, error) {
 }
 
 func (b Backoff) policy() backoff.Policy { return backoff.Policy{Min: b.Min, Max: b.Max} }
+
+// DefaultPrefetch is the prefetch a Config with neither batch_size nor
+// prefetch set consumes with.
+func DefaultPrefetch() int { return Config{}.withDefaults().Prefetch }

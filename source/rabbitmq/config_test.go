@@ -82,7 +82,7 @@ func TestDefaults(t *testing.T) {
 	}
 	defer closeSource(t, src)
 	c := src.Config()
-	if c.BatchSize != 1024 || c.Prefetch != 2048 || c.MaxWait != 20*time.Millisecond ||
+	if c.BatchSize != 1024 || c.Prefetch != 8192 || c.MaxWait != 20*time.Millisecond ||
 		c.Reconnect.Min != 100*time.Millisecond || c.Reconnect.Max != 10*time.Second {
 		t.Fatalf("defaults %+v", c)
 	}
