@@ -93,6 +93,9 @@ const DefaultAdminAddr = "127.0.0.1:9187"
 type Admin struct {
 	// Addr to listen on; "off" disables it. Default: 127.0.0.1:9187
 	Addr string `yaml:"addr"`
+	// Pprof serves /debug/pprof/ (profiles, the command line) on Addr as
+	// well: anyone who reaches the port can read them. Default: false
+	Pprof bool `yaml:"pprof"`
 }
 
 // Address returns the address to listen on ("" when off).

@@ -176,7 +176,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	runnersCtx, stopRunners := context.WithCancel(gctx)
 	defer stopRunners()
 	if addr := cfg.Admin.Address(); addr != "" {
-		srv, err := adminServer(addr, p, routes, m)
+		srv, err := adminServer(addr, cfg.Admin.Pprof, p, routes, m)
 		if err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 }
 
 // adminServer serves /healthz, /readyz and /metrics on addr.
-func adminServer(addr string, p *pipeline.Pipeline, routes []pipeline.Route, m *metrics.Metrics) (*http.Server, error) {
+func adminServer(addr string, withPprof bool, p *pipeline.Pipeline, routes []pipeline.Route, m *metrics.Metrics) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin.addr: %w", err)
@@ -221,12 +221,13 @@ func adminServer(addr string, p *pipeline.Pipeline, routes []pipeline.Route, m *
 		io.WriteString(w, "ready\n")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	// Profiles for diagnosing throughput; the admin address is loopback by default.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if withPprof { // profiles expose the command line and memory: opt-in (admin.pprof)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil

@@ -30,8 +30,9 @@ type Config struct {
 	Password string `yaml:"password"`
 	// PasswordFile is read for the password instead of Password.
 	PasswordFile string `yaml:"password_file"`
-	// TLS enables TLS 1.2+ with the system roots. Default: false
-	TLS bool `yaml:"tls"`
+	// TLS: true (system roots) or {enabled, ca_file, cert_file, key_file,
+	// server_name, insecure_skip_verify}. Default: off
+	TLS tlsconf.Config `yaml:"tls"`
 	// PoolSize caps connections. Default: 10 per CPU (go-redis default).
 	PoolSize int `yaml:"pool_size"`
 }
@@ -56,6 +57,7 @@ func (c Config) Validate() error {
 	if c.PoolSize < 0 {
 		errs = append(errs, errors.New("pool_size: must not be negative"))
 	}
+	errs = append(errs, c.TLS.Validate("tls.")...)
 	return errors.Join(errs...)
 }
 
@@ -86,13 +88,15 @@ func New(c Config) (goredis.UniversalClient, error) {
 	}
 	addrs := c.Addresses()
 	opts := &goredis.UniversalOptions{Addrs: addrs, DB: c.DB, Username: c.Username, Password: pw, PoolSize: c.PoolSize}
-	if c.TLS {
-		tc, err := tlsconf.Load("", "", "", "", false)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		opts.TLSConfig = tc
+	host := ""
+	if len(addrs) == 1 { // a cluster's nodes are checked by their own names
+		host, _, _ = strings.Cut(addrs[0], ":")
 	}
+	tc, err := c.TLS.Client("tls.", host)
+	if err != nil {
+		return nil, err
+	}
+	opts.TLSConfig = tc
 	if len(addrs) > 1 {
 		return goredis.NewClusterClient(opts.Cluster()), nil
 	}

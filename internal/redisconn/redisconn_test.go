@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rowsync/rowsync/internal/tlsconf"
 )
 
 func TestValidateNamesKeys(t *testing.T) {
@@ -54,4 +56,21 @@ func TestNewConnects(t *testing.T) {
 	if got := (Config{}).String(); got != DefaultAddr {
 		t.Fatalf("String() = %q", got)
 	}
+}
+
+// TestTLSBlock: Redis takes the same tls block as every client (it once
+// had system roots only: no CA file, client certificate or server name).
+func TestTLSBlock(t *testing.T) {
+	_, err := New(Config{Addr: "127.0.0.1:6379", TLS: tlsconf.Config{Enabled: true, CAFile: "/nonexistent/ca.pem"}})
+	if err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
+		t.Fatalf("err %v", err)
+	}
+	if err := (Config{TLS: tlsconf.Config{Enabled: true, CertFile: "c.pem"}}).Validate(); err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
+		t.Fatalf("validate: %v", err)
+	}
+	c, err := New(Config{Addr: "127.0.0.1:6379", TLS: tlsconf.Config{Enabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }

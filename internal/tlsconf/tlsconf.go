@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Load returns a TLS 1.2+ client config that trusts the PEM certificates of
@@ -42,8 +44,13 @@ func Load(caFile, certFile, keyFile, serverName string, insecure bool) (*tls.Con
 	return tc, nil
 }
 
-// Config is the `tls:` block of a client's config (the Kafka source, the
-// binlog source): off unless enabled; the server is verified against
+// Config is the `tls:` block of every client's config (Redis, the Kafka
+// source and dead letter, the binlog source), one shape everywhere:
+//
+//	tls: {enabled: true, ca_file: ca.pem, cert_file: c.pem, key_file: c.key,
+//	      server_name: db.internal, insecure_skip_verify: false}
+//
+// `tls: true` is short for `{enabled: true}`. It is off unless enabled; the server is verified against
 // CAFile (or the system roots) unless InsecureSkipVerify.
 type Config struct {
 	Enabled bool `yaml:"enabled"`
@@ -87,4 +94,28 @@ func (c Config) Client(prefix, serverName string) (*tls.Config, error) {
 		return nil, fmt.Errorf("%s%w", prefix, err)
 	}
 	return tc, nil
+}
+
+// UnmarshalYAML accepts `tls: true|false` (short for `{enabled: ...}`)
+// as well as the mapping, whose unknown keys are errors.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		var on bool
+		if err := n.Decode(&on); err != nil {
+			return fmt.Errorf("line %d: tls: want true, false or a mapping", n.Line)
+		}
+		*c = Config{Enabled: on}
+		return nil
+	}
+	if n.Kind == yaml.MappingNode {
+		known := map[string]bool{"enabled": true, "ca_file": true, "cert_file": true, "key_file": true,
+			"server_name": true, "insecure_skip_verify": true}
+		for i := 0; i < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; !known[k] {
+				return fmt.Errorf("line %d: tls: unknown key %q", n.Content[i].Line, k)
+			}
+		}
+	}
+	type plain Config
+	return n.Decode((*plain)(c))
 }

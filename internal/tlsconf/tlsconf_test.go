@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // writePair writes a self-signed certificate and its key as PEM files.
@@ -110,5 +112,32 @@ func TestConfigBlock(t *testing.T) {
 	if _, err := (Config{Enabled: true, CAFile: "/nonexistent"}).Client("tls.", ""); err == nil ||
 		!strings.HasPrefix(err.Error(), "tls.ca_file: ") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestConfigYAMLShapes(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, err string
+		want      Config
+	}{
+		{"tls: true", "", Config{Enabled: true}},
+		{"tls: false", "", Config{}},
+		{"tls: {enabled: true, ca_file: ca.pem, server_name: db}", "", Config{Enabled: true, CAFile: "ca.pem", ServerName: "db"}},
+		{"tls: {cafile: x}", `unknown key "cafile"`, Config{}},
+		{"tls: maybe", "want true, false or a mapping", Config{}},
+	} {
+		var v struct {
+			TLS Config `yaml:"tls"`
+		}
+		err := yaml.Unmarshal([]byte(tc.yaml), &v)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.yaml, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || v.TLS != tc.want {
+			t.Errorf("%s: %+v, %v", tc.yaml, v.TLS, err)
+		}
 	}
 }
