@@ -138,6 +138,7 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 	if d.opts.Schemas == nil {
 		err = images(&ev, m, tbl, false)
 	} else {
+		learnt := tbl
 		// the schema source's definition, read again once if the message
 		// does not fit it
 		for refresh := false; ; refresh = true {
@@ -148,7 +149,13 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 				if !refresh {
 					continue
 				}
-				return nil, errors.New("the schema source has no such table")
+				if learnt == nil {
+					return nil, errors.New("the schema source has no such table")
+				}
+				// dropped since (a replay): the definition its DDL message taught
+				tbl = learnt
+				err = images(&ev, m, tbl, false)
+				break
 			}
 			if err = images(&ev, m, tbl, true); err == nil || refresh {
 				break

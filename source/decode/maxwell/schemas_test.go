@@ -96,6 +96,21 @@ func TestSchemaSource(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+	t.Run("dropped table typed by its DDL message", func(t *testing.T) {
+		ddl := `{"type":"table-create","database":"shop","table":"old","def":{"database":"shop","table":"old",` +
+			`"columns":[{"type":"int","name":"id"},{"type":"date","name":"day"}],"primary-key":["id"]},"ts":1}`
+		if _, err := d.Decode(decode.Message{Value: []byte(ddl)}); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := d.Decode(decode.Message{Value: []byte(`{"database":"shop","table":"old","type":"insert","ts":1,"data":{"id":1,"day":"2024-02-29"}}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := evs[0].After["day"]; got != time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC) {
+			t.Errorf("day = %#v, want the DDL's DATE type", got)
+		}
+		sc.forgot = nil
+	})
 	t.Run("DDL forgets the definition", func(t *testing.T) {
 		ddl := `{"type":"table-alter","database":"shop","table":"t","def":{"database":"shop","table":"t","columns":[{"type":"int","name":"id"}],"primary-key":["id"]},"ts":1}`
 		if _, err := d.Decode(decode.Message{Value: []byte(ddl)}); err != nil {
