@@ -193,6 +193,14 @@ func mysqlJSONNumber(lit string) (string, error) {
 	if lit == "" {
 		return "", errors.New("json: value expected")
 	}
+	if !strings.ContainsAny(lit, ".eE") {
+		// an integer: kept as it is
+		digits := strings.TrimPrefix(lit, "-")
+		if digits == "" || strings.Trim(digits, "0123456789") != "" {
+			return "", fmt.Errorf("json: bad number %q", lit)
+		}
+		return lit, nil
+	}
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil {
 		return "", fmt.Errorf("json: bad number %q", lit)
@@ -289,18 +297,48 @@ func (n *jsonNode) write(b *bytes.Buffer) {
 	}
 }
 
-// mysqlJSON turns go-mysql's text of a binary JSON value into MySQL's.
+// mysqlJSON turns go-mysql's text of a binary JSON value into MySQL's. The
+// binary format stores object members in MySQL's order already, so one
+// pass adds the spaces and reprints doubles; no tree is built.
 func mysqlJSON(s string) (cdc.JSON, error) {
 	if s == "" {
 		// an empty document (inserted with IGNORE or outside strict mode)
 		// reads back as JSON null
 		return cdc.JSON("null"), nil
 	}
-	n, err := parseJSONDoc(s)
-	if err != nil {
-		return "", err
+	b := make([]byte, 0, len(s)+len(s)/4)
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == '"':
+			p := jsonParser{s: s, i: i}
+			raw, err := p.str()
+			if err != nil {
+				return "", err
+			}
+			b = append(b, raw...)
+			i = p.i
+		case c == ':' || c == ',':
+			b = append(b, c, ' ')
+			i++
+		case c == '-' || c >= '0' && c <= '9':
+			end := i + 1
+			for end < len(s) && strings.IndexByte("0123456789.eE+-", s[end]) >= 0 {
+				end++
+			}
+			num, err := mysqlJSONNumber(s[i:end])
+			if err != nil {
+				return "", err
+			}
+			b = append(b, num...)
+			i = end
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		default:
+			b = append(b, c)
+			i++
+		}
 	}
-	return cdc.JSON(n.text()), nil
+	return cdc.JSON(b), nil
 }
 
 // jsonStep is one leg of a JSON path: a member name or an array index.
