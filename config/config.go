@@ -184,6 +184,28 @@ func (c *Config) Has(key string) bool {
 	return ok
 }
 
+// Secrets returns every secret the file's component blocks and table rules
+// hold, for masking in errors, logs and dead letters: the values of those
+// that have a method Secrets() []string (passwords, *_file contents, the
+// passwords of URLs and DSNs).
+func (c *Config) Secrets() []string {
+	type holder interface{ Secrets() []string }
+	var out []string
+	for _, key := range sortedKeys(c.blocks) {
+		if h, ok := c.blocks[key].(holder); ok {
+			out = append(out, h.Secrets()...)
+		}
+	}
+	for _, t := range c.Tables {
+		for _, key := range sortedKeys(t.Sinks) {
+			if h, ok := t.Sinks[key].(holder); ok {
+				out = append(out, h.Secrets()...)
+			}
+		}
+	}
+	return out
+}
+
 // Load reads, expands and validates the file at path.
 func Load(path string, reg Registry) (*Config, error) {
 	raw, err := os.ReadFile(path)

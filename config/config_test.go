@@ -15,6 +15,8 @@ type conn struct {
 	Addr string `yaml:"addr"`
 }
 
+func (c conn) Secrets() []string { return []string{"secret-of-" + c.Addr} }
+
 func (c conn) Validate() error {
 	if c.Addr == "bad" {
 		return errors.New("addr: bad address")
@@ -188,5 +190,15 @@ tables:
 		if src.Host != v || store.Addr != v {
 			t.Errorf("env %q: source.tap.host %q, store.addr %q", v, src.Host, store.Addr)
 		}
+	}
+}
+
+func TestSecretsComeFromTheBlocks(t *testing.T) {
+	c, err := Parse([]byte(base+"cache: {addr: \"c:1\"}\n"), env(nil), testRegistry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Secrets(), ","); got != "secret-of-c:1,secret-of-s:1" {
+		t.Fatalf("Secrets() = %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/rowsync/rowsync/internal/secret"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type SchemaConfig struct {
 	// the user needs SELECT on information_schema only. Required.
 	DSN string `yaml:"dsn"`
 }
+
+// Secrets returns the password of the DSN, for masking in what rowsync
+// prints.
+func (c SchemaConfig) Secrets() []string { return secret.DSNPassword(c.DSN) }
 
 // Validate reports a missing or malformed DSN.
 func (c SchemaConfig) Validate() error {

@@ -3,6 +3,7 @@ package refetch
 import (
 	"errors"
 	"fmt"
+	"github.com/rowsync/rowsync/internal/secret"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -46,6 +47,10 @@ type Config struct {
 	// Default: 5s
 	Timeout time.Duration `yaml:"timeout"`
 }
+
+// Secrets returns the password of the DSN, for masking in what rowsync
+// prints.
+func (c Config) Secrets() []string { return secret.DSNPassword(c.DSN) }
 
 // Validate returns every problem at once, each prefixed with its key path.
 func (c Config) Validate() error {

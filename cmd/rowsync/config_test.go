@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,31 @@ func TestSchemaDSN(t *testing.T) {
 				t.Errorf("schemaDSN = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestScrubberMasksEveryConfiguredSecret: each component block names its
+// own secrets, and the scrubber masks them all.
+func TestScrubberMasksEveryConfiguredSecret(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("cache-file-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse([]byte(`name: s
+source:
+  binlog: {addr: "127.0.0.1:3307", password: binlog-pw}
+redis: {password: redis-pw}
+invalidate_redis: {password_file: `+pwFile+`}
+mongo: {uri: "mongodb://app:mongo-pw@127.0.0.1:27017"}
+mysql: {dsn: "root:mysql-pw@tcp(127.0.0.1:3306)/"}
+tables:
+  - {match: shop.users, redis_hash: {}, mongo: {}, invalidate: {keys: ["u:{id}"]}}
+`), env(nil), registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := scrubberFor(c).String("binlog-pw redis-pw cache-file-pw mongo-pw mysql-pw")
+	if strings.Count(got, "xxxxx") != 5 {
+		t.Fatalf("scrubbed %q", got)
 	}
 }

@@ -7,6 +7,7 @@ package redisconn
 import (
 	"errors"
 	"fmt"
+	"github.com/rowsync/rowsync/internal/secret"
 	"os"
 	"strings"
 
@@ -59,6 +60,11 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.TLS.Validate("tls.")...)
 	return errors.Join(errs...)
+}
+
+// Secrets returns the password and the content of password_file.
+func (c Config) Secrets() []string {
+	return append([]string{c.Password}, secret.File(c.PasswordFile)...)
 }
 
 // Addresses returns the configured addresses, DefaultAddr when none.

@@ -3,6 +3,7 @@ package mongo
 import (
 	"errors"
 	"fmt"
+	"github.com/rowsync/rowsync/internal/secret"
 	"maps"
 	"slices"
 	"strconv"
@@ -117,6 +118,10 @@ func (wc WriteConcern) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Secrets returns the password of the URI, for masking in what rowsync
+// prints.
+func (c Config) Secrets() []string { return secret.URLPassword(c.URI) }
 
 // Validate returns every problem, each prefixed with its key path.
 func (c Config) Validate() error {
@@ -295,7 +300,6 @@ func (k *IndexKeys) UnmarshalYAML(n *yaml.Node) error {
 	}
 	return fmt.Errorf("line %d: index keys must be a list or \"a:1,b:-1\"", n.Line)
 }
-
 
 // SelectedColumns returns Include and Exclude: the columns the rule keeps
 // and leaves out (config.ColumnSelector, for the dead letter to hide them).

@@ -120,6 +120,9 @@ func (c *Config) TLSClient() (*tls.Config, error) {
 	return c.TLS.Client("tls.", host)
 }
 
+// Secrets returns the password, for masking in what rowsync prints.
+func (c Config) Secrets() []string { return []string{c.Password} }
+
 // Validate reports every problem at once, each prefixed by its key.
 func (c *Config) Validate() error {
 	var errs []error

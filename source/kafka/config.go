@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"github.com/rowsync/rowsync/internal/secret"
 	"os"
 	"regexp"
 	"strings"
@@ -160,6 +161,12 @@ func (c Config) withDefaults() Config {
 		c.ClientID = DefaultClientID
 	}
 	return c
+}
+
+// Secrets returns the SASL password and the content of its password_file,
+// for masking in what rowsync prints.
+func (c Config) Secrets() []string {
+	return append([]string{c.SASL.Password}, secret.File(c.SASL.PasswordFile)...)
 }
 
 // Validate reports every problem in c, each prefixed with its key path.

@@ -143,6 +143,10 @@ type TLS struct {
 
 func (t TLS) isSet() bool { return t != TLS{} }
 
+// Secrets returns the password of the URL, for masking in what rowsync
+// prints.
+func (c Config) Secrets() []string { return secret.URLPassword(c.URL) }
+
 // Validate reports every problem in c, each prefixed with its key path.
 func (c *Config) Validate() error {
 	var errs []error
