@@ -11,7 +11,6 @@ import (
 
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/internal/redisconn"
-	"github.com/rowsync/rowsync/keymap"
 	"github.com/rowsync/rowsync/mysqlmeta"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/verify"
@@ -70,20 +69,10 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	ok := true
 	for _, dt := range tables {
 		i, t := router.Entry(dt[0], dt[1])
-		h := t.Sinks[redisproj.RuleKey].(redisproj.TableConfig)
-		tmplText := h.Key
-		if tmplText == "" {
-			tmplText = redisproj.DefaultKey
-		}
-		tmpl, err := keymap.Parse(tmplText)
+		spec, err := verify.RedisTableFor(dt[0], dt[1], t.Sinks[redisproj.RuleKey].(redisproj.TableConfig), t.PK)
 		if err != nil {
-			fmt.Fprintf(stderr, "tables[%d].redis_hash.key: %v\n", i, err)
+			fmt.Fprintf(stderr, "tables[%d].redis_hash.%v\n", i, err)
 			return exitConfig
-		}
-		spec := verify.RedisTable{DB: dt[0], Table: dt[1], Key: tmpl, PK: t.PK,
-			Include: h.Include, Exclude: h.Exclude}
-		if f := h.VersionField; f != "" {
-			spec.Ignore = []string{f}
 		}
 		shown := 0
 		st, err := verify.Redis(ctx, db, rdb, spec, func(m verify.Mismatch) {
