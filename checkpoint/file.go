@@ -32,9 +32,6 @@ func NewFile(path string) (*File, error) {
 	return &File{path: path}, nil
 }
 
-// Path returns the checkpoint file's path.
-func (f *File) Path() string { return f.path }
-
 // Load reads the checkpoint; a missing file gives false.
 func (f *File) Load(ctx context.Context) (Position, bool, error) {
 	if err := ctx.Err(); err != nil {
