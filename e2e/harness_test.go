@@ -291,7 +291,13 @@ func (r *rabbitEnv) waitEmpty(t *testing.T) {
 }
 
 func (s *setup) rabbitConfig(queue, format string) string {
-	return writeFile(s.t, s.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
+	return writeFile(s.t, s.dir, "rowsync.yaml", s.rabbitHeadYAML(queue, format)+s.commonYAML(rabbitDB))
+}
+
+// rabbitHeadYAML is the name and the RabbitMQ source block of a test
+// config, with quick reconnects.
+func (s *setup) rabbitHeadYAML(queue, format string) string {
+	return fmt.Sprintf(`name: %s
 source:
   rabbitmq:
     url: %s
@@ -301,7 +307,7 @@ source:
     reconnect:
       min: 100ms
       max: 2s
-`, s.name, rabbitURL, queue, format, s.name)+s.commonYAML(rabbitDB))
+`, s.name, rabbitURL, queue, format, s.name)
 }
 
 // --- dead letter ---

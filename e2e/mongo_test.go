@@ -51,6 +51,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +77,10 @@ type mongoServer struct {
 
 // startMongo connects to ROWSYNC_TEST_MONGO_URI or starts FerretDB. A
 // FerretDB this call started is stopped when t ends; one that already
-// answered is left running.
+// answered is left running. The FerretDB is the test's alone until t ends
+// (a lock shared with other test processes, e.g. two `go test ./e2e` at
+// once): FerretDB 1.24 wedges under parallel heavy writers, and one
+// process's cleanup must not stop the server under another's test.
 func startMongo(t *testing.T) *mongoServer {
 	t.Helper()
 	uri := os.Getenv("ROWSYNC_TEST_MONGO_URI")
@@ -85,6 +89,7 @@ func startMongo(t *testing.T) *mongoServer {
 		if port == "" {
 			port = "27029"
 		}
+		lockFerret(t, port)
 		env := append(os.Environ(), "ROWSYNC_FERRETDB_PORT="+port)
 		var out bytes.Buffer
 		cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts", "ferretdb.sh"), "start")
@@ -119,6 +124,46 @@ func startMongo(t *testing.T) *mongoServer {
 		_, s.ferret = info["ferretdbVersion"]
 	}
 	return s
+}
+
+// lockFerret takes the e2e lock of the FerretDB on port, waiting for
+// another test process to finish with it, and releases it when t ends
+// (after the server is stopped and the databases dropped: cleanups run
+// last-registered first).
+func lockFerret(t *testing.T, port string) {
+	t.Helper()
+	state := os.Getenv("ROWSYNC_STATE")
+	if state == "" {
+		state = "/tmp/rowsync-state"
+	}
+	dir := filepath.Join(state, "ferretdb")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "e2e-"+port+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Minute)
+	for waited := false; ; waited = true {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			t.Fatalf("lock %s: %v", f.Name(), err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("another test process held %s for 15 minutes", f.Name())
+		}
+		if !waited {
+			t.Logf("waiting for another test process to finish with the FerretDB on port %s", port)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
 
 // database returns a fresh database name, dropped when t ends.
@@ -583,19 +628,7 @@ func threePaths(t *testing.T, m *mongoServer, prefix string, cfg changegen.Confi
 	}
 	k := startKafka(t, ks.name, partitions)
 	k.produce(t, canal)
-	kcfg := writeFile(t, ks.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
-source:
-  kafka:
-    brokers: [%s]
-    topics: [%s]
-    group: %s
-    format: canal-json
-    commit_interval: 100ms
-    heartbeat_interval: 500ms
-    session_timeout: 6s
-    rebalance_timeout: 6s
-    revoke_timeout: 2s
-`, ks.name, k.addr, k.topic, ks.name)+mongoYAML(m, set, dbs["kafka"], ks.dl, ""))
+	kcfg := writeFile(t, ks.dir, "rowsync.yaml", ks.kafkaHeadYAML(k, "canal-json")+mongoYAML(m, set, dbs["kafka"], ks.dl, ""))
 	began := time.Now()
 	kp := rowsync(t, kcfg, ks.log)
 	m.waitDocs(t, "canal-json over Kafka vs binlog", dbs["kafka"], func() map[string]docSet { return binlogDocs }, 4*time.Minute, kp, nil)
@@ -611,17 +644,7 @@ source:
 	}
 	rq := startRabbit(t, rs.name)
 	rq.publish(t, flatten(maxwell))
-	rcfg := writeFile(t, rs.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
-source:
-  rabbitmq:
-    url: %s
-    queue: %s
-    format: maxwell
-    connection_name: %s
-    reconnect:
-      min: 100ms
-      max: 2s
-`, rs.name, rabbitURL, rs.name, rs.name)+mongoYAML(m, set, dbs["rabbit"], rs.dl, ""))
+	rcfg := writeFile(t, rs.dir, "rowsync.yaml", rs.rabbitHeadYAML(rs.name, "maxwell")+mongoYAML(m, set, dbs["rabbit"], rs.dl, ""))
 	began = time.Now()
 	rp := rowsync(t, rcfg, rs.log)
 	m.waitDocs(t, "Maxwell over RabbitMQ vs binlog", dbs["rabbit"], func() map[string]docSet { return binlogDocs }, 4*time.Minute, rp, nil)
@@ -835,15 +858,7 @@ func TestMongoHostile(t *testing.T) {
 	s := newSetup(t, "mongo-hostile")
 	k := startKafka(t, s.name, 1)
 	k.produce(t, [][]changegen.Message{msgs})
-	cfg := writeFile(t, s.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
-source:
-  kafka:
-    brokers: [%s]
-    topics: [%s]
-    group: %s
-    format: canal-json
-    commit_interval: 100ms
-mongo:
+	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "canal-json")+fmt.Sprintf(`mongo:
   uri: %q
   decimal: %s
 deadletter:
@@ -857,7 +872,7 @@ tables:
     mongo:
       database: %s
       collection: users
-`, s.name, k.addr, k.topic, s.name, m.uri, m.decimalMode(), s.dl, database))
+`, m.uri, m.decimalMode(), s.dl, database))
 	p := rowsync(t, cfg, s.log)
 
 	want := docSet{}
