@@ -486,7 +486,9 @@ func (h *handler) HandleBinlogDump(pos mysql.Position) (*replication.BinlogStrea
 	h.cancel = cancel
 	// the stream ends with the connection: the server writes until the
 	// client goes away, then the write fails
+	h.s.wg.Add(2)
 	go func() {
+		defer h.s.wg.Done()
 		defer cancel()
 		buf := make([]byte, 1)
 		for {
@@ -496,6 +498,7 @@ func (h *handler) HandleBinlogDump(pos mysql.Position) (*replication.BinlogStrea
 		}
 	}()
 	go func() {
+		defer h.s.wg.Done()
 		h.s.stream(ctx, st, pos.Name, uint64(pos.Pos))
 		st.AddErrorToStreamer(errors.New("stand-in: stream closed"))
 	}()
