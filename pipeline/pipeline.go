@@ -51,6 +51,15 @@ type Options struct {
 	// MaxInFlight bounds the batches taken from the source and not yet
 	// acked; with the source's batch size it bounds memory. Default: 8.
 	MaxInFlight int
+	// MaxInFlightBytes bounds the estimated memory of the events taken
+	// from the source and not yet acked, so a backlog of wide rows cannot
+	// push memory up the way MaxInFlight batches of small ones would not.
+	// The estimate counts value and column-name bytes plus a fixed
+	// overhead per event and per value. A batch is always taken when
+	// nothing else is in flight, so one batch above the bound still flows.
+	// Default: 32 MiB (sized with MaxInFlight for a peak RSS of about
+	// 120 MiB).
+	MaxInFlightBytes int64
 	// MaxApply caps the events merged into one Apply call. Default: 8192.
 	MaxApply int
 	// RetryMin and RetryMax bound the backoff between retries of a
@@ -89,6 +98,9 @@ func (o *Options) defaults() {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 8
 	}
+	if o.MaxInFlightBytes <= 0 {
+		o.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
 	if o.MaxApply <= 0 {
 		o.MaxApply = 8192
 	}
@@ -112,6 +124,9 @@ func (o *Options) defaults() {
 	}
 }
 
+// DefaultMaxInFlightBytes is Options.MaxInFlightBytes's default.
+const DefaultMaxInFlightBytes = 32 << 20
+
 // Pipeline runs one source into its routes.
 type Pipeline struct {
 	src    cdc.Source
@@ -131,6 +146,12 @@ type Pipeline struct {
 	errMu   sync.Mutex
 	lastErr string
 	stuck   atomic.Bool
+
+	// bytesMu guards inFlightBytes, the estimated size of the batches
+	// between source and ack; released pokes the read loop waiting for room.
+	bytesMu       sync.Mutex
+	inFlightBytes int64
+	released      chan struct{}
 
 	// orphan is a batch read from the source that never reached the
 	// acker (work ended first); Run nacks it after the acker is done, so
@@ -154,7 +175,7 @@ func New(src cdc.Source, routes []Route, opts Options) (*Pipeline, error) {
 	}
 	opts.defaults()
 	p := &Pipeline{src: src, routes: routes, opts: opts, seed: maphash.MakeSeed(),
-		log: opts.Logger.With("pipeline", opts.Name)}
+		log: opts.Logger.With("pipeline", opts.Name), released: make(chan struct{}, 1)}
 	p.lastProgress.Store(time.Now().UnixNano())
 	return p, nil
 }
@@ -190,6 +211,7 @@ type batchState struct {
 	pending atomic.Int32
 	done    chan struct{}
 	events  int
+	bytes   int64     // estimated size, counted in inFlightBytes
 	commit  time.Time // newest commit time among its events
 }
 
@@ -313,7 +335,7 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 			return err
 		}
 	}
-	bs := &batchState{batch: b, done: make(chan struct{}), events: len(b.Events)}
+	bs := &batchState{batch: b, done: make(chan struct{}), events: len(b.Events), bytes: batchBytes(b.Events)}
 	perShard := make([][]cdc.Event, len(shards))
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -342,6 +364,10 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 		}
 	}
 	bs.pending.Store(n + 1) // +1 released below, once every task is queued
+	if !p.acquire(work, bs.bytes) {
+		p.orphan = &b
+		return nil
+	}
 	if p.inFlight.Add(1) == 1 {
 		p.lastProgress.Store(time.Now().UnixNano())
 	}
@@ -350,6 +376,7 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 	case acks <- bs:
 	case <-work.Done():
 		p.inFlight.Add(-1)
+		p.release(bs.bytes)
 		p.orphan = &b
 		return nil
 	}
@@ -365,6 +392,74 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 	}
 	bs.finish()
 	return nil
+}
+
+// acquire waits until bs's bytes fit beside those in flight (or nothing
+// is in flight) and counts them; false if work ended first. Only the read
+// loop calls it.
+func (p *Pipeline) acquire(work context.Context, n int64) bool {
+	for {
+		p.bytesMu.Lock()
+		if p.inFlightBytes == 0 || p.inFlightBytes+n <= p.opts.MaxInFlightBytes {
+			p.inFlightBytes += n
+			p.bytesMu.Unlock()
+			return true
+		}
+		p.bytesMu.Unlock()
+		select {
+		case <-p.released:
+		case <-work.Done():
+			return false
+		}
+	}
+}
+
+// release returns n bytes and wakes the read loop if it waits for room.
+func (p *Pipeline) release(n int64) {
+	p.bytesMu.Lock()
+	p.inFlightBytes -= n
+	p.bytesMu.Unlock()
+	select {
+	case p.released <- struct{}{}:
+	default:
+	}
+}
+
+// Per-event and per-value overheads of the size estimate: the Event
+// struct with its slices, and a map entry with its key and interface.
+const eventOverhead, valueOverhead = 256, 48
+
+// batchBytes estimates the memory events hold. Rows of a batch are alike,
+// so it sizes every eighth event and counts it for the ones it skipped:
+// the estimate bounds memory, it need not be exact, and it stays off the
+// per-row CPU budget.
+func batchBytes(events []cdc.Event) int64 {
+	const every = 8
+	var n int64
+	for i := 0; i < len(events); i += every {
+		n += eventBytes(&events[i]) * int64(min(every, len(events)-i))
+	}
+	return n
+}
+
+func eventBytes(ev *cdc.Event) int64 {
+	n := int64(eventOverhead + len(ev.DB) + len(ev.Table) + len(ev.Pos.Text))
+	for _, row := range [2]cdc.Row{ev.Before, ev.After} {
+		for k, v := range row {
+			n += valueOverhead + int64(len(k))
+			switch v := v.(type) {
+			case string:
+				n += int64(len(v))
+			case []byte:
+				n += int64(len(v))
+			case cdc.Decimal:
+				n += int64(len(v))
+			case cdc.JSON:
+				n += int64(len(v))
+			}
+		}
+	}
+	return n
 }
 
 // splitKeyChange turns an update that changes the primary key into a
@@ -475,9 +570,12 @@ func (p *Pipeline) acker(work context.Context, fail context.CancelCauseFunc, ack
 		if gaveUp != nil {
 			p.nack(bs.batch, gaveUp)
 			p.inFlight.Add(-1)
+			p.release(bs.bytes)
 			continue
 		}
 		if err := bs.batch.Ack(work, nil); err != nil {
+			p.inFlight.Add(-1)
+			p.release(bs.bytes)
 			gaveUp = fmt.Errorf("ack source: %w", err)
 			if work.Err() == nil {
 				fail(gaveUp)
@@ -487,6 +585,7 @@ func (p *Pipeline) acker(work context.Context, fail context.CancelCauseFunc, ack
 		now := time.Now()
 		p.lastProgress.Store(now.UnixNano())
 		p.applied.Add(int64(bs.events))
+		p.release(bs.bytes)
 		left := p.inFlight.Add(-1)
 		m := p.opts.Metrics
 		m.InFlight.WithLabelValues(p.opts.Name).Set(float64(left))

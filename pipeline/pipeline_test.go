@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -493,5 +494,100 @@ func TestTableLabelsAreBounded(t *testing.T) {
 	}
 	if l := p.tableLabel("d", "5"); l != "d.5" {
 		t.Fatalf("known label: %q", l)
+	}
+}
+
+// gateSink blocks every Apply until open is closed.
+type gateSink struct {
+	open    chan struct{}
+	entered chan struct{} // closed at the first Apply
+	once    sync.Once
+}
+
+func (g *gateSink) Apply(ctx context.Context, events []cdc.Event) error {
+	g.once.Do(func() { close(g.entered) })
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *gateSink) Close(context.Context) error { return nil }
+
+// TestMaxInFlightBytes: with a byte bound below one batch, a second batch
+// waits until the first is acked, whatever MaxInFlight allows; the first
+// always flows, so nothing deadlocks.
+func TestMaxInFlightBytes(t *testing.T) {
+	src := newSliceSource(makeBatches(6, 10, 10))
+	sink := &gateSink{open: make(chan struct{}), entered: make(chan struct{})}
+	p, err := New(src, []Route{{Name: "test", Sink: sink}}, Options{DeadLetter: &deadletter.Memory{},
+		MaxInFlight: 8, MaxInFlightBytes: 1, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-sink.entered // batch 0 is being applied and holds the byte budget
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		src.mu.Lock()
+		n := src.next
+		src.mu.Unlock()
+		if n >= 2 {
+			break // batch 1 was read; it waits for room
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pipeline never read a second batch")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	src.mu.Lock()
+	n := src.next
+	src.mu.Unlock()
+	if got := p.inFlight.Load(); got != 1 || n > 2 {
+		t.Fatalf("%d batches in flight and %d read under a 1-byte bound, want 1 and at most 2", got, n)
+	}
+	close(sink.open)
+	select {
+	case <-src.drained:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("not drained: acked %v", src.ackedOrder())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	src.checkSettled(t)
+	p.bytesMu.Lock()
+	left := p.inFlightBytes
+	p.bytesMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d bytes still counted in flight after the drain", left)
+	}
+}
+
+func TestBatchBytes(t *testing.T) {
+	small := cdc.Event{DB: "d", Table: "t", After: cdc.Row{"id": int64(1)}}
+	wide := cdc.Event{DB: "d", Table: "t", Before: cdc.Row{"b": strings.Repeat("x", 1000)},
+		After: cdc.Row{"b": []byte(strings.Repeat("y", 2000)), "j": cdc.JSON(`{"k": 1}`), "d": cdc.Decimal("1.50")}}
+	one := eventBytes(&small)
+	if want := int64(eventOverhead + 2 + valueOverhead + 2); one != want {
+		t.Fatalf("small event %d bytes, want %d", one, want)
+	}
+	if w := eventBytes(&wide); w < 3000 {
+		t.Fatalf("wide event %d bytes, want at least its 3000 value bytes", w)
+	}
+	for _, n := range []int{0, 1, 7, 8, 9, 100} {
+		evs := make([]cdc.Event, n)
+		for i := range evs {
+			evs[i] = small
+		}
+		if got := batchBytes(evs); got != int64(n)*one {
+			t.Errorf("%d alike events: %d bytes, want %d", n, got, int64(n)*one)
+		}
 	}
 }
