@@ -75,6 +75,9 @@ type Pipeline struct {
 	Workers int `yaml:"workers"`
 	// MaxInFlight batches between source and ack. Default: 8
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInFlightBytes bounds the estimated memory of those batches (one
+	// batch always flows). Default: 33554432 (32 MiB)
+	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
 	// MaxApply events per sink call. Default: 8192
 	MaxApply int `yaml:"max_apply"`
 	// RetryMin/RetryMax bound the backoff of transient errors. Default: 50ms/10s
@@ -569,8 +572,8 @@ func Problem(path, msg string) error { return withPath(path, plain(msg))[0] }
 
 func (p Pipeline) validate() error {
 	var errs []error
-	if p.Workers < 0 || p.MaxInFlight < 0 || p.MaxApply < 0 {
-		errs = append(errs, errors.New("workers, max_in_flight and max_apply must not be negative"))
+	if p.Workers < 0 || p.MaxInFlight < 0 || p.MaxApply < 0 || p.MaxInFlightBytes < 0 {
+		errs = append(errs, errors.New("workers, max_in_flight, max_in_flight_bytes and max_apply must not be negative"))
 	}
 	if p.RetryMin < 0 || p.RetryMax < 0 || p.StuckAfter < 0 || p.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

@@ -263,7 +263,7 @@ func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
 func pipelineOptions(d *deps, dl deadletter.Writer, m *metrics.Metrics) pipeline.Options {
 	pc := d.cfg.Pipeline
 	return pipeline.Options{
-		Name: d.cfg.Name, Workers: pc.Workers, MaxInFlight: pc.MaxInFlight,
+		Name: d.cfg.Name, Workers: pc.Workers, MaxInFlight: pc.MaxInFlight, MaxInFlightBytes: pc.MaxInFlightBytes,
 		MaxApply: pc.MaxApply, RetryMin: pc.RetryMin, RetryMax: pc.RetryMax,
 		StuckAfter: pc.StuckAfter, ShutdownGrace: pc.ShutdownGrace,
 		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(d.cfg, d.router),
