@@ -7,6 +7,9 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/rowsync/rowsync/internal/kafkaauth"
+	"github.com/rowsync/rowsync/internal/tlsconf"
 )
 
 // KafkaConfig sends dead letters to a Kafka topic.
@@ -18,6 +21,10 @@ type KafkaConfig struct {
 	Topic string `yaml:"topic"`
 	// Timeout bounds one write. Default: 10s
 	Timeout time.Duration `yaml:"timeout"`
+	// SASL and TLS as for the Kafka source (sasl: {mechanism, username,
+	// password | password_file}; tls: {enabled, ca_file, ...}).
+	SASL kafkaauth.SASL `yaml:"sasl"`
+	TLS  tlsconf.Config `yaml:"tls"`
 	// MaxRecordBytes caps one record: a longer one is cut (see
 	// Record.Truncated) so it fits the broker's message.max.bytes.
 	// Default: 1000000 (below Kafka's default limit of 1 MiB)
@@ -42,6 +49,8 @@ func (c KafkaConfig) Validate() error {
 	if c.MaxRecordBytes < 0 || c.MaxRecordBytes > 0 && c.MaxRecordBytes < 4096 {
 		errs = append(errs, errors.New("max_record_bytes: must be at least 4096"))
 	}
+	errs = append(errs, c.SASL.Validate("sasl.")...)
+	errs = append(errs, c.TLS.Validate("tls.")...)
 	return errors.Join(errs...)
 }
 
@@ -66,8 +75,17 @@ func NewKafka(c KafkaConfig) (*Kafka, error) {
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	mech, err := c.SASL.Build()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := c.TLS.Client("tls.", "")
+	if err != nil {
+		return nil, err
+	}
 	return &Kafka{timeout: c.Timeout, maxRecord: c.MaxRecordBytes, w: &kafkago.Writer{
 		Addr: kafkago.TCP(c.Brokers...), Topic: c.Topic, Balancer: &kafkago.Hash{},
+		Transport:    &kafkago.Transport{TLS: tc, SASL: mech, ClientID: "rowsync"},
 		RequiredAcks: kafkago.RequireAll, AllowAutoTopicCreation: true,
 		BatchTimeout: time.Millisecond, WriteTimeout: c.Timeout,
 		// room for one full record with its key and framing

@@ -18,7 +18,9 @@ import (
 	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/deadletter"
+	"github.com/rowsync/rowsync/internal/kafkaauth"
 	"github.com/rowsync/rowsync/internal/redisconn"
+	"github.com/rowsync/rowsync/internal/tlsconf"
 	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
 	"github.com/rowsync/rowsync/refetch"
@@ -61,6 +63,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer closeRoutes(routes, d.log)
+	for _, w := range plaintextWarnings(cfg) {
+		fmt.Fprintf(stdout, "warn  %s\n", w)
+	}
 	for _, c := range checks(cfg, d, routes) {
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
 		report(c.name, c.run(cctx))
@@ -86,7 +91,7 @@ func checks(cfg *config.Config, d *deps, routes []pipeline.Route) []check {
 	}
 	if k, ok := config.Block[kafka.Config](cfg, "source.kafka"); ok {
 		out = append(out, check{"source.kafka " + strings.Join(k.Brokers, ","), func(ctx context.Context) error {
-			return dialKafka(ctx, k.Brokers)
+			return dialKafka(ctx, k.Brokers, k.SASL, k.TLS)
 		}})
 	}
 	if r, ok := config.Block[rabbitmq.Config](cfg, "source.rabbitmq"); ok {
@@ -122,7 +127,7 @@ func checks(cfg *config.Config, d *deps, routes []pipeline.Route) []check {
 	}
 	if dc, _ := config.Block[deadletter.Config](cfg, "deadletter"); dc.Kafka != nil {
 		out = append(out, check{"deadletter.kafka " + dc.Kafka.Topic, func(ctx context.Context) error {
-			return dialKafka(ctx, dc.Kafka.Brokers)
+			return dialKafka(ctx, dc.Kafka.Brokers, dc.Kafka.SASL, dc.Kafka.TLS)
 		}})
 	} else {
 		path := dc.File
@@ -162,10 +167,21 @@ func checks(cfg *config.Config, d *deps, routes []pipeline.Route) []check {
 }
 
 // dialKafka asks the brokers in turn for the cluster's brokers.
-func dialKafka(ctx context.Context, brokers []string) error {
+// dialKafka asks the brokers for metadata with the TLS and SASL the client
+// is configured with, so check tries the connection run makes.
+func dialKafka(ctx context.Context, brokers []string, s kafkaauth.SASL, t tlsconf.Config) error {
+	mech, err := s.Build()
+	if err != nil {
+		return err
+	}
+	tc, err := t.Client("tls.", "")
+	if err != nil {
+		return err
+	}
+	dialer := &kafkago.Dialer{ClientID: "rowsync", Timeout: 5 * time.Second, DualStack: true, TLS: tc, SASLMechanism: mech}
 	var errs []string
 	for _, b := range brokers {
-		conn, err := kafkago.DialContext(ctx, "tcp", b)
+		conn, err := dialer.DialContext(ctx, "tcp", b)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue

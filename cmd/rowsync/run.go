@@ -82,6 +82,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return code
 	}
 	log := scrubbedLogger(cfg, stderr)
+	for _, w := range plaintextWarnings(cfg) {
+		log.Warn(w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {

@@ -4,17 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"github.com/rowsync/rowsync/internal/secret"
-	"os"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go/sasl"
-
+	"github.com/rowsync/rowsync/internal/kafkaauth"
 	"github.com/rowsync/rowsync/internal/tlsconf"
 	"github.com/rowsync/rowsync/source/decode"
-	"github.com/segmentio/kafka-go/sasl/plain"
-	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
 // Name is the Kafka source's key under source: in the config file, and its
@@ -88,16 +84,9 @@ type Config struct {
 	TLS TLSConfig `yaml:"tls"`
 }
 
-// SASLConfig configures SASL authentication.
-type SASLConfig struct {
-	// Mechanism is plain, scram-sha-256 or scram-sha-512. Empty: no SASL.
-	Mechanism string `yaml:"mechanism"`
-	Username  string `yaml:"username"`
-	// Password, or PasswordFile naming a file that holds it (trailing
-	// newline trimmed); not both.
-	Password     string `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-}
+// SASLConfig configures SASL authentication (the sasl: block the Kafka
+// dead letter and `rowsync check` share).
+type SASLConfig = kafkaauth.SASL
 
 // TLSConfig configures TLS to the brokers.
 type TLSConfig = tlsconf.Config
@@ -238,30 +227,9 @@ func (c Config) Validate() error {
 	if d := c.withDefaults(); d.RevokeTimeout >= min(d.RebalanceTimeout, d.SessionTimeout) {
 		bad("revoke_timeout: %v must be below rebalance_timeout %v and session_timeout %v", d.RevokeTimeout, d.RebalanceTimeout, d.SessionTimeout)
 	}
-	errs = append(errs, c.SASL.validate("sasl.")...)
+	errs = append(errs, c.SASL.Validate("sasl.")...)
 	errs = append(errs, c.TLS.Validate("tls.")...)
 	return errors.Join(errs...)
-}
-
-func (s SASLConfig) validate(prefix string) []error {
-	var errs []error
-	switch strings.ToLower(s.Mechanism) {
-	case "":
-		if s.Username != "" || s.Password != "" || s.PasswordFile != "" {
-			errs = append(errs, fmt.Errorf("%smechanism: required when username or password is set", prefix))
-		}
-		return errs
-	case "plain", "scram-sha-256", "scram-sha-512":
-	default:
-		errs = append(errs, fmt.Errorf("%smechanism: %q is not plain, scram-sha-256 or scram-sha-512", prefix, s.Mechanism))
-	}
-	if s.Username == "" {
-		errs = append(errs, fmt.Errorf("%susername: required", prefix))
-	}
-	if s.Password != "" && s.PasswordFile != "" {
-		errs = append(errs, fmt.Errorf("%spassword_file: set either password or password_file, not both", prefix))
-	}
-	return errs
 }
 
 func compileTopicRegex(pattern string) (*regexp.Regexp, error) {
@@ -270,28 +238,4 @@ func compileTopicRegex(pattern string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("bad regex %q: %w", pattern, err)
 	}
 	return re, nil
-}
-
-// mechanism builds the SASL mechanism, or nil when SASL is off.
-func (s SASLConfig) mechanism() (sasl.Mechanism, error) {
-	if s.Mechanism == "" {
-		return nil, nil
-	}
-	pass := s.Password
-	if s.PasswordFile != "" {
-		b, err := os.ReadFile(s.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("sasl.password_file: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
-	}
-	switch strings.ToLower(s.Mechanism) {
-	case "plain":
-		return plain.Mechanism{Username: s.Username, Password: pass}, nil
-	case "scram-sha-256":
-		return scram.Mechanism(scram.SHA256, s.Username, pass)
-	case "scram-sha-512":
-		return scram.Mechanism(scram.SHA512, s.Username, pass)
-	}
-	return nil, fmt.Errorf("sasl.mechanism: unknown %q", s.Mechanism)
 }

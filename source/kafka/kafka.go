@@ -176,7 +176,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	mech, err := cfg.SASL.mechanism()
+	mech, err := cfg.SASL.Build()
 	if err != nil {
 		return nil, err
 	}
