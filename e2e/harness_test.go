@@ -52,16 +52,19 @@ func (s *setup) tablesYAML() string {
 }
 
 func (s *setup) commonYAML(db int) string {
-	return fmt.Sprintf(`redis:
-  addr: 127.0.0.1:6379
-  db: %d
-deadletter:
+	return fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", db) + processYAML(s.dl) + s.tablesYAML()
+}
+
+// processYAML is the dead letter file, admin (off) and log blocks of a
+// test config.
+func processYAML(deadletter string) string {
+	return fmt.Sprintf(`deadletter:
   file: %s
 admin:
   addr: "off"
 log:
   level: info
-`, db, s.dl) + s.tablesYAML()
+`, deadletter)
 }
 
 // --- Kafka (kfake in-process) ---

@@ -197,7 +197,7 @@ func mongoYAML(m *mongoServer, set *changegen.Set, database, deadletter, version
 	if m.ferret {
 		b.WriteString("  bulk_size: 25\nworkers: 2\n")
 	}
-	fmt.Fprintf(&b, "deadletter:\n  file: %s\nadmin:\n  addr: \"off\"\nlog:\n  level: info\ntables:\n", deadletter)
+	b.WriteString(processYAML(deadletter) + "tables:\n")
 	for _, tb := range set.Tables {
 		fmt.Fprintf(&b, "  - match: '%s\\.%s'\n    pk: [%s]\n    mongo:\n      database: %s\n",
 			tb.DB, tb.Name, strings.Join(tb.PK, ", "), database)
@@ -858,21 +858,9 @@ func TestMongoHostile(t *testing.T) {
 	s := newSetup(t, "mongo-hostile")
 	k := startKafka(t, s.name, 1)
 	k.produce(t, [][]changegen.Message{msgs})
-	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "canal-json")+fmt.Sprintf(`mongo:
-  uri: %q
-  decimal: %s
-deadletter:
-  file: %s
-admin:
-  addr: "off"
-log:
-  level: info
-tables:
-  - match: 'shop\.users'
-    mongo:
-      database: %s
-      collection: users
-`, m.uri, m.decimalMode(), s.dl, database))
+	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "canal-json")+
+		fmt.Sprintf("mongo:\n  uri: %q\n  decimal: %s\n", m.uri, m.decimalMode())+processYAML(s.dl)+
+		fmt.Sprintf("tables:\n  - match: 'shop\\.users'\n    mongo:\n      database: %s\n      collection: users\n", database))
 	p := rowsync(t, cfg, s.log)
 
 	want := docSet{}
