@@ -532,7 +532,7 @@ func orList(words []string) string {
 
 // componentKey matches the key path a component's own Validate puts in
 // front of its message ("addr: ...", "tables[0].key: ...").
-var componentKey = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*: `)
+var componentKey = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*(: | ")`)
 
 // withPath flattens joined errors and puts path in front of each, merging
 // it with the key a component already named: "source.binlog" and
@@ -565,6 +565,12 @@ func withPath(path string, err error) []error {
 type plainError struct{ error }
 
 func plain(msg string) error { return plainError{errors.New(msg)} }
+
+// Prefix puts path in front of every message of err (joined errors are
+// flattened), merged with a key the message starts with: "tables[1]" and
+// `key: unknown column "x"` give `tables[1].key: unknown column "x"`; a
+// message without a key gets "path: ". Nil for a nil err.
+func Prefix(path string, err error) error { return errors.Join(withPath(path, err)...) }
 
 // Problem returns an error about the key at path, for a Registry's Check:
 // "lease: needs the top-level redis: block".

@@ -202,3 +202,19 @@ func TestSecretsComeFromTheBlocks(t *testing.T) {
 		t.Fatalf("Secrets() = %q", got)
 	}
 }
+
+func TestPrefix(t *testing.T) {
+	err := Prefix("tables[1] (shop.orders): redis_hash", errors.Join(
+		errors.New(`key: unknown column "order_nr"`),
+		errors.New(`key "{db}_{table}_{pk}" needs {pk} but the table has no primary key`),
+		errors.New("the table has no primary key")))
+	want := `tables[1] (shop.orders): redis_hash.key: unknown column "order_nr"` + "\n" +
+		`tables[1] (shop.orders): redis_hash.key "{db}_{table}_{pk}" needs {pk} but the table has no primary key` + "\n" +
+		`tables[1] (shop.orders): redis_hash: the table has no primary key`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Prefix = %v\nwant %s", err, want)
+	}
+	if Prefix("x", nil) != nil {
+		t.Fatal("Prefix of nil")
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	mysqldrv "github.com/go-sql-driver/mysql"
@@ -68,32 +67,10 @@ func checkSchemas(ctx context.Context, cfg *config.Config, db *sql.DB, routes []
 			if !ok || !r.Wants(dt[0], dt[1]) {
 				continue
 			}
-			errs = append(errs, keyed(where+ruleKey(r.Name), sc.CheckSchema(dt[0], dt[1], def.Names(), def.PK))...)
+			errs = append(errs, config.Prefix(where+ruleKey(r.Name), sc.CheckSchema(dt[0], dt[1], def.Names(), def.PK)))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// leadingKey matches a message that starts with a key ("key: ...",
-// `keys[2] "x" needs ...`).
-var leadingKey = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])*[: ]`)
-
-// keyed flattens joined errors and puts path in front of each.
-func keyed(path string, err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, keyed(path, e)...)
-		}
-		return out
-	}
-	if msg := err.Error(); leadingKey.MatchString(msg) {
-		return []error{errors.New(path + "." + msg)}
-	}
-	return []error{fmt.Errorf("%s: %w", path, err)}
 }
 
 // schemaError is a mismatch between the config and the tables: a
