@@ -3,6 +3,7 @@ package mysqlstandin
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -51,5 +52,52 @@ func TestCatalogAnswers(t *testing.T) {
 	}
 	if _, err := db.ExecContext(ctx, "SHOW MASTER STATUS"); err == nil {
 		t.Fatal("SHOW MASTER STATUS answered; 8.4 refuses it")
+	}
+}
+
+// The binlog preflight against a MySQL 8.4 that reports each setting:
+// what passes, and what names the variable, its value and the fix.
+func TestBinlogPreflight(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		partial bool   // every mapped table refetched
+		want    string // "" means ready
+	}{
+		{"ready", nil, false, ""},
+		{"partial json with full images", map[string]string{"binlog_row_value_options": "PARTIAL_JSON"}, false, ""},
+		{"statement format", map[string]string{"binlog_format": "MIXED"}, false, "binlog_format=MIXED (need ROW"},
+		{"minimal image", map[string]string{"binlog_row_image": "MINIMAL"}, false, "binlog_row_image=MINIMAL (need FULL"},
+		{"minimal image, all refetched", map[string]string{"binlog_row_image": "MINIMAL"}, true, ""},
+		{"noblob and partial json, all refetched", map[string]string{"binlog_row_image": "NOBLOB",
+			"binlog_row_value_options": "PARTIAL_JSON"}, true, ""},
+		{"minimal image and partial json", map[string]string{"binlog_row_image": "MINIMAL",
+			"binlog_row_value_options": "PARTIAL_JSON"}, false, "binlog_row_value_options=PARTIAL_JSON (need ''"},
+		{"no binlog", map[string]string{"log_bin": "OFF"}, true, "log_bin=OFF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Start(Config{User: "u", Password: "pw", Vars: tt.vars}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			conn, err := mysql.NewConnector(mysqlmeta.DSN(s.Addr(), "u", "pw"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(conn)
+			defer db.Close()
+			err = mysqlmeta.CheckBinlogFor(context.Background(), db, mysqlmeta.BinlogNeeds{PartialImages: tt.partial})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("not ready: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want it to say %q", err, tt.want)
+			}
+		})
 	}
 }
