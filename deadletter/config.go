@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/secret"
 )
 
 // Config says where dead letters go: a file (the default) or a Kafka
@@ -74,6 +75,15 @@ func prefix(p string, err error) error {
 		return errors.Join(errs...)
 	}
 	return fmt.Errorf("%s%w", p, err)
+}
+
+// Secrets returns the Kafka dead letter's SASL password and the content of
+// its password_file, for masking in what rowsync prints.
+func (c Config) Secrets() []string {
+	if c.Kafka == nil {
+		return nil
+	}
+	return append([]string{c.Kafka.SASL.Password}, secret.File(c.Kafka.SASL.PasswordFile)...)
 }
 
 // Open returns the writer c describes.
