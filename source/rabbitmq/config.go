@@ -57,15 +57,15 @@ type Config struct {
 	// Default: false
 	SingleActiveConsumer bool `yaml:"single_active_consumer"`
 	// DeadLetterExchange declares the queue with x-dead-letter-exchange.
-	// Needs Declare; a queue declared elsewhere can get one from a policy.
+	// Needs Declare, except with RejectToDLX: then, for a queue declared
+	// elsewhere, it names the exchange the queue's policy gives it.
 	// Default: none
 	DeadLetterExchange string `yaml:"dead_letter_exchange"`
 	// RejectToDLX makes an undecodable message go to the queue's
 	// dead-letter exchange (basic.nack with requeue=false, when its batch is
 	// acked) instead of being handed to rowsync's dead letter as a
-	// cdc.Reject. Only set it when the queue has a dead-letter exchange
-	// (DeadLetterExchange or a policy): without one RabbitMQ drops the
-	// message.
+	// cdc.Reject. Needs DeadLetterExchange: without a dead-letter
+	// exchange RabbitMQ drops the message.
 	// Default: false
 	RejectToDLX bool `yaml:"reject_to_dlx"`
 	// Prefetch is the basic.qos prefetch count: how many unacked messages
@@ -181,9 +181,14 @@ func (c *Config) Validate() error {
 		if c.SingleActiveConsumer {
 			bad("single_active_consumer", "needs declare: true")
 		}
-		if c.DeadLetterExchange != "" {
+		if c.DeadLetterExchange != "" && !c.RejectToDLX {
 			bad("dead_letter_exchange", "needs declare: true")
 		}
+	}
+	if c.RejectToDLX && c.DeadLetterExchange == "" {
+		// RabbitMQ drops a rejected message when its queue has no
+		// dead-letter exchange: make the operator name it.
+		bad("reject_to_dlx", "needs dead_letter_exchange (declared with the queue, or the one a policy gives it): without one RabbitMQ drops rejected messages")
 	}
 	if len(c.RoutingKeys) > 0 && c.Exchange == "" {
 		bad("routing_keys", "needs exchange")

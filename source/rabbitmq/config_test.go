@@ -105,3 +105,16 @@ func TestBadURLDoesNotPrintThePassword(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestRejectToDLXNeedsAnExchange: reject_to_dlx without a dead-letter
+// exchange once dropped undecodable messages silently.
+func TestRejectToDLXNeedsAnExchange(t *testing.T) {
+	c := rabbitmq.Config{URL: brokerURL, Queue: "q", RejectToDLX: true}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "reject_to_dlx: needs dead_letter_exchange") {
+		t.Fatalf("err %v", err)
+	}
+	c.DeadLetterExchange = "dlx" // a policy's exchange on a queue declared elsewhere
+	if err := c.Validate(); err != nil {
+		t.Fatalf("err %v", err)
+	}
+}
