@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -130,6 +131,12 @@ tables:
 				first[k] = v
 			}
 		}
+	}
+	// rowsync check: the 8.4 server's settings (PARTIAL_JSON with FULL
+	// images) and the mapped tables pass
+	if out, err := exec.Command(rowsyncBin, "check", "-c", cfgPath).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "ok    source.binlog") {
+		t.Fatalf("rowsync check: %v\n%s", err, out)
 	}
 	p := startRowsync(t, cfgPath, admin, logPath)
 	waitRedis(t, rdb, prefix, first, logPath)
