@@ -5,22 +5,21 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/rowsync/rowsync/internal/secret"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/secret"
+	"github.com/rowsync/rowsync/metrics"
 )
 
 // Defaults of Schemas.
 const (
 	// DefaultSchemaTimeout bounds one definition read.
 	DefaultSchemaTimeout = 5 * time.Second
-	// DefaultPatience is how long Table keeps retrying a database that does
-	// not answer before it gives up.
-	DefaultPatience = time.Minute
 	// DefaultMinRefresh is the least time between two reads of one table
 	// asked for by refresh (a column the cache lacks, a value that does not
 	// parse), so a producer that keeps sending a dropped column does not
@@ -56,24 +55,53 @@ func (c SchemaConfig) Validate() error {
 // cdc.Schemas over information_schema, reading a table's definition the
 // first time it is asked for, caching it, and reading it again on Forget
 // (a DDL message) or on a refresh request at most every MinRefresh.
+//
+// A read that fails (the database is down, refuses the user, times out)
+// is returned at once and not cached: the decoders mark it
+// decode.ErrSchemaUnavailable, and the message sources retry the same
+// message with capped backoff until the database answers (decode.Retry),
+// so an outage stalls the stream instead of dead-lettering good messages.
+// Schemas logs the first failure of an outage and the recovery, once each.
 type Schemas struct {
 	cat *Catalog
 	// Timeout bounds one definition read. Default: DefaultSchemaTimeout
 	Timeout time.Duration
 	// MinRefresh: see DefaultMinRefresh.
 	MinRefresh time.Duration
-	// Patience is how long Table retries a read that fails (the database
-	// is down, a timeout), with capped backoff, before it returns the
-	// error: meanwhile the decoder, and so the source, waits instead of
-	// rejecting good messages. Default: DefaultPatience
-	Patience time.Duration
-	closer   func() error
-	stop     chan struct{} // closed by Close: waits end at once
-	stopOnce sync.Once
+	// Log receives one warning when the database stops answering and one
+	// note when it answers again. Default: slog.Default()
+	Log    *slog.Logger
+	closer func() error
 
-	mu     sync.Mutex
-	tables map[[2]string]*cachedDef
+	mu       sync.Mutex
+	tables   map[[2]string]*cachedDef
+	downFrom time.Time // first failure of the current outage; zero: up
+	met      schemaMetrics
 }
+
+// schemaMetrics are the schema source's own; no-ops unless Instrument was
+// called.
+type schemaMetrics struct {
+	up       *metrics.Gauge
+	failures *metrics.Counter
+}
+
+// Instrument registers rowsync_schema_source_up (1 while the last read
+// succeeded, 0 during an outage) and rowsync_schema_source_failures_total
+// (definition reads that failed; each stalls the message that needed it).
+func (s *Schemas) Instrument(m *metrics.Metrics) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.met = schemaMetrics{
+		up:       m.Gauge("rowsync_schema_source_up", "1 while the schema source answers, 0 while its reads fail (messages that need it wait).", nil),
+		failures: m.Counter("rowsync_schema_source_failures_total", "Table definition reads of the schema source that failed and are retried.", nil),
+	}
+	if s.downFrom.IsZero() {
+		s.met.up.Set(1)
+	}
+}
+
+var _ metrics.Instrumented = (*Schemas)(nil)
 
 type cachedDef struct {
 	def    *cdc.TableDef // nil: no such table
@@ -85,7 +113,7 @@ var _ cdc.Schemas = (*Schemas)(nil)
 // NewSchemas returns a schema source reading through q.
 func NewSchemas(q Querier) *Schemas {
 	return &Schemas{cat: NewCatalog(q), tables: map[[2]string]*cachedDef{},
-		Timeout: DefaultSchemaTimeout, MinRefresh: DefaultMinRefresh, Patience: DefaultPatience, stop: make(chan struct{})}
+		Timeout: DefaultSchemaTimeout, MinRefresh: DefaultMinRefresh}
 }
 
 // OpenSchemas opens a small pool on dsn (a go-sql-driver DSN) for a schema
@@ -106,10 +134,8 @@ func OpenSchemas(dsn string) (*Schemas, error) {
 	return s, nil
 }
 
-// Close ends any retry in progress and closes the pool OpenSchemas opened
-// (a NewSchemas pool stays open).
+// Close closes the pool OpenSchemas opened (a NewSchemas pool stays open).
 func (s *Schemas) Close() error {
-	s.stopOnce.Do(func() { close(s.stop) })
 	if s.closer == nil {
 		return nil
 	}
@@ -139,33 +165,35 @@ func (s *Schemas) Table(ctx context.Context, db, table string, refresh bool) (*c
 	return def, nil
 }
 
-// read reads db.table's definition, retrying failures with capped backoff
-// for Patience; ErrNoTable gives (nil, nil).
+// read reads db.table's definition once, bounded by Timeout; ErrNoTable
+// gives (nil, nil). It keeps track of outages (log, metrics).
 func (s *Schemas) read(ctx context.Context, db, table string) (*cdc.TableDef, error) {
-	giveUp := time.Now().Add(s.Patience)
-	wait := 100 * time.Millisecond
-	for {
-		qctx, cancel := context.WithTimeout(ctx, s.Timeout)
-		def, err := s.cat.Table(qctx, db, table)
-		cancel()
-		if errors.Is(err, ErrNoTable) {
-			return nil, nil
-		}
-		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
-			return def, err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-s.stop:
-			t.Stop()
-			return nil, err
-		}
-		wait = min(2*wait, 5*time.Second)
+	qctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	def, err := s.cat.Table(qctx, db, table)
+	cancel()
+	if errors.Is(err, ErrNoTable) {
+		def, err = nil, nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	log := s.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.met.failures.Inc()
+		if s.downFrom.IsZero() {
+			s.downFrom = time.Now()
+			s.met.up.Set(0)
+			log.Warn("schema source unavailable: messages that need it wait and are retried", "err", err)
+		}
+	case err == nil && !s.downFrom.IsZero():
+		log.Info("schema source answers again", "down_for", time.Since(s.downFrom).Round(time.Millisecond))
+		s.downFrom = time.Time{}
+		s.met.up.Set(1)
+	}
+	return def, err
 }
 
 // Forget implements cdc.Schemas.

@@ -1,9 +1,15 @@
 package mysqlmeta
 
 import (
+	"bytes"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rowsync/rowsync/internal/tcpproxy"
+	"github.com/rowsync/rowsync/metrics"
 )
 
 func TestSchemas(t *testing.T) {
@@ -77,31 +83,71 @@ func TestSchemas(t *testing.T) {
 		}
 	})
 	t.Run("database down", func(t *testing.T) {
-		down, err := OpenSchemas("root@tcp(127.0.0.1:1)/?timeout=1s")
+		// a real outage: the schema source reaches MariaDB through a proxy
+		// the test takes down and brings back
+		px := tcpproxy.Start(t, plainAddr)
+		sc, err := OpenSchemas(DSN(px.Addr(), "", "").FormatDSN())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer down.Close()
-		down.Patience = 300 * time.Millisecond
-		if def, err := down.Table(ctx, s, "t", false); err == nil || def != nil {
-			t.Errorf("Table on a closed port = %v, %v; want an error after the retries", def, err)
-		}
-		// a Close ends a wait that would last an hour
-		down.Patience = time.Hour
-		done := make(chan error, 1)
-		go func() {
-			_, err := down.Table(ctx, s, "t", false)
-			done <- err
-		}()
-		down.Close()
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Error("Table after Close succeeded on a closed port")
+		defer sc.Close()
+		var logs bytes.Buffer
+		sc.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		m := metrics.New()
+		sc.Instrument(m)
+		value := func(name string) float64 {
+			t.Helper()
+			mfs, err := m.Registry.Gather()
+			if err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(2 * time.Minute):
-			t.Fatal("Close did not end the retries")
+			for _, mf := range mfs {
+				if mf.GetName() == name {
+					if g := mf.GetMetric()[0].GetGauge(); g != nil {
+						return g.GetValue()
+					}
+					return mf.GetMetric()[0].GetCounter().GetValue()
+				}
+			}
+			t.Fatalf("no metric %s", name)
+			return 0
 		}
+		gauge := func() float64 { return value("rowsync_schema_source_up") }
+		if g := gauge(); g != 1 {
+			t.Errorf("up before any read = %v, want 1", g)
+		}
+		px.Down()
+		for range 3 {
+			if def, err := sc.Table(ctx, s, "t", false); err == nil || def != nil {
+				t.Fatalf("Table with the database down = %v, %v; want an error at once", def, err)
+			}
+		}
+		if g := gauge(); g != 0 {
+			t.Errorf("up during the outage = %v, want 0", g)
+		}
+		if n := value("rowsync_schema_source_failures_total"); n != 3 {
+			t.Errorf("failures = %v, want 3", n)
+		}
+		if n := strings.Count(logs.String(), "schema source unavailable"); n != 1 {
+			t.Errorf("outage logged %d times, want once:\n%s", n, logs.String())
+		}
+		px.Up()
+		def, err := sc.Table(ctx, s, "t", false)
+		if err != nil || def == nil || !slices.Equal(def.Names(), []string{"id", "a"}) {
+			t.Fatalf("Table after the database is back = %v, %v", def, err)
+		}
+		if g := gauge(); g != 1 {
+			t.Errorf("up after the outage = %v, want 1", g)
+		}
+		if n := strings.Count(logs.String(), "schema source answers again"); n != 1 {
+			t.Errorf("recovery logged %d times, want once:\n%s", n, logs.String())
+		}
+		// a cached definition needs no database
+		px.Down()
+		if def, err := sc.Table(ctx, s, "t", false); err != nil || def == nil {
+			t.Errorf("cached Table with the database down = %v, %v", def, err)
+		}
+		px.Up()
 	})
 	t.Run("open", func(t *testing.T) {
 		sc, err := OpenSchemas(DSN(plainAddr, "", "").FormatDSN())

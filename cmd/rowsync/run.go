@@ -149,6 +149,9 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if in, ok := src.(metrics.Instrumented); ok {
 		in.Instrument(m)
 	}
+	if in, ok := d.schemas.(metrics.Instrumented); ok {
+		in.Instrument(m)
+	}
 	for _, r := range routes {
 		if in, ok := r.Sink.(metrics.Instrumented); ok {
 			in.Instrument(m)

@@ -72,6 +72,7 @@ func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
 			d.close()
 			return nil, fmt.Errorf("schema: %w", err)
 		}
+		sc.Log = log.With("component", "schema")
 		d.schemas = sc
 		d.closes = append(d.closes, func() { sc.Close() })
 	}

@@ -28,7 +28,9 @@ type Decoder interface {
 	// Decode returns the row changes of msg in source order. A message that
 	// carries no row change (transaction marker, DDL, tombstone) gives no
 	// events and a nil error. An error means the message is undecodable; it
-	// names what is wrong and goes to the dead letter.
+	// names what is wrong and goes to the dead letter, except an error
+	// marked ErrSchemaUnavailable, which is transient: the message is
+	// decoded again once the schema source answers (Retry).
 	Decode(msg Message) ([]cdc.Event, error)
 }
 

@@ -803,7 +803,10 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 			if err != nil {
 				break
 			}
-			s.decode(c, &msg)
+			if !s.decode(ctx, c, &msg) {
+				_ = batch.Close()
+				return ctx.Err() // msg is not consumed: the next owner fetches it again
+			}
 			if !msg.Time.IsZero() {
 				p.lastTime.Store(msg.Time.UnixNano())
 			}
@@ -851,7 +854,10 @@ func (s *Source) send(ctx context.Context, c *chunk) bool {
 }
 
 // decode appends msg's events to c, or a Reject if it does not decode.
-func (s *Source) decode(c *chunk, msg *kafka.Message) {
+// While the schema source does not answer it decodes msg again with
+// backoff (decode.Retry), holding the partition; false if ctx ended
+// meanwhile, and then c is unchanged.
+func (s *Source) decode(ctx context.Context, c *chunk, msg *kafka.Message) bool {
 	dm := decode.Message{
 		Key:       msg.Key,
 		Value:     msg.Value,
@@ -865,14 +871,17 @@ func (s *Source) decode(c *chunk, msg *kafka.Message) {
 			dm.Headers[h.Key] = h.Value
 		}
 	}
-	events, err := s.dec.Decode(dm)
+	events, err := decode.Retry(ctx, s.dec, dm)
+	if ctx.Err() != nil {
+		return false
+	}
 	if err != nil {
 		c.rejects = append(c.rejects, cdc.Reject{
 			Pos:    cdc.Position{Text: posText(msg)},
 			Raw:    msg.Value,
 			Reason: err,
 		})
-		return
+		return true
 	}
 	var pos string
 	for i := range events {
@@ -884,6 +893,7 @@ func (s *Source) decode(c *chunk, msg *kafka.Message) {
 		}
 	}
 	c.events = append(c.events, events...)
+	return true
 }
 
 // posText is "topic/partition@offset".

@@ -45,23 +45,29 @@ func (s *Source) newPending(sess *session) *pending {
 }
 
 // add decodes d into b. It runs on the consumer goroutine, so decoding
-// overlaps with the pipeline applying the previous batch.
-func (s *Source) add(b *pending, d *amqp.Delivery) {
+// overlaps with the pipeline applying the previous batch. While the schema
+// source does not answer it decodes d again with backoff (decode.Retry),
+// holding the queue; false if ctx ended meanwhile, and then b is unchanged
+// (d, unacked, is redelivered).
+func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) bool {
+	evs, err := s.decode(ctx, d)
+	if ctx.Err() != nil {
+		return false
+	}
 	b.msgs++
 	b.last = d.DeliveryTag
 	pos := s.pos(d.DeliveryTag)
-	evs, err := s.decode(d)
 	if err != nil {
 		if s.cfg.RejectToDLX {
 			s.log.Warn("undecodable message; dead-lettering to the queue's exchange on ack",
 				"pos", pos, "error", err)
 			b.toDLX = append(b.toDLX, dlxSeg{good: b.lastGood, poison: d.DeliveryTag})
 			b.lastGood = 0
-			return
+			return true
 		}
 		b.rejects = append(b.rejects, cdc.Reject{Pos: cdc.Position{Text: pos}, Raw: d.Body, Reason: err})
 		b.lastGood = d.DeliveryTag
-		return
+		return true
 	}
 	b.lastGood = d.DeliveryTag
 	for i := range evs {
@@ -70,11 +76,13 @@ func (s *Source) add(b *pending, d *amqp.Delivery) {
 		}
 	}
 	b.events = append(b.events, evs...)
+	return true
 }
 
-// decode runs the (guarded) decoder on d.
-func (s *Source) decode(d *amqp.Delivery) ([]cdc.Event, error) {
-	return s.dec.Decode(decode.Message{
+// decode runs the (guarded) decoder on d, retrying while the schema source
+// does not answer.
+func (s *Source) decode(ctx context.Context, d *amqp.Delivery) ([]cdc.Event, error) {
+	return decode.Retry(ctx, s.dec, decode.Message{
 		Value:   d.Body,
 		Topic:   s.cfg.Queue,
 		Offset:  int64(d.DeliveryTag),

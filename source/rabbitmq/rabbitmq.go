@@ -436,7 +436,9 @@ func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan a
 			if b == nil {
 				b = s.newPending(sess)
 			}
-			s.add(b, &d)
+			if !s.add(ctx, b, &d) {
+				return ctx.Err()
+			}
 			// One message may carry many events: the batch also closes
 			// once it holds batch_size events.
 			if win.Add(1) || len(b.events) >= win.Size() {
