@@ -47,10 +47,10 @@ type Config struct {
 }
 
 // Broadcast configures publishing of invalidated keys on a Redis pub/sub
-// channel. Each message is the keys of one delete command, joined by "\n"
-// (at most BatchSize keys per message); a subscriber splits on "\n" and
-// drops each key. Keys that contain "\n" cannot be told apart and must not
-// be used with a broadcast. Delayed second deletes are published too.
+// channel. Each message is the keys of one delete command as a JSON array
+// of strings (at most BatchSize keys per message), so any key, one holding
+// "\n" included, reads back as itself; a subscriber decodes the array and
+// drops each key. Delayed second deletes are published too.
 // Pub/sub is fire-and-forget: a subscriber that is disconnected misses
 // messages, so near caches should also expire entries on a short TTL and
 // flush themselves when they reconnect.

@@ -28,7 +28,7 @@ if #ks > 0 then
   redis.call(ARGV[3], unpack(ks))
   redis.call('ZREM', KEYS[1], unpack(ks))
   if ARGV[4] ~= '' then
-    redis.call('PUBLISH', ARGV[4], table.concat(ks, '\n'))
+    redis.call('PUBLISH', ARGV[4], cjson.encode(ks)) -- a JSON array, as the first delete publishes
   end
 end
 local nx = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

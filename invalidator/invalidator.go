@@ -52,12 +52,12 @@ package invalidator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -435,7 +435,10 @@ func (v *Invalidator) queueDeletes(ctx context.Context, pipe goredis.Pipeliner, 
 	}
 	if ch := v.cfg.Broadcast.Channel; ch != "" {
 		for i := 0; i < len(keys); i += n {
-			pipe.Publish(ctx, ch, strings.Join(keys[i:min(i+n, len(keys))], "\n"))
+			// a JSON array: a key holding "\n" (a column value can) must not
+			// read as two keys
+			msg, _ := json.Marshal(keys[i:min(i+n, len(keys))]) // []string always encodes
+			pipe.Publish(ctx, ch, msg)
 		}
 	}
 }
