@@ -107,6 +107,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 // ctx ends (a clean stop: in-flight work is applied and acked) or a fatal
 // error.
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	base := log // the pipeline adds the pipeline attribute itself
 	log = log.With("pipeline", cfg.Name)
 	m := metrics.New()
 	d, err := newDeps(cfg, log)
@@ -164,7 +165,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer dl.Close()
 
-	opts := pipelineOptions(d, dl, m)
+	opts := pipelineOptions(d, dl, m, base)
 	if rc, ok := config.Block[refetch.Config](cfg, "mysql"); ok {
 		rf, err := refetch.New(rc, log.With("stage", "refetch"))
 		if err != nil {
@@ -265,8 +266,9 @@ func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
 }
 
 // pipelineOptions are the pipeline: settings and the router's answers
-// that run and snapshot share.
-func pipelineOptions(d *deps, dl deadletter.Writer, m *metrics.Metrics) pipeline.Options {
+// that run and snapshot share. log must not carry the pipeline attribute:
+// the pipeline adds it.
+func pipelineOptions(d *deps, dl deadletter.Writer, m *metrics.Metrics, log *slog.Logger) pipeline.Options {
 	pc := d.cfg.Pipeline
 	return pipeline.Options{
 		Name: d.cfg.Name, Workers: pc.Workers, MaxInFlight: pc.MaxInFlight, MaxInFlightBytes: pc.MaxInFlightBytes,
@@ -274,7 +276,7 @@ func pipelineOptions(d *deps, dl deadletter.Writer, m *metrics.Metrics) pipeline
 		StuckAfter: pc.StuckAfter, ShutdownGrace: pc.ShutdownGrace,
 		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(d.cfg, d.router),
 		MatchTable: func(db, table string) bool { i, _ := d.router.Entry(db, table); return i >= 0 },
-		Metrics:    m, Logger: d.log,
+		Metrics:    m, Logger: log,
 	}
 }
 

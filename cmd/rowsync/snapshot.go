@@ -150,6 +150,7 @@ func snapshotTables(cfg *config.Config, routes []pipeline.Route, only *regexp.Re
 // per-table stats (also on failure, for the summary).
 func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl snapshotFlags, only *regexp.Regexp,
 	log *slog.Logger, stderr io.Writer) ([]snapshot.TableStats, error) {
+	base := log // the pipeline adds the pipeline attribute itself
 	log = log.With("pipeline", cfg.Name)
 	d, err := newDeps(cfg, log)
 	if err != nil {
@@ -171,7 +172,7 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	}
 	defer dl.Close()
 
-	job := snapshot.Copy{MySQL: rc, Tables: match, Routes: routes, Pipeline: pipelineOptions(d, dl, metrics.New()),
+	job := snapshot.Copy{MySQL: rc, Tables: match, Routes: routes, Pipeline: pipelineOptions(d, dl, metrics.New(), base),
 		Chunk: fl.chunk, Logger: log,
 		Progress: func(ctx context.Context, stop <-chan struct{}, p snapshot.Progress) {
 			showProgress(ctx, stop, p, log, stderr)
