@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -447,87 +448,129 @@ func ParseTime(s string) (time.Duration, error) {
 // FormatText renders v in MySQL's text form for col, the form written into
 // Redis hashes: DECIMAL exact, DATETIME "YYYY-MM-DD HH:MM:SS[.ffffff]" with
 // the column's fractional digits, BLOB raw bytes, SET comma-joined. NULL
-// renders as "" with ok=false.
+// renders as "" with ok=false. AppendText is the same text appended to a
+// buffer.
 func FormatText(col *Column, v Value) (s string, ok bool) {
 	switch x := v.(type) {
 	case nil:
 		return "", false
 	case string:
 		return x, true
-	case []byte:
+	case Decimal:
 		return string(x), true
+	case JSON:
+		return string(x), true
+	}
+	var buf [32]byte
+	b, ok := AppendText(buf[:0], col, v)
+	return string(b), ok
+}
+
+// AppendText appends FormatText's text of v to dst. For NULL it returns
+// dst unchanged and ok=false. Callers that format many values (a Redis
+// hash per row) append into one buffer instead of allocating a string
+// per value.
+func AppendText(dst []byte, col *Column, v Value) (b []byte, ok bool) {
+	switch x := v.(type) {
+	case nil:
+		return dst, false
+	case string:
+		return append(dst, x...), true
+	case []byte:
+		return append(dst, x...), true
 	case int64:
-		return strconv.FormatInt(x, 10), true
+		return strconv.AppendInt(dst, x, 10), true
 	case uint64:
-		return strconv.FormatUint(x, 10), true
+		return strconv.AppendUint(dst, x, 10), true
 	case int:
-		return strconv.Itoa(x), true
+		return strconv.AppendInt(dst, int64(x), 10), true
 	case float64:
 		bits := 64
 		if col != nil && col.Kind == KindFloat {
 			bits = 32
 		}
-		return FormatFloat(x, bits), true
+		return AppendFloat(dst, x, bits), true
 	case Decimal:
-		return string(x), true
+		return append(dst, x...), true
 	case JSON:
-		return string(x), true
+		return append(dst, x...), true
 	case Set:
-		return strings.Join(x, ","), true
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, e...)
+		}
+		return dst, true
 	case bool:
 		if x {
-			return "1", true
+			return append(dst, '1'), true
 		}
-		return "0", true
+		return append(dst, '0'), true
 	case time.Time:
 		prec, kind := -1, KindDateTime
 		if col != nil {
 			prec, kind = col.Precision, col.Kind
 		}
-		return FormatDateTime(x, kind, prec), true
+		return AppendDateTime(dst, x, kind, prec), true
 	case time.Duration:
 		prec := -1
 		if col != nil {
 			prec = col.Precision
 		}
-		return FormatDuration(x, prec), true
+		return AppendDuration(dst, x, prec), true
 	}
-	return fmt.Sprint(v), true
+	return fmt.Append(dst, v), true
 }
 
 // FormatFloat prints a FLOAT (bits 32) or DOUBLE the way MySQL does: the
 // shortest text that reads back the same, plain digits for moderate
 // magnitudes and "1e20" style beyond.
 func FormatFloat(f float64, bits int) string {
+	var buf [32]byte
+	return string(AppendFloat(buf[:0], f, bits))
+}
+
+// AppendFloat appends FormatFloat's text of f to dst.
+func AppendFloat(dst []byte, f float64, bits int) []byte {
 	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return strconv.FormatFloat(f, 'g', -1, bits)
+		return strconv.AppendFloat(dst, f, 'g', -1, bits)
 	}
 	abs := math.Abs(f)
 	if abs == 0 || (abs >= 1e-5 && abs < 1e15) {
-		return strconv.FormatFloat(f, 'f', -1, bits)
+		return strconv.AppendFloat(dst, f, 'f', -1, bits)
 	}
-	s := strconv.FormatFloat(f, 'g', -1, bits)
-	return strings.Replace(s, "e+", "e", 1)
+	at := len(dst)
+	dst = strconv.AppendFloat(dst, f, 'g', -1, bits)
+	if i := bytes.Index(dst[at:], []byte("e+")); i >= 0 {
+		i += at + 1 // drop the '+'
+		dst = append(dst[:i], dst[i+1:]...)
+	}
+	return dst
 }
 
 // FormatDateTime renders t for kind with prec fractional digits; prec < 0
 // prints as many as needed (none for whole seconds). It formats by hand:
 // it runs once per temporal column of every row written.
 func FormatDateTime(t time.Time, kind Kind, prec int) string {
+	var buf [32]byte
+	return string(AppendDateTime(buf[:0], t, kind, prec))
+}
+
+// AppendDateTime appends FormatDateTime's text of t to dst.
+func AppendDateTime(dst []byte, t time.Time, kind Kind, prec int) []byte {
 	t = t.UTC()
 	y, mo, d := t.Date()
 	if y < 0 || y > 9999 {
-		return t.Format("2006-01-02 15:04:05")
+		return t.AppendFormat(dst, "2006-01-02 15:04:05")
 	}
-	var buf [26]byte
-	b := append2(append2(append4(buf[:0], y), '-', int(mo)), '-', d)
+	b := append2(append2(append4(dst, y), '-', int(mo)), '-', d)
 	if kind == KindDate {
-		return string(b)
+		return b
 	}
 	h, mi, sec := t.Clock()
 	b = append2(append2(append2(b, ' ', h), ':', mi), ':', sec)
-	b = appendFraction(b, t.Nanosecond(), prec)
-	return string(b)
+	return appendFraction(b, t.Nanosecond(), prec)
 }
 
 func append4(b []byte, v int) []byte {
@@ -540,7 +583,12 @@ func append2(b []byte, sep byte, v int) []byte {
 
 // FormatDuration renders a TIME value "[-]HH:MM:SS[.f]".
 func FormatDuration(d time.Duration, prec int) string {
-	var b []byte
+	var buf [32]byte
+	return string(AppendDuration(buf[:0], d, prec))
+}
+
+// AppendDuration appends FormatDuration's text of d to dst.
+func AppendDuration(b []byte, d time.Duration, prec int) []byte {
 	if d < 0 {
 		b, d = append(b, '-'), -d
 	}
@@ -551,7 +599,7 @@ func FormatDuration(d time.Duration, prec int) string {
 	b = strconv.AppendInt(b, h, 10)
 	b = append2(b, ':', int(d%time.Hour/time.Minute))
 	b = append2(b, ':', int(d%time.Minute/time.Second))
-	return string(appendFraction(b, int(d%time.Second), prec))
+	return appendFraction(b, int(d%time.Second), prec)
 }
 
 // appendFraction appends ".ffffff" cut to prec digits (at most 6, MySQL's

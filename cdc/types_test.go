@@ -234,3 +234,34 @@ func TestBinaryWidth(t *testing.T) {
 		t.Errorf("PadBinary(blob) = %q", got)
 	}
 }
+
+// AppendText appends exactly FormatText's text after what dst holds.
+func TestAppendTextMatchesFormatText(t *testing.T) {
+	f32 := ParseColumnType("f", "float")
+	dt3 := ParseColumnType("d", "datetime(3)")
+	tm := ParseColumnType("t", "time(2)")
+	ts := time.Date(2024, 3, 1, 12, 30, 45, 123456789, time.UTC)
+	cases := []struct {
+		col *Column
+		v   Value
+	}{
+		{nil, "text"}, {nil, []byte("raw\x00bytes")}, {nil, int64(-42)}, {nil, uint64(1 << 63)},
+		{nil, 7}, {nil, 1.5}, {nil, 1e20}, {nil, -2.5e-7}, {&f32, float64(float32(0.1))},
+		{nil, Decimal("12.30")}, {nil, JSON(`{"a":1}`)}, {nil, Set{"a", "b"}}, {nil, Set{}},
+		{nil, true}, {nil, false}, {&dt3, ts}, {nil, ts}, {nil, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{&tm, -(26*time.Hour + 5*time.Second + 120*time.Millisecond)}, {nil, struct{ A int }{3}}, {nil, ""},
+	}
+	for _, c := range cases {
+		want, wantOK := FormatText(c.col, c.v)
+		got, ok := AppendText([]byte("prefix e+"), c.col, c.v)
+		if ok != wantOK || string(got) != "prefix e+"+want {
+			t.Errorf("AppendText(%#v) = %q, %v; want %q, %v", c.v, got, ok, "prefix e+"+want, wantOK)
+		}
+	}
+	if got, ok := AppendText([]byte("x"), nil, nil); ok || string(got) != "x" {
+		t.Errorf("AppendText(NULL) = %q, %v; want \"x\", false", got, ok)
+	}
+	if s, _ := FormatText(nil, 1e20); s != "1e20" {
+		t.Errorf("FormatText(1e20) = %q, want 1e20", s)
+	}
+}
