@@ -228,8 +228,9 @@ type task struct {
 
 // Run reads the source until ctx ends, the source reports
 // cdc.ErrEndOfStream, or a fatal error. When ctx ends it stops reading,
-// lets in-flight batches finish and ack (for at most ShutdownGrace), and
-// returns nil. Unacked work is redelivered on restart. At the end of a
+// lets in-flight batches finish and ack, and returns nil; if that takes
+// longer than ShutdownGrace it gives up and returns an error saying so.
+// Unacked work is redelivered on restart. At the end of a
 // finite source it applies and acks every batch already read (retrying
 // transient errors for as long as ctx lasts) and returns nil once the last
 // one is acked.

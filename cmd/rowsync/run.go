@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -143,7 +144,15 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
+	// Closing the source saves its final checkpoint. It runs once: at the
+	// end of the pipeline, before the lease is released (so a standby
+	// starts from it), or here on an early error.
+	closeSource := sync.OnceValue(func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return src.Close(cctx)
+	})
+	defer closeSource()
 
 	// Components that count their own things (reconnects, rebalances,
 	// checkpoint-save failures, backlogs) register on the one registry.
@@ -205,8 +214,13 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	}
 	g.Go(func() error {
-		defer stopRunners()
-		return p.Run(gctx)
+		defer stopRunners() // releases the lease: after the final checkpoint
+		err := p.Run(gctx)
+		if cerr := closeSource(); cerr != nil {
+			log.Error("final checkpoint not saved; the changes since the last one are replayed on restart", "err", cerr)
+			err = errors.Join(err, fmt.Errorf("close source (final checkpoint): %w", cerr))
+		}
+		return err
 	})
 	log.Info("rowsync running", "source", cfg.Source, "sinks", len(routes))
 	return g.Wait()
