@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/secret"
 	"github.com/rowsync/rowsync/internal/tlsconf"
 	"github.com/rowsync/rowsync/mysqlmeta"
 )
@@ -41,6 +43,9 @@ type Config struct {
 	User string `yaml:"user"`
 	// Password of User. Default: empty
 	Password string `yaml:"password"`
+	// PasswordFile names a file holding the password instead (trailing
+	// white space trimmed); read when the config is validated.
+	PasswordFile string `yaml:"password_file"`
 	// Flavor is "mysql" or "mariadb". Default: detected from the server version.
 	Flavor string `yaml:"flavor"`
 	// ServerID is the replica id the source registers with; it must differ
@@ -121,11 +126,24 @@ func (c *Config) TLSClient() (*tls.Config, error) {
 }
 
 // Secrets returns the password, for masking in what rowsync prints.
-func (c Config) Secrets() []string { return []string{c.Password} }
+func (c Config) Secrets() []string {
+	return append([]string{c.Password}, secret.File(c.PasswordFile)...)
+}
 
 // Validate reports every problem at once, each prefixed by its key.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		switch {
+		case c.Password != "":
+			errs = append(errs, errors.New("password_file: set password or password_file, not both"))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("password_file: %w", err))
+		default:
+			c.Password = strings.TrimSpace(string(b))
+		}
+	}
 	switch c.Flavor {
 	case "", mysql.MySQLFlavor, mysql.MariaDBFlavor:
 	default:
