@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/keymap"
@@ -44,6 +45,10 @@ type plan struct {
 	// arguments without the allocation that boxing a string in an
 	// interface costs, and a row has many fields.
 	strs []string
+	// text holds the text of field values that are not strings already
+	// (numbers, times): appended to once, never rewritten, so the strings
+	// that point into it (see text) stay valid for the plan's life.
+	text []byte
 }
 
 func newPlan(n int) *plan {
@@ -58,6 +63,43 @@ func (p *plan) str(s string) *string {
 	}
 	p.strs = append(p.strs, s)
 	return &p.strs[len(p.strs)-1]
+}
+
+// textOf returns a stable pointer to v's text for col (cdc.FormatText),
+// false for NULL. Values already held as strings are not copied; the
+// others are appended to p.text, one allocation per block of rows instead
+// of one per value.
+func (p *plan) textOf(col *cdc.Column, v cdc.Value) (*string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, false
+	case string:
+		return p.str(x), true
+	case cdc.Decimal:
+		return p.str(string(x)), true
+	case cdc.JSON:
+		return p.str(string(x)), true
+	case []byte:
+		if len(x) > 1<<10 {
+			return p.str(string(x)), true // a large BLOB: its own string
+		}
+	}
+	if cap(p.text)-len(p.text) < 64 {
+		// A new block; the strings into the old one stay valid. A value
+		// longer than what is left grows the block by copying, which
+		// leaves the bytes already referenced untouched as well.
+		p.text = make([]byte, 0, 8<<10)
+	}
+	at := len(p.text)
+	b, ok := cdc.AppendText(p.text, col, v)
+	if !ok {
+		return nil, false
+	}
+	p.text = b
+	if len(b) == at {
+		return p.str(""), true
+	}
+	return p.str(unsafe.String(&b[at], len(b)-at)), true
 }
 
 // put records that event i leaves key in state kind. Inside one Apply call
@@ -254,8 +296,8 @@ func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row cdc.Row) []any {
 		if !r.keep(c.Name) {
 			continue
 		}
-		if s, ok := cdc.FormatText(c, v); ok { // NULL: the field is absent
-			dst = append(dst, &c.Name, p.str(s))
+		if s, ok := p.textOf(c, v); ok { // NULL: the field is absent
+			dst = append(dst, &c.Name, s)
 		}
 	}
 	if seen == len(row) {
@@ -269,8 +311,8 @@ func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row cdc.Row) []any {
 		if !r.keep(name) {
 			continue
 		}
-		if s, ok := cdc.FormatText(nil, v); ok {
-			dst = append(dst, p.str(name), p.str(s))
+		if s, ok := p.textOf(nil, v); ok {
+			dst = append(dst, p.str(name), s)
 		}
 	}
 	return dst
