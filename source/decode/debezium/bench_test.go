@@ -3,6 +3,7 @@ package debezium
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -176,6 +177,35 @@ func TestSchemaParsedOnce(t *testing.T) {
 	for range 2 {
 		if _, err := d.schemas.get(bad); err == nil {
 			t.Fatal("an invalid schema was accepted")
+		}
+	}
+}
+
+func TestEachMember(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // name=value
+		ok   bool
+	}{
+		{`{}`, nil, true},
+		{` { "a" : 1 , "b":"x,}" ,"c":{"d":[1,{"e":"}"}]}} `, []string{`a=1`, `b="x,}"`, `c={"d":[1,{"e":"}"}]}`}, true},
+		{`{"a\"b":null,"\u00e9":true}`, []string{`a"b=null`, `é=true`}, true},
+		{`{"a":1,"a":2}`, []string{`a=1`, `a=2`}, true},
+		{`[1]`, nil, false},
+		{`{"a" 1}`, nil, false},
+		{`{"a":1 "b":2}`, []string{`a=1`}, false},
+		{`{"a":`, nil, false},
+		{`{"a":1`, []string{`a=1`}, false},
+		{`{a:1}`, nil, false},
+		{``, nil, false},
+	} {
+		var got []string
+		err := eachMember([]byte(tc.in), func(name, v []byte) error {
+			got = append(got, string(name)+"="+string(v))
+			return nil
+		})
+		if (err == nil) != tc.ok || !slices.Equal(got, tc.want) {
+			t.Errorf("eachMember(%s) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
 		}
 	}
 }

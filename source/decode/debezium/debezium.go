@@ -90,6 +90,59 @@ type source struct {
 	TsMs  json.Number `json:"ts_ms"`
 }
 
+// read fills v from the JSON object b, already validated, as json.Unmarshal
+// would (member names matched case-insensitively, the last of a repeated
+// member wins, unknown members ignored) but without copying before and
+// after: they stay slices of b. top also reads schema and payload.
+func (v *value) read(b []byte, top bool) error {
+	if len(b) > 0 && b[0] != '{' {
+		return fmt.Errorf("%.20s is not an object", b)
+	}
+	str := func(raw []byte, dst **string) error {
+		if string(raw) == "null" {
+			*dst = nil
+			return nil
+		}
+		*dst = new(string)
+		return json.Unmarshal(raw, *dst)
+	}
+	raw := func(raw []byte) json.RawMessage { return raw }
+	return eachMember(b, func(name, m []byte) error {
+		var err error
+		switch n := string(name); {
+		case strings.EqualFold(n, "before"):
+			v.Before = raw(m)
+		case strings.EqualFold(n, "after"):
+			v.After = raw(m)
+		case strings.EqualFold(n, "op"):
+			err = str(m, &v.Op)
+		case strings.EqualFold(n, "source"):
+			if string(m) == "null" {
+				v.Source = nil
+			} else {
+				v.Source = new(source)
+				err = json.Unmarshal(m, v.Source)
+			}
+		case strings.EqualFold(n, "ddl"):
+			err = str(m, &v.DDL)
+		case strings.EqualFold(n, "databaseName"):
+			if string(m) != "null" {
+				err = json.Unmarshal(m, &v.DatabaseName)
+			}
+		case strings.EqualFold(n, "tableChanges"):
+			err = json.Unmarshal(m, &v.TableChanges)
+		case top && strings.EqualFold(n, "schema"):
+			v.Schema = raw(m)
+		case top && strings.EqualFold(n, "payload"):
+			v.Payload = raw(m)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+}
+
 // Decode returns the row change of one record. A tombstone (null or empty
 // value), a truncate (op "t": rowsync does not clear the table's rows in
 // the sinks), a logical message (op "m"), a schema change, heartbeat or
@@ -104,23 +157,30 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	var rs *rowSchema
 	schemaRaw, payloadRaw, enveloped := splitEnvelope(raw)
 	if !enveloped {
-		// any other layout: one full parse finds out
+		// any other layout: the envelope's fields at the top, or schema
+		// and payload among other members
+		if !json.Valid(raw) {
+			return nil, fmt.Errorf("debezium: bad JSON: %w", json.Unmarshal(raw, new(any)))
+		}
 		var v value
-		if err := json.Unmarshal(raw, &v); err != nil {
+		if err := v.read(raw, true); err != nil {
 			return nil, fmt.Errorf("debezium: bad JSON: %w", err)
 		}
 		p = &v.payload
 		schemaRaw, payloadRaw = v.Schema, v.Payload
 		enveloped = v.Schema != nil && v.Payload != nil
+	} else if !json.Valid(payloadRaw) {
+		return nil, fmt.Errorf("debezium: payload: %w", json.Unmarshal(payloadRaw, new(any)))
 	}
 	if enveloped {
 		if string(payloadRaw) == "null" {
 			return nil, nil // tombstone with schema
 		}
-		p = new(payload)
-		if err := json.Unmarshal(payloadRaw, p); err != nil {
+		var v value
+		if err := v.read(payloadRaw, false); err != nil {
 			return nil, fmt.Errorf("debezium: payload: %w", err)
 		}
+		p = &v.payload
 		if string(schemaRaw) != "null" {
 			var err error
 			if rs, err = d.schemas.get(schemaRaw); err != nil {
@@ -212,12 +272,23 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 // convertRow types a before/after object by the message's schema (rs nil:
 // by the JSON form); JSON null gives a nil Row.
 func convertRow(rs *rowSchema, raw json.RawMessage) (cdc.Row, error) {
-	return imageRow(raw, func(name string, r json.RawMessage) (cdc.Value, error) {
-		v, err := convert(rs.field(name), r)
-		if err != nil {
-			return nil, fmt.Errorf("column %s: %w", name, err)
+	n := 8
+	if rs != nil {
+		n = len(rs.cols)
+	}
+	return imageRow(raw, n, func(name, r []byte) (string, cdc.Value, error) {
+		f := rs.field(name)
+		key := ""
+		if f != nil {
+			key = f.Field
+		} else {
+			key = string(name)
 		}
-		return v, nil
+		v, err := convert(f, r)
+		if err != nil {
+			return "", nil, fmt.Errorf("column %s: %w", key, err)
+		}
+		return key, v, nil
 	})
 }
 

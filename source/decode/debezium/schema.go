@@ -27,11 +27,11 @@ type rowSchema struct {
 	cols   []cdc.Column // shared by events, never modified
 }
 
-func (r *rowSchema) field(name string) *field {
+func (r *rowSchema) field(name []byte) *field {
 	if r == nil {
 		return nil
 	}
-	return r.fields[name]
+	return r.fields[string(name)]
 }
 
 // schemaCache maps the raw text of an envelope schema to its parsed form:

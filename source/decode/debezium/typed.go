@@ -56,16 +56,16 @@ func (e staleError) Unwrap() error   { return e.err }
 func (e staleError) Is(t error) bool { return t == errStale }
 
 func (d *Decoder) typedRow(def *cdc.TableDef, raw json.RawMessage) (cdc.Row, error) {
-	return imageRow(raw, func(name string, r json.RawMessage) (cdc.Value, error) {
-		col := def.Column(name)
+	return imageRow(raw, len(def.Columns), func(name, r []byte) (string, cdc.Value, error) {
+		col := def.Column(string(name))
 		if col == nil {
-			return nil, staleError{fmt.Errorf("column %s: not in the table's definition", name)}
+			return "", nil, staleError{fmt.Errorf("column %s: not in the table's definition", name)}
 		}
 		v, err := typed(col, r, &d.opts.Debezium)
 		if err != nil {
-			return nil, staleError{fmt.Errorf("column %s (%s): %w", name, col.Type, err)}
+			return "", nil, staleError{fmt.Errorf("column %s (%s): %w", col.Name, col.Type, err)}
 		}
-		return v, nil
+		return col.Name, v, nil
 	})
 }
 
