@@ -754,7 +754,18 @@ func (s *Source) seek(conn *kafka.Conn, p *partState, offset int64, log *slog.Lo
 		p.started = true
 		p.wm = newWatermark(offset)
 	}
+	handedOut := p.wm.last
 	p.mu.Unlock()
+	if offset < handedOut {
+		// The log moved back under us (the topic was deleted and
+		// recreated): the offsets from here on name other messages than
+		// the ones already handed out, and the watermark would refuse
+		// them. Stop loudly; a restart starts this partition afresh.
+		err := fmt.Errorf("kafka source: %s/%d: log restarted below the offsets already read (resume at %d, read up to %d): topic recreated? restart to read it from the start policy",
+			p.topic, p.partition, offset, handedOut)
+		s.fail(err)
+		return offset, err
+	}
 	p.pos.Store(offset)
 	return offset, nil
 }

@@ -784,3 +784,53 @@ func gathered(t testing.TB, m *metrics.Metrics, name string) float64 {
 	}
 	return v
 }
+
+// TestTopicRecreatedIsNotSilent deletes and recreates the topic under a
+// member that has read it: the new log's offsets restart below what was
+// read. Whichever way the member finds out — a rebalance (the new owner
+// applies the start policy) or its fetcher reconnecting (the source fails
+// and asks for a restart) — the new messages must not be dropped
+// silently: Next either delivers them or returns an error.
+func TestTopicRecreatedIsNotSilent(t *testing.T) {
+	const topic, group = "recreate", "g-recreate"
+	addr := newCluster(t, 1, topic)
+	produce(t, addr, topic, 0, seqValues(0, 0, 20)...)
+	s := newSource(t, testConfig(addr, topic, group))
+	defer closeSource(t, s)
+	for n := 0; n < 20; {
+		b := next(t, s)
+		n += len(b.Events)
+		ack(t, b)
+	}
+	conn, err := kafka.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.DeleteTopics(topic); err != nil {
+		t.Fatalf("delete topic: %v", err)
+	}
+	waitFor(t, "topic recreated", func() bool {
+		return conn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}) == nil
+	})
+	produce(t, addr, topic, 0, "new-0", "new-1", "new-2")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var got []string
+	for len(got) < 3 {
+		b, err := s.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("the recreated topic's messages never came and the source never failed (got %q)", got)
+			}
+			t.Logf("source failed loudly: %v", err)
+			return
+		}
+		got = append(got, values(b)...)
+		ack(t, b)
+	}
+	if !slices.Equal(got, []string{"new-0", "new-1", "new-2"}) {
+		t.Fatalf("after recreation got %q", got)
+	}
+	t.Log("the group rebalanced and read the recreated topic from the start")
+}
