@@ -9,6 +9,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -469,10 +470,11 @@ func splitKeyChange(ev cdc.Event) (cdc.Event, cdc.Event, bool) {
 	if ev.Op != cdc.Update || ev.Before == nil || ev.After == nil || len(ev.PK) == 0 {
 		return ev, ev, false
 	}
+	var ab, bb [32]byte // the key's text, without a string per value
 	for _, c := range ev.PK {
-		a, _ := cdc.FormatText(nil, ev.Before[c])
-		b, _ := cdc.FormatText(nil, ev.After[c])
-		if a != b {
+		a, _ := cdc.AppendText(ab[:0], nil, ev.Before[c])
+		b, _ := cdc.AppendText(bb[:0], nil, ev.After[c])
+		if !bytes.Equal(a, b) {
 			old, nw := ev, ev
 			old.Op, old.After = cdc.Delete, nil
 			nw.Op, nw.Before = cdc.Insert, nil
@@ -505,8 +507,9 @@ func (p *Pipeline) shard(ev *cdc.Event, n int) int {
 		case string:
 			h.WriteString(v)
 		default:
-			s, _ := cdc.FormatText(nil, v)
-			h.WriteString(s)
+			var buf [32]byte
+			b, _ := cdc.AppendText(buf[:0], nil, v)
+			h.Write(b)
 		}
 	}
 	return int(h.Sum64() % uint64(n))
