@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -48,6 +49,49 @@ import (
 type Decoder struct {
 	opts    decode.Options
 	schemas schemaCache
+	// last is the start of the last message with a known schema, as the
+	// JsonConverter writes it: {"schema":<schema>,"payload": — a message
+	// of the same table version starts with these very bytes, and one
+	// comparison finds its schema without scanning it.
+	last atomic.Pointer[lastSchema]
+}
+
+type lastSchema struct {
+	prefix []byte
+	rs     *rowSchema
+}
+
+var (
+	schemaStart  = []byte(`{"schema":`)
+	payloadStart = []byte(`,"payload":`)
+)
+
+// lastPayload returns the payload of raw if raw starts with the last
+// schema's bytes and is exactly {"schema":<schema>,"payload":<payload>}.
+func (d *Decoder) lastPayload(raw []byte) ([]byte, *rowSchema, bool) {
+	ls := d.last.Load()
+	if ls == nil || !bytes.HasPrefix(raw, ls.prefix) || raw[len(raw)-1] != '}' {
+		return nil, nil, false
+	}
+	payload := raw[len(ls.prefix) : len(raw)-1]
+	if !json.Valid(payload) {
+		return nil, nil, false // something else follows the payload: the general path decides
+	}
+	return bytes.TrimSpace(payload), ls.rs, true
+}
+
+// remember makes schema (of rs) the last schema if raw starts as the
+// JsonConverter writes it.
+func (d *Decoder) remember(raw, schema []byte, rs *rowSchema) {
+	n := len(schemaStart) + len(schema) + len(payloadStart)
+	if len(raw) < n || !bytes.HasPrefix(raw, schemaStart) || !bytes.Equal(raw[len(schemaStart):len(schemaStart)+len(schema)], schema) ||
+		!bytes.Equal(raw[n-len(payloadStart):n], payloadStart) {
+		return
+	}
+	if ls := d.last.Load(); ls != nil && bytes.Equal(ls.prefix, raw[:n]) {
+		return
+	}
+	d.last.Store(&lastSchema{prefix: bytes.Clone(raw[:n]), rs: rs})
 }
 
 var _ decode.Decoder = (*Decoder)(nil)
@@ -154,23 +198,28 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		return nil, nil // tombstone
 	}
 	var p *payload
-	var rs *rowSchema
-	schemaRaw, payloadRaw, enveloped := splitEnvelope(raw)
-	if !enveloped {
-		// any other layout: the envelope's fields at the top, or schema
-		// and payload among other members
-		if !json.Valid(raw) {
-			return nil, fmt.Errorf("debezium: bad JSON: %w", json.Unmarshal(raw, new(any)))
+	var schemaRaw []byte
+	payloadRaw, rs, known := d.lastPayload(raw) // known: the last schema's bytes, payload validated
+	enveloped := known
+	if !known {
+		schemaRaw, payloadRaw, enveloped = splitEnvelope(raw)
+		switch {
+		case !enveloped:
+			// any other layout: the envelope's fields at the top, or
+			// schema and payload among other members
+			if !json.Valid(raw) {
+				return nil, fmt.Errorf("debezium: bad JSON: %w", json.Unmarshal(raw, new(any)))
+			}
+			var v value
+			if err := v.read(raw, true); err != nil {
+				return nil, fmt.Errorf("debezium: bad JSON: %w", err)
+			}
+			p = &v.payload
+			schemaRaw, payloadRaw = v.Schema, v.Payload
+			enveloped = v.Schema != nil && v.Payload != nil
+		case !json.Valid(payloadRaw):
+			return nil, fmt.Errorf("debezium: payload: %w", json.Unmarshal(payloadRaw, new(any)))
 		}
-		var v value
-		if err := v.read(raw, true); err != nil {
-			return nil, fmt.Errorf("debezium: bad JSON: %w", err)
-		}
-		p = &v.payload
-		schemaRaw, payloadRaw = v.Schema, v.Payload
-		enveloped = v.Schema != nil && v.Payload != nil
-	} else if !json.Valid(payloadRaw) {
-		return nil, fmt.Errorf("debezium: payload: %w", json.Unmarshal(payloadRaw, new(any)))
 	}
 	if enveloped {
 		if string(payloadRaw) == "null" {
@@ -181,11 +230,12 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			return nil, fmt.Errorf("debezium: payload: %w", err)
 		}
 		p = &v.payload
-		if string(schemaRaw) != "null" {
+		if !known && string(schemaRaw) != "null" {
 			var err error
 			if rs, err = d.schemas.get(schemaRaw); err != nil {
 				return nil, fmt.Errorf("debezium: %w", err)
 			}
+			d.remember(raw, schemaRaw, rs)
 		}
 	}
 	if p.Op == nil {
@@ -394,27 +444,14 @@ func keyColumns(key []byte) []string {
 
 // members returns the member names and values of a JSON object, in order.
 func members(obj []byte) ([]string, []json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	t, err := dec.Token()
-	if err != nil {
-		return nil, nil, err
-	}
-	if d, ok := t.(json.Delim); !ok || d != '{' {
-		return nil, nil, errors.New("not an object")
+	if !json.Valid(obj) {
+		return nil, nil, errors.New("not JSON")
 	}
 	var names []string
 	var vals []json.RawMessage
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, nil, err
-		}
-		k, _ := t.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, err
-		}
-		names, vals = append(names, k), append(vals, v)
-	}
-	return names, vals, nil
+	err := eachMember(obj, func(name, v []byte) error {
+		names, vals = append(names, string(name)), append(vals, v)
+		return nil
+	})
+	return names, vals, err
 }
