@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rowsync/rowsync/internal/changegen"
 )
@@ -71,26 +70,8 @@ func TestHostile(t *testing.T) {
 					strings.Repeat(`{"id":"1"},`, 20000) + `{"id":"1"}]}`
 				ps = append(ps, poison{[]byte(rows), "more than 10000 rows in one message (max_rows)"})
 			}
-			parts = insertPoison(parts, ps)
-			want := set.Expected(s.prefix)
-			if tc.transport == "kafka" {
-				rdb := redisDB(t, kafkaDB)
-				k := startKafka(t, s.name, partitions)
-				k.produce(t, parts)
-				p := rowsync(t, s.kafkaConfig(k, tc.encoding), s.log)
-				waitState(t, rdb, s.prefix, want, 4*time.Minute, p)
-				k.waitCommittedEnd(t, s.name, counts(parts))
-				p.stop(t)
-			} else {
-				rdb := redisDB(t, rabbitDB)
-				r := startRabbit(t, s.name)
-				r.publish(t, flatten(parts))
-				p := rowsync(t, s.rabbitConfig(s.name, tc.encoding), s.log)
-				waitState(t, rdb, s.prefix, want, 4*time.Minute, p)
-				r.waitEmpty(t)
-				p.stop(t)
-			}
-			checkDeadLetters(t, s.dl, ps) // one valid line per hostile message, with its reason
+			// one valid dead-letter line per hostile message, with its reason
+			runWithPoison(t, s, tc.transport, tc.encoding, set, parts, ps)
 			if st, err := os.Stat(s.dl); err != nil || st.Mode().Perm() != 0o600 {
 				t.Errorf("dead letter file: %v, %v; want mode 0600", st.Mode().Perm(), err)
 			}

@@ -258,6 +258,33 @@ func checkDeadLetters(t *testing.T, path string, ps []poison) {
 	}
 }
 
+// runWithPoison interleaves ps with the stream parts of set, runs the
+// binary over transport ("kafka" or "rabbitmq") until the end state is
+// exact and everything is acked, and checks one dead letter per poison.
+func runWithPoison(t *testing.T, s *setup, transport, encoding string, set *changegen.Set, parts [][]changegen.Message, ps []poison) {
+	t.Helper()
+	parts = insertPoison(parts, ps)
+	want := set.Expected(s.prefix)
+	if transport == "kafka" {
+		rdb := redisDB(t, kafkaDB)
+		k := startKafka(t, s.name, partitions)
+		k.produce(t, parts)
+		p := rowsync(t, s.kafkaConfig(k, encoding), s.log)
+		waitState(t, rdb, s.prefix, want, 4*time.Minute, p)
+		k.waitCommittedEnd(t, s.name, counts(parts))
+		p.stop(t)
+	} else {
+		rdb := redisDB(t, rabbitDB)
+		r := startRabbit(t, s.name)
+		r.publish(t, flatten(parts))
+		p := rowsync(t, s.rabbitConfig(s.name, encoding), s.log)
+		waitState(t, rdb, s.prefix, want, 4*time.Minute, p)
+		r.waitEmpty(t)
+		p.stop(t)
+	}
+	checkDeadLetters(t, s.dl, ps)
+}
+
 func TestPoison(t *testing.T) {
 	for _, tc := range []struct {
 		name, transport, encoding string
@@ -281,26 +308,7 @@ func TestPoison(t *testing.T) {
 			if tc.encoding == changegen.EncCanalProtobuf {
 				ps = canalPBPoison(set)
 			}
-			parts = insertPoison(parts, ps)
-			want := set.Expected(s.prefix)
-			if tc.transport == "kafka" {
-				rdb := redisDB(t, kafkaDB)
-				k := startKafka(t, s.name, partitions)
-				k.produce(t, parts)
-				p := rowsync(t, s.kafkaConfig(k, tc.encoding), s.log)
-				waitState(t, rdb, s.prefix, want, 4*time.Minute, p)
-				k.waitCommittedEnd(t, s.name, counts(parts))
-				p.stop(t)
-			} else {
-				rdb := redisDB(t, rabbitDB)
-				r := startRabbit(t, s.name)
-				r.publish(t, flatten(parts))
-				p := rowsync(t, s.rabbitConfig(s.name, tc.encoding), s.log)
-				waitState(t, rdb, s.prefix, want, 4*time.Minute, p)
-				r.waitEmpty(t)
-				p.stop(t)
-			}
-			checkDeadLetters(t, s.dl, ps)
+			runWithPoison(t, s, tc.transport, tc.encoding, set, parts, ps)
 		})
 	}
 }
