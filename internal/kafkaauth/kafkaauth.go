@@ -1,6 +1,7 @@
-// Package kafkaauth is the `sasl:` block of a Kafka client's config,
-// shared by the Kafka source, the Kafka dead letter and `rowsync check`,
-// so every Kafka connection authenticates the same way.
+// Package kafkaauth is the `sasl:` block of a Kafka client's config and
+// the dialer (Dialer, Ping), shared by the Kafka source, the Kafka dead
+// letter and `rowsync check`, so every Kafka connection authenticates the
+// same way.
 package kafkaauth
 
 import (

@@ -37,6 +37,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/internal/batch"
+	"github.com/rowsync/rowsync/internal/kafkaauth"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/source/decode"
 )
@@ -176,26 +177,15 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	mech, err := cfg.SASL.Build()
-	if err != nil {
-		return nil, err
-	}
-	tlsCfg, err := cfg.TLS.Client("tls.", "")
+	dialer, err := kafkaauth.Dialer(cfg.SASL, cfg.TLS, cfg.ClientID, cfg.DialTimeout)
 	if err != nil {
 		return nil, err
 	}
 	s := &Source{
-		cfg: cfg,
-		dec: decode.Guard(dec),
-		log: logger.With("source", "kafka"),
-		dialer: &kafka.Dialer{
-			ClientID:      cfg.ClientID,
-			Timeout:       cfg.DialTimeout,
-			DualStack:     true,
-			KeepAlive:     30 * time.Second,
-			TLS:           tlsCfg,
-			SASLMechanism: mech,
-		},
+		cfg:      cfg,
+		dec:      decode.Guard(dec),
+		log:      logger.With("source", "kafka"),
+		dialer:   dialer,
 		chunks:   make(chan *chunk, chunkQueue),
 		runDone:  make(chan struct{}),
 		closeNow: make(chan struct{}),
