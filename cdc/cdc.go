@@ -236,6 +236,20 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// PingFunc makes a function a Pinger.
+type PingFunc func(ctx context.Context) error
+
+// Ping calls f.
+func (f PingFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+// Checker is an optional extra of a component's config block for `rowsync
+// check`: Check returns the line naming the connection the component makes
+// from the block (key is the block's key path, "source.kafka") and the
+// Pinger that tries it, or a nil Pinger when the block makes none.
+type Checker interface {
+	Check(key string) (name string, p Pinger)
+}
+
 // Runner is an optional Sink extra for work a sink does beside Apply (the
 // invalidator's delayed second deletes). Run is called once, in its own
 // goroutine, after the sink is built; it returns nil when ctx ends and an

@@ -1,9 +1,14 @@
 package checkpoint
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/filecheck"
 )
 
 // Config is the checkpoint: block: where a binlog source keeps its
@@ -49,4 +54,16 @@ func Open(c Config, name string, rdb redis.Cmdable) (Store, error) {
 		prefix = c.Redis.Prefix
 	}
 	return NewRedis(rdb, prefix, name)
+}
+
+// Check is the store's connection test for `rowsync check`: the file's
+// directory is writable. The Redis store makes none of its own (the redis:
+// block's check tries that connection).
+func (c Config) Check(key string) (string, cdc.Pinger) {
+	if c.UsesRedis() {
+		return key, nil
+	}
+	return key + ".file " + c.File, cdc.PingFunc(func(context.Context) error {
+		return filecheck.WritableDir(filepath.Dir(c.File))
+	})
 }

@@ -1,11 +1,15 @@
 package deadletter
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/filecheck"
+	"github.com/rowsync/rowsync/internal/kafkaauth"
 	"github.com/rowsync/rowsync/internal/secret"
 )
 
@@ -151,4 +155,22 @@ func Renderer(render func(cdc.Event) ([]byte, error), hidden func(db, table stri
 		}
 		return render(ev)
 	}
+}
+
+// Check is the dead letter's connection test for `rowsync check`: the
+// Kafka brokers answer with the configured TLS and SASL, or the file's
+// directory is writable.
+func (c Config) Check(key string) (string, cdc.Pinger) {
+	if k := c.Kafka; k != nil {
+		return key + ".kafka " + k.Topic, cdc.PingFunc(func(ctx context.Context) error {
+			return kafkaauth.Ping(ctx, k.Brokers, k.SASL, k.TLS)
+		})
+	}
+	path := c.File
+	if path == "" {
+		path = DefaultFile
+	}
+	return key + ".file " + path, cdc.PingFunc(func(context.Context) error {
+		return filecheck.WritableDir(filepath.Dir(path))
+	})
 }

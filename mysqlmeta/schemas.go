@@ -40,6 +40,20 @@ type SchemaConfig struct {
 // prints.
 func (c SchemaConfig) Secrets() []string { return secret.DSNPassword(c.DSN) }
 
+// Check is the schema source's connection test for `rowsync check`: its
+// information_schema lists the tables.
+func (c SchemaConfig) Check(key string) (string, cdc.Pinger) {
+	return key + " (column types of typeless formats)", cdc.PingFunc(func(ctx context.Context) error {
+		db, err := sql.Open("mysql", c.DSN)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		_, err = NewCatalog(db).Tables(ctx, nil)
+		return err
+	})
+}
+
 // Validate reports a missing or malformed DSN.
 func (c SchemaConfig) Validate() error {
 	if c.DSN == "" {

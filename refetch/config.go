@@ -1,12 +1,16 @@
 package refetch
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/rowsync/rowsync/internal/secret"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/secret"
 )
 
 // Defaults applied where a Config field is left at its zero value.
@@ -86,4 +90,17 @@ func (c Config) withDefaults() Config {
 		c.Timeout = DefaultTimeout
 	}
 	return c
+}
+
+// Check is the connection test for `rowsync check`: the server answers a
+// ping.
+func (c Config) Check(key string) (string, cdc.Pinger) {
+	return key + " (refetch)", cdc.PingFunc(func(ctx context.Context) error {
+		db, err := sql.Open("mysql", c.DSN)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.PingContext(ctx)
+	})
 }

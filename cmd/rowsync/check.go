@@ -2,33 +2,14 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/rowsync/rowsync/cdc"
-	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/config"
-	"github.com/rowsync/rowsync/deadletter"
-	"github.com/rowsync/rowsync/internal/kafkaauth"
-	"github.com/rowsync/rowsync/internal/redisconn"
-	"github.com/rowsync/rowsync/internal/tlsconf"
-	"github.com/rowsync/rowsync/mysqlmeta"
 	"github.com/rowsync/rowsync/pipeline"
-	"github.com/rowsync/rowsync/refetch"
-	"github.com/rowsync/rowsync/source/binlog"
-	"github.com/rowsync/rowsync/source/decode"
-	"github.com/rowsync/rowsync/source/decode/all"
-	"github.com/rowsync/rowsync/source/kafka"
-	"github.com/rowsync/rowsync/source/rabbitmq"
 )
 
 // cmdCheck validates the config, then tries every configured connection
@@ -82,80 +63,23 @@ type check struct {
 	run  func(ctx context.Context) error
 }
 
+// checks lists the connection tests: those of the source's and the other
+// components' blocks (cdc.Checker), the sinks' pings (cdc.Pinger), and the
+// schema of the mapped tables.
 func checks(cfg *config.Config, d *deps, routes []pipeline.Route) []check {
 	var out []check
-	if b, ok := config.Block[binlog.Config](cfg, "source.binlog"); ok {
-		out = append(out, check{"source.binlog " + b.Addr, func(ctx context.Context) error {
-			return checkBinlogServer(ctx, cfg, b)
-		}})
-	}
-	if k, ok := config.Block[kafka.Config](cfg, "source.kafka"); ok {
-		out = append(out, check{"source.kafka " + strings.Join(k.Brokers, ","), func(ctx context.Context) error {
-			return dialKafka(ctx, k.Brokers, k.SASL, k.TLS)
-		}})
-	}
-	if r, ok := config.Block[rabbitmq.Config](cfg, "source.rabbitmq"); ok {
-		out = append(out, check{"source.rabbitmq queue " + r.Queue, func(ctx context.Context) error {
-			dec, err := all.New(r.Format, decode.Options{})
-			if err != nil {
-				return err
+	add := func(key string, block any) {
+		if c, ok := block.(cdc.Checker); ok {
+			if name, p := c.Check(key); p != nil {
+				out = append(out, check{name, p.Ping})
 			}
-			src, err := rabbitmq.New(r, dec, nil)
-			if err != nil {
-				return err
-			}
-			defer src.Close(ctx)
-			return src.Ping(ctx)
-		}})
-	}
-	for _, key := range []string{"redis", "invalidate_redis"} {
-		if rc, ok := config.Block[redisconn.Config](cfg, key); ok {
-			out = append(out, check{key + " " + rc.String(), func(ctx context.Context) error {
-				c, err := redisconn.New(rc)
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				return c.Ping(ctx).Err()
-			}})
 		}
 	}
-	if cp, _ := config.Block[checkpoint.Config](cfg, "checkpoint"); cfg.Source == binlog.Name && !cp.UsesRedis() {
-		out = append(out, check{"checkpoint.file " + cp.File, func(context.Context) error {
-			return writableDir(filepath.Dir(cp.File))
-		}})
-	}
-	if dc, _ := config.Block[deadletter.Config](cfg, "deadletter"); dc.Kafka != nil {
-		out = append(out, check{"deadletter.kafka " + dc.Kafka.Topic, func(ctx context.Context) error {
-			return dialKafka(ctx, dc.Kafka.Brokers, dc.Kafka.SASL, dc.Kafka.TLS)
-		}})
-	} else {
-		path := dc.File
-		if path == "" {
-			path = deadletter.DefaultFile
+	add("source."+cfg.Source, d.sourceBlock())
+	for _, b := range blocks {
+		if v, ok := d.block(b); ok {
+			add(b.key, v)
 		}
-		out = append(out, check{"deadletter.file " + path, func(context.Context) error { return writableDir(filepath.Dir(path)) }})
-	}
-	if rc, ok := config.Block[refetch.Config](cfg, "mysql"); ok {
-		out = append(out, check{"mysql (refetch)", func(ctx context.Context) error {
-			db, err := sql.Open("mysql", rc.DSN)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			return db.PingContext(ctx)
-		}})
-	}
-	if sc, ok := config.Block[mysqlmeta.SchemaConfig](cfg, "schema"); ok {
-		out = append(out, check{"schema (column types of typeless formats)", func(ctx context.Context) error {
-			db, err := sql.Open("mysql", sc.DSN)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			_, err = mysqlmeta.NewCatalog(db).Tables(ctx, nil)
-			return err
-		}})
 	}
 	for _, r := range routes {
 		if pg, ok := r.Sink.(cdc.Pinger); ok {
@@ -164,67 +88,4 @@ func checks(cfg *config.Config, d *deps, routes []pipeline.Route) []check {
 	}
 	out = append(out, check{"schema of mapped tables", func(ctx context.Context) error { return checkSchemasOnce(ctx, cfg, routes) }})
 	return out
-}
-
-// dialKafka asks the brokers in turn for the cluster's brokers.
-// dialKafka asks the brokers for metadata with the TLS and SASL the client
-// is configured with, so check tries the connection run makes.
-func dialKafka(ctx context.Context, brokers []string, s kafkaauth.SASL, t tlsconf.Config) error {
-	mech, err := s.Build()
-	if err != nil {
-		return err
-	}
-	tc, err := t.Client("tls.", "")
-	if err != nil {
-		return err
-	}
-	dialer := &kafkago.Dialer{ClientID: "rowsync", Timeout: 5 * time.Second, DualStack: true, TLS: tc, SASLMechanism: mech}
-	var errs []string
-	for _, b := range brokers {
-		conn, err := dialer.DialContext(ctx, "tcp", b)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		_, err = conn.Brokers()
-		conn.Close()
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, err.Error())
-	}
-	return fmt.Errorf("no broker answered: %s", strings.Join(errs, "; "))
-}
-
-// checkBinlogServer connects (with the source's TLS) and checks the
-// settings a row-based binlog tap needs; row images may lack columns when
-// every mapped table is read again by key.
-func checkBinlogServer(ctx context.Context, cfg *config.Config, b binlog.Config) error {
-	dsn := mysqlmeta.DSN(b.Addr, b.User, b.Password)
-	tc, err := b.TLSClient()
-	if err != nil {
-		return err
-	}
-	dsn.TLS = tc
-	connector, err := mysql.NewConnector(dsn)
-	if err != nil {
-		return err
-	}
-	db := sql.OpenDB(connector)
-	defer db.Close()
-	needs := mysqlmeta.BinlogNeeds{PartialImages: len(cfg.Tables) > 0}
-	for _, t := range cfg.Tables {
-		needs.PartialImages = needs.PartialImages && t.Refetch
-	}
-	return mysqlmeta.CheckBinlogFor(ctx, db, needs)
-}
-
-func writableDir(dir string) error {
-	f, err := os.CreateTemp(dir, ".rowsync-check-*")
-	if err != nil {
-		return fmt.Errorf("not writable: %w", err)
-	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
 }

@@ -42,15 +42,27 @@ var sinks = []sinkKind{
 	sinkOf(invalidator.Name, invalidator.RuleKey, newInvalidator, "invalidate_redis", "redis"),
 }
 
-// blocks lists the other components' top-level blocks.
-var blocks = map[string]config.Codec{
-	"redis":            config.Of[redisconn.Config](),
-	"invalidate_redis": config.Of[redisconn.Config](),
-	"checkpoint":       config.Of[checkpoint.Config](),
-	"lease":            config.Of[lease.Config](),
-	"mysql":            config.Of[refetch.Config](),
-	"deadletter":       config.Of[deadletter.Config](),
-	"schema":           config.Of[mysqlmeta.SchemaConfig](),
+// blocks lists the other components' top-level blocks, in the order
+// `rowsync check` tries them.
+var blocks = []blockKind{
+	{key: "redis", codec: config.Of[redisconn.Config]()},
+	{key: "invalidate_redis", codec: config.Of[redisconn.Config]()},
+	{key: "checkpoint", codec: config.Of[checkpoint.Config](), always: true, source: binlog.Name},
+	{key: "lease", codec: config.Of[lease.Config]()},
+	{key: "deadletter", codec: config.Of[deadletter.Config](), always: true},
+	{key: "mysql", codec: config.Of[refetch.Config]()},
+	{key: "schema", codec: config.Of[mysqlmeta.SchemaConfig]()},
+}
+
+// blockKind is one line of blocks.
+type blockKind struct {
+	key   string
+	codec config.Codec
+	// always: the component runs with its defaults when the file leaves
+	// the block out
+	always bool
+	// source, when set, is the only source kind whose runs use the block
+	source string
 }
 
 // The sinks whose table rules keep only some columns tell the dead letter
@@ -62,7 +74,10 @@ var (
 
 // registry is what config knows of the components.
 func registry() config.Registry {
-	r := config.Registry{Sources: map[string]config.Codec{}, Sinks: map[string]config.Sink{}, Blocks: blocks, Check: crossCheck}
+	r := config.Registry{Sources: map[string]config.Codec{}, Sinks: map[string]config.Sink{}, Blocks: map[string]config.Codec{}, Check: crossCheck}
+	for _, b := range blocks {
+		r.Blocks[b.key] = b.codec
+	}
 	for kind, s := range sources {
 		r.Sources[kind] = s.codec
 	}

@@ -117,8 +117,8 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer d.close()
 
-	if b, ok := config.Block[binlog.Config](cfg, "source.binlog"); ok {
-		if err := checkBinlogServer(ctx, cfg, b); err != nil {
+	if b, ok := d.sourceBlock().(binlog.Config); ok {
+		if err := b.Ready(ctx); err != nil {
 			return fmt.Errorf("source.binlog %s: %w", b.Addr, err)
 		}
 	}

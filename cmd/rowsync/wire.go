@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	goredis "github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/checkpoint"
@@ -111,13 +112,46 @@ func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	bc, _ := config.Block[binlog.Config](d.cfg, "source.binlog")
-	// row images lacking columns are enough for tables read again by key
-	bc.Refetched = d.router.Refetch
-	src, err := binlog.New(ctx, bc, store, d.log)
+	src, err := binlog.New(ctx, wiredBinlog(d, bc), store, d.log)
 	if err != nil {
 		return nil, fmt.Errorf("source.binlog: %w", err)
 	}
 	return src, nil
+}
+
+// wiredBinlog is the binlog block with what the wiring adds: row images
+// lacking columns are enough for tables read again by key.
+func wiredBinlog(d *deps, bc binlog.Config) binlog.Config {
+	bc.Refetched = d.router.Refetch
+	bc.AllRefetched = len(d.cfg.Tables) > 0
+	for _, t := range d.cfg.Tables {
+		bc.AllRefetched = bc.AllRefetched && t.Refetch
+	}
+	return bc
+}
+
+// sourceBlock is the configured source's block as the wiring hands it to
+// the source.
+func (d *deps) sourceBlock() any {
+	v, _ := config.Block[any](d.cfg, "source."+d.cfg.Source)
+	if bc, ok := v.(binlog.Config); ok {
+		return wiredBinlog(d, bc)
+	}
+	return v
+}
+
+// block returns the block b as its component runs with it (the zero value
+// when the file leaves out a block used with its defaults), and false
+// when the run does not use it.
+func (d *deps) block(b blockKind) (any, bool) {
+	if b.source != "" && b.source != d.cfg.Source {
+		return nil, false
+	}
+	if v, ok := config.Block[any](d.cfg, b.key); ok || !b.always {
+		return v, ok
+	}
+	v, err := b.codec(&yaml.Node{Kind: yaml.MappingNode}) // the defaults
+	return v, err == nil
 }
 
 func decoderFor(d *deps, format string, limits decode.Limits, settings decode.Settings) (decode.Decoder, error) {

@@ -5,6 +5,7 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/rowsync/rowsync/internal/secret"
@@ -13,6 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/tlsconf"
 )
 
@@ -107,4 +109,17 @@ func New(c Config) (goredis.UniversalClient, error) {
 		return goredis.NewClusterClient(opts.Cluster()), nil
 	}
 	return goredis.NewClient(opts.Simple()), nil
+}
+
+// Check is the connection test for `rowsync check`: the server answers
+// PING.
+func (c Config) Check(key string) (string, cdc.Pinger) {
+	return key + " " + c.String(), cdc.PingFunc(func(ctx context.Context) error {
+		cl, err := New(c)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		return cl.Ping(ctx).Err()
+	})
 }

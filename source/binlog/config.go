@@ -108,6 +108,10 @@ type Config struct {
 	// the stream with ErrUnsupported. Set by the wiring, not from YAML.
 	// Default: nil, no table is refetched.
 	Refetched func(db, table string) bool `yaml:"-"`
+	// AllRefetched says every mapped table is read again by key, so Ready
+	// accepts a server that logs partial row images. Set by the wiring,
+	// not from YAML. Default: false.
+	AllRefetched bool `yaml:"-"`
 }
 
 // TLSConfig configures TLS to the server; ServerName defaults to the host

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/rowsync/rowsync/internal/secret"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/kafkaauth"
 	"github.com/rowsync/rowsync/internal/tlsconf"
 	"github.com/rowsync/rowsync/source/decode"
@@ -238,4 +240,12 @@ func compileTopicRegex(pattern string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("bad regex %q: %w", pattern, err)
 	}
 	return re, nil
+}
+
+// Check is the source's connection test for `rowsync check`: the brokers
+// answer a metadata request with the configured TLS and SASL.
+func (c Config) Check(key string) (string, cdc.Pinger) {
+	return key + " " + strings.Join(c.Brokers, ","), cdc.PingFunc(func(ctx context.Context) error {
+		return kafkaauth.Ping(ctx, c.Brokers, c.SASL, c.TLS)
+	})
 }

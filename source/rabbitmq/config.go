@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/internal/secret"
 	"github.com/rowsync/rowsync/internal/tlsconf"
@@ -276,3 +278,16 @@ func (b Backoff) policy() backoff.Policy { return backoff.Policy{Min: b.Min, Max
 // DefaultPrefetch is the prefetch a Config with neither batch_size nor
 // prefetch set consumes with.
 func DefaultPrefetch() int { return Config{}.withDefaults().Prefetch }
+
+// Check is the source's connection test for `rowsync check`: the broker
+// accepts the connection and the queue exists (or will be declared).
+func (c Config) Check(key string) (string, cdc.Pinger) {
+	return key + " queue " + c.Queue, cdc.PingFunc(func(ctx context.Context) error {
+		c := c.withDefaults()
+		tc, err := c.TLS.tlsConfig()
+		if err != nil {
+			return err
+		}
+		return (&Source{cfg: c, tls: tc}).Ping(ctx)
+	})
+}
