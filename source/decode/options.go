@@ -104,8 +104,9 @@ func (m *Message) PosText() string {
 
 // ErrSchemaUnavailable marks a decode error caused by the schema source not
 // answering (the database is down, a timeout): the message itself is not
-// known to be bad. Sources that can wait should retry it rather than
-// dead-letter it.
+// known to be bad. It is transient: the Kafka and RabbitMQ sources decode
+// the same message again with capped backoff (Retry) instead of
+// dead-lettering it.
 var ErrSchemaUnavailable = errors.New("schema source unavailable")
 
 // Settings are the decoding keys of a message source's config block

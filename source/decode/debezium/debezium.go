@@ -43,6 +43,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/jsonvalue"
 )
 
 // Decoder decodes Debezium change events. It is safe for concurrent use.
@@ -134,6 +135,62 @@ type source struct {
 	TsMs  json.Number `json:"ts_ms"`
 }
 
+// read fills s from the validated JSON object b as json.Unmarshal would:
+// strings from JSON strings, numbers from number literals (or strings
+// holding one), null leaving a member empty, anything else an error.
+func (s *source) read(b []byte) error {
+	if len(b) == 0 || b[0] != '{' {
+		return fmt.Errorf("%.20s is not an object", b)
+	}
+	str := func(raw []byte, dst *string) error {
+		if string(raw) == "null" {
+			return nil
+		}
+		if raw[0] != '"' {
+			return fmt.Errorf("%.20s is not a string", raw)
+		}
+		v, err := jsonvalue.String(raw)
+		*dst = v
+		return err
+	}
+	num := func(raw []byte, dst *json.Number) error {
+		var t string
+		if raw[0] == '"' {
+			if err := str(raw, &t); err != nil {
+				return err
+			}
+		} else if string(raw) != "null" {
+			t = string(raw)
+		}
+		if t != "" && !jsonvalue.IsNumber([]byte(t)) {
+			return fmt.Errorf("%.20s is not a number", raw)
+		}
+		*dst = json.Number(t)
+		return nil
+	}
+	return eachMember(b, func(name, m []byte) error {
+		var err error
+		switch n := string(name); {
+		case strings.EqualFold(n, "db"):
+			err = str(m, &s.DB)
+		case strings.EqualFold(n, "table"):
+			err = str(m, &s.Table)
+		case strings.EqualFold(n, "file"):
+			err = str(m, &s.File)
+		case strings.EqualFold(n, "pos"):
+			err = num(m, &s.Pos)
+		case strings.EqualFold(n, "row"):
+			err = num(m, &s.Row)
+		case strings.EqualFold(n, "ts_ms"):
+			err = num(m, &s.TsMs)
+		}
+		if err != nil {
+			return fmt.Errorf("source.%s: %w", name, err)
+		}
+		return nil
+	})
+}
+
 // read fills v from the JSON object b, already validated, as json.Unmarshal
 // would (member names matched case-insensitively, the last of a repeated
 // member wins, unknown members ignored) but without copying before and
@@ -165,7 +222,7 @@ func (v *value) read(b []byte, top bool) error {
 				v.Source = nil
 			} else {
 				v.Source = new(source)
-				err = json.Unmarshal(m, v.Source)
+				err = v.Source.read(m)
 			}
 		case strings.EqualFold(n, "ddl"):
 			err = str(m, &v.DDL)
