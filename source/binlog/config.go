@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -137,16 +136,8 @@ func (c Config) Secrets() []string {
 // Validate reports every problem at once, each prefixed by its key.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		switch {
-		case c.Password != "":
-			errs = append(errs, errors.New("password_file: set password or password_file, not both"))
-		case err != nil:
-			errs = append(errs, fmt.Errorf("password_file: %w", err))
-		default:
-			c.Password = strings.TrimSpace(string(b))
-		}
+	if err := secret.FromFile(&c.Password, c.PasswordFile, "password", "password_file"); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Flavor {
 	case "", mysql.MySQLFlavor, mysql.MariaDBFlavor:

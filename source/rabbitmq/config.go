@@ -40,6 +40,9 @@ type Config struct {
 	// URL of the broker, amqp:// or amqps://, with credentials and vhost:
 	// amqp://guest:guest@127.0.0.1:5672/. Required.
 	URL string `yaml:"url"`
+	// URLFile names a file holding the URL instead (it carries the
+	// password); read when the config is validated.
+	URLFile string `yaml:"url_file"`
 	// Queue to consume. Required.
 	Queue string `yaml:"queue"`
 	// Declare declares Queue as a durable queue (with the arguments below)
@@ -147,13 +150,22 @@ func (t TLS) isSet() bool { return t != TLS{} }
 
 // Secrets returns the password of the URL, for masking in what rowsync
 // prints.
-func (c Config) Secrets() []string { return secret.URLPassword(c.URL) }
+func (c Config) Secrets() []string {
+	out := secret.URLPassword(c.URL)
+	for _, u := range secret.File(c.URLFile) {
+		out = append(out, secret.URLPassword(u)...)
+	}
+	return out
+}
 
 // Validate reports every problem in c, each prefixed with its key path.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if err := secret.FromFile(&c.URL, c.URLFile, "url", "url_file"); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)

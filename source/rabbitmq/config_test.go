@@ -1,6 +1,8 @@
 package rabbitmq_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +117,21 @@ func TestRejectToDLXNeedsAnExchange(t *testing.T) {
 	}
 	c.DeadLetterExchange = "dlx" // a policy's exchange on a queue declared elsewhere
 	if err := c.Validate(); err != nil {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestURLFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "url")
+	if err := os.WriteFile(f, []byte(brokerURL+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := rabbitmq.Config{URLFile: f, Queue: "q"}
+	if err := c.Validate(); err != nil || c.URL != brokerURL {
+		t.Fatalf("url %q, err %v", c.URL, err)
+	}
+	c = rabbitmq.Config{URL: brokerURL, URLFile: f, Queue: "q"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "url_file: set url or url_file, not both") {
 		t.Fatalf("err %v", err)
 	}
 }
