@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -162,6 +163,12 @@ func typed(col *cdc.Column, raw json.RawMessage, m *decode.DebeziumModes) (cdc.V
 		}
 		return jsonText(s)
 	case cdc.KindBytes:
+		if raw[0] == '{' {
+			// io.debezium.data.geometry.Geometry {wkb, srid}: rejected with
+			// the reason rather than guessed (the binlog path's bytes for
+			// it are not verified against the connector's struct)
+			return nil, fmt.Errorf("a geometry struct (%.40s…) is not typed without the message's schema", raw)
+		}
 		s, err := str()
 		if err != nil {
 			return nil, err
@@ -195,6 +202,13 @@ func typed(col *cdc.Column, raw json.RawMessage, m *decode.DebeziumModes) (cdc.V
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
 			return nil, fmt.Errorf("timestamp %q: %w", s, err)
+		}
+		if t.Equal(time.Unix(0, 0)) {
+			// The epoch is below TIMESTAMP's range (it starts one second
+			// later): the connector sends it for MySQL's zero value
+			// '0000-00-00 00:00:00' of a NOT NULL column, which the
+			// binlog path gives as that text.
+			return zeroDateTime(col.Precision), nil
 		}
 		return t.UTC(), nil
 	case cdc.KindTime:
@@ -282,4 +296,14 @@ func jsonText(s string) (cdc.Value, error) {
 		return j, nil
 	}
 	return cdc.JSON(s), nil
+}
+
+// zeroDateTime is MySQL's zero DATETIME/TIMESTAMP text with precision
+// fraction digits, as the binlog path gives it ("0000-00-00 00:00:00.000").
+func zeroDateTime(precision int) string {
+	s := "0000-00-00 00:00:00"
+	if precision > 0 {
+		s += "." + strings.Repeat("0", min(precision, 6))
+	}
+	return s
 }
