@@ -44,14 +44,22 @@ func (c SchemaConfig) Secrets() []string { return secret.DSNPassword(c.DSN) }
 // information_schema lists the tables.
 func (c SchemaConfig) Check(key string) (string, cdc.Pinger) {
 	return key + " (column types of typeless formats)", cdc.PingFunc(func(ctx context.Context) error {
-		db, err := sql.Open("mysql", c.DSN)
-		if err != nil {
+		return WithDB(c.DSN, func(db *sql.DB) error {
+			_, err := NewCatalog(db).Tables(ctx, nil)
 			return err
-		}
-		defer db.Close()
-		_, err = NewCatalog(db).Tables(ctx, nil)
-		return err
+		})
 	})
+}
+
+// WithDB opens the server at dsn for fn, and closes it after: the
+// connection tests of `rowsync check`.
+func WithDB(dsn string, fn func(db *sql.DB) error) error {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
 }
 
 // Validate reports a missing or malformed DSN.

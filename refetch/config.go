@@ -11,6 +11,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/secret"
+	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
 // Defaults applied where a Config field is left at its zero value.
@@ -96,11 +97,6 @@ func (c Config) withDefaults() Config {
 // ping.
 func (c Config) Check(key string) (string, cdc.Pinger) {
 	return key + " (refetch)", cdc.PingFunc(func(ctx context.Context) error {
-		db, err := sql.Open("mysql", c.DSN)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		return db.PingContext(ctx)
+		return mysqlmeta.WithDB(c.DSN, func(db *sql.DB) error { return db.PingContext(ctx) })
 	})
 }
