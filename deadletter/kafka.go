@@ -75,17 +75,13 @@ func NewKafka(c KafkaConfig) (*Kafka, error) {
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
 	}
-	mech, err := c.SASL.Build()
-	if err != nil {
-		return nil, err
-	}
-	tc, err := c.TLS.Client("tls.", "")
+	tr, err := kafkaauth.Transport(c.SASL, c.TLS, "rowsync")
 	if err != nil {
 		return nil, err
 	}
 	return &Kafka{timeout: c.Timeout, maxRecord: c.MaxRecordBytes, w: &kafkago.Writer{
 		Addr: kafkago.TCP(c.Brokers...), Topic: c.Topic, Balancer: &kafkago.Hash{},
-		Transport:    &kafkago.Transport{TLS: tc, SASL: mech, ClientID: "rowsync"},
+		Transport:    tr,
 		RequiredAcks: kafkago.RequireAll, AllowAutoTopicCreation: true,
 		BatchTimeout: time.Millisecond, WriteTimeout: c.Timeout,
 		// room for one full record with its key and framing

@@ -28,6 +28,16 @@ func Dialer(s SASL, t tlsconf.Config, clientID string, timeout time.Duration) (*
 		TLS: tc, SASLMechanism: mech}, nil
 }
 
+// Transport returns the transport of a Kafka writer that authenticates
+// with s over t.
+func Transport(s SASL, t tlsconf.Config, clientID string) (*kafkago.Transport, error) {
+	d, err := Dialer(s, t, clientID, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &kafkago.Transport{TLS: d.TLS, SASL: d.SASLMechanism, ClientID: clientID}, nil
+}
+
 // Ping asks the brokers in turn for the cluster's brokers, with the TLS
 // and SASL of s and t, and returns nil at the first that answers: the
 // connection test of `rowsync check` for a Kafka client.
