@@ -129,14 +129,7 @@ func TestSchemaSourceOutage(t *testing.T) {
 			} else {
 				r = startRabbit(t, s.name)
 				r.publish(t, flatten(parts))
-				yaml = fmt.Sprintf(`name: %s
-source:
-  rabbitmq:
-    url: %s
-    queue: %s
-    format: %s
-    connection_name: %s
-`, s.name, rabbitURL, s.name, changegen.Decoder(enc), s.name) + tail
+				yaml = s.rabbitHeadYAML(s.name, changegen.Decoder(enc)) + tail
 			}
 			p := rowsync(t, writeFile(t, s.dir, "rowsync.yaml", yaml), s.log)
 
