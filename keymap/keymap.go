@@ -226,12 +226,15 @@ type Input struct {
 // Render renders the template. It returns ErrNull (wrapped, naming the
 // column) when a column it needs is NULL or absent.
 func (t *Template) Render(in Input) (string, error) {
-	var b strings.Builder
+	// Parts without filters are appended straight into one buffer (on the
+	// stack for keys up to its size): the key is the only allocation.
+	var buf [128]byte
+	b := buf[:0]
 	for _, p := range t.parts {
 		var s string
 		switch p.kind {
 		case literal:
-			b.WriteString(p.text)
+			b = append(b, p.text...)
 			continue
 		case builtinDB:
 			s = in.DB
@@ -241,19 +244,37 @@ func (t *Template) Render(in Input) (string, error) {
 			if len(in.PK) == 0 {
 				return "", fmt.Errorf("{pk}: table %s.%s has no primary key", in.DB, in.Table)
 			}
-			var kb strings.Builder
+			if len(p.filters) == 0 {
+				for i, c := range in.PK {
+					if i > 0 {
+						b = append(b, ':')
+					}
+					var err error
+					if b, err = appendValue(b, in, c); err != nil {
+						return "", err
+					}
+				}
+				continue
+			}
+			var kb []byte
 			for i, c := range in.PK {
-				v, err := valueText(in, c)
-				if err != nil {
+				if i > 0 {
+					kb = append(kb, ':')
+				}
+				var err error
+				if kb, err = appendValue(kb, in, c); err != nil {
 					return "", err
 				}
-				if i > 0 {
-					kb.WriteByte(':')
-				}
-				kb.WriteString(v)
 			}
-			s = kb.String()
+			s = string(kb)
 		case column:
+			if len(p.filters) == 0 {
+				var err error
+				if b, err = appendValue(b, in, p.text); err != nil {
+					return "", err
+				}
+				continue
+			}
 			v, err := valueText(in, p.text)
 			if err != nil {
 				return "", err
@@ -266,25 +287,43 @@ func (t *Template) Render(in Input) (string, error) {
 				return "", fmt.Errorf("{%s}: %w", p.text, err)
 			}
 		}
-		b.WriteString(s)
+		b = append(b, s...)
 	}
-	return b.String(), nil
+	return string(b), nil
+}
+
+// value returns the value of column name and its description (nil when
+// the event has none), or ErrNull when it is NULL or absent.
+func value(in Input, name string) (*cdc.Column, cdc.Value, error) {
+	v, ok := in.Row[name]
+	if !ok || v == nil {
+		return nil, nil, fmt.Errorf("column %q: %w", name, ErrNull)
+	}
+	for i := range in.Columns {
+		if in.Columns[i].Name == name {
+			return &in.Columns[i], v, nil
+		}
+	}
+	return nil, v, nil
 }
 
 func valueText(in Input, name string) (string, error) {
-	v, ok := in.Row[name]
-	if !ok || v == nil {
-		return "", fmt.Errorf("column %q: %w", name, ErrNull)
-	}
-	var col *cdc.Column
-	for i := range in.Columns {
-		if in.Columns[i].Name == name {
-			col = &in.Columns[i]
-			break
-		}
+	col, v, err := value(in, name)
+	if err != nil {
+		return "", err
 	}
 	s, _ := cdc.FormatText(col, v)
 	return s, nil
+}
+
+// appendValue appends the text of column name to b.
+func appendValue(b []byte, in Input, name string) ([]byte, error) {
+	col, v, err := value(in, name)
+	if err != nil {
+		return b, err
+	}
+	b, _ = cdc.AppendText(b, col, v)
+	return b, nil
 }
 
 // jsonStep is one step of a JSON path: an object key or an array index.
