@@ -174,3 +174,12 @@ func (c Config) Check(key string) (string, cdc.Pinger) {
 		return filecheck.WritableDir(filepath.Dir(path))
 	})
 }
+
+// Cleartext lists where the Kafka dead letter's SASL PLAIN password would
+// travel in clear.
+func (c Config) Cleartext() []secret.Cleartext {
+	if c.Kafka == nil {
+		return nil
+	}
+	return kafkaauth.Cleartext(".kafka.sasl", c.Kafka.Brokers, c.Kafka.SASL, c.Kafka.TLS)
+}

@@ -66,3 +66,51 @@ func TestBinlogPasswordFile(t *testing.T) {
 		t.Fatal(out)
 	}
 }
+
+// TestPlaintextWarningsOfEveryClient: each client's block says where its
+// password would travel in clear; TLS, amqps:// and loopback hosts warn
+// nothing.
+func TestPlaintextWarningsOfEveryClient(t *testing.T) {
+	for _, tt := range []struct{ name, raw, want string }{
+		{"rabbitmq, kafka dead letter, mongo", `name: t
+source:
+  rabbitmq: {url: "amqp://app:rabbit-pw@mq.internal:5672/", queue: q, format: maxwell}
+redis: {addr: "127.0.0.1:6379", password: local}
+deadletter:
+  kafka: {brokers: ["k1.internal:9092"], topic: dead, sasl: {mechanism: plain, username: u, password: p}}
+mongo: {uri: "mongodb://app:mongo-pw@m1.internal:27017,m2.internal:27017/db"}
+tables:
+  - {match: shop.users, redis_hash: {}, mongo: {}}
+`, `deadletter.kafka.sasl: the SASL PLAIN password travels in clear to k1.internal:9092; enable tls
+mongo.uri: the password travels in clear to m1.internal:27017; enable tls
+mongo.uri: the password travels in clear to m2.internal:27017; enable tls
+source.rabbitmq.url: the password (amqp://, not amqps://) travels in clear to mq.internal:5672; enable tls`},
+		{"tls everywhere", `name: t
+source:
+  rabbitmq: {url: "amqps://app:rabbit-pw@mq.internal:5671/", queue: q, format: maxwell}
+redis: {addr: "r.internal:6379", password: pw, tls: {enabled: true}}
+deadletter:
+  kafka: {brokers: ["k1.internal:9092"], topic: dead, sasl: {mechanism: plain, username: u, password: p}, tls: {enabled: true}}
+mongo: {uri: "mongodb://app:mongo-pw@m1.internal:27017/db?tls=true"}
+tables:
+  - {match: shop.users, redis_hash: {}, mongo: {}}
+`, ``},
+		{"binlog", `name: t
+source:
+  binlog: {addr: "db.internal:3306", password: binlog-pw}
+redis: {}
+tables:
+  - {match: shop.users, redis_hash: {}}
+`, `source.binlog: the password travels in clear to db.internal:3306; enable tls`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(tt.raw), env(nil), registry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(plaintextWarnings(cfg), "\n"); got != tt.want {
+				t.Errorf("warnings:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}

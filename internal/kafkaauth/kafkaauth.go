@@ -12,6 +12,9 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/rowsync/rowsync/internal/secret"
+	"github.com/rowsync/rowsync/internal/tlsconf"
 )
 
 // SASL configures SASL authentication; off unless Mechanism is set.
@@ -74,4 +77,17 @@ func (s SASL) Build() (sasl.Mechanism, error) {
 		return scram.Mechanism(scram.SHA512, s.Username, pass)
 	}
 	return nil, fmt.Errorf("sasl.mechanism: unknown %q", s.Mechanism)
+}
+
+// Cleartext lists the brokers a SASL PLAIN password would travel to in
+// clear (no TLS), under key (".sasl").
+func Cleartext(key string, brokers []string, s SASL, t tlsconf.Config) []secret.Cleartext {
+	if !s.Plain() || t.Enabled {
+		return nil
+	}
+	var out []secret.Cleartext
+	for _, b := range brokers {
+		out = append(out, secret.Cleartext{Key: key, Addr: b, What: "the SASL PLAIN password"})
+	}
+	return out
 }

@@ -123,3 +123,15 @@ func (c Config) Check(key string) (string, cdc.Pinger) {
 		return cl.Ping(ctx).Err()
 	})
 }
+
+// Cleartext lists where the password would travel in clear (no TLS).
+func (c Config) Cleartext() []secret.Cleartext {
+	if c.Password == "" && c.PasswordFile == "" || c.TLS.Enabled {
+		return nil
+	}
+	var out []secret.Cleartext
+	for _, a := range c.Addresses() {
+		out = append(out, secret.Cleartext{Addr: a, What: "the password"})
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package secret
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -64,4 +65,24 @@ func FromFile(value *string, file, key, fileKey string) error {
 	}
 	*value = strings.TrimSpace(string(b))
 	return nil
+}
+
+// Cleartext is a password a client would send in clear over TCP (no TLS,
+// or SASL PLAIN without TLS). Key is where it is set below its block
+// (".sasl"; "" for the block itself), Addr the "host:port" it goes to,
+// What names it ("the password").
+type Cleartext struct{ Key, Addr, What string }
+
+// Loopback reports whether addr ("host:port", "host" or a socket path) is
+// this machine, where a password in clear stays off the network.
+func Loopback(addr string) bool {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	if host == "" || strings.EqualFold(host, "localhost") || strings.HasPrefix(addr, "/") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }

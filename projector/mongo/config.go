@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/rowsync/rowsync/internal/secret"
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -460,4 +461,22 @@ func checkCollection(name string) error {
 		return fmt.Errorf("collection name %q must not contain $ or NUL", name)
 	}
 	return nil
+}
+
+// Cleartext lists the hosts a mongodb:// URI's password would travel to
+// in clear (no tls=true or ssl=true).
+func (c Config) Cleartext() []secret.Cleartext {
+	u, err := url.Parse(c.URI)
+	if err != nil || u.Scheme != "mongodb" || u.User == nil {
+		return nil
+	}
+	q := u.Query()
+	if _, ok := u.User.Password(); !ok || q.Get("tls") == "true" || q.Get("ssl") == "true" {
+		return nil
+	}
+	var out []secret.Cleartext
+	for _, h := range strings.Split(u.Host, ",") {
+		out = append(out, secret.Cleartext{Key: ".uri", Addr: h, What: "the password"})
+	}
+	return out
 }

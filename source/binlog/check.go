@@ -7,6 +7,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/secret"
 	"github.com/rowsync/rowsync/mysqlmeta"
 )
 
@@ -32,4 +33,12 @@ func (c Config) Ready(ctx context.Context) error {
 // Check is the source's connection test for `rowsync check`: Ready.
 func (c Config) Check(key string) (string, cdc.Pinger) {
 	return key + " " + c.Addr, cdc.PingFunc(c.Ready)
+}
+
+// Cleartext lists where the password would travel in clear (no TLS).
+func (c Config) Cleartext() []secret.Cleartext {
+	if c.Password == "" || c.TLS.Enabled || c.Addr == "" {
+		return nil
+	}
+	return []secret.Cleartext{{Addr: c.Addr, What: "the password"}}
 }

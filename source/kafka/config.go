@@ -249,3 +249,8 @@ func (c Config) Check(key string) (string, cdc.Pinger) {
 		return kafkaauth.Ping(ctx, c.Brokers, c.SASL, c.TLS)
 	})
 }
+
+// Cleartext lists where the SASL PLAIN password would travel in clear.
+func (c Config) Cleartext() []secret.Cleartext {
+	return kafkaauth.Cleartext(".sasl", c.Brokers, c.SASL, c.TLS)
+}

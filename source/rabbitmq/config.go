@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -302,4 +303,17 @@ func (c Config) Check(key string) (string, cdc.Pinger) {
 		}
 		return (&Source{cfg: c, tls: tc}).Ping(ctx)
 	})
+}
+
+// Cleartext lists where the password of an amqp:// (not amqps://) URL
+// would travel in clear.
+func (c Config) Cleartext() []secret.Cleartext {
+	u, err := url.Parse(c.URL)
+	if err != nil || u.Scheme != "amqp" || u.User == nil {
+		return nil
+	}
+	if _, ok := u.User.Password(); !ok {
+		return nil
+	}
+	return []secret.Cleartext{{Key: ".url", Addr: u.Host, What: "the password (amqp://, not amqps://)"}}
 }
