@@ -245,26 +245,15 @@ func (t *Template) Render(in Input) (string, error) {
 				return "", fmt.Errorf("{pk}: table %s.%s has no primary key", in.DB, in.Table)
 			}
 			if len(p.filters) == 0 {
-				for i, c := range in.PK {
-					if i > 0 {
-						b = append(b, ':')
-					}
-					var err error
-					if b, err = appendValue(b, in, c); err != nil {
-						return "", err
-					}
+				var err error
+				if b, err = appendPK(b, in); err != nil {
+					return "", err
 				}
 				continue
 			}
-			var kb []byte
-			for i, c := range in.PK {
-				if i > 0 {
-					kb = append(kb, ':')
-				}
-				var err error
-				if kb, err = appendValue(kb, in, c); err != nil {
-					return "", err
-				}
+			kb, err := appendPK(nil, in)
+			if err != nil {
+				return "", err
 			}
 			s = string(kb)
 		case column:
@@ -314,6 +303,20 @@ func valueText(in Input, name string) (string, error) {
 	}
 	s, _ := cdc.FormatText(col, v)
 	return s, nil
+}
+
+// appendPK appends the primary key's values to b, ':'-separated.
+func appendPK(b []byte, in Input) ([]byte, error) {
+	for i, c := range in.PK {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		var err error
+		if b, err = appendValue(b, in, c); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 // appendValue appends the text of column name to b.
