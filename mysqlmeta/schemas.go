@@ -32,13 +32,24 @@ const (
 type SchemaConfig struct {
 	// DSN is a go-sql-driver DSN ("user:pass@tcp(host:3306)/") of the
 	// primary the messages come from (or a replica with the same tables);
-	// the user needs SELECT on information_schema only. Required.
+	// the user needs SELECT on information_schema only. Required (or
+	// DSNFile).
 	DSN string `yaml:"dsn"`
+	// DSNFile names a file holding the DSN instead (it carries the
+	// password; trailing white space trimmed); read when the config is
+	// validated.
+	DSNFile string `yaml:"dsn_file"`
 }
 
 // Secrets returns the password of the DSN, for masking in what rowsync
 // prints.
-func (c SchemaConfig) Secrets() []string { return secret.DSNPassword(c.DSN) }
+func (c SchemaConfig) Secrets() []string {
+	out := secret.DSNPassword(c.DSN)
+	for _, dsn := range secret.File(c.DSNFile) {
+		out = append(out, secret.DSNPassword(dsn)...)
+	}
+	return out
+}
 
 // Check is the schema source's connection test for `rowsync check`: its
 // information_schema lists the tables.
@@ -62,8 +73,11 @@ func WithDB(dsn string, fn func(db *sql.DB) error) error {
 	return fn(db)
 }
 
-// Validate reports a missing or malformed DSN.
-func (c SchemaConfig) Validate() error {
+// Validate reads dsn_file and reports a missing or malformed DSN.
+func (c *SchemaConfig) Validate() error {
+	if err := secret.FromFile(&c.DSN, &c.DSNFile, "dsn", "dsn_file"); err != nil {
+		return err
+	}
 	if c.DSN == "" {
 		return errors.New("dsn: required")
 	}

@@ -38,8 +38,12 @@ type Config struct {
 	// text is UTC), interpolateParams=true (one round trip per query, text
 	// protocol) and parseTime=false; charsets that forbid interpolation
 	// (big5, gbk, sjis, cp932, gb2312) are therefore not supported.
-	// Required.
+	// Required (or DSNFile).
 	DSN string `yaml:"dsn"`
+	// DSNFile names a file holding the DSN instead (it carries the
+	// password; trailing white space trimmed); read when the config is
+	// validated.
+	DSNFile string `yaml:"dsn_file"`
 	// MaxOpenConns bounds the connection pool, and so the queries in
 	// flight at once across all pipeline shards. Default: 4
 	MaxOpenConns int `yaml:"max_open_conns"`
@@ -55,12 +59,20 @@ type Config struct {
 
 // Secrets returns the password of the DSN, for masking in what rowsync
 // prints.
-func (c Config) Secrets() []string { return secret.DSNPassword(c.DSN) }
+func (c Config) Secrets() []string {
+	out := secret.DSNPassword(c.DSN)
+	for _, dsn := range secret.File(c.DSNFile) {
+		out = append(out, secret.DSNPassword(dsn)...)
+	}
+	return out
+}
 
 // Validate returns every problem at once, each prefixed with its key path.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
-	if c.DSN == "" {
+	if err := secret.FromFile(&c.DSN, &c.DSNFile, "dsn", "dsn_file"); err != nil {
+		errs = append(errs, err)
+	} else if c.DSN == "" {
 		errs = append(errs, errors.New("dsn: required"))
 	} else if _, err := mysql.ParseDSN(c.DSN); err != nil {
 		errs = append(errs, fmt.Errorf("dsn: %w", err))

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/mysqlmeta"
+	mongoproj "github.com/rowsync/rowsync/projector/mongo"
+	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/source/binlog"
 )
 
@@ -110,6 +113,105 @@ tables:
 			}
 			if got := strings.Join(plaintextWarnings(cfg), "\n"); got != tt.want {
 				t.Errorf("warnings:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSecretFiles: every secret has a _file variant. The block gets the
+// file's content (trailing newline trimmed), validates again as it is
+// (the components do, when they start), masks it, and setting both keys of
+// a pair, or a file that does not exist, is a config error naming the key.
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	const redisBase = "name: t\nsource:\n  binlog: {addr: \"127.0.0.1:3307\"}\nredis: {}\ntables:\n  - {match: shop.users, redis_hash: {}}\n"
+	const kafkaBase = "name: t\nsource:\n  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}\nredis: {}\ntables:\n  - {match: shop.users, redis_hash: {}}\n"
+	cases := []struct {
+		name, key, base string
+		// block is the YAML of the block at key, with %s for the value of
+		// the pair's keys.
+		pair, fileKey string
+		value         string
+		secret        string
+		get           func(t *testing.T, c *config.Config) string
+		revalidate    func(c *config.Config) error
+	}{
+		{name: "mongo uri", key: "mongo", base: redisBase, pair: "uri", fileKey: "uri_file",
+			value: "mongodb://app:mongo-file-pw@127.0.0.1:27017", secret: "mongo-file-pw",
+			get: func(t *testing.T, c *config.Config) string {
+				b, _ := config.Block[mongoproj.Config](c, "mongo")
+				return b.URI
+			},
+			revalidate: func(c *config.Config) error { b, _ := config.Block[mongoproj.Config](c, "mongo"); return b.Validate() }},
+		{name: "refetch dsn", key: "mysql", base: redisBase, pair: "dsn", fileKey: "dsn_file",
+			value: "root:mysql-file-pw@tcp(127.0.0.1:3306)/", secret: "mysql-file-pw",
+			get: func(t *testing.T, c *config.Config) string {
+				b, _ := config.Block[refetch.Config](c, "mysql")
+				return b.DSN
+			},
+			revalidate: func(c *config.Config) error { b, _ := config.Block[refetch.Config](c, "mysql"); return b.Validate() }},
+		{name: "schema dsn", key: "schema", base: kafkaBase, pair: "dsn", fileKey: "dsn_file",
+			value: "root:schema-file-pw@tcp(127.0.0.1:3306)/", secret: "schema-file-pw",
+			get: func(t *testing.T, c *config.Config) string {
+				b, _ := config.Block[mysqlmeta.SchemaConfig](c, "schema")
+				return b.DSN
+			},
+			revalidate: func(c *config.Config) error {
+				b, _ := config.Block[mysqlmeta.SchemaConfig](c, "schema")
+				return b.Validate()
+			}},
+		{name: "binlog password", key: "source.binlog", base: strings.Replace(redisBase, "  binlog: {addr: \"127.0.0.1:3307\"}\n", "", 1), pair: "password", fileKey: "password_file",
+			value: "binlog-file-pw", secret: "binlog-file-pw",
+			get: func(t *testing.T, c *config.Config) string {
+				b, _ := config.Block[binlog.Config](c, "source.binlog")
+				return b.Password
+			},
+			revalidate: func(c *config.Config) error {
+				b, _ := config.Block[binlog.Config](c, "source.binlog")
+				return b.Validate()
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := write(strings.ReplaceAll(tc.name, " ", "_"), tc.value)
+			block := func(kv string) string {
+				if tc.key == "source.binlog" {
+					return strings.Replace(tc.base, "source:\n", "source:\n  binlog: {addr: \"127.0.0.1:3307\", "+kv+"}\n", 1)
+				}
+				return tc.base + tc.key + ": {" + kv + "}\n"
+			}
+			c, err := config.Parse([]byte(block(tc.fileKey+": "+f)), env(nil), registry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.get(t, c); got != tc.value {
+				t.Fatalf("%s = %q, want the file's %q", tc.pair, got, tc.value)
+			}
+			if err := tc.revalidate(c); err != nil {
+				t.Fatalf("validating the decoded block again: %v", err)
+			}
+			if out := scrubberFor(c).String("failed: " + tc.secret); strings.Contains(out, tc.secret) {
+				t.Fatalf("not masked: %s", out)
+			}
+			for _, bad := range []struct{ kv, want string }{
+				{tc.pair + ": \"" + strings.ReplaceAll(tc.value, "\"", "") + "\", " + tc.fileKey + ": " + f,
+					tc.key + "." + tc.fileKey + ": set " + tc.pair + " or " + tc.fileKey + ", not both"},
+				{tc.fileKey + ": " + f + ".missing", tc.key + "." + tc.fileKey + ": open "},
+			} {
+				_, err := config.Parse([]byte(block(bad.kv)), env(nil), registry())
+				if err == nil || !strings.Contains(err.Error(), bad.want) {
+					t.Errorf("%s: error %v, want %q", bad.kv, err, bad.want)
+				}
+				if err != nil && strings.Contains(err.Error(), tc.secret) {
+					t.Errorf("error shows the secret: %v", err)
+				}
 			}
 		})
 	}

@@ -49,21 +49,23 @@ func DSNPassword(dsn string) []string {
 	return []string{c.Passwd}
 }
 
-// FromFile resolves a secret with a *_file variant: when file is set it
-// reads it (trailing white space trimmed) into *value, which must be empty.
-// Errors name fileKey ("password_file: ..."), for the caller to prefix.
-func FromFile(value *string, file, key, fileKey string) error {
-	if file == "" {
+// FromFile resolves a secret with a *_file variant: when *file is set it
+// reads it (trailing white space trimmed) into *value, which must be empty,
+// and clears *file, so the block validates again as it is now (a component
+// validating its config once more sees the value only). Errors name fileKey
+// ("password_file: ..."), for the caller to prefix.
+func FromFile(value, file *string, key, fileKey string) error {
+	if *file == "" {
 		return nil
 	}
 	if *value != "" {
 		return fmt.Errorf("%s: set %s or %s, not both", fileKey, key, fileKey)
 	}
-	b, err := os.ReadFile(file)
+	b, err := os.ReadFile(*file)
 	if err != nil {
 		return fmt.Errorf("%s: %w", fileKey, err)
 	}
-	*value = strings.TrimSpace(string(b))
+	*value, *file = strings.TrimSpace(string(b)), ""
 	return nil
 }
 

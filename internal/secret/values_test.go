@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -29,5 +30,28 @@ func TestValues(t *testing.T) {
 	}
 	if got := DSNPassword("root@tcp(db:3306)/"); got != nil {
 		t.Errorf("DSNPassword without one = %q", got)
+	}
+}
+
+func TestFromFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(f, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	value, file := "", f
+	if err := FromFile(&value, &file, "password", "password_file"); err != nil || value != "s3cret" || file != "" {
+		t.Fatalf("value %q file %q err %v", value, file, err)
+	}
+	// resolved: validating again keeps the value
+	if err := FromFile(&value, &file, "password", "password_file"); err != nil || value != "s3cret" {
+		t.Fatalf("again: value %q err %v", value, err)
+	}
+	value, file = "inline", f
+	if err := FromFile(&value, &file, "password", "password_file"); err == nil || err.Error() != "password_file: set password or password_file, not both" {
+		t.Fatalf("both: %v", err)
+	}
+	value, file = "", f+".missing"
+	if err := FromFile(&value, &file, "password", "password_file"); err == nil || !strings.HasPrefix(err.Error(), "password_file: open ") {
+		t.Fatalf("missing: %v", err)
 	}
 }

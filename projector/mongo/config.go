@@ -59,8 +59,13 @@ const (
 // except for URI.
 type Config struct {
 	// URI is the MongoDB connection string (mongodb:// or mongodb+srv://).
-	// Required when the projector connects itself (Open).
+	// Required when the projector connects itself (Open), unless URIFile
+	// is set.
 	URI string `yaml:"uri"`
+	// URIFile names a file holding the URI instead (it carries the
+	// password; trailing white space trimmed); read when the config is
+	// validated.
+	URIFile string `yaml:"uri_file"`
 	// BulkSize caps the write operations of one BulkWrite; an Apply call
 	// with more distinct rows for one collection sends several.
 	// Default: 5000
@@ -122,12 +127,20 @@ func (wc WriteConcern) validate() error {
 
 // Secrets returns the password of the URI, for masking in what rowsync
 // prints.
-func (c Config) Secrets() []string { return secret.URLPassword(c.URI) }
+func (c Config) Secrets() []string {
+	out := secret.URLPassword(c.URI)
+	for _, uri := range secret.File(c.URIFile) {
+		out = append(out, secret.URLPassword(uri)...)
+	}
+	return out
+}
 
 // Validate returns every problem, each prefixed with its key path.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
-	switch {
+	switch err := secret.FromFile(&c.URI, &c.URIFile, "uri", "uri_file"); {
+	case err != nil:
+		errs = append(errs, err)
 	case c.URI == "":
 		errs = append(errs, errors.New("uri: required"))
 	case !strings.HasPrefix(c.URI, "mongodb://") && !strings.HasPrefix(c.URI, "mongodb+srv://"):

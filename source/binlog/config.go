@@ -136,7 +136,7 @@ func (c Config) Secrets() []string {
 // Validate reports every problem at once, each prefixed by its key.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := secret.FromFile(&c.Password, c.PasswordFile, "password", "password_file"); err != nil {
+	if err := secret.FromFile(&c.Password, &c.PasswordFile, "password", "password_file"); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.Flavor {

@@ -165,7 +165,7 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if err := secret.FromFile(&c.URL, c.URLFile, "url", "url_file"); err != nil {
+	if err := secret.FromFile(&c.URL, &c.URLFile, "url", "url_file"); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Limits.Validate(); err != nil {
