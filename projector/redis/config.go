@@ -106,7 +106,6 @@ type TableConfig struct {
 	TombstoneSuffix string `yaml:"tombstone_suffix"`
 }
 
-
 // SelectedColumns returns Include and Exclude: the columns the rule keeps
 // and leaves out (config.ColumnSelector, for the dead letter to hide them).
 func (c TableConfig) SelectedColumns() (include, exclude []string) { return c.Include, c.Exclude }
