@@ -45,7 +45,8 @@ func Load(caFile, certFile, keyFile, serverName string, insecure bool) (*tls.Con
 }
 
 // Config is the `tls:` block of every client's config (Redis, the Kafka
-// source and dead letter, the binlog source), one shape everywhere:
+// source and dead letter, the binlog and RabbitMQ sources), one shape
+// everywhere:
 //
 //	tls: {enabled: true, ca_file: ca.pem, cert_file: c.pem, key_file: c.key,
 //	      server_name: db.internal, insecure_skip_verify: false}

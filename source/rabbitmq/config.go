@@ -130,24 +130,11 @@ type Backoff struct {
 	Max time.Duration `yaml:"max"`
 }
 
-// TLS configures the TLS client of an amqps:// connection. Without any
-// field set, amqps:// verifies the server against the system roots.
-type TLS struct {
-	// CAFile is a PEM bundle of CAs to trust instead of the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key, for mutual
-	// TLS (and the EXTERNAL mechanism when the URL asks for it).
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the host name checked in the server certificate.
-	// Default: the URL host
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify disables server certificate verification. Tests only.
-	// Default: false
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLS) isSet() bool { return t != TLS{} }
+// TLS is the shared tls: block (internal/tlsconf: ca_file, cert_file,
+// key_file, server_name, insecure_skip_verify). An amqps:// URL turns TLS
+// on (enabled is implied), and the block needs one; without any field set,
+// amqps:// verifies the server against the system roots and the URL host.
+type TLS = tlsconf.Config
 
 // Secrets returns the password of the URL, for masking in what rowsync
 // prints.
@@ -232,16 +219,10 @@ func (c *Config) Validate() error {
 	if d := c.withDefaults(); d.Reconnect.Max < d.Reconnect.Min {
 		bad("reconnect.max", "must not be below reconnect.min (%s)", d.Reconnect.Min)
 	}
-	if c.TLS.isSet() && c.URL != "" && uri.Scheme != "amqps" {
+	if c.TLS != (TLS{}) && c.URL != "" && uri.Scheme != "amqps" {
 		bad("tls", "needs an amqps:// url")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		if c.TLS.CertFile == "" {
-			bad("tls.cert_file", "required with tls.key_file")
-		} else {
-			bad("tls.key_file", "required with tls.cert_file")
-		}
-	}
+	errs = append(errs, c.tls().Validate("tls.")...)
 	return errors.Join(errs...)
 }
 
@@ -274,16 +255,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// tlsConfig builds the TLS client config, or nil for the library default.
-func (t TLS) tlsConfig() (*tls.Config, error) {
-	if !t.isSet() {
+// tls returns the TLS block as the amqps:// URL uses it: enabled.
+func (c Config) tls() TLS {
+	t := c.TLS
+	t.Enabled = true
+	return t
+}
+
+// tlsClient builds the TLS client config, or nil for the library default
+// (no tls: block). The server name is left to the client library (the URL
+// host) unless server_name is set.
+func (c Config) tlsClient() (*tls.Config, error) {
+	if c.TLS == (TLS{}) {
 		return nil, nil
 	}
-	cfg, err := tlsconf.Load(t.CAFile, t.CertFile, t.KeyFile, t.ServerName, t.InsecureSkipVerify)
-	if err != nil {
-		return nil, fmt.Errorf("tls.%w", err)
-	}
-	return cfg, nil
+	return c.tls().Client("tls.", "")
 }
 
 func (b Backoff) policy() backoff.Policy { return backoff.Policy{Min: b.Min, Max: b.Max} }
@@ -297,7 +283,7 @@ func DefaultPrefetch() int { return Config{}.withDefaults().Prefetch }
 func (c Config) Check(key string) (string, cdc.Pinger) {
 	return key + " queue " + c.Queue, cdc.PingFunc(func(ctx context.Context) error {
 		c := c.withDefaults()
-		tc, err := c.TLS.tlsConfig()
+		tc, err := c.tlsClient()
 		if err != nil {
 			return err
 		}

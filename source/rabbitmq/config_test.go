@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/rowsync/rowsync/source/rabbitmq"
 )
 
@@ -36,7 +38,7 @@ func TestConfigValidate(t *testing.T) {
 		{"backoff", func(c *rabbitmq.Config) { c.Reconnect = rabbitmq.Backoff{Min: time.Minute, Max: time.Second} }, []string{"reconnect.max: must not be below"}},
 		{"backoff min above default max", func(c *rabbitmq.Config) { c.Reconnect.Min = time.Minute }, nil},
 		{"tls needs amqps", func(c *rabbitmq.Config) { c.TLS.ServerName = "x" }, []string{"tls: needs an amqps:// url"}},
-		{"tls pair", func(c *rabbitmq.Config) { c.URL = "amqps://h/"; c.TLS.CertFile = "c.pem" }, []string{"tls.key_file: required"}},
+		{"tls pair", func(c *rabbitmq.Config) { c.URL = "amqps://h/"; c.TLS.CertFile = "c.pem" }, []string{"tls.cert_file: cert_file and key_file go together"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok
@@ -133,5 +135,38 @@ func TestURLFile(t *testing.T) {
 	c = rabbitmq.Config{URL: brokerURL, URLFile: f, Queue: "q"}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "url_file: set url or url_file, not both") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestTLSBlock: the tls: block is the shared one (internal/tlsconf), with
+// the same keys as before; amqps:// turns it on, `enabled` is implied.
+func TestTLSBlock(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string // want: a substring of the error; "" = valid
+	}{
+		{"keys", `{url: "amqps://h/", queue: q, tls: {ca_file: ca.pem, server_name: mq.internal, insecure_skip_verify: false}}`, ""},
+		{"enabled and short form", `{url: "amqps://h/", queue: q, tls: true}`, ""},
+		{"unknown key", `{url: "amqps://h/", queue: q, tls: {ca: ca.pem}}`, `tls: unknown key "ca"`},
+		{"needs amqps", `{url: "amqp://h/", queue: q, tls: {enabled: true}}`, "tls: needs an amqps:// url"},
+		{"key without cert", `{url: "amqps://h/", queue: q, tls: {key_file: k.pem}}`, "tls.cert_file: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c rabbitmq.Config
+			err := yaml.Unmarshal([]byte(tc.yaml), &c)
+			if err == nil {
+				err = c.Validate()
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// the block's files are read by New, errors named by key
+	cfg := rabbitmq.Config{URL: "amqps://h/", Queue: "q", TLS: rabbitmq.TLS{CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}}
+	if _, err := rabbitmq.New(cfg, idDecoder{}, nil); err == nil || !strings.HasPrefix(err.Error(), "tls.cert_file:") {
+		t.Fatalf("missing client certificate: %v", err)
 	}
 }

@@ -128,7 +128,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	tc, err := cfg.TLS.tlsConfig()
+	tc, err := cfg.tlsClient()
 	if err != nil {
 		return nil, err
 	}
