@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/internal/filecheck"
 	"github.com/rowsync/rowsync/internal/kafkaauth"
 	"github.com/rowsync/rowsync/internal/secret"
@@ -51,7 +52,7 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Kafka != nil {
 		if err := c.Kafka.Validate(); err != nil {
-			errs = append(errs, prefix("kafka.", err))
+			errs = append(errs, config.Prefix("kafka", err))
 		}
 		if c.File != "" {
 			errs = append(errs, errors.New("set file or kafka, not both"))
@@ -67,18 +68,6 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("excluded_columns: unknown %q (want omit or redact)", c.ExcludedColumns))
 	}
 	return errors.Join(errs...)
-}
-
-// prefix puts p before every line of a joined error.
-func prefix(p string, err error) error {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			errs = append(errs, fmt.Errorf("%s%w", p, e))
-		}
-		return errors.Join(errs...)
-	}
-	return fmt.Errorf("%s%w", p, err)
 }
 
 // Secrets returns the Kafka dead letter's SASL password and the content of

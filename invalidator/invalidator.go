@@ -65,6 +65,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/keymap"
 	"github.com/rowsync/rowsync/metrics"
 )
@@ -138,7 +139,7 @@ func New(client goredis.UniversalClient, cfg Config, rules []cdc.TableRule[Table
 		}
 		c, err := r.Config.compile()
 		if err != nil {
-			errs = append(errs, prefixErrs(fmt.Sprintf("tables[%d].", i), err))
+			errs = append(errs, config.Prefix(fmt.Sprintf("tables[%d]", i), err))
 		}
 		if c.delay > 0 {
 			delayed = true
@@ -170,18 +171,6 @@ func New(client goredis.UniversalClient, cfg Config, rules []cdc.TableRule[Table
 	}
 	v.bufs.New = func() any { return &applyBuf{seen: map[string]int{}} }
 	return v, nil
-}
-
-// prefixErrs prefixes each joined error's message with p.
-func prefixErrs(p string, err error) error {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			errs = append(errs, fmt.Errorf("%s%w", p, e))
-		}
-		return errors.Join(errs...)
-	}
-	return fmt.Errorf("%s%w", p, err)
 }
 
 // Wants reports whether a rule matches db.table.
