@@ -44,11 +44,7 @@ type SchemaConfig struct {
 // Secrets returns the password of the DSN, for masking in what rowsync
 // prints.
 func (c SchemaConfig) Secrets() []string {
-	out := secret.DSNPassword(c.DSN)
-	for _, dsn := range secret.File(c.DSNFile) {
-		out = append(out, secret.DSNPassword(dsn)...)
-	}
-	return out
+	return secret.InValue(c.DSN, c.DSNFile, secret.DSNPassword)
 }
 
 // Check is the schema source's connection test for `rowsync check`: its

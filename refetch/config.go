@@ -59,13 +59,7 @@ type Config struct {
 
 // Secrets returns the password of the DSN, for masking in what rowsync
 // prints.
-func (c Config) Secrets() []string {
-	out := secret.DSNPassword(c.DSN)
-	for _, dsn := range secret.File(c.DSNFile) {
-		out = append(out, secret.DSNPassword(dsn)...)
-	}
-	return out
-}
+func (c Config) Secrets() []string { return secret.InValue(c.DSN, c.DSNFile, secret.DSNPassword) }
 
 // Validate returns every problem at once, each prefixed with its key path.
 func (c *Config) Validate() error {

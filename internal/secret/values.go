@@ -25,6 +25,17 @@ func File(path string) []string {
 	return []string{strings.TrimSpace(string(b))}
 }
 
+// InValue returns the passwords of value and of the content of file (a
+// *_file variant of it), as passwords finds them (URLPassword,
+// DSNPassword).
+func InValue(value, file string, passwords func(string) []string) []string {
+	out := passwords(value)
+	for _, v := range File(file) {
+		out = append(out, passwords(v)...)
+	}
+	return out
+}
+
 // URLPassword returns the password of a URL ("amqp://u:pw@host/") as
 // written, query-escaped and path-escaped; none if it has none.
 func URLPassword(s string) []string {

@@ -55,3 +55,17 @@ func TestFromFile(t *testing.T) {
 		t.Fatalf("missing: %v", err)
 	}
 }
+
+func TestInValue(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "uri")
+	if err := os.WriteFile(f, []byte("mongodb://u:file-pw@h/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := InValue("mongodb://u:inline-pw@h/", f, URLPassword)
+	if !slices.Contains(got, "inline-pw") || !slices.Contains(got, "file-pw") {
+		t.Fatalf("got %q", got)
+	}
+	if got := InValue("", "", URLPassword); len(got) != 0 {
+		t.Fatalf("nothing set: %q", got)
+	}
+}

@@ -127,13 +127,7 @@ func (wc WriteConcern) validate() error {
 
 // Secrets returns the password of the URI, for masking in what rowsync
 // prints.
-func (c Config) Secrets() []string {
-	out := secret.URLPassword(c.URI)
-	for _, uri := range secret.File(c.URIFile) {
-		out = append(out, secret.URLPassword(uri)...)
-	}
-	return out
-}
+func (c Config) Secrets() []string { return secret.InValue(c.URI, c.URIFile, secret.URLPassword) }
 
 // Validate returns every problem, each prefixed with its key path.
 func (c *Config) Validate() error {

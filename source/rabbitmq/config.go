@@ -138,13 +138,7 @@ type TLS = tlsconf.Config
 
 // Secrets returns the password of the URL, for masking in what rowsync
 // prints.
-func (c Config) Secrets() []string {
-	out := secret.URLPassword(c.URL)
-	for _, u := range secret.File(c.URLFile) {
-		out = append(out, secret.URLPassword(u)...)
-	}
-	return out
-}
+func (c Config) Secrets() []string { return secret.InValue(c.URL, c.URLFile, secret.URLPassword) }
 
 // Validate reports every problem in c, each prefixed with its key path.
 func (c *Config) Validate() error {
