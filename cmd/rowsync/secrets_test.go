@@ -134,48 +134,36 @@ func TestSecretFiles(t *testing.T) {
 	const redisBase = "name: t\nsource:\n  binlog: {addr: \"127.0.0.1:3307\"}\nredis: {}\ntables:\n  - {match: shop.users, redis_hash: {}}\n"
 	const kafkaBase = "name: t\nsource:\n  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}\nredis: {}\ntables:\n  - {match: shop.users, redis_hash: {}}\n"
 	cases := []struct {
-		name, key, base string
-		// block is the YAML of the block at key, with %s for the value of
-		// the pair's keys.
-		pair, fileKey string
-		value         string
-		secret        string
-		get           func(t *testing.T, c *config.Config) string
-		revalidate    func(c *config.Config) error
+		name, key, base string // the block's key and the file without it
+		pair, fileKey   string
+		value, secret   string
+		// decoded returns the secret as the block decoded it, and the
+		// error of validating that block again
+		decoded func(c *config.Config) (string, error)
 	}{
 		{name: "mongo uri", key: "mongo", base: redisBase, pair: "uri", fileKey: "uri_file",
 			value: "mongodb://app:mongo-file-pw@127.0.0.1:27017", secret: "mongo-file-pw",
-			get: func(t *testing.T, c *config.Config) string {
+			decoded: func(c *config.Config) (string, error) {
 				b, _ := config.Block[mongoproj.Config](c, "mongo")
-				return b.URI
-			},
-			revalidate: func(c *config.Config) error { b, _ := config.Block[mongoproj.Config](c, "mongo"); return b.Validate() }},
+				return b.URI, b.Validate()
+			}},
 		{name: "refetch dsn", key: "mysql", base: redisBase, pair: "dsn", fileKey: "dsn_file",
 			value: "root:mysql-file-pw@tcp(127.0.0.1:3306)/", secret: "mysql-file-pw",
-			get: func(t *testing.T, c *config.Config) string {
+			decoded: func(c *config.Config) (string, error) {
 				b, _ := config.Block[refetch.Config](c, "mysql")
-				return b.DSN
-			},
-			revalidate: func(c *config.Config) error { b, _ := config.Block[refetch.Config](c, "mysql"); return b.Validate() }},
+				return b.DSN, b.Validate()
+			}},
 		{name: "schema dsn", key: "schema", base: kafkaBase, pair: "dsn", fileKey: "dsn_file",
 			value: "root:schema-file-pw@tcp(127.0.0.1:3306)/", secret: "schema-file-pw",
-			get: func(t *testing.T, c *config.Config) string {
+			decoded: func(c *config.Config) (string, error) {
 				b, _ := config.Block[mysqlmeta.SchemaConfig](c, "schema")
-				return b.DSN
-			},
-			revalidate: func(c *config.Config) error {
-				b, _ := config.Block[mysqlmeta.SchemaConfig](c, "schema")
-				return b.Validate()
+				return b.DSN, b.Validate()
 			}},
 		{name: "binlog password", key: "source.binlog", base: strings.Replace(redisBase, "  binlog: {addr: \"127.0.0.1:3307\"}\n", "", 1), pair: "password", fileKey: "password_file",
 			value: "binlog-file-pw", secret: "binlog-file-pw",
-			get: func(t *testing.T, c *config.Config) string {
+			decoded: func(c *config.Config) (string, error) {
 				b, _ := config.Block[binlog.Config](c, "source.binlog")
-				return b.Password
-			},
-			revalidate: func(c *config.Config) error {
-				b, _ := config.Block[binlog.Config](c, "source.binlog")
-				return b.Validate()
+				return b.Password, b.Validate()
 			}},
 	}
 	for _, tc := range cases {
@@ -191,10 +179,11 @@ func TestSecretFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := tc.get(t, c); got != tc.value {
+			got, err := tc.decoded(c)
+			if got != tc.value {
 				t.Fatalf("%s = %q, want the file's %q", tc.pair, got, tc.value)
 			}
-			if err := tc.revalidate(c); err != nil {
+			if err != nil {
 				t.Fatalf("validating the decoded block again: %v", err)
 			}
 			if out := scrubberFor(c).String("failed: " + tc.secret); strings.Contains(out, tc.secret) {
