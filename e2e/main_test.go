@@ -21,6 +21,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/rowsync/rowsync/internal/testlock"
 )
 
 var long = flag.Bool("long", os.Getenv("ROWSYNC_LONG") == "1", "run the long soak (100k messages, full RabbitMQ restart)")
@@ -75,9 +77,18 @@ func size(def, longN int) int {
 	return def
 }
 
-// redisDB returns a client of db, flushed before the test and after.
+// redisDB returns a client of db, flushed before the test and after. The
+// test holds db's lock meanwhile, so a test run beside this one (a second
+// `make test`) does not flush it under the test.
 func redisDB(t *testing.T, db int) *goredis.Client {
 	t.Helper()
+	release, err := testlock.Acquire(fmt.Sprintf("redis-db-%d", db), func() {
+		t.Logf("waiting for another test process to finish with Redis DB %d", db)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release) // after the flush below: cleanups run last-registered first
 	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DB: db})
 	ctx := context.Background()
 	if err := c.FlushDB(ctx).Err(); err != nil {

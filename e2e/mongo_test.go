@@ -51,7 +51,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +61,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/changegen"
+	"github.com/rowsync/rowsync/internal/testlock"
 	mongoproj "github.com/rowsync/rowsync/projector/mongo"
 	"github.com/rowsync/rowsync/refetch"
 )
@@ -132,38 +132,13 @@ func startMongo(t *testing.T) *mongoServer {
 // last-registered first).
 func lockFerret(t *testing.T, port string) {
 	t.Helper()
-	state := os.Getenv("ROWSYNC_STATE")
-	if state == "" {
-		state = "/tmp/rowsync-state"
-	}
-	dir := filepath.Join(state, "ferretdb")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "e2e-"+port+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	release, err := testlock.Acquire("ferretdb-"+port, func() {
+		t.Logf("waiting for another test process to finish with the FerretDB on port %s", port)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Minute)
-	for waited := false; ; waited = true {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			t.Fatalf("lock %s: %v", f.Name(), err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("another test process held %s for 15 minutes", f.Name())
-		}
-		if !waited {
-			t.Logf("waiting for another test process to finish with the FerretDB on port %s", port)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	t.Cleanup(release)
 }
 
 // database returns a fresh database name, dropped when t ends.

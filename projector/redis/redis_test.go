@@ -18,6 +18,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/sinktest"
+	"github.com/rowsync/rowsync/internal/testlock"
 )
 
 // Tests use Redis DB 1 (assigned to this package) and a unique db name per
@@ -29,6 +30,14 @@ const testDB = 1
 var testAddr = cmp.Or(os.Getenv("ROWSYNC_REDIS_TEST_ADDR"), "127.0.0.1:6379")
 
 func TestMain(m *testing.M) {
+	// This package flushes its DB: a second test run beside this one waits.
+	release, err := testlock.Acquire(fmt.Sprintf("redis-db-%d", testDB), func() {
+		fmt.Fprintf(os.Stderr, "waiting for another test process to finish with Redis DB %d\n", testDB)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	c := goredis.NewClient(&goredis.Options{Addr: testAddr, DB: testDB})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	if err := c.FlushDB(ctx).Err(); err != nil {
@@ -39,6 +48,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = c.FlushDB(context.Background()).Err()
 	_ = c.Close()
+	release()
 	os.Exit(code)
 }
 
