@@ -54,15 +54,7 @@ func TestHostile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSetup(t, "h-"+tc.name)
-			cfg := genConfig(1100, 2000)
-			if tc.transport == "rabbitmq" {
-				cfg.Partitions = 1
-			}
-			set := changegen.Generate(cfg)
-			parts, err := set.Stream(tc.encoding)
-			if err != nil {
-				t.Fatal(err)
-			}
+			set, parts := poisonStream(t, 1100, tc.transport, tc.encoding)
 			ps := hostileCorpus(t, tc.pkg)
 			if tc.encoding == changegen.EncCanalJSON {
 				// more rows than max_rows: rejected while parsing

@@ -258,6 +258,23 @@ func checkDeadLetters(t *testing.T, path string, ps []poison) {
 	}
 }
 
+// poisonStream generates 2,000 changes (seed) and encodes them for a
+// poison test over transport: one partition for RabbitMQ, whose queue is
+// one ordered stream.
+func poisonStream(t *testing.T, seed uint64, transport, encoding string) (*changegen.Set, [][]changegen.Message) {
+	t.Helper()
+	cfg := genConfig(seed, 2000)
+	if transport == "rabbitmq" {
+		cfg.Partitions = 1
+	}
+	set := changegen.Generate(cfg)
+	parts, err := set.Stream(encoding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set, parts
+}
+
 // runWithPoison interleaves ps with the stream parts of set, runs the
 // binary over transport ("kafka" or "rabbitmq") until the end state is
 // exact and everything is acked, and checks one dead letter per poison.
@@ -295,15 +312,7 @@ func TestPoison(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSetup(t, "p-"+tc.name)
-			cfg := genConfig(500, 2000)
-			if tc.transport == "rabbitmq" {
-				cfg.Partitions = 1
-			}
-			set := changegen.Generate(cfg)
-			parts, err := set.Stream(tc.encoding)
-			if err != nil {
-				t.Fatal(err)
-			}
+			set, parts := poisonStream(t, 500, tc.transport, tc.encoding)
 			ps := canalJSONPoison()
 			if tc.encoding == changegen.EncCanalProtobuf {
 				ps = canalPBPoison(set)
