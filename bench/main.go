@@ -30,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rowsync/rowsync/internal/testlock"
 )
 
 // options are the command-line settings shared by every scenario.
@@ -46,6 +48,8 @@ type options struct {
 	micro    bool
 	log      *slog.Logger
 	mysqlDSN string
+	profDir  string        // write a CPU profile of every drain here ('' none)
+	profDur  time.Duration // length of each drain's CPU profile
 }
 
 func (o *options) n(base int) int { return max(1000, int(float64(base)*o.scale)) }
@@ -65,6 +69,8 @@ func main() {
 	flag.DurationVar(&o.memDur, "mem-duration", 30*time.Second, "RSS sampling window of the memory run")
 	flag.StringVar(&out, "out", "bench/results.md", "markdown results file ('' for none)")
 	flag.BoolVar(&o.verbose, "v", false, "log progress details")
+	flag.StringVar(&o.profDir, "cpuprofile", "", "directory for a CPU profile of each drain (admin.pprof; go tool pprof DIR/NAME.pprof)")
+	flag.DurationVar(&o.profDur, "cpuprofile-duration", 10*time.Second, "length of each drain's CPU profile, from process start")
 	flag.Parse()
 	if o.rowsync == "" {
 		fmt.Fprintln(os.Stderr, "bench: -rowsync BINARY is required")
@@ -92,6 +98,12 @@ func main() {
 		defer os.RemoveAll(d)
 	}
 
+	if o.profDir != "" {
+		if err := os.MkdirAll(o.profDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -139,9 +151,20 @@ func runAll(ctx context.Context, o *options, t *table) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// Two bench runs side by side (two engineers on one machine) would
+		// flush each other's Redis DBs and drop each other's schema: each
+		// scenario holds the suite's lock.
+		release, err := testlock.Acquire("bench", func() {
+			o.log.Info("another bench run holds the suite's lock; waiting", "scenario", s.name)
+		})
+		if err != nil {
+			return err
+		}
 		start := time.Now()
 		o.log.Info("scenario start", "name", s.name)
-		if err := s.run(ctx, o, t); err != nil {
+		err = s.run(ctx, o, t)
+		release()
+		if err != nil {
 			o.log.Error("scenario failed", "name", s.name, "err", err)
 			t.add(row{bench: s.name, figure: "ERROR: " + oneLine(err.Error()), pass: "fail"})
 			failed = append(failed, s.name)

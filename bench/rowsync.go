@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -314,14 +315,59 @@ func cpuNote(rowsyncCPU, redisCPU time.Duration, n int) string {
 func timedDrain(ctx context.Context, o *options, name, cfg string, n int) (drainResult, time.Duration, error) {
 	rpid := redisPID(ctx)
 	redis0 := cpuTime(rpid)
+	if o.profDir != "" {
+		cfg = strings.Replace(cfg, "  addr: ADMIN\n", "  addr: ADMIN\n  pprof: true\n", 1)
+	}
 	p, err := startRowsync(ctx, o, name, cfg)
 	if err != nil {
 		return drainResult{}, 0, err
 	}
+	var prof chan error
+	if o.profDir != "" {
+		prof = make(chan error, 1)
+		go func() { prof <- p.cpuProfile(ctx, filepath.Join(o.profDir, name+".pprof"), o.profDur) }()
+	}
 	res, err := p.waitDrain(ctx, n, 3*time.Minute)
 	redisCPU := cpuTime(rpid) - redis0
+	if prof != nil {
+		if perr := <-prof; perr != nil {
+			o.log.Warn("cpu profile", "drain", name, "err", perr)
+		} else {
+			o.log.Info("cpu profile written", "file", filepath.Join(o.profDir, name+".pprof"))
+		}
+	}
 	p.stop()
 	return res, redisCPU, err
+}
+
+// cpuProfile takes a CPU profile of d from the process's admin port
+// (admin.pprof) as soon as it answers, and writes it to path. A drain
+// shorter than d leaves the process idle for the rest: idle adds few
+// samples, so the profile is the drain's.
+func (p *proc) cpuProfile(ctx context.Context, path string, d time.Duration) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.admin, int(d.Seconds()))
+	c := &http.Client{Timeout: d + 30*time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			if time.Now().After(deadline) || ctx.Err() != nil || p.exited() {
+				return err
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(path, b, 0o644)
+	}
 }
 
 // checkHashes checks a drain's end state: live hashes in the sink DB and

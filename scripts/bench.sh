@@ -17,7 +17,11 @@
 #
 # Environment: BENCH_ONLY=kafka,latency (subset), BENCH_SCALE=0.1 (smaller
 # N for a smoke run), BENCH_OUT (default bench/results.md; empty: none),
-# BENCH_ARGS (more flags for the driver, e.g. "-v -lat-duration 10s").
+# BENCH_ARGS (more flags for the driver, e.g. "-v -lat-duration 10s";
+# "-cpuprofile DIR" writes a CPU profile of each drain, taken through the
+# admin port's pprof). Each scenario holds the lock "bench" (internal/testlock),
+# so two runs side by side wait for each other instead of flushing each
+# other's DBs.
 # Uses Redis DBs 11 and 12 (flushed), schema rs_bench on 127.0.0.1:3307
 # (dropped), RabbitMQ queues rs-bench-* (deleted), and leaves nothing running.
 set -euo pipefail
