@@ -446,34 +446,43 @@ func expectedFromMySQL(ctx context.Context, set *changegen.Set, decimal128 bool)
 	defer r.Close()
 	out := map[string]docSet{}
 	for _, tb := range set.Tables {
-		cur, err := r.Scan(ctx, tb.DB, tb.Name, 2000)
+		docs, err := tableDocs(ctx, r, tb.DB, tb.Name, tb.PK, decimal128)
 		if err != nil {
 			return nil, err
-		}
-		if !slices.Equal(cur.PK(), tb.PK) {
-			return nil, fmt.Errorf("%s.%s: primary key %v, want %v", tb.DB, tb.Name, cur.PK(), tb.PK)
-		}
-		docs := docSet{}
-		for {
-			rows, bad, err := cur.Next(ctx)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			if len(bad) > 0 {
-				return nil, fmt.Errorf("%s.%s: untypable row %s: %v", tb.DB, tb.Name, bad[0].Key, bad[0].Err)
-			}
-			for _, row := range rows {
-				if err := addDoc(docs, cur.Columns(), tb.PK, row, decimal128); err != nil {
-					return nil, fmt.Errorf("%s.%s: %w", tb.DB, tb.Name, err)
-				}
-			}
 		}
 		out[tb.Name] = docs
 	}
 	return out, nil
+}
+
+// tableDocs reads every row of db.table (primary key pk) through r and
+// returns the documents the mongo sink must hold for them.
+func tableDocs(ctx context.Context, r *refetch.Refetcher, db, table string, pk []string, decimal128 bool) (docSet, error) {
+	cur, err := r.Scan(ctx, db, table, 2000)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(cur.PK(), pk) {
+		return nil, fmt.Errorf("%s.%s: primary key %v, want %v", db, table, cur.PK(), pk)
+	}
+	docs := docSet{}
+	for {
+		rows, bad, err := cur.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bad) > 0 {
+			return nil, fmt.Errorf("%s.%s: untypable row %s: %v", db, table, bad[0].Key, bad[0].Err)
+		}
+		for _, row := range rows {
+			if err := addDoc(docs, cur.Columns(), pk, row, decimal128); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", db, table, err)
+			}
+		}
+	}
 }
 
 // expectedFromSet is the documents of the generator's final state.

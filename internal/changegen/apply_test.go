@@ -109,3 +109,23 @@ func TestApplySQL(t *testing.T) {
 		t.Error("a reversed range was accepted")
 	}
 }
+
+// TestNumbersCTE counts the numbers NumbersCTE gives on the test MariaDB
+// (127.0.0.1:3306): 1..rows, each once.
+func TestNumbersCTE(t *testing.T) {
+	db, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, rows := range []int{1, 7, 10, 11, 1000, 12345} {
+		var n, lo, hi, distinct int
+		q := NumbersCTE(rows) + fmt.Sprintf("SELECT COUNT(*), MIN(n), MAX(n), COUNT(DISTINCT n) FROM nums WHERE n <= %d", rows)
+		if err := db.QueryRowContext(t.Context(), q).Scan(&n, &lo, &hi, &distinct); err != nil {
+			t.Fatalf("%d: %v\n%s", rows, err, q)
+		}
+		if n != rows || lo != 1 || hi != rows || distinct != rows {
+			t.Errorf("NumbersCTE(%d): %d numbers %d..%d (%d distinct)", rows, n, lo, hi, distinct)
+		}
+	}
+}

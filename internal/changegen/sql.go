@@ -86,3 +86,22 @@ func (s *Set) LoadFinal(ctx context.Context, db *sql.DB) error {
 	}
 	return nil
 }
+
+// NumbersCTE is a WITH clause whose table nums(n) holds the integers
+// 1..rows, built on the server from a ten-row digits table joined with
+// itself once per decimal digit, so a table of a million rows is filled by
+// one INSERT … SELECT without sending the rows:
+//
+//	INSERT INTO t NumbersCTE(1000) SELECT n, CONCAT('row ', n) FROM nums WHERE n <= 1000
+//
+// nums may hold more than rows numbers (up to the next power of ten):
+// filter with n <= rows.
+func NumbersCTE(rows int) string {
+	terms, joins := []string{"1"}, []string(nil)
+	for i, p := 0, 1; i == 0 || p < rows; i, p = i+1, p*10 {
+		terms = append(terms, fmt.Sprintf("d%d.x * %d", i, p))
+		joins = append(joins, fmt.Sprintf("d AS d%d", i))
+	}
+	return "WITH RECURSIVE d(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM d WHERE x < 9), nums(n) AS (SELECT " +
+		strings.Join(terms, " + ") + " FROM " + strings.Join(joins, " CROSS JOIN ") + ") "
+}
