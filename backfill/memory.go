@@ -2,7 +2,6 @@ package backfill
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 )
@@ -32,12 +31,7 @@ func (m *Memory) List(context.Context) ([]State, error) {
 	for _, st := range m.states {
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b State) int {
-		if c := a.Requested.Compare(b.Requested); c != 0 {
-			return c
-		}
-		return compareNames(a, b)
-	})
+	sortStates(out)
 	return out, nil
 }
 

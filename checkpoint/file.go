@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/rowsync/rowsync/internal/atomicfile"
 )
 
 // File stores a checkpoint as JSON in one file. Save writes a temporary
@@ -16,7 +18,7 @@ import (
 // position, never a torn one.
 type File struct {
 	path string
-	mu   sync.Mutex // one Save at a time: they share the temp file name
+	mu   sync.Mutex // one Save at a time: they share the temporary file name
 }
 
 var _ Store = (*File)(nil)
@@ -63,45 +65,8 @@ func (f *File) Save(ctx context.Context, p Position) error {
 	b = append(b, '\n')
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	tmp := f.path + ".tmp"
-	if err := writeSync(tmp, b); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, f.path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("rename checkpoint: %w", err)
-	}
-	return syncDir(filepath.Dir(f.path))
-}
-
-func writeSync(path string, b []byte) error {
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if _, err := fh.Write(b); err != nil {
-		fh.Close()
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return fmt.Errorf("fsync checkpoint: %w", err)
-	}
-	if err := fh.Close(); err != nil {
-		return fmt.Errorf("close checkpoint: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open checkpoint dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync checkpoint dir: %w", err)
+	if err := atomicfile.Write(f.path, b); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	return nil
 }
