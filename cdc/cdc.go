@@ -91,6 +91,12 @@ type Event struct {
 	Columns []Column
 	Commit  time.Time // commit / execute time at the source; zero if unknown
 	Pos     Position
+	// Read marks a row read from its table by a backfill or snapshot, not
+	// a logged change: an Insert whose After is the row as MySQL held it
+	// at Pos. It is fresh (refetch need not read it again) and changes
+	// nothing a cache could hold (the invalidator skips it unless its
+	// rule asks).
+	Read bool
 }
 
 // Position says where an event came from. Version orders events of one
@@ -191,6 +197,12 @@ type Batch struct {
 	// Rejects are messages the source could not decode. The pipeline writes
 	// them to the dead letter before acking the batch, so they are not lost.
 	Rejects []Reject
+	// Through, when not 0, says every change whose Pos.Version is at most
+	// Through has been delivered in this batch or an earlier one: the
+	// source has read its log that far. 0: the source cannot say (a
+	// message queue). A backfill waits for it to pass a chunk's high
+	// watermark before the chunk enters the stream.
+	Through uint64
 	Ack     func(ctx context.Context, err error) error
 }
 

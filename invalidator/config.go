@@ -71,6 +71,13 @@ type TableConfig struct {
 	// read→SET window of the application's readers.
 	// Default: 0 (no second delete).
 	Delay time.Duration `yaml:"delay"`
+	// Backfill evicts the keys of rows a backfill reads (`rowsync
+	// backfill`, `verify --repair`) as if they were inserts. A backfilled
+	// row is MySQL's current row, so a cache built from MySQL holds
+	// nothing stale for it; turn this on when the cache may hold values
+	// written while the pipeline was not invalidating them.
+	// Default: false (backfilled rows evict nothing).
+	Backfill bool `yaml:"backfill"`
 }
 
 // KeySpec is one key template of a table. In YAML it is either a plain
@@ -187,8 +194,9 @@ func (c Config) withDefaults() Config {
 
 // compiled is a validated TableConfig with parsed templates.
 type compiled struct {
-	keys  []compiledKey
-	delay time.Duration
+	keys     []compiledKey
+	delay    time.Duration
+	backfill bool
 }
 
 type compiledKey struct {
@@ -221,6 +229,7 @@ func (t TableConfig) compile() (compiled, error) {
 		errs = append(errs, fmt.Errorf("delay: negative duration %s", t.Delay))
 	}
 	out.delay = t.Delay
+	out.backfill = t.Backfill
 	if err := errors.Join(errs...); err != nil {
 		return compiled{}, err
 	}

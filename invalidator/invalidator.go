@@ -258,8 +258,8 @@ func (v *Invalidator) Apply(ctx context.Context, events []cdc.Event) error {
 	for i := range events {
 		ev := &events[i]
 		rule := v.tables.Lookup(ev.DB, ev.Table)
-		if rule == nil {
-			continue
+		if rule == nil || ev.Read && !rule.Config.backfill {
+			continue // a backfilled row changes nothing a cache holds
 		}
 		if err := collect(ev, rule, b.add); err != nil {
 			berr.Fail(i, err)

@@ -412,3 +412,30 @@ func TestRunCloseAndRedisDown(t *testing.T) {
 		t.Error("second Run accepted")
 	}
 }
+
+// TestBackfilledRows: a row a backfill read evicts nothing unless the
+// table's rule says backfill: true.
+func TestBackfilledRows(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("backfill=%v", on), func(t *testing.T) {
+			c, p := newRedis(t)
+			rules := []cdc.TableRule[TableConfig]{{
+				Match: regexp.MustCompile(`^shop\.users$`), PK: []string{"id"},
+				Config: TableConfig{Backfill: on, Keys: []KeySpec{{Key: p + "user:{id}"}}},
+			}}
+			v := newInvalidator(t, c, Config{}, rules)
+			setAll(t, c, p+"user:1")
+			ev := cdc.Event{DB: "shop", Table: "users", Op: cdc.Insert, Read: true, After: cdc.Row{"id": int64(1)}}
+			if err := v.Apply(context.Background(), []cdc.Event{ev}); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			if !on {
+				want = []string{p + "user:1"}
+			}
+			if got := existing(t, c, p+"user:1"); !slices.Equal(got, want) {
+				t.Errorf("left %q, want %q", got, want)
+			}
+		})
+	}
+}

@@ -661,7 +661,8 @@ func filter(events []cdc.Event, wants func(db, table string) bool) []cdc.Event {
 func (p *Pipeline) refetch(work context.Context, events []cdc.Event) ([]cdc.Event, error) {
 	var direct, again []cdc.Event
 	for _, ev := range events {
-		if p.opts.RefetchTable(ev.DB, ev.Table) {
+		// a row a backfill read is fresh: reading it again gains nothing
+		if !ev.Read && p.opts.RefetchTable(ev.DB, ev.Table) {
 			again = append(again, ev)
 		} else {
 			direct = append(direct, ev)

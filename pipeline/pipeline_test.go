@@ -591,3 +591,32 @@ func TestBatchBytes(t *testing.T) {
 		}
 	}
 }
+
+// countingRefetcher counts the events it is asked to read again and
+// returns them unchanged.
+type countingRefetcher struct {
+	mu   sync.Mutex
+	seen int
+}
+
+func (r *countingRefetcher) Refetch(_ context.Context, events []cdc.Event) ([]cdc.Event, error) {
+	r.mu.Lock()
+	r.seen += len(events)
+	r.mu.Unlock()
+	return events, nil
+}
+
+// TestReadRowsAreNotRefetched: a row a backfill read is fresh; only the
+// logged changes of a refetched table are read again.
+func TestReadRowsAreNotRefetched(t *testing.T) {
+	batches := makeBatches(2, 10, 5)
+	for i := range batches[1] {
+		batches[1][i].Read = true
+	}
+	rf := &countingRefetcher{}
+	sink := &recordSink{lastSeq: map[string]int64{}}
+	run(t, newSliceSource(batches), sink, &deadletter.Memory{}, Options{Workers: 2, Refetch: rf})
+	if rf.seen != 10 || sink.applied != 20 {
+		t.Fatalf("refetched %d events (want 10), applied %d (want 20)", rf.seen, sink.applied)
+	}
+}

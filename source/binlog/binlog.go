@@ -79,6 +79,12 @@ type Source struct {
 	txEnd       checkpoint.Position
 	txEndSeq    uint64 // bumps at every tx end
 	returnedSeq uint64 // txEndSeq of the last batch returned
+	// readVer is the version of the position read to while no
+	// transaction is open and no event waits past the last tx end (it
+	// also moves over events outside transactions, such as MariaDB's
+	// binlog checkpoints, which end no transaction); readSeq bumps when
+	// it moves, returnedRead is readSeq of the last batch returned.
+	readVer, readSeq, returnedRead uint64
 	cur         []cdc.Event
 	curRejects  []cdc.Reject
 	curTxIdx    int // len(cur) at the last tx end
@@ -497,7 +503,7 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 		case w.mode < waitEvents && (len(s.cur) > 0 || len(s.curRejects) > 0):
 			w.until(ctx, time.Now().Add(s.cfg.MaxWait))
 			w.mode = waitEvents
-		case w.mode < waitIdle && s.txEndSeq != s.returnedSeq:
+		case w.mode < waitIdle && (s.txEndSeq != s.returnedSeq || s.readSeq != s.returnedRead):
 			w.until(ctx, time.Now().Add(s.cfg.IdleAck))
 			w.mode = waitIdle
 		}
@@ -594,6 +600,14 @@ func (s *Source) cut() cdc.Batch {
 		s.cur = append(make([]cdc.Event, 0, s.cfg.BatchSize), events[s.cfg.BatchSize:]...)
 		events = events[:s.cfg.BatchSize:s.cfg.BatchSize]
 	}
+	// Through: every change up to the last tx end is in this batch or an
+	// earlier one (the rows past a split come after it); with nothing left
+	// over and no transaction open, everything read so far.
+	through := cdc.BinlogPosVersion(s.txEnd.File, s.txEnd.Offset)
+	if len(s.cur) == 0 && !s.inTx {
+		through = max(through, s.readVer)
+		s.returnedRead = s.readSeq
+	}
 	s.curTxIdx, s.curTxRej = 0, 0
 	s.lastLen = len(events)
 	var cp checkpoint.Position
@@ -603,7 +617,7 @@ func (s *Source) cut() cdc.Batch {
 		s.returnedSeq = s.txEndSeq
 	}
 	var once atomic.Bool
-	return cdc.Batch{Events: events, Rejects: rejects, Ack: func(ctx context.Context, err error) error {
+	return cdc.Batch{Events: events, Rejects: rejects, Through: through, Ack: func(ctx context.Context, err error) error {
 		if !once.CompareAndSwap(false, true) {
 			return errors.New("binlog batch acked twice")
 		}
@@ -709,7 +723,39 @@ func (s *Source) Close(ctx context.Context) error {
 // handle applies one binlog event to the stream state and the pending batch.
 func (s *Source) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	h := ev.Header
-	return s.handleAt(ctx, ev, h, uint64(h.LogPos)-uint64(h.EventSize))
+	if err := s.handleAt(ctx, ev, h, uint64(h.LogPos)-uint64(h.EventSize)); err != nil {
+		return err
+	}
+	s.readTo(ev)
+	return nil
+}
+
+// readTo moves readVer past ev when no transaction is open and every
+// pending event ends at a transaction end, so a batch's Through can reach
+// the server's binlog end (a backfill's watermark) even when the last
+// events there end no transaction. Heartbeats carry no position of ours.
+func (s *Source) readTo(ev *replication.BinlogEvent) {
+	if s.inTx || len(s.cur) != s.curTxIdx || len(s.curRejects) != s.curTxRej {
+		return
+	}
+	var v uint64
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		v = cdc.BinlogPosVersion(string(e.NextLogName), e.Position)
+	default:
+		switch ev.Header.EventType {
+		case replication.HEARTBEAT_EVENT, replication.HEARTBEAT_LOG_EVENT_V2:
+			return
+		}
+		if ev.Header.LogPos == 0 {
+			return
+		}
+		v = cdc.BinlogPosVersion(s.file, uint64(ev.Header.LogPos))
+	}
+	if v > s.readVer {
+		s.readVer = v
+		s.readSeq++
+	}
 }
 
 // handleAt handles ev, which ends a transaction at outer.LogPos (ev's own
