@@ -597,7 +597,7 @@ func (s *Source) cut() cdc.Batch {
 		// A compressed transaction is one event that may end past
 		// BatchSize: it goes whole, so its checkpoint never covers rows
 		// left for the next batch.
-		s.cur = append(make([]cdc.Event, 0, s.cfg.BatchSize), events[s.cfg.BatchSize:]...)
+		s.cur = append(make([]cdc.Event, 0, s.cfg.BatchSize+s.cfg.BatchSize/16), events[s.cfg.BatchSize:]...)
 		events = events[:s.cfg.BatchSize:s.cfg.BatchSize]
 	}
 	// Through: every change up to the last tx end is in this batch or an

@@ -26,7 +26,11 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 		// Sized like the last batch: a fixed large capacity would cost
 		// hundreds of KiB of garbage per one-transaction batch and keep
 		// the GC busy at low latency; append grows it in a burst.
-		s.cur = make([]cdc.Event, 0, min(s.cfg.BatchSize, max(16, s.lastLen)))
+		// A rows event that crosses BatchSize is taken whole and split
+		// at the cut (see cut): 1/16 headroom keeps that append from
+		// regrowing, and so copying, the whole batch.
+		n := min(s.cfg.BatchSize, max(16, s.lastLen))
+		s.cur = make([]cdc.Event, 0, n+n/16)
 	}
 	key := string(tm.Schema) + "\x00" + string(tm.Table)
 	if !s.filter.wants(key, string(tm.Schema), string(tm.Table)) {
