@@ -85,18 +85,18 @@ type Source struct {
 	// binlog checkpoints, which end no transaction); readSeq bumps when
 	// it moves, returnedRead is readSeq of the last batch returned.
 	readVer, readSeq, returnedRead uint64
-	cur         []cdc.Event
-	curRejects  []cdc.Reject
-	curTxIdx    int // len(cur) at the last tx end
-	curTxRej    int
-	txStarted   time.Time                  // when the open transaction's first row was read; zero if none
-	backlog     []*replication.BinlogEvent // received, not yet handled (from DumpEvents)
-	backlogAt   int
-	lastLen     int // events in the last batch: the next one's starting capacity
-	tables      map[string]*cdc.TableDef
-	plans       map[string]*plan
-	schemaGen   uint64
-	jsonPrev    jsonCache // JSON values for partial updates without them
+	cur                            []cdc.Event
+	curRejects                     []cdc.Reject
+	curTxIdx                       int // len(cur) at the last tx end
+	curTxRej                       int
+	txStarted                      time.Time                  // when the open transaction's first row was read; zero if none
+	backlog                        []*replication.BinlogEvent // received, not yet handled (from DumpEvents)
+	backlogAt                      int
+	lastLen                        int // events in the last batch: the next one's starting capacity
+	tables                         map[string]*cdc.TableDef
+	plans                          map[string]*plan
+	schemaGen                      uint64
+	jsonPrev                       jsonCache // JSON values for partial updates without them
 	// load reads a table's current definition (information_schema)
 	load func(ctx context.Context, db, table string) (*cdc.TableDef, error)
 
