@@ -69,7 +69,7 @@ func main() {
 	flag.DurationVar(&o.memDur, "mem-duration", 30*time.Second, "RSS sampling window of the memory run")
 	flag.StringVar(&out, "out", "bench/results.md", "markdown results file ('' for none)")
 	flag.BoolVar(&o.verbose, "v", false, "log progress details")
-	flag.StringVar(&o.profDir, "cpuprofile", "", "directory for a CPU profile of each drain (admin.pprof; go tool pprof DIR/NAME.pprof)")
+	flag.StringVar(&o.profDir, "cpuprofile", "", "directory for a CPU profile of each drain and a heap profile at its half (admin.pprof; go tool pprof DIR/NAME.pprof, DIR/NAME.heap.pprof)")
 	flag.DurationVar(&o.profDur, "cpuprofile-duration", 10*time.Second, "length of each drain's CPU profile, from process start")
 	flag.Parse()
 	if o.rowsync == "" {

@@ -26,6 +26,10 @@ type proc struct {
 	logPath string
 	started time.Time
 	done    chan error
+	// heapProfile, when set, is where waitDrain writes a heap profile
+	// (and HEAP.txt, the debug=1 text with the runtime's MemStats) taken
+	// when half the drain is applied.
+	heapProfile string
 }
 
 // startRowsync writes cfg (YAML with ADMIN as the admin address
@@ -162,6 +166,8 @@ func (p *proc) waitDrain(ctx context.Context, want int, timeout time.Duration) (
 	deadline := time.Now().Add(timeout)
 	var firstAt time.Time
 	var firstN float64
+	heap := p.heapProfile
+	var heapDone chan struct{}
 	for {
 		if ctx.Err() != nil {
 			return r, ctx.Err()
@@ -178,6 +184,11 @@ func (p *proc) waitDrain(ctx context.Context, want int, timeout time.Duration) (
 			if m.events > 0 && firstAt.IsZero() {
 				firstAt, firstN = now, m.events
 			}
+			if heap != "" && m.events >= float64(want)/2 {
+				heapDone = make(chan struct{})
+				go func(path string) { defer close(heapDone); p.heapProfiles(ctx, path) }(heap)
+				heap = ""
+			}
 			if m.events >= float64(want) {
 				end := time.Unix(0, int64(m.lastAck*1e9))
 				if end.Before(p.started) || end.After(now) {
@@ -189,6 +200,9 @@ func (p *proc) waitDrain(ctx context.Context, want int, timeout time.Duration) (
 				r.startup = firstAt.Sub(p.started)
 				if d := end.Sub(firstAt); d > 0 {
 					r.steadyRPS = (m.events - firstN) / d.Seconds()
+				}
+				if heapDone != nil {
+					<-heapDone // the figures above were taken first
 				}
 				return r, nil
 			}
@@ -322,6 +336,9 @@ func timedDrain(ctx context.Context, o *options, name, cfg string, n int) (drain
 	if err != nil {
 		return drainResult{}, 0, err
 	}
+	if o.profDir != "" {
+		p.heapProfile = filepath.Join(o.profDir, name+".heap.pprof")
+	}
 	var prof chan error
 	if o.profDir != "" {
 		prof = make(chan error, 1)
@@ -338,6 +355,29 @@ func timedDrain(ctx context.Context, o *options, name, cfg string, n int) (drain
 	}
 	p.stop()
 	return res, redisCPU, err
+}
+
+// heapProfiles writes the process's heap profile to path and its
+// debug=1 text (with the runtime's MemStats) to path.txt. Failures are
+// logged only: profiles are an aid, not a figure.
+func (p *proc) heapProfiles(ctx context.Context, path string) {
+	c := &http.Client{Timeout: 30 * time.Second}
+	for _, q := range []struct{ query, file string }{{"", path}, {"?debug=1", path + ".txt"}} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/debug/pprof/heap"+q.query, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: heap profile:", err)
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			err = os.WriteFile(q.file, b, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: heap profile:", err)
+		}
+	}
 }
 
 // cpuProfile takes a CPU profile of d from the process's admin port
