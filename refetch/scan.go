@@ -57,7 +57,8 @@ type Cursor struct {
 	pkIdx     []int // ti.cols index of each key column
 	chunk     int
 
-	after []any // query arguments of the last key read; nil before the first chunk
+	after []any    // query arguments of the last key read; nil before the first chunk
+	last  []string // the last key read, its values in MySQL text form
 	done  bool
 	sel   string // SELECT ... FROM ...
 	order string // ORDER BY ... LIMIT n
@@ -140,19 +141,218 @@ func (c *Cursor) Next(ctx context.Context) (rows []cdc.Row, bad []BadRow, err er
 	if len(c.pk) == 0 {
 		return c.nextKeyless(ctx)
 	}
-	return c.nextKeyed(ctx)
+	return c.nextKeyed(ctx, c.r.db, "")
 }
 
-func (c *Cursor) nextKeyed(ctx context.Context) ([]cdc.Row, []BadRow, error) {
+// Querier runs a cursor's queries: a *sql.Conn or *sql.Tx the caller
+// holds (Conn gives one of the Refetcher's connections).
+type Querier = mysqlmeta.Querier
+
+// NextIn is Next for a table with a primary key, its query run on q (a
+// backfill reads each chunk inside the transaction that takes its
+// watermarks) with lock appended (" LOCK IN SHARE MODE" for a locking
+// read, "" for none). A table without a primary key is an error wrapping
+// ErrNoKey.
+func (c *Cursor) NextIn(ctx context.Context, q Querier, lock string) (rows []cdc.Row, bad []BadRow, err error) {
+	if len(c.pk) == 0 {
+		return nil, nil, c.wrap(ErrNoKey)
+	}
+	if c.done {
+		return nil, nil, io.EOF
+	}
+	return c.nextKeyed(ctx, q, lock)
+}
+
+// ErrNoKey means a table has no primary key, so it cannot be read in
+// chunks that resume by key.
+var ErrNoKey = errors.New("table has no primary key")
+
+// Conn returns one connection of the Refetcher's pool (text protocol,
+// UTC session), for a caller that runs a cursor's queries in its own
+// transaction. Close it when done.
+func (r *Refetcher) Conn(ctx context.Context) (*sql.Conn, error) {
+	c, err := r.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mysql connection: %w", err)
+	}
+	return c, nil
+}
+
+// After returns the key of the last row read, its values in key order in
+// MySQL text form (nil before the first chunk): where a new cursor
+// resumes with Seek.
+func (c *Cursor) After() []string { return c.last }
+
+// Seek makes the next chunk start after key (values in key order, MySQL
+// text form, as After returns them).
+func (c *Cursor) Seek(key []string) error {
+	row, err := c.keyRow(key)
+	if err != nil {
+		return c.wrap(err)
+	}
+	args, err := c.keyArgs(row)
+	if err != nil {
+		return c.wrap(err)
+	}
+	c.after, c.last, c.done = args, slices.Clone(key), false
+	return nil
+}
+
+// keyRow types a key given as text into a row of its key columns.
+func (c *Cursor) keyRow(key []string) (cdc.Row, error) {
+	if len(key) != len(c.pk) {
+		return nil, fmt.Errorf("key %q has %d values, the primary key (%s) %d", key, len(key), strings.Join(c.pk, ","), len(c.pk))
+	}
+	row := make(cdc.Row, len(key))
+	for j, i := range c.pkIdx {
+		col := &c.ti.cols[i]
+		v, err := cdc.ParseText(col, key[j])
+		if err != nil {
+			return nil, fmt.Errorf("key column %q: %w", col.Name, err)
+		}
+		row[col.Name] = v
+	}
+	return row, nil
+}
+
+// KeyOf returns the canonical text of row's primary key (as refetch
+// compares keys: a key value of another type, "42" from a text source,
+// names the same key as int64(42)), or false when a key column is
+// missing, NULL or not convertible.
+func (c *Cursor) KeyOf(row cdc.Row) (string, bool) {
+	var b strings.Builder
+	if !c.writeKeyOf(&b, row) {
+		return "", false
+	}
+	return b.String(), true
+}
+
+func (c *Cursor) writeKeyOf(b *strings.Builder, row cdc.Row) bool {
+	if len(c.pk) == 0 {
+		return false
+	}
+	cols := make([]*cdc.Column, len(c.pk))
+	for j, i := range c.pkIdx {
+		cols[j] = &c.ti.cols[i]
+	}
+	vals := make([]cdc.Value, len(c.pk))
+	if eventKey(row, c.pk, cols, vals) != nil {
+		return false
+	}
+	writeKey(b, cols, vals)
+	return true
+}
+
+// ReadKeys reads the rows with the given primary keys (values in key
+// order, MySQL text form) on q with lock appended, as NextIn does. Rows
+// found come back in found (rows whose values cannot be typed in bad);
+// a key no row has comes back in missing as a row of its key columns, so
+// a caller can delete it from the sinks. A key that cannot be typed for
+// its column is an error wrapping cdc.ErrPermanent.
+func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]string) (found, missing []cdc.Row, bad []BadRow, err error) {
+	if len(c.pk) == 0 {
+		return nil, nil, nil, c.wrap(ErrNoKey)
+	}
+	if len(keys) == 0 {
+		return nil, nil, nil, nil
+	}
+	cols := make([]*cdc.Column, len(c.pk))
+	for j, i := range c.pkIdx {
+		cols[j] = &c.ti.cols[i]
+	}
+	want := make(map[string]cdc.Row, len(keys))
+	order := make([]string, 0, len(keys))
+	var sb strings.Builder
+	sb.WriteString(c.sel + " WHERE ")
+	if len(c.pk) == 1 {
+		sb.WriteString(quote(c.pk[0]) + " IN (")
+	} else {
+		sb.WriteByte('(')
+		for j, name := range c.pk {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(quote(name))
+		}
+		sb.WriteString(") IN (")
+	}
+	var args []any
+	vals := make([]cdc.Value, len(c.pk))
+	for _, key := range keys {
+		row, err := c.keyRow(key)
+		if err != nil {
+			return nil, nil, nil, c.wrap(fmt.Errorf("%w: %w", err, cdc.ErrPermanent))
+		}
+		var kb strings.Builder
+		if !c.writeKeyOf(&kb, row) {
+			return nil, nil, nil, c.wrap(fmt.Errorf("key %q: %w", key, cdc.ErrPermanent))
+		}
+		if _, dup := want[kb.String()]; dup {
+			continue
+		}
+		want[kb.String()] = row
+		order = append(order, kb.String())
+		for j := range c.pk {
+			vals[j] = row[c.pk[j]]
+		}
+		if len(order) > 1 {
+			sb.WriteByte(',')
+		}
+		if len(c.pk) == 1 {
+			sb.WriteByte('?')
+		} else {
+			sb.WriteString("(?" + strings.Repeat(",?", len(c.pk)-1) + ")")
+		}
+		args = append(args, queryArgs(cols, vals)...)
+	}
+	sb.WriteByte(')')
+	sb.WriteString(lock)
+	qctx, cancel := context.WithTimeout(ctx, c.r.cfg.Timeout)
+	defer cancel()
+	c.r.queries.Add(1)
+	res, err := q.QueryContext(qctx, sb.String(), args...)
+	if err != nil {
+		return nil, nil, nil, c.wrap(err)
+	}
+	defer res.Close()
+	seen := make(map[string]bool, len(want))
+	for res.Next() {
+		if err := res.Scan(c.dest...); err != nil {
+			return nil, nil, nil, c.wrap(err)
+		}
+		row, convErr := c.ti.row(c.raw)
+		k, ok := c.KeyOf(row)
+		if !ok || want[k] == nil {
+			continue // matched by collation, not by our key text: not ours
+		}
+		seen[k] = true
+		if convErr != nil {
+			bad = append(bad, BadRow{Key: c.keyText(row), Err: convErr})
+			continue
+		}
+		found = append(found, row)
+	}
+	if err := res.Err(); err != nil {
+		return nil, nil, nil, c.wrap(err)
+	}
+	for _, k := range order {
+		if !seen[k] {
+			missing = append(missing, want[k])
+		}
+	}
+	return found, missing, bad, nil
+}
+
+func (c *Cursor) nextKeyed(ctx context.Context, db Querier, lock string) ([]cdc.Row, []BadRow, error) {
 	q, args := c.sel, c.after
 	if c.after != nil {
 		q += " WHERE " + keysetWhere(c.pk)
 	}
-	q += c.order
+	q += c.order + lock
 	qctx, cancel := context.WithTimeout(ctx, c.r.cfg.Timeout)
 	defer cancel()
 	c.r.queries.Add(1)
-	res, err := c.r.db.QueryContext(qctx, q, args...)
+	res, err := db.QueryContext(qctx, q, args...)
 	if err != nil {
 		return nil, nil, c.wrap(err)
 	}
@@ -160,6 +360,7 @@ func (c *Cursor) nextKeyed(ctx context.Context) ([]cdc.Row, []BadRow, error) {
 	var rows []cdc.Row
 	var bad []BadRow
 	var last []any
+	var lastRow cdc.Row
 	n := 0
 	for res.Next() {
 		if err := res.Scan(c.dest...); err != nil {
@@ -167,6 +368,7 @@ func (c *Cursor) nextKeyed(ctx context.Context) ([]cdc.Row, []BadRow, error) {
 		}
 		n++
 		row, convErr := c.ti.row(c.raw)
+		lastRow = row
 		if last, err = c.keyArgs(row); err != nil {
 			// without the key's value the next chunk cannot be found
 			return nil, nil, c.wrap(fmt.Errorf("row after %v: %w", c.after, err))
@@ -190,6 +392,11 @@ func (c *Cursor) nextKeyed(ctx context.Context) ([]cdc.Row, []BadRow, error) {
 		return nil, nil, c.wrap(fmt.Errorf("keyset pagination made no progress past %v", last))
 	}
 	c.after = last
+	c.last = make([]string, len(c.pkIdx)) // a new slice: After's callers keep theirs
+	for j, i := range c.pkIdx {
+		col := &c.ti.cols[i]
+		c.last[j], _ = cdc.FormatText(col, lastRow[col.Name])
+	}
 	return rows, bad, nil
 }
 
