@@ -63,7 +63,7 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "scratch directory (default: a new temp dir)")
 	flag.StringVar(&o.root, "root", ".", "module root (for go test microbenchmarks)")
 	flag.Float64Var(&o.scale, "scale", 1, "multiply every N by this (0.1 for a quick smoke run)")
-	flag.StringVar(&only, "only", "", "comma list of scenarios: ceiling,binlog,kafka,rabbitmq,invalidate,mongo,latency,memory,micro")
+	flag.StringVar(&only, "only", "", "comma list of scenarios: ceiling,binlog,kafka,refetch,rabbitmq,invalidate,mongo,latency,memory,micro")
 	flag.IntVar(&o.latRate, "lat-rate", 1000, "updates/s of the latency run")
 	flag.DurationVar(&o.latDur, "lat-duration", 20*time.Second, "length of each latency run")
 	flag.DurationVar(&o.memDur, "mem-duration", 30*time.Second, "RSS sampling window of the memory run")
@@ -136,6 +136,7 @@ func runAll(ctx context.Context, o *options, t *table) error {
 		{"ceiling", runCeiling},
 		{"binlog", runBinlogDrain},
 		{"kafka", runKafkaDrain},
+		{"refetch", runRefetchDrains},
 		{"rabbitmq", runRabbitDrain},
 		{"invalidate", runInvalidateDrain},
 		{"mongo", runMongoDrain},

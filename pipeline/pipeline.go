@@ -623,6 +623,10 @@ func (p *Pipeline) nack(b cdc.Batch, cause error) {
 // apply runs events through refetch and every sink, retrying transient
 // errors until they pass or work is cancelled.
 func (p *Pipeline) apply(work context.Context, events []cdc.Event) error {
+	// rowsync_events_total counts the changes taken from the source: with
+	// refetch, the changes that triggered the reads (one read serves every
+	// change of its key in the call), not the rows read.
+	changes := events
 	if p.opts.Refetch != nil {
 		var err error
 		if events, err = p.refetch(work, events); err != nil {
@@ -644,7 +648,7 @@ func (p *Pipeline) apply(work context.Context, events []cdc.Event) error {
 			return err
 		}
 	}
-	p.countEvents(events)
+	p.countEvents(changes)
 	return nil
 }
 

@@ -620,3 +620,40 @@ func TestReadRowsAreNotRefetched(t *testing.T) {
 		t.Fatalf("refetched %d events (want 10), applied %d (want 20)", rf.seen, sink.applied)
 	}
 }
+
+// keyRefetcher returns one event per distinct key, as refetch.Refetcher
+// does (the key's last event).
+type keyRefetcher struct{}
+
+func (keyRefetcher) Refetch(_ context.Context, events []cdc.Event) ([]cdc.Event, error) {
+	last := map[any]int{}
+	for i, ev := range events {
+		last[ev.After["id"]] = i
+	}
+	var out []cdc.Event
+	for i, ev := range events {
+		if last[ev.After["id"]] == i {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// TestEventsTotalCountsChangesWithRefetch: rowsync_events_total counts the
+// changes taken from the source, also when refetch reads their keys once.
+func TestEventsTotalCountsChangesWithRefetch(t *testing.T) {
+	batches := makeBatches(2, 50, 3)
+	m := metrics.New()
+	sink := &recordSink{lastSeq: map[string]int64{}}
+	run(t, newSliceSource(batches), sink, &deadletter.Memory{}, Options{Name: "rf", Workers: 2, Refetch: keyRefetcher{}, Metrics: m})
+	var got dto.Metric
+	if err := m.Events.WithLabelValues("rf", "shop.users", "update").Write(&got); err != nil {
+		t.Fatal(err)
+	}
+	if n := got.GetCounter().GetValue(); n != 100 {
+		t.Fatalf("rowsync_events_total = %v, want the 100 changes (the sink got %d refetched rows)", n, sink.applied)
+	}
+	if sink.applied >= 100 {
+		t.Fatalf("the sink got %d rows: the refetcher did not merge keys", sink.applied)
+	}
+}

@@ -7,6 +7,9 @@
 #   ceiling     redis-benchmark SET -P 1 / -P 64 and HSET -P 64
 #   binlog      drain of 200k binlog row changes → Redis hashes, vs go-mysql syncer + DEL/HSET per row
 #   kafka       drain of 300k canal-json messages (6 partitions, kfake) → Redis hashes, vs kafka-go Reader + HSET per msg
+#   refetch     the same changes drained plainly and with refetch: true, binlog and Kafka,
+#               100k changes of the drain's mix and 100k of 100 hot rows; on the binlog path
+#               also from a replica (a MariaDB on 3308 replicating rs_bench, started and stopped)
 #   rabbitmq    drain of 100k canal-json messages → Redis hashes, vs per-message ack + HSET
 #   invalidate  drain of 200k binlog updates → Cache-Aside UNLINK, vs syncer + DEL per row
 #   mongo       drain of 20k canal-json messages (kfake) → MongoDB documents on the FerretDB

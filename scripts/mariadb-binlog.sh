@@ -11,7 +11,10 @@
 #
 # Environment: ROWSYNC_STATE (default /tmp/rowsync-state),
 # ROWSYNC_MARIADB_PORT (default 3307), ROWSYNC_MARIADB_DIR (default
-# $ROWSYNC_STATE/mariadb<port>), ROWSYNC_MARIADB_WAIT seconds (default 120).
+# $ROWSYNC_STATE/mariadb<port>), ROWSYNC_MARIADB_WAIT seconds (default 120),
+# ROWSYNC_MARIADB_SERVER_ID (default 1; a second server on another port, e.g.
+# the replica `make bench` starts on 3308 for refetch from a replica, needs
+# its own).
 set -euo pipefail
 
 PORT="${ROWSYNC_MARIADB_PORT:-3307}"
@@ -22,6 +25,7 @@ SOCK="$DIR/mariadb.sock"
 PID="$DIR/mariadb.pid"
 LOG="$DIR/mariadb.err"
 WAIT="${ROWSYNC_MARIADB_WAIT:-120}"
+SERVER_ID="${ROWSYNC_MARIADB_SERVER_ID:-1}"
 MARIADBD="${MARIADBD:-/usr/sbin/mariadbd}"
 
 log() { echo "mariadb-binlog: $*" >&2; }
@@ -106,7 +110,7 @@ start() {
 			--datadir="$DATA" --socket="$SOCK" --pid-file="$PID" \
 			--port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve \
 			--log-error="$LOG" \
-			--server-id=1 --log-bin="$DATA/mysql-bin" --binlog-format=ROW \
+			--server-id="$SERVER_ID" --log-bin="$DATA/mysql-bin" --binlog-format=ROW \
 			--binlog-row-image=FULL --binlog-row-metadata=FULL \
 			--character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
 			--max-connections=500 --innodb-buffer-pool-size=256M \
