@@ -1,244 +1,267 @@
-// Package verify compares what rowsync wrote with what MySQL holds. For a
-// redis_hash table it reads every row in MySQL's own text form (the form
-// the projector writes), renders the row's key, and checks that the hash
-// holds exactly the row's non-NULL columns; it then scans for keys of the
-// table's key pattern that no row explains (rows deleted in MySQL but not
-// in Redis). `rowsync verify` and the end-to-end tests use it.
+// Package verify compares what rowsync wrote with what MySQL holds:
+// every Redis hash and every MongoDB document of a table against the
+// table's rows, exactly as the projectors render them (their Image), and
+// asks the running pipeline to repair what differs (Repair).
 //
-// It keeps the set of expected keys in memory: fine for tables of
-// millions of rows, not for billions.
+// A comparison streams in two passes, its memory bounded by the chunk
+// size whatever the table's size:
+//
+//   - MySQL to sink: the table is read in primary-key order, a chunk at a
+//     time (refetch.Cursor, keyset pagination, rows typed as every source
+//     types them); each chunk's keys are looked up in the sink in one
+//     round trip (a Redis pipeline of HGETALLs, a MongoDB find with
+//     `_id: {$in: [...]}`): a row whose hash or document is absent is
+//     missing, one whose content differs is different.
+//   - sink to MySQL: the sink's keys of the table are walked (Redis SCAN
+//     over the rule's key pattern, a MongoDB cursor over the collection's
+//     _ids), a chunk at a time; the primary key each names (hash fields,
+//     _id or document fields) is read back from MySQL by key
+//     (refetch.Refetcher, one IN query per chunk), and an entry that no
+//     current row renders to is extra: its row was deleted, or its key
+//     columns changed, in MySQL but not in the sink.
+//
+// The two passes are not one snapshot: on a live pipeline a row changed
+// during the comparison can show as a difference that the stream is about
+// to fix. Compare again (or repair: replaying a current row is harmless).
 package verify
 
 import (
 	"context"
-	"database/sql"
+	"errors"
 	"fmt"
-	"slices"
-	"strings"
-
-	goredis "github.com/redis/go-redis/v9"
+	"io"
 
 	"github.com/rowsync/rowsync/cdc"
-	"github.com/rowsync/rowsync/keymap"
-	"github.com/rowsync/rowsync/mysqlmeta"
+	"github.com/rowsync/rowsync/refetch"
 )
 
-// RedisTable describes one table's projection.
-type RedisTable struct {
-	DB, Table string
-	Key       *keymap.Template
-	// PK overrides the table's primary key (for keyless tables).
-	PK               []string
-	Include, Exclude []string
-	// Ignore lists hash fields that are not columns (a version field).
-	Ignore []string
-}
+// DefaultChunk is the rows per MySQL chunk and the keys per sink round
+// trip when Options.Chunk is 0.
+const DefaultChunk = 1000
+
+// Kinds of Mismatch.
+const (
+	// Missing: the row has no hash or document (or only a tombstone).
+	Missing = "missing"
+	// Different: the hash or document differs from the row.
+	Different = "different"
+	// Extra: the hash or document names no current row.
+	Extra = "extra"
+	// Unrenderable: the row's key cannot be rendered (a NULL key column);
+	// the pipeline dead-letters such rows. Counted as missing.
+	Unrenderable = "unrenderable"
+	// Unchecked: an entry of the sink (or a row of MySQL) that could not
+	// be compared: its primary key cannot be recovered from the sink, or
+	// its row's values cannot be typed. Not a difference.
+	Unchecked = "unchecked"
+)
 
 // Mismatch is one difference.
 type Mismatch struct {
+	Kind string
+	// Key is the sink's name of the row: the Redis key, or the _id as
+	// extended JSON.
 	Key    string
-	Kind   string // "missing", "different", "extra", "unrenderable"
 	Detail string
+	// PK is the row's primary key, its values in key order in MySQL text
+	// form (what a backfill request takes); nil when unknown.
+	PK []string
 }
 
 // Stats summarises a comparison.
 type Stats struct {
 	Rows, Missing, Different, Extra int
+	// Unchecked counts entries and rows that could not be compared.
+	Unchecked int
 }
 
-// OK reports whether Redis equals MySQL.
+// OK reports whether the sink equals MySQL.
 func (s Stats) OK() bool { return s.Missing == 0 && s.Different == 0 && s.Extra == 0 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("%d rows: %d missing, %d different, %d extra keys", s.Rows, s.Missing, s.Different, s.Extra)
+	out := fmt.Sprintf("%d rows: %d missing, %d different, %d extra", s.Rows, s.Missing, s.Different, s.Extra)
+	if s.Unchecked > 0 {
+		out += fmt.Sprintf(", %d unchecked", s.Unchecked)
+	}
+	return out
 }
 
-// Redis compares t's rows with their hashes. report, if not nil, gets
-// each mismatch. db should be a connection whose session time_zone is
-// '+00:00' so TIMESTAMP text is UTC, as the sources produce it.
-func Redis(ctx context.Context, db *sql.DB, rdb goredis.UniversalClient, t RedisTable, report func(Mismatch)) (Stats, error) {
-	if report == nil {
-		report = func(Mismatch) {}
-	}
-	var st Stats
-	def, err := mysqlmeta.NewCatalog(db).Table(ctx, t.DB, t.Table)
-	if err != nil {
-		return st, err
-	}
-	cols, pk := def.Columns, def.PK
-	if len(t.PK) > 0 {
-		pk = t.PK
-	}
-	sel := make([]string, len(cols))
-	for i, c := range cols {
-		sel[i] = quote(c.Name)
-		if c.Kind == cdc.KindBit { // the text protocol sends BIT as raw bytes
-			sel[i] = quote(c.Name) + "+0"
-		}
-	}
-	rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(sel, ",")+" FROM "+quote(t.DB)+"."+quote(t.Table))
-	if err != nil {
-		return st, fmt.Errorf("select %s.%s: %w", t.DB, t.Table, err)
-	}
-	defer rows.Close()
+// Add adds o's counts to s.
+func (s *Stats) Add(o Stats) {
+	s.Rows += o.Rows
+	s.Missing += o.Missing
+	s.Different += o.Different
+	s.Extra += o.Extra
+	s.Unchecked += o.Unchecked
+}
 
-	expected := map[string]bool{}
-	type pending struct {
-		key    string
-		fields map[string]string
+// Options tune a comparison.
+type Options struct {
+	// Chunk is the rows read from MySQL per query and the keys looked up
+	// in the sink per round trip; memory grows with it, not with the
+	// table. Default: DefaultChunk (at most refetch.MaxChunkSize)
+	Chunk int
+	// Report, if not nil, gets each mismatch (and each unchecked entry).
+	Report func(Mismatch)
+}
+
+// sink is one sink's side of a comparison.
+type sink interface {
+	// compare looks rows (one MySQL chunk) up in the sink and reports the
+	// missing and different ones.
+	compare(ctx context.Context, c *check, rows []cdc.Row) error
+	// walk calls fn with the sink's entries of the table, at most c.chunk
+	// at a time.
+	walk(ctx context.Context, c *check, fn func([]entry) error) error
+	// name returns the sink's key of row, as entry.key holds it.
+	name(c *check, row cdc.Row, cols []cdc.Column) (string, error)
+}
+
+// entry is one hash or document found in the sink.
+type entry struct {
+	key  string  // as sink.name renders it
+	show string  // as Mismatch.Key prints it
+	pk   cdc.Row // the primary-key values it names; nil when unknown
+	why  error   // why pk is nil
+}
+
+// check is the state of one table's comparison.
+type check struct {
+	db, table string
+	cols      []cdc.Column
+	pk        []string // the table's primary key, else the rule's
+	chunk     int
+	st        Stats
+	report    func(Mismatch)
+}
+
+func (c *check) mismatch(m Mismatch) {
+	switch m.Kind {
+	case Missing, Unrenderable:
+		c.st.Missing++
+	case Different:
+		c.st.Different++
+	case Extra:
+		c.st.Extra++
+	case Unchecked:
+		c.st.Unchecked++
 	}
-	var batch []pending
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		pipe := rdb.Pipeline()
-		cmds := make([]*goredis.MapStringStringCmd, len(batch))
-		for i, p := range batch {
-			cmds[i] = pipe.HGetAll(ctx, p.key)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("hgetall: %w", err)
-		}
-		for i, p := range batch {
-			got := cmds[i].Val()
-			for _, f := range t.Ignore {
-				delete(got, f)
-			}
-			switch {
-			case len(got) == 0:
-				st.Missing++
-				report(Mismatch{Key: p.key, Kind: "missing"})
-			default:
-				if d := diff(p.fields, got); d != "" {
-					st.Different++
-					report(Mismatch{Key: p.key, Kind: "different", Detail: d})
-				}
-			}
-		}
-		batch = batch[:0]
+	if c.report != nil {
+		c.report(m)
+	}
+}
+
+// pkText returns row's primary key in MySQL text form; nil when a value
+// is missing.
+func (c *check) pkText(row cdc.Row) []string {
+	if len(c.pk) == 0 {
 		return nil
 	}
-	raw := make([]sql.RawBytes, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range raw {
-		ptrs[i] = &raw[i]
+	out := make([]string, len(c.pk))
+	for i, name := range c.pk {
+		v, ok := row[name]
+		if !ok || v == nil {
+			return nil
+		}
+		var col *cdc.Column
+		for j := range c.cols {
+			if c.cols[j].Name == name {
+				col = &c.cols[j]
+				break
+			}
+		}
+		s, ok := cdc.FormatText(col, v)
+		if !ok {
+			return nil
+		}
+		out[i] = s
 	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return st, fmt.Errorf("scan %s.%s: %w", t.DB, t.Table, err)
+	return out
+}
+
+// compare runs both passes of one table against s. rulePK is the rule's
+// configured primary key, used when the table has none.
+func compare(ctx context.Context, rf *refetch.Refetcher, db, table string, rulePK []string, s sink, opt Options) (Stats, error) {
+	chunk := opt.Chunk
+	if chunk <= 0 {
+		chunk = DefaultChunk
+	}
+	chunk = min(chunk, refetch.MaxChunkSize)
+	cur, err := rf.Scan(ctx, db, table, chunk)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer cur.Close()
+	c := &check{db: db, table: table, cols: cur.Columns(), pk: cur.PK(), chunk: chunk, report: opt.Report}
+	if len(c.pk) == 0 {
+		c.pk = rulePK
+	}
+	for {
+		rows, bad, err := cur.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		st.Rows++
-		row := make(cdc.Row, len(cols))
-		fields := make(map[string]string, len(cols))
-		for i, c := range cols {
-			if raw[i] == nil {
-				continue
-			}
-			v := string(raw[i])
-			row[c.Name] = v
-			if keep(c.Name, t.Include, t.Exclude) {
-				fields[c.Name] = v
-			}
-		}
-		key, err := t.Key.Render(keymap.Input{DB: t.DB, Table: t.Table, PK: pk, Row: row})
 		if err != nil {
-			report(Mismatch{Kind: "unrenderable", Detail: err.Error()})
-			st.Missing++
+			return c.st, err
+		}
+		c.st.Rows += len(rows) + len(bad)
+		for _, b := range bad {
+			c.mismatch(Mismatch{Kind: Unchecked, Key: b.Key, Detail: "row cannot be read: " + b.Err.Error()})
+		}
+		if err := s.compare(ctx, c, rows); err != nil {
+			return c.st, err
+		}
+	}
+	if err := cur.Close(); err != nil {
+		return c.st, err
+	}
+	err = s.walk(ctx, c, func(batch []entry) error { return c.extras(ctx, rf, s, batch) })
+	return c.st, err
+}
+
+// extras reads the rows that batch's entries name back from MySQL by
+// primary key and reports the entries no current row renders to.
+func (c *check) extras(ctx context.Context, rf *refetch.Refetcher, s sink, batch []entry) error {
+	events := make([]cdc.Event, 0, len(batch))
+	idx := make([]int, 0, len(batch))
+	for i, e := range batch {
+		if e.pk == nil || len(c.pk) == 0 {
+			why := e.why
+			if why == nil {
+				why = errors.New("the table has no primary key")
+			}
+			c.mismatch(Mismatch{Kind: Unchecked, Key: e.show, Detail: "primary key unknown: " + why.Error()})
 			continue
 		}
-		expected[key] = true
-		batch = append(batch, pending{key, fields})
-		if len(batch) == 500 {
-			if err := flush(); err != nil {
-				return st, err
-			}
+		events = append(events, cdc.Event{DB: c.db, Table: c.table, Op: cdc.Update, PK: c.pk, Before: e.pk, After: e.pk})
+		idx = append(idx, i)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	out, err := rf.Refetch(ctx, events)
+	var be *cdc.BatchError
+	if err != nil && !errors.As(err, &be) {
+		return fmt.Errorf("read %s.%s by key: %w", c.db, c.table, err)
+	}
+	current := make(map[string]bool, len(out))
+	for _, ev := range out {
+		if ev.Op == cdc.Delete {
+			continue
+		}
+		if k, err := s.name(c, ev.After, ev.Columns); err == nil {
+			current[k] = true
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return st, fmt.Errorf("read %s.%s: %w", t.DB, t.Table, err)
-	}
-	if err := flush(); err != nil {
-		return st, err
-	}
-	pattern := Pattern(t.Key, t.DB, t.Table)
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		if !expected[k] && !strings.HasSuffix(k, ":rowsync-tomb") {
-			if typ, err := rdb.Type(ctx, k).Result(); err == nil && typ != "hash" {
-				continue // not one of ours
-			}
-			st.Extra++
-			report(Mismatch{Key: k, Kind: "extra"})
+	for j, i := range idx {
+		e := batch[i]
+		if be != nil && be.Failed[j] != nil {
+			c.mismatch(Mismatch{Kind: Unchecked, Key: e.show, Detail: "primary key unreadable: " + be.Failed[j].Error()})
+			continue
+		}
+		if !current[e.key] {
+			c.mismatch(Mismatch{Kind: Extra, Key: e.show, PK: c.pkText(e.pk)})
 		}
 	}
-	if err := iter.Err(); err != nil {
-		return st, fmt.Errorf("scan %s: %w", pattern, err)
-	}
-	return st, nil
+	return nil
 }
-
-// Pattern turns a key template into a SCAN glob for one table: {db} and
-// {table} become their names, every other placeholder "*".
-func Pattern(t *keymap.Template, db, table string) string {
-	s := t.String()
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '{' && i+1 < len(s) && s[i+1] == '{':
-			b.WriteString(`\{`)
-			i++
-		case c == '}' && i+1 < len(s) && s[i+1] == '}':
-			b.WriteString(`\}`)
-			i++
-		case c == '{':
-			end := strings.IndexByte(s[i:], '}')
-			name := strings.TrimSpace(strings.Split(s[i+1:i+end], "|")[0])
-			switch name {
-			case "db":
-				b.WriteString(globEscape(db))
-			case "table":
-				b.WriteString(globEscape(table))
-			default:
-				b.WriteByte('*')
-			}
-			i += end
-		default:
-			b.WriteString(globEscape(string(c)))
-		}
-	}
-	return b.String()
-}
-
-func globEscape(s string) string {
-	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`, `\`, `\\`)
-	return r.Replace(s)
-}
-
-func keep(col string, include, exclude []string) bool {
-	if len(include) > 0 {
-		return slices.Contains(include, col)
-	}
-	return !slices.Contains(exclude, col)
-}
-
-func diff(want, got map[string]string) string {
-	var d []string
-	for k, w := range want {
-		if g, ok := got[k]; !ok {
-			d = append(d, fmt.Sprintf("%s: missing (want %q)", k, w))
-		} else if g != w {
-			d = append(d, fmt.Sprintf("%s: %q (want %q)", k, g, w))
-		}
-	}
-	for k, g := range got {
-		if _, ok := want[k]; !ok {
-			d = append(d, fmt.Sprintf("%s: %q (want absent)", k, g))
-		}
-	}
-	slices.Sort(d)
-	return strings.Join(d, "; ")
-}
-
-func quote(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -24,7 +25,9 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/rowsync/rowsync/keymap"
+	"github.com/rowsync/rowsync/cdc"
+	redisproj "github.com/rowsync/rowsync/projector/redis"
+	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/verify"
 )
 
@@ -260,28 +263,40 @@ func (f *fixture) start() *proc {
 	return startRowsync(f.t, f.cfgPath, f.admin, filepath.Join(f.dir, "rowsync.log"))
 }
 
-// check compares Redis with MySQL once.
+// check compares Redis with MySQL once, through the projector's own
+// rendering of the config's two rules.
 func (f *fixture) check() (verify.Stats, []verify.Mismatch, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var total verify.Stats
-	var mism []verify.Mismatch
-	for _, tb := range []struct{ table, key string }{
+	rf, err := refetch.New(refetch.Config{DSN: "root@tcp(127.0.0.1:3307)/", Timeout: time.Minute}, nil)
+	if err != nil {
+		return verify.Stats{}, nil, err
+	}
+	defer rf.Close()
+	var rules []cdc.TableRule[redisproj.TableConfig]
+	for _, r := range []struct{ table, key string }{
 		{"users", "{db}_{table}_{pk}"}, {"orders", "ord:" + f.schema + ":{user_id}:{order_no}"},
 	} {
-		st, err := verify.Redis(ctx, f.db, f.rdb, verify.RedisTable{DB: f.schema, Table: tb.table, Key: keymap.MustParse(tb.key)},
-			func(m verify.Mismatch) {
-				if len(mism) < 10 {
-					mism = append(mism, m)
-				}
-			})
+		rules = append(rules, cdc.TableRule[redisproj.TableConfig]{Match: regexp.MustCompile("^" + regexp.QuoteMeta(f.schema+"."+r.table) + "$"),
+			Config: redisproj.TableConfig{Key: r.key}})
+	}
+	proj, err := redisproj.New(f.rdb, rules, nil)
+	if err != nil {
+		return verify.Stats{}, nil, err
+	}
+	var total verify.Stats
+	var mism []verify.Mismatch
+	for _, table := range []string{"users", "orders"} {
+		im, _ := proj.Image(f.schema, table)
+		st, err := verify.Redis(ctx, rf, f.rdb, im, f.schema, table, verify.Options{Report: func(m verify.Mismatch) {
+			if len(mism) < 10 {
+				mism = append(mism, m)
+			}
+		}})
 		if err != nil {
 			return total, nil, err
 		}
-		total.Rows += st.Rows
-		total.Missing += st.Missing
-		total.Different += st.Different
-		total.Extra += st.Extra
+		total.Add(st)
 	}
 	return total, mism, nil
 }
