@@ -162,6 +162,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if in, ok := d.schemas.(metrics.Instrumented); ok {
 		in.Instrument(m)
 	}
+	d.ddl.Instrument(m)
 	for _, r := range routes {
 		if in, ok := r.Sink.(metrics.Instrumented); ok {
 			in.Instrument(m)
@@ -289,7 +290,7 @@ func pipelineOptions(d *deps, dl deadletter.Writer, m *metrics.Metrics, log *slo
 		MaxApply: pc.MaxApply, RetryMin: pc.RetryMin, RetryMax: pc.RetryMax,
 		StuckAfter: pc.StuckAfter, ShutdownGrace: pc.ShutdownGrace,
 		KeyColumns: d.router.KeyColumns, DeadLetter: dl, RenderEvent: renderDeadLetter(d.cfg, d.router),
-		MatchTable: func(db, table string) bool { i, _ := d.router.Entry(db, table); return i >= 0 },
+		MatchTable: d.routed,
 		Metrics:    m, Logger: log,
 	}
 }

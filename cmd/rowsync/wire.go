@@ -33,7 +33,9 @@ type deps struct {
 	cache  goredis.UniversalClient // invalidate_redis:, else redis
 	// schemas types typeless formats (schema:, else mysql:); nil if neither
 	schemas cdc.Schemas
-	closes  []func()
+	// ddl reports the schema changes every source meets
+	ddl    *pipeline.DDLReport
+	closes []func()
 }
 
 func (d *deps) close() {
@@ -44,6 +46,7 @@ func (d *deps) close() {
 
 func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
 	d := &deps{cfg: cfg, router: cfg.Router(), log: log}
+	d.ddl = &pipeline.DDLReport{Match: d.routed, Logger: log.With("component", "ddl")}
 	open := func(key string) (goredis.UniversalClient, error) {
 		rc, ok := config.Block[redisconn.Config](cfg, key)
 		if !ok {
@@ -78,6 +81,12 @@ func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
 		d.closes = append(d.closes, func() { sc.Close() })
 	}
 	return d, nil
+}
+
+// routed reports whether a tables[] rule matches db.table.
+func (d *deps) routed(db, table string) bool {
+	i, _ := d.router.Entry(db, table)
+	return i >= 0
 }
 
 // schemaDSN is the DSN of the schema source typeless formats use:
@@ -123,6 +132,7 @@ func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
 // lacking columns are enough for tables read again by key.
 func wiredBinlog(d *deps, bc binlog.Config) binlog.Config {
 	bc.Refetched = d.router.Refetch
+	bc.OnDDL = d.ddl.OnDDL
 	bc.AllRefetched = len(d.cfg.Tables) > 0
 	for _, t := range d.cfg.Tables {
 		bc.AllRefetched = bc.AllRefetched && t.Refetch
@@ -160,7 +170,7 @@ func decoderFor(d *deps, format string, limits decode.Limits, settings decode.Se
 		return nil, err
 	}
 	return all.New(format, decode.Options{KeyColumns: d.router.KeyColumns, Limits: limits, TimeZone: loc,
-		Debezium: settings.Debezium, Schemas: d.schemas})
+		Debezium: settings.Debezium, Schemas: d.schemas, OnDDL: d.ddl.OnDDL})
 }
 
 func newKafkaSource(_ context.Context, d *deps) (cdc.Source, error) {

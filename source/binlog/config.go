@@ -111,6 +111,11 @@ type Config struct {
 	// accepts a server that logs partial row images. Set by the wiring,
 	// not from YAML. Default: false.
 	AllRefetched bool `yaml:"-"`
+	// OnDDL receives every schema change statement the stream carries
+	// (CREATE, ALTER, DROP, RENAME, TRUNCATE), with the tables it names, so
+	// the wiring can report one the sinks cannot mirror. Called from Next;
+	// it must be quick. Set by the wiring, not from YAML. Default: nil.
+	OnDDL func(cdc.DDL) `yaml:"-"`
 }
 
 // TLSConfig configures TLS to the server; ServerName defaults to the host

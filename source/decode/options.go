@@ -84,15 +84,22 @@ func (o *Options) Location() *time.Location {
 	return o.TimeZone
 }
 
-// DDL is a schema change seen in the stream. It carries no row image.
-type DDL struct {
-	DB, Table string
-	// Type is the producer's name for the statement kind (canal: CREATE,
-	// ALTER, ERASE, TRUNCATE, RENAME, CINDEX, DINDEX, QUERY).
-	Type   string
-	SQL    string
-	Commit time.Time
-	Pos    cdc.Position
+// DDL is a schema change seen in the stream (cdc.DDL: the binlog source
+// reports the same).
+type DDL = cdc.DDL
+
+// ReportDDL is what a decoder does with a schema change: the cached
+// definitions of the tables it names are forgotten (the next message reads
+// them again) and Options.OnDDL, if set, receives it.
+func ReportDDL(o Options, d DDL) {
+	if o.Schemas != nil {
+		for _, t := range d.Tables() {
+			o.Schemas.Forget(t[0], t[1])
+		}
+	}
+	if o.OnDDL != nil {
+		o.OnDDL(d)
+	}
 }
 
 // PosText renders where m came from as "topic/partition@offset" (for AMQP:

@@ -299,8 +299,8 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	}
 	op, isRow := rowOps[string(typ)]
 	if m.isDdl || (!isRow && otherTypes[string(typ)]) {
-		if m.isDdl && d.opts.OnDDL != nil {
-			d.opts.OnDDL(decode.DDL{DB: string(m.database), Table: string(m.table), Type: string(typ),
+		if m.isDdl {
+			decode.ReportDDL(d.opts, decode.DDL{DB: string(m.database), Table: string(m.table), Type: string(typ),
 				SQL: string(m.sql), Commit: canal.CommitTime(m.es), Pos: cdc.Position{Text: msg.PosText()}})
 		}
 		return nil, nil // schema change or statement marker: no row images

@@ -232,14 +232,12 @@ func (d *Decoder) entry(b []byte, msg *decode.Message, events []cdc.Event) ([]cd
 	}
 	commit := canal.CommitTime(h.executeTime)
 	if rc.isDdl {
-		if d.opts.OnDDL != nil {
-			db := h.schema
-			if len(db) == 0 {
-				db = rc.ddlSchema
-			}
-			d.opts.OnDDL(decode.DDL{DB: string(db), Table: string(h.table), Type: eventTypeNames[evType],
-				SQL: string(rc.sql), Commit: commit, Pos: pos})
+		db := h.schema
+		if len(db) == 0 {
+			db = rc.ddlSchema
 		}
+		decode.ReportDDL(d.opts, decode.DDL{DB: string(db), Table: string(h.table), Type: eventTypeNames[evType],
+			SQL: string(rc.sql), Commit: commit, Pos: pos})
 		return events, nil
 	}
 	var op cdc.Op

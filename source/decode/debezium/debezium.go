@@ -245,8 +245,9 @@ func (v *value) read(b []byte, top bool) error {
 }
 
 // Decode returns the row change of one record. A tombstone (null or empty
-// value), a truncate (op "t": rowsync does not clear the table's rows in
-// the sinks), a logical message (op "m"), a schema change, heartbeat or
+// value), a truncate (op "t": reported as a TRUNCATE DDL, see
+// decode.ReportDDL; rowsync does not clear the table's rows in the
+// sinks), a logical message (op "m"), a schema change, heartbeat or
 // transaction metadata record gives no events and a nil error. A primary
 // key change arrives as a "d" record and a "c" record; each decodes alone.
 func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
@@ -312,7 +313,9 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		op = cdc.Update
 	case "d":
 		op = cdc.Delete
-	case "t", "m":
+	case "t":
+		return nil, d.truncate(p, &msg)
+	case "m":
 		return nil, nil
 	default:
 		return nil, fmt.Errorf("debezium: unknown op %q", *p.Op)
@@ -427,20 +430,22 @@ func where(s *source, msg *decode.Message) (time.Time, cdc.Position, error) {
 	return commit, cdc.Position{Version: cdc.BinlogPosVersion(s.File, pos), Text: text}, nil
 }
 
+// truncate reports a truncate record as a TRUNCATE statement.
+func (d *Decoder) truncate(p *payload, msg *decode.Message) error {
+	if p.Source == nil || p.Source.DB == "" || p.Source.Table == "" {
+		return errors.New("debezium: truncate: source.db or source.table missing")
+	}
+	dd := decode.DDL{DB: p.Source.DB, Table: p.Source.Table, Type: "TRUNCATE"}
+	var err error
+	if dd.Commit, dd.Pos, err = where(p.Source, msg); err != nil {
+		return fmt.Errorf("debezium: truncate: %w", err)
+	}
+	decode.ReportDDL(d.opts, dd)
+	return nil
+}
+
 // ddl reports a schema change topic record to Options.OnDDL.
 func (d *Decoder) ddl(p *payload, msg *decode.Message) error {
-	if d.opts.Schemas != nil && p.Source != nil && p.Source.Table != "" {
-		db := p.DatabaseName
-		if db == "" {
-			db = p.Source.DB
-		}
-		for _, t := range strings.Split(p.Source.Table, ",") { // a multi-table statement lists them all
-			d.opts.Schemas.Forget(db, t)
-		}
-	}
-	if d.opts.OnDDL == nil {
-		return nil
-	}
 	dd := decode.DDL{DB: p.DatabaseName, SQL: *p.DDL, Pos: cdc.Position{Text: msg.PosText()}}
 	if len(p.TableChanges) > 0 {
 		dd.Type = p.TableChanges[0].Type
@@ -449,13 +454,13 @@ func (d *Decoder) ddl(p *payload, msg *decode.Message) error {
 		if dd.DB == "" {
 			dd.DB = p.Source.DB
 		}
-		dd.Table = p.Source.Table
+		dd.Table = p.Source.Table // a multi-table statement lists them all
 		var err error
 		if dd.Commit, dd.Pos, err = where(p.Source, msg); err != nil {
 			return fmt.Errorf("debezium: schema change: %w", err)
 		}
 	}
-	d.opts.OnDDL(dd)
+	decode.ReportDDL(d.opts, dd)
 	return nil
 }
 

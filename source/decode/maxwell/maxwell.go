@@ -237,20 +237,19 @@ func convertRow(tbl *cdc.TableDef, data map[string]json.RawMessage, into cdc.Row
 // them to Options.OnDDL. A rename arrives as table-alter whose old def names
 // the old table.
 func (d *Decoder) ddl(m *message, msg *decode.Message) error {
-	if d.opts.OnDDL != nil {
-		commit, err := commitTime(m.TS)
-		if err != nil {
-			return err
-		}
-		pos, err := position(m, msg)
-		if err != nil {
-			return err
-		}
-		d.opts.OnDDL(decode.DDL{DB: m.Database, Table: m.Table, Type: m.Type, SQL: m.SQL, Commit: commit, Pos: pos})
+	commit, err := commitTime(m.TS)
+	if err != nil {
+		return err
 	}
-	if d.opts.Schemas != nil && strings.HasPrefix(m.Type, "table-") {
-		d.opts.Schemas.Forget(m.Database, m.Table)
+	pos, err := position(m, msg)
+	if err != nil {
+		return err
 	}
+	dd := decode.DDL{DB: m.Database, Type: m.Type, SQL: m.SQL, Commit: commit, Pos: pos}
+	if strings.HasPrefix(m.Type, "table-") {
+		dd.Table = m.Table
+	}
+	decode.ReportDDL(d.opts, dd)
 	switch m.Type {
 	case "database-create", "database-alter":
 		return nil
