@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -234,6 +235,42 @@ func TestRefetchChunking(t *testing.T) {
 	want := "10=v10 9=v9 8=v8 7=v7 6=v6 5=v5 4=v4 3=v3 2=v2 delete 11 delete 12 1=v1"
 	if strings.Join(got, " ") != want {
 		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
+
+// TestRefetchHotKeys: a batch of many changes of few rows (2,000 changes
+// of 5 rows, keys spelled as int64 and as text the way different sources
+// do) reads each row once, in one query, and returns one event per row.
+func TestRefetchHotKeys(t *testing.T) {
+	s, _ := schema(t, "hotkeys",
+		"CREATE TABLE $S.kv (id BIGINT PRIMARY KEY, v VARCHAR(10))",
+		"INSERT INTO $S.kv VALUES (1,'v1'),(2,'v2'),(3,'v3'),(4,'v4'),(5,'v5')",
+	)
+	r := newRefetcher(t, Config{})
+	var in []cdc.Event
+	for i := range 2000 {
+		var id cdc.Value = int64(i%5 + 1)
+		if i%2 == 1 {
+			id = strconv.Itoa(i%5 + 1)
+		}
+		in = append(in, cdc.Event{DB: s, Table: "kv", Op: cdc.Update, PK: []string{"id"},
+			After: cdc.Row{"id": id, "v": "stale"}, Pos: pos(uint64(i + 1))})
+	}
+	before := r.queries.Load()
+	out, err := r.Refetch(ctxT(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.queries.Load() - before; n != 1 {
+		t.Errorf("%d queries, want 1 (5 distinct keys)", n)
+	}
+	var got []string
+	for _, e := range out {
+		got = append(got, fmt.Sprintf("%v=%v", e.After["id"], e.After["v"]))
+	}
+	// ordered by each key's last change: ids 1..5 last change at 1996..2000
+	if want := "1=v1 2=v2 3=v3 4=v4 5=v5"; strings.Join(got, " ") != want {
+		t.Errorf("got %s, want %s", strings.Join(got, " "), want)
 	}
 }
 
