@@ -47,6 +47,31 @@ func freshSchema(ctx context.Context, db *sql.DB, ddl ...string) (func(), error)
 	return func() { _, _ = db.Exec("DROP DATABASE IF EXISTS " + benchSchema) }, nil
 }
 
+// itemsEnv opens the binlog MariaDB with a fresh, empty rs_bench.items and
+// the emptied sink DB; done closes both, drops the schema and flushes the DB.
+func itemsEnv(ctx context.Context, o *options) (db *sql.DB, rc *goredis.Client, done func(), err error) {
+	if db, err = openMySQL(o); err != nil {
+		return nil, nil, nil, err
+	}
+	drop, err := freshSchema(ctx, db, itemsDDL)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	rc = redisDB(sinkDB)
+	done = func() {
+		_ = flush(context.Background(), sinkDB)
+		rc.Close()
+		drop()
+		db.Close()
+	}
+	if err := flush(ctx, sinkDB); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return db, rc, done, nil
+}
+
 func masterPos(ctx context.Context, db *sql.DB) (string, uint32, error) {
 	var file string
 	var pos uint32
@@ -145,22 +170,11 @@ tables:
 
 func runBinlogDrain(ctx context.Context, o *options, t *table) error {
 	n := o.n(200_000)
-	db, err := openMySQL(o)
+	db, rc, done, err := itemsEnv(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	drop, err := freshSchema(ctx, db, itemsDDL)
-	if err != nil {
-		return err
-	}
-	defer drop()
-	rc := redisDB(sinkDB)
-	defer rc.Close()
-	defer flush(context.Background(), sinkDB)
-	if err := flush(ctx, sinkDB); err != nil {
-		return err
-	}
+	defer done()
 
 	file, pos, err := masterPos(ctx, db)
 	if err != nil {

@@ -7,6 +7,9 @@
 //     canal-json and RabbitMQ canal-json into Redis hashes, binlog into
 //     Cache-Aside invalidation, Kafka canal-json into MongoDB documents on
 //     the FerretDB stand-in);
+//   - `rowsync backfill` of a 1M-row table into a running pipeline whose
+//     stream carries 1,000 changes/s, beside `rowsync snapshot` of the same
+//     table with the stream stopped;
 //   - latency from COMMIT to cache key gone, at a fixed update rate;
 //   - resident memory with a large backlog and a stalled sink;
 //   - the redis-benchmark ceiling and the packages' go test microbenchmarks.
@@ -63,7 +66,7 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "scratch directory (default: a new temp dir)")
 	flag.StringVar(&o.root, "root", ".", "module root (for go test microbenchmarks)")
 	flag.Float64Var(&o.scale, "scale", 1, "multiply every N by this (0.1 for a quick smoke run)")
-	flag.StringVar(&only, "only", "", "comma list of scenarios: ceiling,binlog,kafka,refetch,rabbitmq,invalidate,mongo,latency,memory,micro")
+	flag.StringVar(&only, "only", "", "comma list of scenarios: ceiling,binlog,kafka,refetch,rabbitmq,invalidate,mongo,backfill,latency,memory,micro")
 	flag.IntVar(&o.latRate, "lat-rate", 1000, "updates/s of the latency run")
 	flag.DurationVar(&o.latDur, "lat-duration", 20*time.Second, "length of each latency run")
 	flag.DurationVar(&o.memDur, "mem-duration", 30*time.Second, "RSS sampling window of the memory run")
@@ -140,6 +143,7 @@ func runAll(ctx context.Context, o *options, t *table) error {
 		{"rabbitmq", runRabbitDrain},
 		{"invalidate", runInvalidateDrain},
 		{"mongo", runMongoDrain},
+		{"backfill", runBackfill},
 		{"latency", runLatency},
 		{"memory", runMemory},
 		{"micro", runMicro},

@@ -223,13 +223,16 @@ func (p *proc) waitDrain(ctx context.Context, want int, timeout time.Duration) (
 }
 
 // rss returns the VmRSS of pid in bytes.
-func rss(pid int) (int64, error) {
+func rss(pid int) (int64, error) { return procStatus(pid, "VmRSS:") }
+
+// procStatus returns a kB field of /proc/PID/status ("VmRSS:") in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(v)
 			if len(f) == 0 {
 				break
@@ -238,7 +241,7 @@ func rss(pid int) (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, errors.New("no " + strings.TrimSuffix(field, ":"))
 }
 
 func freeAddr() (string, error) {

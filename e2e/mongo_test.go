@@ -700,18 +700,10 @@ func runBinlogPath(t *testing.T, m *mongoServer, set *changegen.Set, db *sql.DB,
 	n := len(set.Changes)
 	start := binlogPos(t, db)
 	bs := newSetup(t, "mongo-binlog")
-	bcfg := writeFile(t, bs.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
-source:
-  binlog:
-    addr: 127.0.0.1:3307
-    user: root
-    flavor: mariadb
-    server_id: %d
-    include: ['%s\..*']
-    start: %q
+	bcfg := writeFile(t, bs.dir, "rowsync.yaml", binlogHeadYAML(bs.name, set.Config.DB)+fmt.Sprintf(`    start: %q
 checkpoint:
   file: %s
-`, bs.name, 3000+int(time.Now().UnixNano()%100000), set.Config.DB, start, filepath.Join(bs.dir, "checkpoint.json"))+
+`, start, filepath.Join(bs.dir, "checkpoint.json"))+
 		mongoYAML(m, set, database, bs.dl, versionField))
 	bp := rowsync(t, bcfg, bs.log)
 	began := time.Now()
@@ -781,6 +773,20 @@ func unversioned(doc bson.Raw, versionField string) (bson.Raw, error) {
 		}
 	}
 	return bson.Marshal(out)
+}
+
+// binlogHeadYAML is the name and the source block of a config streaming
+// schema's tables from the binlog server, with a server_id of its own.
+func binlogHeadYAML(name, schema string) string {
+	return fmt.Sprintf(`name: %s
+source:
+  binlog:
+    addr: 127.0.0.1:3307
+    user: root
+    flavor: mariadb
+    server_id: %d
+    include: ['%s\..*']
+`, name, 3000+int(time.Now().UnixNano()%100000), schema)
 }
 
 // binlogPos is the binlog server's current FILE:POS.

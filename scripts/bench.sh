@@ -14,6 +14,8 @@
 #   invalidate  drain of 200k binlog updates → Cache-Aside UNLINK, vs syncer + DEL per row
 #   mongo       drain of 20k canal-json messages (kfake) → MongoDB documents on the FerretDB
 #               stand-in (scripts/ferretdb.sh, port 27049), vs kafka-go Reader + ReplaceOne per row
+#   backfill    rowsync backfill of a 1M-row table → Redis hashes while the binlog stream carries
+#               1,000 changes/s, vs rowsync snapshot of the same table with the stream stopped
 #   latency     COMMIT → key gone at 1k updates/s for 20s (default max_wait and max_wait: 1ms)
 #   memory      RSS idle and with a 1M-message Kafka backlog behind a paused Redis
 #   micro       go test -bench of projector/redis, invalidator, canal-json decoder
