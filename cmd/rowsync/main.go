@@ -7,6 +7,7 @@
 //	rowsync decode  --format F [FILE]   print normalized changes of messages
 //	rowsync verify  -c FILE   compare Redis hashes with the MySQL tables
 //	rowsync snapshot -c FILE  copy the rows that exist now into the sinks
+//	rowsync backfill -c FILE TABLE...  have the running pipeline copy them
 //	rowsync version
 package main
 
@@ -46,6 +47,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdVerify(args[1:], stdout, stderr)
 	case "snapshot":
 		return cmdSnapshot(args[1:], stdout, stderr)
+	case "backfill":
+		return cmdBackfill(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "rowsync", version)
 		return exitOK
@@ -65,6 +68,8 @@ func usage(w io.Writer) {
   rowsync decode  --format F [--mysql DSN] [FILE]  print each message's changes as JSON lines (--mysql types typeless formats)
   rowsync verify  -c FILE --mysql DSN  compare redis_hash tables with MySQL
   rowsync snapshot -c FILE [--tables RE] [--chunk N] [--force]  copy existing rows into the sinks
+  rowsync backfill -c FILE [--chunk N] [--wait] TABLE...  have the running pipeline copy existing rows
+  rowsync backfill -c FILE --status | --cancel TABLE        show or stop its backfills
   rowsync version
 `)
 }

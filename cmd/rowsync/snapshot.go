@@ -118,7 +118,7 @@ func snapshotMySQL(cfg *config.Config) (refetch.Config, error) {
 	}
 	dc, err := mysqlConfig(cfg, "")
 	if err != nil || dc == nil {
-		return rc, errors.New("snapshot reads rows from MySQL: with a kafka or rabbitmq source set mysql: {dsn: ...}")
+		return rc, errors.New("rows are read from MySQL: with a kafka or rabbitmq source set mysql: {dsn: ...}")
 	}
 	rc.DSN = dc.FormatDSN()
 	return rc, nil

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	goredis "github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
+	"github.com/rowsync/rowsync/backfill"
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/config"
@@ -113,6 +115,16 @@ func newSource(ctx context.Context, d *deps) (cdc.Source, error) {
 func checkpointStore(d *deps) (checkpoint.Store, error) {
 	cc, _ := config.Block[checkpoint.Config](d.cfg, "checkpoint")
 	return checkpoint.Open(cc, d.cfg.Name, d.redis)
+}
+
+// backfillStore opens the pipeline's backfill store beside its checkpoint
+// (the checkpoint: block's store, whatever the source).
+func backfillStore(d *deps) (backfill.Store, error) {
+	cc, _ := config.Block[checkpoint.Config](d.cfg, "checkpoint")
+	if cc.UsesRedis() && d.redis == nil {
+		return nil, errors.New("checkpoint: backfills are kept beside the checkpoint, in Redis by default: add a redis: block or set checkpoint.file")
+	}
+	return backfill.Open(cc, d.cfg.Name, d.redis)
 }
 
 func newBinlogSource(ctx context.Context, d *deps) (cdc.Source, error) {
