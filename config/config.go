@@ -76,7 +76,7 @@ type Pipeline struct {
 	// MaxInFlight batches between source and ack. Default: 8
 	MaxInFlight int `yaml:"max_in_flight"`
 	// MaxInFlightBytes bounds the estimated memory of those batches (one
-	// batch always flows). Default: 33554432 (32 MiB)
+	// batch always flows). Default: 8388608 (8 MiB)
 	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
 	// MaxApply events per sink call. Default: 8192
 	MaxApply int `yaml:"max_apply"`

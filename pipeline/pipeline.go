@@ -59,8 +59,10 @@ type Options struct {
 	// The estimate counts value and column-name bytes plus a fixed
 	// overhead per event and per value. A batch is always taken when
 	// nothing else is in flight, so one batch above the bound still flows.
-	// Default: 32 MiB (sized with MaxInFlight for a peak RSS of about
-	// 120 MiB).
+	// Default: 8 MiB: two batches of 4096 ten-column rows, enough to keep
+	// the workers busy on a drain, sized with the sources' read-ahead for
+	// a peak RSS near 100 MiB (32 MiB, four times the events plus the
+	// sink's work on them, peaked near 300 MiB with Go's default GC).
 	MaxInFlightBytes int64
 	// MaxApply caps the events merged into one Apply call. Default: 8192.
 	MaxApply int
@@ -127,7 +129,7 @@ func (o *Options) defaults() {
 }
 
 // DefaultMaxInFlightBytes is Options.MaxInFlightBytes's default.
-const DefaultMaxInFlightBytes = 32 << 20
+const DefaultMaxInFlightBytes = 8 << 20
 
 // Pipeline runs one source into its routes.
 type Pipeline struct {

@@ -343,7 +343,7 @@ func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
 		// the source reconnects itself, from the last transaction end, with
 		// backoff and a fresh table-map cache
 		DisableRetrySync: true, DiscardGTIDSet: true,
-		EventCacheCount: DefaultEventCache, Logger: s.log, TLSConfig: s.tls,
+		EventCacheCount: s.cfg.ReadAhead, Logger: s.log, TLSConfig: s.tls,
 	})
 	var (
 		stream *replication.BinlogStreamer

@@ -24,7 +24,7 @@ const (
 	DefaultHeartbeat    = time.Second
 	DefaultReadTimeout  = 30 * time.Second
 	DefaultBackoffMax   = 10 * time.Second
-	DefaultEventCache   = 10240
+	DefaultReadAhead    = 256
 	DefaultCheckpoint   = 100 * time.Millisecond
 	defaultBackoffStart = 100 * time.Millisecond
 )
@@ -65,6 +65,13 @@ type Config struct {
 	Start string `yaml:"start"`
 	// BatchSize caps the events of one batch. Default: 4096
 	BatchSize int `yaml:"batch_size"`
+	// ReadAhead is how many binlog events (a rows event holds the rows of
+	// up to binlog_row_event_max_size, 8 KiB by default) the replication
+	// connection may decode ahead of the batches; it then stops reading
+	// until they are taken. It bounds the memory of a backlog that
+	// arrives faster than the sinks apply it (go-mysql's own default,
+	// 10240, held some 100 MiB while draining). Default: 256
+	ReadAhead int `yaml:"read_ahead"`
 	// MaxWait is the longest a batch waits for more events once it holds
 	// one. A batch closes earlier, at once, when no further event is
 	// already received and it ends at a transaction boundary (or its open
@@ -168,6 +175,9 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("batch_size: %d is negative", c.BatchSize))
 	}
+	if c.ReadAhead < 0 {
+		errs = append(errs, fmt.Errorf("read_ahead: %d is negative", c.ReadAhead))
+	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration
@@ -199,6 +209,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.ReadAhead == 0 {
+		c.ReadAhead = DefaultReadAhead
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = DefaultMaxWait

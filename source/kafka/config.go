@@ -52,6 +52,12 @@ type Config struct {
 	// MaxWait is how long Next waits to fill a batch after the first
 	// message arrived. Default: 20ms
 	MaxWait time.Duration `yaml:"max_wait"`
+	// ReadAhead is the most messages the partition fetchers together hold
+	// decoded ahead of Next; a fetcher that finds it reached hands over
+	// what it has decoded and waits. It bounds the source's memory however
+	// many partitions are assigned (each fetcher used to queue up to
+	// batch_size messages of its own). Default: batch_size
+	ReadAhead int `yaml:"read_ahead"`
 	// FetchMaxBytes is the most bytes one fetch request asks for per
 	// partition. Default: 4MiB
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
@@ -123,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = DefaultMaxWait
+	}
+	if c.ReadAhead == 0 {
+		c.ReadAhead = c.BatchSize
 	}
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = DefaultFetchMaxBytes
@@ -204,6 +213,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 0 {
 		bad("batch_size: must not be negative")
+	}
+	if c.ReadAhead < 0 {
+		bad("read_ahead: must not be negative")
 	}
 	if c.FetchMaxBytes < 0 {
 		bad("fetch_max_bytes: must not be negative")

@@ -33,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
@@ -52,8 +53,8 @@ var (
 	topicsRetry = backoff.Policy{Min: time.Second, Max: 30 * time.Second}
 )
 
-// chunkQueue is how many decoded chunks (each up to batch_size messages)
-// may wait between the fetchers and Next; it bounds memory.
+// chunkQueue is how many decoded chunks may wait between the fetchers and
+// Next; their messages are bounded by read_ahead (Source.ahead).
 const chunkQueue = 8
 
 // Source consumes Kafka topics as a consumer-group member. Next is meant
@@ -66,6 +67,9 @@ type Source struct {
 	topicRE *regexp.Regexp
 
 	chunks chan *chunk
+	// ahead holds a unit per message decoded and not yet taken by Next
+	// (read_ahead): fetchers acquire, Next releases.
+	ahead *semaphore.Weighted
 
 	ctx      context.Context // ends at Close
 	cancel   context.CancelFunc
@@ -187,6 +191,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		log:      logger.With("source", "kafka"),
 		dialer:   dialer,
 		chunks:   make(chan *chunk, chunkQueue),
+		ahead:    semaphore.NewWeighted(int64(cfg.ReadAhead)),
 		runDone:  make(chan struct{}),
 		closeNow: make(chan struct{}),
 		failed:   make(chan struct{}),
@@ -257,6 +262,7 @@ fill:
 			break
 		}
 		ticket, ok := c.part.admit(c.end)
+		s.ahead.Release(int64(c.n)) // out of the read-ahead, into the pipeline's window
 		if !ok {
 			continue // partition revoked; its new owner re-reads these
 		}
@@ -804,7 +810,25 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 			if err != nil {
 				break
 			}
+			if !s.ahead.TryAcquire(1) {
+				// read_ahead reached: hand over what is decoded (Next
+				// frees room only by taking chunks), then wait for room.
+				if c.n > 0 {
+					if !s.send(ctx, c) {
+						s.ahead.Release(int64(c.n))
+						_ = batch.Close()
+						return ctx.Err()
+					}
+					c = s.newChunk(p, hwm-*offset)
+				}
+				if s.ahead.Acquire(ctx, 1) != nil {
+					_ = batch.Close()
+					return ctx.Err() // msg is not consumed: the next owner fetches it again
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+			}
 			if !s.decode(ctx, c, &msg) {
+				s.ahead.Release(int64(c.n) + 1) // c is dropped with msg
 				_ = batch.Close()
 				return ctx.Err() // msg is not consumed: the next owner fetches it again
 			}
@@ -816,6 +840,7 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 			*offset = c.end
 			if c.n >= s.cfg.BatchSize {
 				if !s.send(ctx, c) {
+					s.ahead.Release(int64(c.n))
 					_ = batch.Close()
 					return ctx.Err()
 				}
@@ -824,6 +849,7 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 			}
 		}
 		if c.n > 0 && !s.send(ctx, c) {
+			s.ahead.Release(int64(c.n))
 			_ = batch.Close()
 			return ctx.Err()
 		}
@@ -837,11 +863,14 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 }
 
 // newChunk sizes the event slice for the messages the partition still
-// has (remaining, from the high watermark), up to batch_size, so a drain
-// does not regrow it; a chunk that fills Next's batch alone is handed out
-// without a copy.
+// has (remaining, from the high watermark), up to batch_size and the
+// partition's share of read_ahead, so a drain seldom regrows it; a chunk
+// that fills Next's batch alone is handed out without a copy.
 func (s *Source) newChunk(p *partState, remaining int64) *chunk {
-	n := int(min(max(remaining, 1), int64(s.cfg.BatchSize)))
+	n := min(max(remaining, 1), int64(s.cfg.BatchSize))
+	if p.gen != nil && len(p.gen.parts) > 1 {
+		n = min(n, max(1, int64(s.cfg.ReadAhead/len(p.gen.parts))))
+	}
 	return &chunk{part: p, events: make([]cdc.Event, 0, n)}
 }
 

@@ -834,3 +834,54 @@ func TestTopicRecreatedIsNotSilent(t *testing.T) {
 	}
 	t.Log("the group rebalanced and read the recreated topic from the start")
 }
+
+// countingDecoder is testDecoder that counts the messages it decoded.
+type countingDecoder struct{ n *atomic.Int64 }
+
+func (d countingDecoder) Decode(m decode.Message) ([]cdc.Event, error) {
+	d.n.Add(1)
+	return testDecoder{}.Decode(m)
+}
+
+// TestReadAheadBound checks that the partition fetchers together decode at
+// most read_ahead messages ahead of Next, whatever the partitions, and that
+// a read_ahead below batch_size still delivers everything in order.
+func TestReadAheadBound(t *testing.T) {
+	const topic, group, parts, per, ahead = "ahead", "g-ahead", 3, 57, 5
+	addr := newCluster(t, parts, topic)
+	for p := range parts {
+		produce(t, addr, topic, p, seqValues(p, 0, per)...)
+	}
+	cfg := testConfig(addr, topic, group)
+	cfg.BatchSize = 16
+	cfg.ReadAhead = ahead
+	var decoded atomic.Int64
+	s, err := New(cfg, countingDecoder{&decoded}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSource(t, s)
+	nextSeq := map[int]int{}
+	taken := int64(0)
+	for taken < parts*per {
+		if taken > 0 {
+			// let the fetchers run up to the bound before looking
+			waitFor(t, "the read-ahead to fill", func() bool {
+				return decoded.Load()-taken >= min(ahead, parts*per-taken)
+			})
+		}
+		if d := decoded.Load(); d-taken > ahead {
+			t.Fatalf("%d messages decoded, %d taken: %d ahead of Next, read_ahead %d", d, taken, d-taken, ahead)
+		}
+		b := next(t, s)
+		for _, v := range values(b) {
+			p, seq := parseValue(t, v)
+			if seq != nextSeq[p] {
+				t.Fatalf("partition %d: got seq %d, want %d", p, seq, nextSeq[p])
+			}
+			nextSeq[p]++
+			taken++
+		}
+		ack(t, b)
+	}
+}
