@@ -15,12 +15,9 @@ import (
 )
 
 // OwnerTimeout is how old the newest beat of a pipeline's owner may be
-// before `rowsync backfill` takes the pipeline as not running; the owner
-// beats every BeatInterval.
-const (
-	BeatInterval = 5 * time.Second
-	OwnerTimeout = 30 * time.Second
-)
+// before `rowsync backfill` takes the pipeline as not running: several
+// of the owner's beats (it beats every few seconds) must have been missed.
+const OwnerTimeout = 30 * time.Second
 
 // OwnerRunning reports whether a beat by owner at `at` shows a running
 // owner at now.
