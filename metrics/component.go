@@ -78,3 +78,25 @@ func register(m *Metrics, c prometheus.Collector) prometheus.Collector {
 	}
 	panic("metrics: " + err.Error())
 }
+
+// Histogram is a histogram a component owns; its methods do nothing on a
+// nil *Histogram.
+type Histogram struct{ h prometheus.Histogram }
+
+// Observe records one value.
+func (h *Histogram) Observe(v float64) {
+	if h != nil {
+		h.h.Observe(v)
+	}
+}
+
+// Histogram returns the histogram name{labels} with buckets (nil: the
+// Prometheus defaults, 5ms to 10s), registering it on first use; on a nil
+// *Metrics it returns nil (a no-op histogram).
+func (m *Metrics) Histogram(name, help string, labels prometheus.Labels, buckets []float64) *Histogram {
+	if m == nil {
+		return nil
+	}
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, ConstLabels: labels, Buckets: buckets})
+	return &Histogram{register(m, h).(prometheus.Histogram)}
+}

@@ -2,7 +2,9 @@ package mysqlmeta
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -96,4 +98,44 @@ func globalVariable(ctx context.Context, q Querier, name string) (string, error)
 		return "", fmt.Errorf("read %s: %w", name, err)
 	}
 	return v, nil
+}
+
+// BinlogStatus returns the server's binlog end now: the file, the offset
+// and (MySQL) the executed GTID set. It asks SHOW MASTER STATUS, and SHOW
+// BINARY LOG STATUS where MySQL 8.4 removed the former. ok is false when
+// the server writes no binlog.
+func BinlogStatus(ctx context.Context, q Querier) (file string, offset uint64, gtid string, ok bool, err error) {
+	rows, err := q.QueryContext(ctx, "SHOW MASTER STATUS")
+	if err != nil {
+		rows, err = q.QueryContext(ctx, "SHOW BINARY LOG STATUS")
+	}
+	if err != nil {
+		return "", 0, "", false, fmt.Errorf("binlog status: %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", 0, "", false, fmt.Errorf("binlog status: %w", err)
+	}
+	if !rows.Next() {
+		return "", 0, "", false, rows.Err()
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil || len(vals) < 2 {
+		return "", 0, "", false, fmt.Errorf("binlog status: %v", err)
+	}
+	offset, err = strconv.ParseUint(vals[1].String, 10, 64)
+	if err != nil {
+		return "", 0, "", false, fmt.Errorf("binlog status: position %q: %w", vals[1].String, err)
+	}
+	for i, c := range cols {
+		if strings.EqualFold(c, "Executed_Gtid_Set") {
+			gtid = strings.ReplaceAll(strings.TrimSpace(vals[i].String), "\n", "")
+		}
+	}
+	return vals[0].String, offset, gtid, vals[0].String != "", rows.Err()
 }

@@ -237,34 +237,14 @@ func (s *Source) start(ctx context.Context) error {
 // currentPosition is the server's binlog end now, with the GTID set there.
 func (s *Source) currentPosition(ctx context.Context) (checkpoint.Position, error) {
 	var p checkpoint.Position
-	rows, err := s.db.QueryContext(ctx, "SHOW MASTER STATUS")
+	file, off, gtid, ok, err := mysqlmeta.BinlogStatus(ctx, s.db)
 	if err != nil {
-		// MySQL 8.4 renamed it
-		rows, err = s.db.QueryContext(ctx, "SHOW BINARY LOG STATUS")
+		return p, err
 	}
-	if err != nil {
-		return p, fmt.Errorf("binlog status: %w", err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	if !rows.Next() {
+	if !ok {
 		return p, errors.New("binlog status: no binlog (is log_bin enabled?)")
 	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return p, fmt.Errorf("binlog status: %w", err)
-	}
-	p.File = vals[0].String
-	p.Offset, _ = strconv.ParseUint(vals[1].String, 10, 64)
-	for i, c := range cols {
-		if strings.EqualFold(c, "Executed_Gtid_Set") {
-			p.GTID = strings.ReplaceAll(strings.TrimSpace(vals[i].String), "\n", "")
-		}
-	}
+	p.File, p.Offset, p.GTID = file, off, gtid
 	if s.flavor == mysql.MariaDBFlavor {
 		p.GTID = s.gtidAt(ctx, p)
 	}

@@ -1,0 +1,239 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rowsync/rowsync/internal/backoff"
+	"github.com/rowsync/rowsync/metrics"
+	"github.com/rowsync/rowsync/refetch"
+)
+
+// Engine runs the backfills of one pipeline inside the process that owns
+// its stream: it polls the Store for requests, runs one table at a time
+// chunk by chunk through the Source wrapper, saves the cursor after each
+// applied chunk, and resumes a Running backfill (a crashed or replaced
+// owner's) from its saved cursor.
+type Engine struct {
+	// Store holds the requests and progress. Required.
+	Store Store
+	// Source is the pipeline's wrapped stream. Required.
+	Source *Source
+	// MySQL reads the rows. Required.
+	MySQL *refetch.Refetcher
+	// Tables says whether the pipeline syncs db.table (a table rule
+	// routes it to a sink and the source streams it); a request for
+	// another table fails. nil: every table.
+	Tables func(db, table string) bool
+	// Owner names this process in the states and the heartbeat.
+	Owner  string
+	Config Config
+	// Metrics may be nil; Logger too.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+// logEvery is how many chunks pass between progress log lines.
+const logEvery = 20
+
+// beatEvery is how often the owner's heartbeat is written.
+const beatEvery = 5 * time.Second
+
+// chunkRetry spaces the retries of a chunk that failed transiently.
+var chunkRetry = backoff.Policy{Min: 200 * time.Millisecond, Max: 30 * time.Second}
+
+// Run works until ctx ends; it returns nil then. Store errors are logged
+// and retried: a backfill never stops the stream.
+func (e *Engine) Run(ctx context.Context) error {
+	cfg := e.Config.withDefaults()
+	log := e.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("stage", "backfill")
+	var lastBeat time.Time
+	var warned time.Time
+	t := time.NewTicker(cfg.Poll)
+	defer t.Stop()
+	for {
+		if time.Since(lastBeat) >= beatEvery {
+			if err := e.Store.Beat(ctx, e.Owner); err == nil {
+				lastBeat = time.Now()
+			} else if ctx.Err() == nil && time.Since(warned) > time.Minute {
+				log.Warn("backfill heartbeat not saved", "err", err)
+				warned = time.Now()
+			}
+		}
+		states, err := e.Store.List(ctx)
+		if err != nil && ctx.Err() == nil && time.Since(warned) > time.Minute {
+			log.Warn("backfill requests not readable; retrying", "err", err)
+			warned = time.Now()
+		}
+		for _, st := range states {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if st.Status.Active() {
+				e.runOne(ctx, cfg, log, st)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// runOne runs one table's backfill to its end, or until ctx ends.
+func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st State) {
+	log = log.With("table", st.Name(), "id", st.ID)
+	resumed := st.Status == Running
+	now := time.Now().UTC()
+	st.Status, st.Owner, st.Updated, st.Error = Running, e.Owner, now, ""
+	if st.Started.IsZero() {
+		st.Started = now
+	}
+	if e.Tables != nil && !e.Tables(st.DB, st.Table) {
+		e.finish(ctx, log, st, Failed, errors.New("no tables[] rule routes this table to a sink of this pipeline (or the source does not stream it)"))
+		return
+	}
+	if st.Estimate == 0 {
+		if st.Keys != nil {
+			st.Estimate = int64(len(st.Keys))
+		} else if n, err := e.MySQL.EstimateRows(ctx, st.DB, st.Table); err == nil {
+			st.Estimate = n
+		}
+	}
+	if !e.save(ctx, log, &st) {
+		return
+	}
+	label := prometheus.Labels{"table": st.Name()}
+	rowsTotal := e.Metrics.Counter("rowsync_backfill_rows_total", "Rows a backfill applied to the sinks (or dead-lettered).", label)
+	remaining := e.Metrics.Gauge("rowsync_backfill_remaining_rows", "Estimated rows a running backfill has still to read.", label)
+	chunkSecs := e.Metrics.Histogram("rowsync_backfill_chunk_seconds", "Time of one backfill chunk: read between its watermarks, wait for the stream, apply.", nil, nil)
+	remaining.Set(float64(max(0, st.Estimate-st.Rows)))
+	log.Info("backfill started", "resumed", resumed, "cursor", st.Cursor, "rows_done", st.Rows, "estimate", st.Estimate, "keys", len(st.Keys))
+	start := time.Now()
+	var r *Reader
+	defer func() {
+		if r != nil {
+			r.Close()
+		}
+	}()
+	for attempt := 0; ; {
+		if ctx.Err() != nil {
+			return
+		}
+		if c, err := e.Store.Cancelled(ctx, st.DB, st.Table, st.ID); err == nil && c {
+			e.finish(ctx, log, st, Cancelled, nil)
+			return
+		}
+		err := func() error {
+			if r == nil {
+				var err error
+				if r, err = NewReader(ctx, e.MySQL, st, cfg.Chunk, cfg.Method); err != nil {
+					return err
+				}
+			}
+			t0 := time.Now()
+			e.Source.Record(st.DB, st.Table, r.KeyOf)
+			c, err := r.Next(ctx)
+			if err != nil {
+				return err
+			}
+			text := fmt.Sprintf("backfill %s chunk %d @ %s", st.Name(), st.Chunks+1, c.Low)
+			dropped, err := e.Source.Emit(ctx, Emit{DB: st.DB, Table: st.Table, PK: r.PK(), Columns: r.Columns(), Chunk: c, Text: text})
+			if err != nil {
+				return err
+			}
+			n := int64(len(c.Rows) + len(c.Missing) + len(c.Bad) - dropped)
+			st.Rows += n
+			st.Dropped += int64(dropped)
+			st.Chunks++
+			st.Cursor = c.After
+			st.Watermark = c.Low.String() + ".." + c.High.String()
+			chunkSecs.Observe(time.Since(t0).Seconds())
+			rowsTotal.Add(float64(n))
+			remaining.Set(float64(max(0, st.Estimate-st.Rows)))
+			if st.Chunks%logEvery == 0 {
+				log.Info("backfill progress", "rows", st.Rows, "estimate", st.Estimate, "chunks", st.Chunks, "dropped", st.Dropped, "cursor", st.Cursor)
+			}
+			return nil
+		}()
+		switch {
+		case err == nil:
+			attempt = 0
+			st.Updated = time.Now().UTC()
+			if !e.save(ctx, log, &st) {
+				return
+			}
+			continue
+		case errors.Is(err, io.EOF):
+			remaining.Set(0)
+			log.Info("backfill done", "rows", st.Rows, "dropped", st.Dropped, "chunks", st.Chunks, "seconds", time.Since(start).Seconds())
+			e.finish(ctx, log, st, Done, nil)
+			return
+		case ctx.Err() != nil:
+			return
+		case permanent(err):
+			e.finish(ctx, log, st, Failed, err)
+			return
+		}
+		// transient: read again from the saved cursor
+		if r != nil {
+			r.Close()
+			r = nil
+		}
+		attempt++
+		wait := chunkRetry.Delay(attempt)
+		log.Warn("backfill chunk failed; retrying from the saved cursor", "err", err, "attempt", attempt, "backoff", wait)
+		if !backoff.Sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+// save stores st's progress; false when the backfill must stop here (its
+// request was replaced or removed, or ctx ended). Other store errors are
+// retried: the chunk is applied, only its record is missing.
+func (e *Engine) save(ctx context.Context, log *slog.Logger, st *State) bool {
+	for attempt := 1; ; attempt++ {
+		err := e.Store.Update(ctx, *st)
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, ErrReplaced) {
+			log.Info("backfill request replaced or removed; stopping it")
+			return false
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		wait := chunkRetry.Delay(attempt)
+		log.Warn("backfill progress not saved; retrying", "err", err, "backoff", wait)
+		if !backoff.Sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// finish stores the backfill's end.
+func (e *Engine) finish(ctx context.Context, log *slog.Logger, st State, status Status, err error) {
+	st.Status, st.Finished = status, time.Now().UTC()
+	st.Updated = st.Finished
+	if err != nil {
+		st.Error = strings.TrimSpace(err.Error())
+		log.Error("backfill failed", "err", err)
+	} else if status == Cancelled {
+		log.Info("backfill cancelled", "rows", st.Rows, "chunks", st.Chunks)
+	}
+	e.save(ctx, log, &st)
+}

@@ -1,0 +1,288 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rowsync/rowsync/cdc"
+)
+
+// Source wraps the pipeline's stream and puts backfill chunks into it,
+// each between two stream batches at the point the DBLog algorithm needs:
+//
+//  1. Record (before the chunk is read): from now on the keys of the
+//     table's events that Next hands out are recorded with their version.
+//  2. The chunk is read between its low (L) and high (H) watermark.
+//  3. Emit: for a stream that says how far it has delivered
+//     (cdc.Batch.Through, the binlog source), the chunk waits until a
+//     batch with Through >= H has been handed out, so every change logged
+//     before the chunk's high watermark is in the stream ahead of it. Its
+//     rows whose key was recorded with a version above L (or with no
+//     version) are dropped: the log has a newer image of them, which wins.
+//     A stream without Through (Kafka, RabbitMQ) gets the chunk at once,
+//     with every key recorded since the read began dropped.
+//
+// The rest enter the stream as one batch of Insert events (Read true,
+// Pos.Version L, so a version-guarded sink orders them against the log)
+// behind every batch handed out before, so per-key order holds in the
+// pipeline. The stream is read by a goroutine of its own (one batch ahead),
+// so a chunk never waits for a quiet stream's next batch.
+//
+// Next, Close: one goroutine each, as cdc.Source says; Record and Emit
+// from the backfill's goroutine.
+type Source struct {
+	inner   cdc.Source
+	through bool
+
+	startOnce sync.Once
+	pumpCtx   context.Context
+	stop      context.CancelFunc
+	pumped    chan cdc.Batch
+	pumpDone  chan struct{}
+	pumpErr   error // set before pumped closes
+	wake      chan struct{}
+
+	mu        sync.Mutex
+	delivered uint64 // highest Through handed out
+	rec       *recording
+	pending   *emission
+}
+
+var _ cdc.Source = (*Source)(nil)
+
+// recording is the keys of one table seen in the stream since a chunk
+// read began, each with the highest version seen (MaxUint64: an event
+// without a version).
+type recording struct {
+	db, table string
+	key       func(cdc.Row) (string, bool)
+	keys      map[string]uint64
+}
+
+// emission is a chunk waiting for its turn in the stream.
+type emission struct {
+	Emit
+	done    chan error
+	dropped int
+}
+
+// Emit is a chunk ready to enter the stream.
+type Emit struct {
+	DB, Table string
+	PK        []string
+	Columns   []cdc.Column
+	Chunk     Chunk
+	// Text is the events' Pos.Text ("backfill shop.orders chunk 12 @ ...").
+	Text string
+}
+
+// NewSource wraps inner. through says inner's batches carry
+// cdc.Batch.Through (the binlog source); the chunks then wait for it.
+func NewSource(inner cdc.Source, through bool) *Source {
+	ctx, stop := context.WithCancel(context.Background())
+	return &Source{inner: inner, through: through, pumpCtx: ctx, stop: stop,
+		pumped: make(chan cdc.Batch, 1), pumpDone: make(chan struct{}), wake: make(chan struct{}, 1)}
+}
+
+// Inner returns the wrapped stream.
+func (s *Source) Inner() cdc.Source { return s.inner }
+
+// Through reports whether chunks wait for the stream's Through.
+func (s *Source) Through() bool { return s.through }
+
+func (s *Source) pump() {
+	defer close(s.pumpDone)
+	defer close(s.pumped)
+	for {
+		b, err := s.inner.Next(s.pumpCtx)
+		if err != nil {
+			s.pumpErr = err
+			return
+		}
+		select {
+		case s.pumped <- b:
+		case <-s.pumpCtx.Done():
+			// never handed out: its changes are read again after a restart
+			s.pumpErr = s.pumpCtx.Err()
+			return
+		}
+	}
+}
+
+// Next returns the stream's next batch, or a chunk whose turn has come.
+func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
+	s.startOnce.Do(func() { go s.pump() })
+	for {
+		if b, ok := s.ready(); ok {
+			return b, nil
+		}
+		select {
+		case b, ok := <-s.pumped:
+			if !ok {
+				return cdc.Batch{}, s.pumpErr
+			}
+			s.deliver(&b)
+			return b, nil
+		case <-s.wake:
+		case <-ctx.Done():
+			return cdc.Batch{}, ctx.Err()
+		}
+	}
+}
+
+// deliver records b's keys and its Through as handed out.
+func (s *Source) deliver(b *cdc.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.Through > s.delivered {
+		s.delivered = b.Through
+	}
+	rec := s.rec
+	if rec == nil {
+		return
+	}
+	for i := range b.Events {
+		ev := &b.Events[i]
+		if ev.DB != rec.db || ev.Table != rec.table {
+			continue
+		}
+		v := ev.Pos.Version
+		if v == 0 {
+			v = math.MaxUint64
+		}
+		for _, row := range [2]cdc.Row{ev.Before, ev.After} {
+			if row == nil {
+				continue
+			}
+			k, ok := rec.key(row)
+			if !ok {
+				continue
+			}
+			if v > rec.keys[k] {
+				rec.keys[k] = v
+			}
+		}
+	}
+}
+
+// Record starts recording the keys of db.table's events Next hands out,
+// as key names them (refetch's canonical key text). Call it before the
+// chunk's read begins; Emit ends it.
+func (s *Source) Record(db, table string, key func(cdc.Row) (string, bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec = &recording{db: db, table: table, key: key, keys: map[string]uint64{}}
+}
+
+// Emit queues the chunk and waits until the pipeline has settled it: nil
+// once it is applied (acked), the nack's error if it will not be, or
+// ctx's. dropped counts the rows (and missing keys) left out because the
+// log changed their key. Only one chunk may wait at a time.
+func (s *Source) Emit(ctx context.Context, e Emit) (dropped int, err error) {
+	if s.through && e.Chunk.High.Version() == 0 {
+		return 0, fmt.Errorf("backfill %s.%s: the server gave no binlog position to order the chunk with the stream: %w", e.DB, e.Table, cdc.ErrPermanent)
+	}
+	em := &emission{Emit: e, done: make(chan error, 1)}
+	s.mu.Lock()
+	if s.pending != nil {
+		s.mu.Unlock()
+		return 0, errors.New("backfill: a chunk is already waiting")
+	}
+	s.pending = em
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-em.done:
+		return em.dropped, err
+	case <-ctx.Done():
+		s.mu.Lock()
+		if s.pending == em { // not handed out: take it back
+			s.pending, s.rec = nil, nil
+			s.mu.Unlock()
+			return 0, ctx.Err()
+		}
+		s.mu.Unlock()
+		// handed out: the pipeline settles it (it nacks what it gives up on)
+		return em.dropped, <-em.done
+	}
+}
+
+// ready returns the pending chunk's batch once the stream has delivered
+// everything up to its high watermark.
+func (s *Source) ready() (cdc.Batch, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	em := s.pending
+	if em == nil || s.through && s.delivered < em.Chunk.High.Version() {
+		return cdc.Batch{}, false
+	}
+	s.pending = nil
+	rec := s.rec
+	s.rec = nil
+	low := em.Chunk.Low.Version()
+	drop := func(row cdc.Row) bool {
+		if rec == nil {
+			return false
+		}
+		k, ok := rec.key(row)
+		if !ok {
+			return false
+		}
+		v, seen := rec.keys[k]
+		// without Through every key seen since the read began goes: its
+		// event may be newer than the chunk however its version compares
+		return seen && (!s.through || v > low)
+	}
+	pos := cdc.Position{Version: low, Text: em.Text}
+	b := cdc.Batch{Events: make([]cdc.Event, 0, len(em.Chunk.Rows)+len(em.Chunk.Missing))}
+	for _, row := range em.Chunk.Rows {
+		if drop(row) {
+			em.dropped++
+			continue
+		}
+		b.Events = append(b.Events, cdc.Event{DB: em.DB, Table: em.Table, Op: cdc.Insert, PK: em.PK,
+			After: row, Columns: em.Columns, Pos: pos, Read: true})
+	}
+	for _, key := range em.Chunk.Missing {
+		if drop(key) {
+			em.dropped++
+			continue
+		}
+		// gone from MySQL: the sinks drop it too
+		b.Events = append(b.Events, cdc.Event{DB: em.DB, Table: em.Table, Op: cdc.Delete, PK: em.PK,
+			Before: key, Columns: em.Columns, Pos: pos, Read: true})
+	}
+	for _, br := range em.Chunk.Bad {
+		b.Rejects = append(b.Rejects, cdc.Reject{Pos: pos, Raw: []byte(br.Key), Reason: br.Err})
+	}
+	var once atomic.Bool
+	b.Ack = func(_ context.Context, err error) error {
+		if !once.CompareAndSwap(false, true) {
+			return errors.New("backfill chunk acked twice")
+		}
+		if err != nil {
+			err = fmt.Errorf("backfill chunk not applied: %w", err)
+		}
+		em.done <- err
+		return nil
+	}
+	return b, true
+}
+
+// Close stops reading the stream and closes it. It acks nothing.
+func (s *Source) Close(ctx context.Context) error {
+	s.stop()
+	s.startOnce.Do(func() { close(s.pumpDone) }) // never started
+	select {
+	case <-s.pumpDone:
+	case <-ctx.Done():
+	}
+	return s.inner.Close(ctx)
+}
