@@ -54,7 +54,7 @@ func (s *script) batch(through uint64, evs ...cdc.Event) cdc.Batch {
 	}}
 }
 
-func update(id int64, v string, version uint64) cdc.Event {
+func logUpdate(id int64, v string, version uint64) cdc.Event {
 	return cdc.Event{DB: "shop", Table: "t", Op: cdc.Update, PK: []string{"id"}, Before: cdc.Row{"id": id}, After: cdc.Row{"id": id, "v": v},
 		Pos: cdc.Position{Version: ver(version), Text: fmt.Sprint(version)}}
 }
@@ -176,7 +176,7 @@ func TestRaceBetweenWatermarks(t *testing.T) {
 				read = "log"
 			}
 			res := emitAsync(ctx, s, chunkOf(tc.low, tc.high, row(1, "a"), row(2, read), row(3, "c")))
-			go func() { in.ch <- in.batch(tc.high, update(2, "log", tc.update)) }()
+			go func() { in.ch <- in.batch(tc.high, logUpdate(2, "log", tc.update)) }()
 			b := next(t, s)
 			if len(b.Events) != 1 || b.Events[0].Op != cdc.Update {
 				t.Fatalf("first batch after the read = %+v, want the log's update (the chunk waits for Through >= H)", b.Events)
@@ -259,7 +259,7 @@ func TestNoThroughDropsEveryRecordedKey(t *testing.T) {
 	s := NewSource(in, false)
 	defer closeSource(t, s)
 	s.Record("shop", "t", keyOf)
-	go func() { in.ch <- in.batch(0, update(1, "old", 10), update(2, "nover", 0)) }()
+	go func() { in.ch <- in.batch(0, logUpdate(1, "old", 10), logUpdate(2, "nover", 0)) }()
 	next(t, s)
 	res := emitAsync(ctx, s, chunkOf(100, 100, row(1, "chunk"), row(2, "chunk"), row(3, "chunk")))
 	b := next(t, s)
@@ -399,4 +399,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)) }
+func contains(s, sub string) bool {
+	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
+}
