@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -295,4 +297,61 @@ func (f *backfillFixture) own(ctx context.Context, stop <-chan struct{}, end fun
 			}
 		}
 	}
+}
+
+// TestBackfillWaitInterrupted: Ctrl-C stops `backfill --wait`, not the
+// backfill: the request stays stored for the owner.
+func TestBackfillWaitInterrupted(t *testing.T) {
+	f := newBackfillFixture(t)
+	cmd := exec.Command(rowsyncBin, "backfill", "-c", f.cfgPath, "--wait", f.schema+".users")
+	out := &syncBuf{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(3 * time.Minute)
+	for !strings.Contains(out.String(), "the request waits for it") {
+		select {
+		case err := <-done:
+			t.Fatalf("backfill --wait exited early: %v\n%s", err, out.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("backfill --wait never requested:\n%s", out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitFail || !strings.Contains(out.String(), "stopped waiting; the backfills go on") {
+			t.Fatalf("after Ctrl-C: %v\n%s", err, out.String())
+		}
+	case <-deadline:
+		cmd.Process.Kill()
+		t.Fatalf("backfill --wait did not stop on Ctrl-C:\n%s", out.String())
+	}
+	if st := f.states()["users"]; st.Status != backfill.Requested {
+		t.Fatalf("the request after Ctrl-C: %+v", st)
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for a writing process and a reading test.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
