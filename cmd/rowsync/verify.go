@@ -10,7 +10,9 @@ import (
 	"os/signal"
 	"regexp"
 	"syscall"
+	"time"
 
+	"github.com/rowsync/rowsync/backfill"
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/invalidator"
@@ -21,7 +23,7 @@ import (
 	"github.com/rowsync/rowsync/verify"
 )
 
-const verifyHelp = `usage: rowsync verify -c FILE [--mysql DSN] [--tables REGEX] [--chunk N] [--show N]
+const verifyHelp = `usage: rowsync verify -c FILE [--mysql DSN] [--tables REGEX] [--chunk N] [--show N] [--repair]
 
 Compares every sink that holds rows (redis_hash, mongo) with MySQL, table by
 table, exactly as the projectors render the rows, and prints per table and
@@ -35,6 +37,19 @@ sink's keys of the table are walked (Redis SCAN of the key pattern, the
 collection's _ids) and checked in MySQL by primary key, --chunk at a time.
 Memory depends on --chunk, not on the table.
 
+--repair pushes the differing rows (missing, different and extra keys)
+through the running pipeline: per table, a backfill request of just those
+primary keys (at most %d keys a request; more go in several requests, one
+after the other; at most %d keys a table, past that it says to backfill the
+whole table) stored beside the checkpoint as 'rowsync backfill' does. The
+'rowsync run' of the pipeline reads each key's current row and writes it to
+every sink, or deletes the key where the row is gone, interleaved with the
+stream so a newer change always wins. verify waits for each request to end
+(Ctrl-C stops the waiting, not the request), then compares the table again
+and reports that result. 'rowsync run' must be running: verify says so when
+no run of the pipeline has beaten recently, and the requests wait for one.
+Repair needs tables with a primary key.
+
 Tables: every base table routed to redis_hash or mongo (and admitted by
 source.binlog include/exclude), limited by --tables. Rows are read from
 --mysql, else mysql.dsn, else the binlog source's server.
@@ -42,12 +57,16 @@ source.binlog include/exclude), limited by --tables. Rows are read from
 Flags:
 `
 
+// verifyUsage is verifyHelp with its limits filled in.
+var verifyUsage = fmt.Sprintf(verifyHelp, verify.RepairChunk, verify.MaxRepairKeys)
+
 // verifyFlags are the command line of `rowsync verify`.
 type verifyFlags struct {
 	dsn    string
 	tables string
 	chunk  int
 	show   int
+	repair bool
 }
 
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
@@ -57,8 +76,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&fl.tables, "tables", "", `only tables whose "db.table" matches this regex (anchored)`)
 		fs.IntVar(&fl.chunk, "chunk", verify.DefaultChunk, fmt.Sprintf("rows per query and keys per sink round trip (at most %d)", refetch.MaxChunkSize))
 		fs.IntVar(&fl.show, "show", 10, "mismatches to print per table and sink")
+		fs.BoolVar(&fl.repair, "repair", false, "backfill the differing keys through the running pipeline, wait, and verify again")
 		fs.Usage = func() {
-			fmt.Fprint(fs.Output(), verifyHelp)
+			fmt.Fprint(fs.Output(), verifyUsage)
 			fs.PrintDefaults()
 		}
 	})
@@ -120,8 +140,33 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
 		return exitFail
 	}
+	var store backfill.Store
+	if fl.repair {
+		if store, err = backfillStore(d); err != nil {
+			fmt.Fprintf(stderr, "rowsync verify: --repair: %v\n", err)
+			return exitConfig
+		}
+		defer store.Close()
+	}
 	ok := true
 	for _, dt := range tables {
+		var keys verify.Keys
+		var collect func(verify.Mismatch)
+		if fl.repair {
+			collect = keys.Add
+		}
+		if verifyTable(ctx, d, rf, routes, dt[0], dt[1], fl, stdout, collect) {
+			continue
+		}
+		if !fl.repair || len(keys.List()) == 0 || ctx.Err() != nil {
+			ok = false
+			continue
+		}
+		if !repairTable(ctx, cfg, store, dt[0], dt[1], &keys, stdout) {
+			ok = false
+			continue
+		}
+		fmt.Fprintf(stdout, "after repair:\n")
 		if !verifyTable(ctx, d, rf, routes, dt[0], dt[1], fl, stdout, nil) {
 			ok = false
 		}
@@ -199,4 +244,32 @@ func verifyTable(ctx context.Context, d *deps, rf *refetch.Refetcher, routes []p
 		fmt.Fprintf(stdout, "%s  %-6s %s.%s: %s\n", mark, r.Name, db, table, st)
 	}
 	return ok
+}
+
+// repairTable requests the backfill of keys of db.table, waits for it
+// and prints what happened; false when it did not finish.
+func repairTable(ctx context.Context, cfg *config.Config, store backfill.Store, db, table string, keys *verify.Keys, stdout io.Writer) bool {
+	name := db + "." + table
+	owner, at, err := store.Owner(ctx)
+	if err != nil {
+		fmt.Fprintf(stdout, "repair %s: %v\n", name, err)
+		return false
+	}
+	if now := time.Now(); !backfill.OwnerRunning(owner, at, now) {
+		fmt.Fprintf(stdout, "repair %s: %s\n", name, backfill.OwnerLine(cfg.Name, owner, at, now,
+			"'rowsync run' must be running to execute the repair; the request waits for it"))
+	}
+	list := keys.List()
+	fmt.Fprintf(stdout, "repair %s: backfill of %d keys requested (at most %d a request)\n", name, len(list), verify.RepairChunk)
+	if keys.Dropped > 0 {
+		fmt.Fprintf(stdout, "repair %s: %d more differing keys not requested: backfill the whole table ('rowsync backfill -c FILE %s')\n", name, keys.Dropped, name)
+	}
+	err = verify.Repair(ctx, store, db, table, list, verify.RepairOptions{Progress: func(st backfill.State) {
+		fmt.Fprintf(stdout, "repair %s: request %s %s, %d rows\n", name, st.ID, st.Status, st.Rows)
+	}})
+	if err != nil {
+		fmt.Fprintf(stdout, "repair %s: %v\n", name, err)
+		return false
+	}
+	return true
 }
