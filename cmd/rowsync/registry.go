@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rowsync/rowsync/backfill"
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/checkpoint"
 	"github.com/rowsync/rowsync/config"
@@ -52,6 +53,7 @@ var blocks = []blockKind{
 	{key: "deadletter", codec: config.Of[deadletter.Config](), always: true},
 	{key: "mysql", codec: config.Of[refetch.Config]()},
 	{key: "schema", codec: config.Of[mysqlmeta.SchemaConfig]()},
+	{key: "backfill", codec: config.Of[backfill.Config]()},
 }
 
 // blockKind is one line of blocks.

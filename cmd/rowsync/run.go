@@ -168,6 +168,15 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			in.Instrument(m)
 		}
 	}
+	owner := ""
+	if held != nil {
+		owner = held.Owner()
+	}
+	src, bf, closeBackfill, err := runBackfills(d, src, routes, owner, m, log)
+	if err != nil {
+		return err
+	}
+	defer closeBackfill()
 
 	dl, err := openDeadLetter(cfg)
 	if err != nil {
@@ -208,6 +217,9 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if held != nil {
 		// Losing the lease stops the pipeline: a standby has taken over.
 		g.Go(func() error { return held.Keep(runnersCtx) })
+	}
+	if bf != nil {
+		g.Go(func() error { return bf.Run(runnersCtx) })
 	}
 	for _, r := range routes {
 		if rn, ok := r.Sink.(cdc.Runner); ok {
