@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -468,3 +470,77 @@ func TestFileCorrupt(t *testing.T) {
 }
 
 func writeRaw(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
+
+// TestFileAcrossProcesses runs writers of one File store in several
+// processes (this test binary in helper mode): the flock serialises
+// them, so no process's update of its table is lost to another's
+// read-modify-write, and of their requests of one table exactly one wins.
+func TestFileAcrossProcesses(t *testing.T) {
+	ctx := context.Background()
+	if path := os.Getenv("BACKFILL_FILE_CHILD"); path != "" {
+		s, err := NewFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		me := os.Getenv("BACKFILL_FILE_TABLE")
+		st := req("shop", me, "id", 0)
+		st.Status = Running
+		for r := range 30 {
+			st.Rows = int64(r + 1)
+			if err := s.Update(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		switch err := s.Request(ctx, req("shop", "shared", me, 0)); {
+		case err == nil:
+			fmt.Println("won")
+		case !errors.Is(err, ErrActive):
+			t.Fatal(err)
+		}
+		return
+	}
+	path := filepath.Join(t.TempDir(), "cp.json.backfill.json")
+	s, err := NewFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const procs = 4
+	for i := range procs {
+		if err := s.Request(ctx, req("shop", fmt.Sprint("t", i), "id", 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	outs := make([]string, procs)
+	errs := make([]error, procs)
+	for i := range procs {
+		wg.Go(func() {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestFileAcrossProcesses$")
+			cmd.Env = append(os.Environ(), "BACKFILL_FILE_CHILD="+path, fmt.Sprint("BACKFILL_FILE_TABLE=t", i))
+			out, err := cmd.CombinedOutput()
+			outs[i], errs[i] = string(out), err
+		})
+	}
+	wg.Wait()
+	won := 0
+	for i := range procs {
+		if errs[i] != nil {
+			t.Fatalf("process %d: %v\n%s", i, errs[i], outs[i])
+		}
+		if strings.Contains(outs[i], "won\n") {
+			won++
+		}
+	}
+	l, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won != 1 || len(l) != procs+1 {
+		t.Fatalf("%d processes won the shared request; states %+v", won, l)
+	}
+	for _, st := range l {
+		if st.Table != "shared" && st.Rows != 30 {
+			t.Fatalf("%s: rows %d; want 30 (an update was lost)", st.Name(), st.Rows)
+		}
+	}
+}
