@@ -114,7 +114,7 @@ var httpClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transpo
 
 // pollEvery is how often a drain reads /metrics and the RSS. The drain's
 // end is the pipeline's own last-ack timestamp, so it needs no finer poll.
-const pollEvery = 20 * time.Millisecond
+const pollEvery = 50 * time.Millisecond
 
 func (p *proc) metrics(ctx context.Context) (metrics, error) {
 	var m metrics

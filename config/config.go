@@ -80,6 +80,16 @@ type Pipeline struct {
 	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
 	// MaxApply events per sink call. Default: 8192
 	MaxApply int `yaml:"max_apply"`
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// (runtime/debug.SetMemoryLimit), in bytes: the garbage collector runs
+	// sooner as the heap nears it instead of letting the heap grow to
+	// twice the live data. It complements max_in_flight_bytes, which bounds
+	// the live data itself; it is no hard cap (past it the collector takes
+	// up to about half the CPU). A limit near the drain's peak costs CPU:
+	// 96 MiB took the Kafka drain's peak RSS from 125 to 111 MiB but its
+	// CPU per row up by a third. Default: 0, the runtime's own (GOMEMLIMIT
+	// when set, else none)
+	MemoryLimit int64 `yaml:"memory_limit"`
 	// RetryMin/RetryMax bound the backoff of transient errors. Default: 50ms/10s
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
@@ -580,6 +590,9 @@ func (p Pipeline) validate() error {
 	var errs []error
 	if p.Workers < 0 || p.MaxInFlight < 0 || p.MaxApply < 0 || p.MaxInFlightBytes < 0 {
 		errs = append(errs, errors.New("workers, max_in_flight, max_in_flight_bytes and max_apply must not be negative"))
+	}
+	if p.MemoryLimit < 0 {
+		errs = append(errs, fmt.Errorf("memory_limit: %d is negative", p.MemoryLimit))
 	}
 	if p.RetryMin < 0 || p.RetryMax < 0 || p.StuckAfter < 0 || p.ShutdownGrace < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

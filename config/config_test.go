@@ -134,6 +134,8 @@ func TestErrorsNameTheirKey(t *testing.T) {
 		{"unset variable", strings.Replace(base, "s:1", "${STORE}", 1), nil, []string{"store.addr: environment variable STORE is not set"}},
 		{"variable default", strings.Replace(base, "s:1", "${STORE:-s:2}", 1), nil, nil},
 		{"bad log level", base + "log: {level: loud}\n", nil, []string{"log.level: unknown \"loud\""}},
+		{"memory limit", base + "pipeline: {memory_limit: 104857600}\n", nil, nil},
+		{"bad memory limit", base + "pipeline: {memory_limit: -2}\n", nil, []string{"pipeline.memory_limit: -2 is negative"}},
 		{"several at once", strings.Replace(strings.Replace(base, "name: demo", "", 1), "{host: h}", "{}", 1), nil,
 			[]string{"name: required", "source.tap.host: required"}},
 	}

@@ -370,6 +370,9 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 		}
 		put(p.shard(ev, len(shards)), *ev)
 	}
+	// The shards hold their own copies of the events: the batch keeps only
+	// its Ack, so its event slice is not held twice while in flight.
+	bs.batch.Events = nil
 	n := int32(0)
 	for _, evs := range perShard {
 		if len(evs) > 0 {

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,6 +111,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	base := log // the pipeline adds the pipeline attribute itself
 	log = log.With("pipeline", cfg.Name)
+	setMemoryLimit(cfg.Pipeline, log)
 	m := metrics.New()
 	d, err := newDeps(cfg, log)
 	if err != nil {
@@ -290,6 +292,16 @@ func openDeadLetter(cfg *config.Config) (deadletter.Writer, error) {
 		return nil, err
 	}
 	return deadletter.Scrubbed(w, scrubberFor(cfg).String), nil
+}
+
+// setMemoryLimit applies pipeline.memory_limit, the Go runtime's soft
+// memory limit; unset, the runtime keeps its own (GOMEMLIMIT when set).
+func setMemoryLimit(pc config.Pipeline, log *slog.Logger) {
+	if pc.MemoryLimit <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(pc.MemoryLimit)
+	log.Debug("soft memory limit set", "bytes", pc.MemoryLimit)
 }
 
 // pipelineOptions are the pipeline: settings and the router's answers

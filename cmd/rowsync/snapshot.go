@@ -172,6 +172,7 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	}
 	defer dl.Close()
 
+	setMemoryLimit(cfg.Pipeline, log)
 	job := snapshot.Copy{MySQL: rc, Tables: match, Routes: routes, Pipeline: pipelineOptions(d, dl, metrics.New(), base),
 		Chunk: fl.chunk, Logger: log,
 		Progress: func(ctx context.Context, stop <-chan struct{}, p snapshot.Progress) {

@@ -53,10 +53,12 @@ type Config struct {
 	// message arrived. Default: 20ms
 	MaxWait time.Duration `yaml:"max_wait"`
 	// ReadAhead is the most messages the partition fetchers together hold
-	// decoded ahead of Next; a fetcher that finds it reached hands over
-	// what it has decoded and waits. It bounds the source's memory however
-	// many partitions are assigned (each fetcher used to queue up to
-	// batch_size messages of its own). Default: batch_size
+	// decoded and not yet taken by Next; a fetcher that finds it reached
+	// hands over what it has decoded and waits. Next takes messages as
+	// they come, so a batch still fills to batch_size while the fetchers
+	// decode in parallel. It bounds the source's memory however many
+	// partitions are assigned (each fetcher used to queue up to batch_size
+	// messages of its own). Default: batch_size / 4
 	ReadAhead int `yaml:"read_ahead"`
 	// FetchMaxBytes is the most bytes one fetch request asks for per
 	// partition. Default: 4MiB
@@ -131,7 +133,7 @@ func (c Config) withDefaults() Config {
 		c.MaxWait = DefaultMaxWait
 	}
 	if c.ReadAhead == 0 {
-		c.ReadAhead = c.BatchSize
+		c.ReadAhead = max(1, c.BatchSize/4)
 	}
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = DefaultFetchMaxBytes
