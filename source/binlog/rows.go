@@ -67,8 +67,9 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 	if op == cdc.Update {
 		step = 2
 	}
+	db, table := string(tm.Schema), string(tm.Table) // once per rows event, not per row
 	for i := 0; i+step-1 < len(e.Rows); i += step {
-		ev := cdc.Event{DB: string(tm.Schema), Table: string(tm.Table), Op: op, PK: p.pk,
+		ev := cdc.Event{DB: db, Table: table, Op: op, PK: p.pk,
 			Columns: p.cols, Commit: commit, Pos: pos}
 		var (
 			missing []string
