@@ -79,17 +79,9 @@ func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	var only *regexp.Regexp
-	if fl.tables != "" {
-		re, err := cdc.CompileMatch(fl.tables)
-		if err != nil {
-			fmt.Fprintf(stderr, "rowsync snapshot: --tables: %v\n", err)
-			return exitConfig
-		}
-		only = re
-	}
-	if fl.chunk <= 0 || fl.chunk > refetch.MaxChunkSize {
-		fmt.Fprintf(stderr, "rowsync snapshot: --chunk: must be between 1 and %d, got %d\n", refetch.MaxChunkSize, fl.chunk)
+	only, err := tableSelection(fl.tables, fl.chunk)
+	if err != nil {
+		fmt.Fprintf(stderr, "rowsync snapshot: %v\n", err)
 		return exitConfig
 	}
 	rc, err := snapshotMySQL(cfg)
@@ -107,6 +99,22 @@ func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// tableSelection checks the --tables and --chunk flags of snapshot and
+// verify: the regex (nil when empty) and the chunk's bounds.
+func tableSelection(tables string, chunk int) (*regexp.Regexp, error) {
+	if chunk <= 0 || chunk > refetch.MaxChunkSize {
+		return nil, fmt.Errorf("--chunk: must be between 1 and %d, got %d", refetch.MaxChunkSize, chunk)
+	}
+	if tables == "" {
+		return nil, nil
+	}
+	re, err := cdc.CompileMatch(tables)
+	if err != nil {
+		return nil, fmt.Errorf("--tables: %w", err)
+	}
+	return re, nil
 }
 
 // snapshotMySQL is where snapshot reads rows: mysql:, else the binlog

@@ -8,12 +8,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"regexp"
 	"syscall"
 	"time"
 
 	"github.com/rowsync/rowsync/backfill"
-	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/invalidator"
 	"github.com/rowsync/rowsync/pipeline"
@@ -85,17 +83,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	var only *regexp.Regexp
-	if fl.tables != "" {
-		re, err := cdc.CompileMatch(fl.tables)
-		if err != nil {
-			fmt.Fprintf(stderr, "rowsync verify: --tables: %v\n", err)
-			return exitConfig
-		}
-		only = re
-	}
-	if fl.chunk <= 0 || fl.chunk > refetch.MaxChunkSize {
-		fmt.Fprintf(stderr, "rowsync verify: --chunk: must be between 1 and %d, got %d\n", refetch.MaxChunkSize, fl.chunk)
+	only, err := tableSelection(fl.tables, fl.chunk)
+	if err != nil {
+		fmt.Fprintf(stderr, "rowsync verify: %v\n", err)
 		return exitConfig
 	}
 	rc, err := verifyMySQL(cfg, fl.dsn)
