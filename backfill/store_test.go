@@ -544,3 +544,35 @@ func TestFileAcrossProcesses(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkUpdate measures the owner's save after each chunk, per store.
+func BenchmarkUpdate(b *testing.B) {
+	for _, kind := range []string{"redis", "file"} {
+		b.Run(kind, func(b *testing.B) {
+			ctx := context.Background()
+			var s Store
+			switch kind {
+			case "redis":
+				rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: redisDB})
+				defer rdb.Close()
+				key := fmt.Sprintf("rowsync-test:backfill:bench:%d", time.Now().UnixNano())
+				defer rdb.Del(ctx, key)
+				s, _ = NewRedis(rdb, key)
+			case "file":
+				s, _ = NewFile(filepath.Join(b.TempDir(), "cp.json.backfill.json"))
+			}
+			st := req("shop", "users", "id", 0)
+			if err := s.Request(ctx, st); err != nil {
+				b.Fatal(err)
+			}
+			st.Status, st.Cursor = Running, []string{"0"}
+			b.ResetTimer()
+			for i := range b.N {
+				st.Rows = int64(i)
+				if err := s.Update(ctx, st); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
