@@ -21,7 +21,8 @@ import (
 	"github.com/rowsync/rowsync/verify"
 )
 
-const verifyHelp = `usage: rowsync verify -c FILE [--mysql DSN] [--tables REGEX] [--chunk N] [--show N] [--repair]
+const verifyHelp = `usage: rowsync verify -c FILE [--mysql DSN] [--tables REGEX] [--chunk N] [--show N]
+                     [--repair [--repair-timeout D]]
 
 Compares every sink that holds rows (redis_hash, mongo) with MySQL, table by
 table, exactly as the projectors render the rows, and prints per table and
@@ -43,7 +44,8 @@ whole table) stored beside the checkpoint as 'rowsync backfill' does. The
 'rowsync run' of the pipeline reads each key's current row and writes it to
 every sink, or deletes the key where the row is gone, interleaved with the
 stream so a newer change always wins. verify waits for each request to end
-(Ctrl-C stops the waiting, not the request), then compares the table again
+(Ctrl-C, or --repair-timeout, stops the waiting, not the request: exit 1),
+then compares the table again
 and reports that result. 'rowsync run' must be running: verify says so when
 no run of the pipeline has beaten recently, and the requests wait for one.
 Repair needs tables with a primary key.
@@ -65,6 +67,8 @@ type verifyFlags struct {
 	chunk  int
 	show   int
 	repair bool
+	// repairTimeout bounds the wait for all repairs; 0: no bound
+	repairTimeout time.Duration
 }
 
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
@@ -75,6 +79,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&fl.chunk, "chunk", verify.DefaultChunk, fmt.Sprintf("rows per query and keys per sink round trip (at most %d)", refetch.MaxChunkSize))
 		fs.IntVar(&fl.show, "show", 10, "mismatches to print per table and sink")
 		fs.BoolVar(&fl.repair, "repair", false, "backfill the differing keys through the running pipeline, wait, and verify again")
+		fs.DurationVar(&fl.repairTimeout, "repair-timeout", 0, "with --repair, stop waiting for the repairs after this long (0: no limit)")
 		fs.Usage = func() {
 			fmt.Fprint(fs.Output(), verifyUsage)
 			fs.PrintDefaults()
@@ -138,6 +143,12 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		}
 		defer store.Close()
 	}
+	repairCtx := ctx
+	if fl.repairTimeout > 0 {
+		var cancel context.CancelFunc
+		repairCtx, cancel = context.WithTimeout(ctx, fl.repairTimeout)
+		defer cancel()
+	}
 	ok := true
 	for _, dt := range tables {
 		var keys verify.Keys
@@ -148,11 +159,11 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		if verifyTable(ctx, d, rf, routes, dt[0], dt[1], fl, stdout, collect) {
 			continue
 		}
-		if !fl.repair || len(keys.List()) == 0 || ctx.Err() != nil {
+		if !fl.repair || len(keys.List()) == 0 || repairCtx.Err() != nil {
 			ok = false
 			continue
 		}
-		if !repairTable(ctx, cfg, store, dt[0], dt[1], &keys, stdout) {
+		if !repairTable(repairCtx, cfg, store, dt[0], dt[1], &keys, stdout) {
 			ok = false
 			continue
 		}

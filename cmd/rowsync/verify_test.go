@@ -17,6 +17,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rowsync/rowsync/backfill"
+	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/verify"
 )
 
 // verifyFixture is a schema on the binlog MariaDB whose users table is
@@ -26,6 +30,8 @@ type verifyFixture struct {
 	t       *testing.T
 	schema  string
 	cfgPath string
+	admin   string
+	dir     string
 	db      *sql.DB
 	rdb     *goredis.Client
 	mc      *mongo.Client
@@ -93,6 +99,7 @@ func newVerifyFixture(t *testing.T, rows int) *verifyFixture {
 		_ = f.mc.Disconnect(ctx)
 	})
 	dir := t.TempDir()
+	f.dir, f.admin = dir, freeAddr(t)
 	f.cfgPath = filepath.Join(dir, "rowsync.yaml")
 	cfg := fmt.Sprintf(`name: %s
 source:
@@ -106,12 +113,14 @@ checkpoint: {file: %s}
 redis: {addr: "127.0.0.1:6379"}
 mongo: {uri: %q, decimal: %s, bulk_size: 25}
 deadletter: {file: %s}
+admin: {addr: %s}
+backfill: {poll: 200ms}
 tables:
   - match: %s\.users
     redis_hash: {}
     mongo: {}
 `, strings.ReplaceAll(f.schema, "_", "-"), 3000+os.Getpid()%1000, f.schema, filepath.Join(dir, "checkpoint"), uri, decimal,
-		filepath.Join(dir, "dead.jsonl"), f.schema)
+		filepath.Join(dir, "dead.jsonl"), f.admin, f.schema)
 	if err := os.WriteFile(f.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -146,21 +155,8 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatalf("clean: exit %d\n%s", code, out)
 	}
 
-	ctx := context.Background()
+	f.corrupt()
 	key := func(id int) string { return fmt.Sprintf("%s_users_%d", f.schema, id) }
-	f.rdb.HSet(ctx, key(3), "name", "evil")
-	f.rdb.Del(ctx, key(5))
-	f.rdb.HSet(ctx, key(999), "id", "999", "name", "ghost")
-	users := f.mc.Database(f.schema).Collection("users")
-	if _, err := users.UpdateOne(ctx, bson.D{{Key: "_id", Value: int32(4)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: "evil"}}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := users.DeleteOne(ctx, bson.D{{Key: "_id", Value: int32(6)}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := users.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(998)}}); err != nil {
-		t.Fatal(err)
-	}
 	code, out = f.rowsync("verify", "--chunk", "7")
 	t.Logf("rowsync verify after the corruption:\n%s", out)
 	for _, want := range []string{
@@ -179,5 +175,46 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if code != exitFail {
 		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+}
+
+// corrupt hand-corrupts, deletes and adds one hash and one document.
+func (f *verifyFixture) corrupt() {
+	f.t.Helper()
+	ctx := context.Background()
+	key := func(id int) string { return fmt.Sprintf("%s_users_%d", f.schema, id) }
+	f.rdb.HSet(ctx, key(3), "name", "evil")
+	f.rdb.Del(ctx, key(5))
+	f.rdb.HSet(ctx, key(999), "id", "999", "name", "ghost")
+	users := f.mc.Database(f.schema).Collection("users")
+	if _, err := users.UpdateOne(ctx, bson.D{{Key: "_id", Value: int32(4)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: "evil"}}}}); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := users.DeleteOne(ctx, bson.D{{Key: "_id", Value: int32(6)}}); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := users.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(998)}}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// TestRepairWithoutOwner: when no 'rowsync run' beats, --repair says that
+// one must run; the request stays stored for it.
+func TestRepairWithoutOwner(t *testing.T) {
+	store := backfill.NewMemory()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // nothing would execute the request: stop waiting at once
+	var out bytes.Buffer
+	var keys verify.Keys
+	keys.Add(verify.Mismatch{Kind: verify.Missing, PK: []string{"7"}})
+	if repairTable(ctx, &config.Config{Name: "shop"}, store, "d", "t", &keys, &out) {
+		t.Fatal("repair reported done")
+	}
+	if !strings.Contains(out.String(), "no 'rowsync run' of pipeline shop is running: 'rowsync run' must be running to execute the repair") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	states, _ := store.List(context.Background())
+	if len(states) != 1 || states[0].Status != backfill.Requested || len(states[0].Keys) != 1 || states[0].Keys[0][0] != "7" {
+		t.Fatalf("stored %+v", states)
 	}
 }
