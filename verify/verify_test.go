@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rowsync/rowsync/cdc"
+	mongoproj "github.com/rowsync/rowsync/projector/mongo"
 )
 
 const usersDDL = `CREATE TABLE $S.users (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL,
@@ -164,5 +167,78 @@ func TestMongo(t *testing.T) {
 	r = e.verifyMongo("orders", 5)
 	wantKinds(t, "orders", r, map[string][]string{
 		Missing: {"1,o1"}, Extra: {"9,zz"}, Unchecked: {""},
+	})
+}
+
+// TestMongoRuleShapes: an id template, a renamed and an excluded column,
+// the version guard (its field left out of the comparison, a guarded
+// delete's tombstone counted as no document) and metadata.
+func TestMongoRuleShapes(t *testing.T) {
+	e := newEnv(t, true, usersDDL, ordersDDL)
+	e.fill(12)
+	match, err := cdc.CompileMatch(e.schema + `\.users`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mongoproj.Config{URI: mongoURI}
+	if ferret {
+		cfg.Decimal, cfg.BulkSize = mongoproj.DecimalString, 30
+	}
+	e.mongo, err = mongoproj.New(context.Background(), mongoClient(t), cfg, []cdc.TableRule[mongoproj.TableConfig]{{Match: match,
+		Config: mongoproj.TableConfig{ID: "u-{id}", Rename: map[string]string{"id": "uid", "name": "full_name"},
+			Exclude: []string{"note"}, VersionField: "_v", Metadata: "_meta"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the rows as the binlog path writes them: guarded, with a version
+	ctx := context.Background()
+	cur, err := e.rf.Scan(ctx, e.schema, "users", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _, err := cur.Next(ctx)
+	cur.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]cdc.Event, len(rows))
+	for i, r := range rows {
+		evs[i] = cdc.Event{DB: e.schema, Table: "users", Op: cdc.Insert, PK: cur.PK(), After: r, Columns: cur.Columns(),
+			Pos: cdc.Position{Text: "f:1", Version: 100}}
+	}
+	if err := e.mongo.Apply(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// row 7 deleted in MySQL and, guarded, in MongoDB: a tombstone remains
+	e.exec("DELETE FROM " + e.schema + ".users WHERE id = 7")
+	del := cdc.Event{DB: e.schema, Table: "users", Op: cdc.Delete, PK: cur.PK(), Before: rows[6], Columns: cur.Columns(),
+		Pos: cdc.Position{Text: "f:2", Version: 200}}
+	if err := e.mongo.Apply(ctx, []cdc.Event{del}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.coll("users").CountDocuments(ctx, bson.D{{Key: "_id", Value: "u-7"}, {Key: mongoproj.DeletedField, Value: true}}); err != nil || n != 1 {
+		t.Fatalf("tombstone of u-7: %d %v", n, err)
+	}
+	if r := e.verifyMongo("users", 5); !r.OK() || r.Rows != 11 || len(r.list) != 0 {
+		t.Fatalf("clean: %v %+v", r.Stats, r.list)
+	}
+
+	users := e.coll("users")
+	if _, err := users.UpdateOne(ctx, bson.D{{Key: "_id", Value: "u-2"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "note", Value: "excluded column"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.InsertOne(ctx, bson.D{{Key: "_id", Value: "u-50"}, {Key: "uid", Value: int32(50)}}); err != nil {
+		t.Fatal(err)
+	}
+	// a document whose key field is gone cannot be matched to a row
+	if _, err := users.InsertOne(ctx, bson.D{{Key: "_id", Value: "u-x"}}); err != nil {
+		t.Fatal(err)
+	}
+	// a tombstone where MySQL has the row: missing
+	if _, err := users.UpdateOne(ctx, bson.D{{Key: "_id", Value: "u-3"}}, bson.D{{Key: "$set", Value: bson.D{{Key: mongoproj.DeletedField, Value: true}}}}); err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, "users", e.verifyMongo("users", 5), map[string][]string{
+		Different: {"2"}, Extra: {"50"}, Unchecked: {""}, Missing: {"3"},
 	})
 }
