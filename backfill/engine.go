@@ -118,7 +118,7 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 	label := prometheus.Labels{"table": st.Name()}
 	rowsTotal := e.Metrics.Counter("rowsync_backfill_rows_total", "Rows a backfill applied to the sinks (or dead-lettered).", label)
 	remaining := e.Metrics.Gauge("rowsync_backfill_remaining_rows", "Estimated rows a running backfill has still to read.", label)
-	chunkSecs := e.Metrics.Histogram("rowsync_backfill_chunk_seconds", "Time of one backfill chunk: read between its watermarks, wait for the stream, apply.", nil, nil)
+	chunkSecs := e.Metrics.Histogram("rowsync_backfill_chunk_seconds", "Time of one backfill chunk: read between its watermarks and handed to the stream once it has delivered through the high watermark.", nil, nil)
 	remaining.Set(float64(max(0, st.Estimate-st.Rows)))
 	log.Info("backfill started", "resumed", resumed, "cursor", st.Cursor, "rows_done", st.Rows, "estimate", st.Estimate, "keys", len(st.Keys))
 	start := time.Now()
@@ -128,15 +128,73 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 			r.Close()
 		}
 	}()
+	// Chunks handed to the pipeline and not yet acked, oldest first: the
+	// next chunk is read while earlier ones are applied. saved is the
+	// progress of the last acked chunk, what the store holds.
+	type sent struct {
+		st    State // progress once this chunk is applied
+		acked <-chan error
+	}
+	var queue []sent
+	saved := st
+	// settle takes the verdicts of the oldest chunks, waiting for them
+	// while more than keep are in flight; false stops the backfill (ctx
+	// ended, the request was replaced); err is a nack.
+	settle := func(keep int) (bool, error) {
+		for len(queue) > 0 {
+			var err error
+			if len(queue) > keep {
+				select {
+				case err = <-queue[0].acked:
+				case <-ctx.Done():
+					return false, nil
+				}
+			} else {
+				select {
+				case err = <-queue[0].acked:
+				default:
+					return true, nil
+				}
+			}
+			if err != nil {
+				queue = nil // the pipeline is failing: it nacks the rest too
+				return true, err
+			}
+			next := queue[0].st
+			queue = queue[1:]
+			rowsTotal.Add(float64(next.Rows - saved.Rows))
+			remaining.Set(float64(max(0, next.Estimate-next.Rows)))
+			next.Updated = time.Now().UTC()
+			saved = next
+			if !e.save(ctx, log, &saved) {
+				return false, nil
+			}
+			if saved.Chunks%logEvery == 0 {
+				log.Info("backfill progress", "rows", saved.Rows, "estimate", saved.Estimate, "chunks", saved.Chunks, "dropped", saved.Dropped, "cursor", saved.Cursor)
+			}
+		}
+		return true, nil
+	}
 	for attempt := 0; ; {
 		if ctx.Err() != nil {
 			return
 		}
 		if c, err := e.Store.Cancelled(ctx, st.DB, st.Table, st.ID); err == nil && c {
-			e.finish(ctx, log, st, Cancelled, nil)
+			if ok, _ := settle(0); ok {
+				e.finish(ctx, log, saved, Cancelled, nil)
+			}
 			return
 		}
 		err := func() error {
+			if ok, err := settle(maxInFlight - 1); !ok || err != nil {
+				if err == nil {
+					err = ctx.Err()
+					if err == nil {
+						err = errStop
+					}
+				}
+				return err
+			}
 			if r == nil {
 				var err error
 				if r, err = NewReader(ctx, e.MySQL, st, cfg.Chunk, cfg.Method); err != nil {
@@ -150,44 +208,46 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 				return err
 			}
 			text := fmt.Sprintf("backfill %s chunk %d @ %s", st.Name(), st.Chunks+1, c.Low)
-			dropped, err := e.Source.Emit(ctx, Emit{DB: st.DB, Table: st.Table, PK: r.PK(), Columns: r.Columns(), Chunk: c, Text: text})
+			dropped, acked, err := e.Source.Send(ctx, Emit{DB: st.DB, Table: st.Table, PK: r.PK(), Columns: r.Columns(), Chunk: c, Text: text})
 			if err != nil {
 				return err
 			}
-			n := int64(len(c.Rows) + len(c.Missing) + len(c.Bad) - dropped)
-			st.Rows += n
+			st.Rows += int64(len(c.Rows) + len(c.Missing) + len(c.Bad) - dropped)
 			st.Dropped += int64(dropped)
 			st.Chunks++
 			st.Cursor = c.After
 			st.Watermark = c.Low.String() + ".." + c.High.String()
+			queue = append(queue, sent{st: st, acked: acked})
 			chunkSecs.Observe(time.Since(t0).Seconds())
-			rowsTotal.Add(float64(n))
-			remaining.Set(float64(max(0, st.Estimate-st.Rows)))
-			if st.Chunks%logEvery == 0 {
-				log.Info("backfill progress", "rows", st.Rows, "estimate", st.Estimate, "chunks", st.Chunks, "dropped", st.Dropped, "cursor", st.Cursor)
-			}
 			return nil
 		}()
 		switch {
 		case err == nil:
 			attempt = 0
-			st.Updated = time.Now().UTC()
-			if !e.save(ctx, log, &st) {
+			continue
+		case errors.Is(err, errStop):
+			return
+		case errors.Is(err, io.EOF):
+			ok, err := settle(0)
+			if !ok {
 				return
 			}
-			continue
-		case errors.Is(err, io.EOF):
-			remaining.Set(0)
-			log.Info("backfill done", "rows", st.Rows, "dropped", st.Dropped, "chunks", st.Chunks, "seconds", time.Since(start).Seconds())
-			e.finish(ctx, log, st, Done, nil)
-			return
+			if err == nil {
+				remaining.Set(0)
+				log.Info("backfill done", "rows", saved.Rows, "dropped", saved.Dropped, "chunks", saved.Chunks, "seconds", time.Since(start).Seconds())
+				e.finish(ctx, log, saved, Done, nil)
+				return
+			}
 		case ctx.Err() != nil:
 			return
 		case permanent(err):
-			e.finish(ctx, log, st, Failed, err)
+			settle(0)
+			e.finish(ctx, log, saved, Failed, err)
 			return
 		}
-		// transient: read again from the saved cursor
+		// transient (or a nack): read again after the last applied chunk
+		queue = nil
+		st = saved
 		if r != nil {
 			r.Close()
 			r = nil
@@ -200,6 +260,14 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 		}
 	}
 }
+
+// maxInFlight bounds the chunks handed to the pipeline and not yet
+// applied: the next chunk is read while earlier ones are written, and
+// memory stays bounded by a few chunks.
+const maxInFlight = 3
+
+// errStop ends a backfill whose request was replaced or removed.
+var errStop = errors.New("backfill stopped")
 
 // save stores st's progress; false when the backfill must stop here (its
 // request was replaced or removed, or ctx ended). Other store errors are

@@ -66,7 +66,8 @@ type recording struct {
 // emission is a chunk waiting for its turn in the stream.
 type emission struct {
 	Emit
-	done    chan error
+	done    chan error    // the verdict, buffered
+	handed  chan struct{} // closed once Next handed the chunk out
 	dropped int
 }
 
@@ -178,19 +179,32 @@ func (s *Source) Record(db, table string, key func(cdc.Row) (string, bool)) {
 	s.rec = &recording{db: db, table: table, key: key, keys: map[string]uint64{}}
 }
 
-// Emit queues the chunk and waits until the pipeline has settled it: nil
-// once it is applied (acked), the nack's error if it will not be, or
-// ctx's. dropped counts the rows (and missing keys) left out because the
-// log changed their key. Only one chunk may wait at a time.
+// Emit is Send, then waiting for the pipeline's verdict on the chunk: nil
+// once it is applied (acked), the nack's error if it will not be.
 func (s *Source) Emit(ctx context.Context, e Emit) (dropped int, err error) {
-	if s.through && e.Chunk.High.Version() == 0 {
-		return 0, fmt.Errorf("backfill %s.%s: the server gave no binlog position to order the chunk with the stream: %w", e.DB, e.Table, cdc.ErrPermanent)
+	dropped, acked, err := s.Send(ctx, e)
+	if err != nil {
+		return 0, err
 	}
-	em := &emission{Emit: e, done: make(chan error, 1)}
+	// handed out: the pipeline settles it (it nacks what it gives up on)
+	return dropped, <-acked
+}
+
+// Send queues the chunk and returns once Next has handed it out, with the
+// rows (and missing keys) left out because the log changed their key, and
+// acked, which receives the pipeline's verdict: nil once the chunk is
+// applied, the nack's error if it will not be. If ctx ends before the
+// chunk is handed out, it is taken back and ctx's error returned. Only one
+// chunk may wait at a time; the next may be sent once Send returned.
+func (s *Source) Send(ctx context.Context, e Emit) (dropped int, acked <-chan error, err error) {
+	if s.through && e.Chunk.High.Version() == 0 {
+		return 0, nil, fmt.Errorf("backfill %s.%s: the server gave no binlog position to order the chunk with the stream: %w", e.DB, e.Table, cdc.ErrPermanent)
+	}
+	em := &emission{Emit: e, done: make(chan error, 1), handed: make(chan struct{})}
 	s.mu.Lock()
 	if s.pending != nil {
 		s.mu.Unlock()
-		return 0, errors.New("backfill: a chunk is already waiting")
+		return 0, nil, errors.New("backfill: a chunk is already waiting")
 	}
 	s.pending = em
 	s.mu.Unlock()
@@ -199,18 +213,18 @@ func (s *Source) Emit(ctx context.Context, e Emit) (dropped int, err error) {
 	default:
 	}
 	select {
-	case err := <-em.done:
-		return em.dropped, err
+	case <-em.handed:
+		return em.dropped, em.done, nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		if s.pending == em { // not handed out: take it back
 			s.pending, s.rec = nil, nil
 			s.mu.Unlock()
-			return 0, ctx.Err()
+			return 0, nil, ctx.Err()
 		}
 		s.mu.Unlock()
-		// handed out: the pipeline settles it (it nacks what it gives up on)
-		return em.dropped, <-em.done
+		<-em.handed
+		return em.dropped, em.done, nil
 	}
 }
 
@@ -273,6 +287,7 @@ func (s *Source) ready() (cdc.Batch, bool) {
 		em.done <- err
 		return nil
 	}
+	close(em.handed)
 	return b, true
 }
 
