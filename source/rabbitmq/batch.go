@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -74,6 +75,11 @@ func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) bool {
 		if evs[i].Pos.Text == "" {
 			evs[i].Pos.Text = pos
 		}
+	}
+	if len(b.events)+len(evs) > cap(b.events) && cap(b.events) < s.cfg.BatchSize {
+		// A batch that outgrows initialCap comes from a busy queue: size it
+		// for a full batch at once rather than doubling up to it.
+		b.events = slices.Grow(b.events, max(s.cfg.BatchSize, len(b.events)+len(evs))-len(b.events))
 	}
 	b.events = append(b.events, evs...)
 	return true
