@@ -262,21 +262,7 @@ func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]
 	}
 	want := make(map[string]cdc.Row, len(keys))
 	order := make([]string, 0, len(keys))
-	var sb strings.Builder
-	sb.WriteString(c.sel + " WHERE ")
-	if len(c.pk) == 1 {
-		sb.WriteString(quote(c.pk[0]) + " IN (")
-	} else {
-		sb.WriteByte('(')
-		for j, name := range c.pk {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString(quote(name))
-		}
-		sb.WriteString(") IN (")
-	}
-	var args []any
+	ch := &chunk{g: &group{k: tableKey{c.db, c.table}, pk: c.pk}}
 	vals := make([]cdc.Value, len(c.pk))
 	for _, key := range keys {
 		row, err := c.keyRow(key)
@@ -295,22 +281,13 @@ func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]
 		for j := range c.pk {
 			vals[j] = row[c.pk[j]]
 		}
-		if len(order) > 1 {
-			sb.WriteByte(',')
-		}
-		if len(c.pk) == 1 {
-			sb.WriteByte('?')
-		} else {
-			sb.WriteString("(?" + strings.Repeat(",?", len(c.pk)-1) + ")")
-		}
-		args = append(args, queryArgs(cols, vals)...)
+		ch.keys = append(ch.keys, &keyState{key: kb.String(), args: queryArgs(cols, vals)})
 	}
-	sb.WriteByte(')')
-	sb.WriteString(lock)
+	query, args := ch.sql(c.ti, cols)
 	qctx, cancel := context.WithTimeout(ctx, c.r.cfg.Timeout)
 	defer cancel()
 	c.r.queries.Add(1)
-	res, err := q.QueryContext(qctx, sb.String(), args...)
+	res, err := q.QueryContext(qctx, query+lock, args...)
 	if err != nil {
 		return nil, nil, nil, c.wrap(err)
 	}

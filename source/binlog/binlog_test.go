@@ -400,12 +400,7 @@ func TestPurgedPosition(t *testing.T) {
 
 func currentFile(t *testing.T) string {
 	t.Helper()
-	db := dbOpen(t, "")
-	defer db.Close()
-	var file, pos, a, b string
-	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &a, &b); err != nil {
-		t.Fatal(err)
-	}
+	file, _ := masterStatus(t)
 	return file
 }
 

@@ -9,8 +9,8 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 )
 
-// masterVersion is the server's binlog end now, as a cdc version.
-func masterVersion(t *testing.T) uint64 {
+// masterStatus is the server's binlog end now.
+func masterStatus(t *testing.T) (string, uint64) {
 	t.Helper()
 	db := dbOpen(t, "")
 	defer db.Close()
@@ -19,7 +19,13 @@ func masterVersion(t *testing.T) uint64 {
 		t.Fatal(err)
 	}
 	off, _ := strconv.ParseUint(pos, 10, 64)
-	return cdc.BinlogPosVersion(file, off)
+	return file, off
+}
+
+// masterVersion is the server's binlog end now, as a cdc version.
+func masterVersion(t *testing.T) uint64 {
+	t.Helper()
+	return cdc.BinlogPosVersion(masterStatus(t))
 }
 
 // TestThrough: every batch's Through covers its events, and it reaches the
