@@ -198,6 +198,37 @@ func (f *verifyFixture) corrupt() {
 	}
 }
 
+// TestVerifyRepair: with 'rowsync run' running, verify --repair sends the
+// differing keys of both sinks as one backfill request, waits for the run
+// to execute it, and the comparison after it reports 0 (exit 0).
+func TestVerifyRepair(t *testing.T) {
+	f := newVerifyFixture(t, 30)
+	if code, out := f.rowsync("snapshot"); code != exitOK {
+		t.Fatalf("snapshot: exit %d\n%s", code, out)
+	}
+	p := startRowsync(t, f.cfgPath, f.admin, filepath.Join(f.dir, "rowsync.log"))
+	f.corrupt()
+	code, out := f.rowsync("verify", "--repair", "--repair-timeout", "5m")
+	t.Logf("rowsync verify --repair:\n%s", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\nrowsync log:\n%s", code, readFile(p.log))
+	}
+	after := out[strings.Index(out, "after repair:"):]
+	for _, want := range []string{
+		"repair " + f.schema + ".users: backfill of 6 keys requested",
+		"ok    redis  " + f.schema + ".users: 30 rows: 0 missing, 0 different, 0 extra",
+		"ok    mongo  " + f.schema + ".users: 30 rows: 0 missing, 0 different, 0 extra",
+	} {
+		if !strings.Contains(out, want) || strings.HasPrefix(want, "ok") && !strings.Contains(after, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "must be running") {
+		t.Errorf("the owner was running")
+	}
+	p.stop(t)
+}
+
 // TestRepairWithoutOwner: when no 'rowsync run' beats, --repair says that
 // one must run; the request stays stored for it.
 func TestRepairWithoutOwner(t *testing.T) {
