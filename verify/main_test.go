@@ -11,19 +11,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	goredis "github.com/redis/go-redis/v9"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/mongotest"
 	mongoproj "github.com/rowsync/rowsync/projector/mongo"
 	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/refetch"
@@ -32,10 +30,8 @@ import (
 // The tests run against the machine's services: MariaDB on 3306 (binlog
 // off is fine: verify only reads), Redis DB 0 (every test's keys start
 // with its own schema name, deleted at the end; nothing is flushed) and a
-// MongoDB-compatible server: ROWSYNC_TEST_MONGO_URI when set, else
-// FerretDB started by scripts/ferretdb.sh on
-// 127.0.0.1:$ROWSYNC_TEST_FERRETDB_PORT (default 27018, the port the
-// projector/mongo tests use; every test has its own database).
+// MongoDB-compatible server (internal/mongotest; every test has its own
+// database).
 const rootDSN = "root@tcp(127.0.0.1:3306)/"
 
 var (
@@ -65,16 +61,11 @@ func mongoClient(t testing.TB) *mongo.Client {
 		t.Fatal("mongo server unavailable (see the first failure)")
 	}
 	ferretOnce = true
-	mongoURI = os.Getenv("ROWSYNC_TEST_MONGO_URI")
-	if mongoURI == "" {
-		port := cmp.Or(os.Getenv("ROWSYNC_TEST_FERRETDB_PORT"), "27018")
-		cmd := exec.Command("bash", filepath.Join("..", "scripts", "ferretdb.sh"), "start")
-		cmd.Env = append(os.Environ(), "ROWSYNC_FERRETDB_PORT="+port)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("scripts/ferretdb.sh start: %v\n%s", err, out)
-		}
-		mongoURI = "mongodb://127.0.0.1:" + port + "/?directConnection=true"
+	uri, err := mongotest.URI()
+	if err != nil {
+		t.Fatal(err)
 	}
+	mongoURI = uri
 	c, err := mongo.Connect(options.Client().ApplyURI(mongoURI).SetTimeout(2 * time.Minute))
 	if err != nil {
 		t.Fatal(err)
@@ -84,10 +75,7 @@ func mongoClient(t testing.TB) *mongo.Client {
 	if err := c.Ping(ctx, nil); err != nil {
 		t.Fatalf("mongo ping %s: %v", mongoURI, err)
 	}
-	var info bson.M
-	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
-		_, ferret = info["ferretdbVersion"]
-	}
+	ferret = mongotest.Ferret(ctx, c)
 	mongoCl = c
 	return c
 }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/rowsync/rowsync/backfill"
 	"github.com/rowsync/rowsync/config"
+	"github.com/rowsync/rowsync/internal/mongotest"
 	"github.com/rowsync/rowsync/verify"
 )
 
@@ -35,23 +34,6 @@ type verifyFixture struct {
 	db      *sql.DB
 	rdb     *goredis.Client
 	mc      *mongo.Client
-}
-
-// testMongoURI is ROWSYNC_TEST_MONGO_URI, else a FerretDB started by
-// scripts/ferretdb.sh on $ROWSYNC_TEST_FERRETDB_PORT (default 27018, as
-// the projector/mongo and verify tests), left running for them.
-func testMongoURI(t *testing.T) string {
-	t.Helper()
-	if uri := os.Getenv("ROWSYNC_TEST_MONGO_URI"); uri != "" {
-		return uri
-	}
-	port := cmp.Or(os.Getenv("ROWSYNC_TEST_FERRETDB_PORT"), "27018")
-	cmd := exec.Command("bash", filepath.Join("..", "..", "scripts", "ferretdb.sh"), "start")
-	cmd.Env = append(os.Environ(), "ROWSYNC_FERRETDB_PORT="+port)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/ferretdb.sh start: %v\n%s", err, out)
-	}
-	return "mongodb://127.0.0.1:" + port + "/?directConnection=true"
 }
 
 func newVerifyFixture(t *testing.T, rows int) *verifyFixture {
@@ -74,17 +56,17 @@ func newVerifyFixture(t *testing.T, rows int) *verifyFixture {
 	}
 	f.exec("INSERT INTO " + f.schema + ".users VALUES " + b.String())
 	f.rdb = goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
-	uri := testMongoURI(t)
+	uri, err := mongotest.URI()
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.mc, err = mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(2 * time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info bson.M
 	decimal := "decimal128"
-	if err := f.mc.Database("admin").RunCommand(context.Background(), bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
-		if _, ferret := info["ferretdbVersion"]; ferret {
-			decimal = "string" // FerretDB 1.24 has no Decimal128
-		}
+	if mongotest.Ferret(context.Background(), f.mc) {
+		decimal = "string" // FerretDB 1.24 has no Decimal128
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()

@@ -6,9 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,12 +14,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/mongotest"
 )
 
-// The tests run against a MongoDB-compatible server: ROWSYNC_TEST_MONGO_URI
-// when set, else FerretDB started by scripts/ferretdb.sh on
-// 127.0.0.1:$ROWSYNC_TEST_FERRETDB_PORT (default 27018, so a demo on 27017
-// is left alone). Every test uses its own database and drops it.
+// The tests run against a MongoDB-compatible server (internal/mongotest:
+// ROWSYNC_TEST_MONGO_URI, else FerretDB on 127.0.0.1:27018). Every test
+// uses its own database and drops it.
 var (
 	testURI    string
 	testClient *mongo.Client
@@ -36,27 +33,12 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	testURI = os.Getenv("ROWSYNC_TEST_MONGO_URI")
-	if testURI == "" {
-		port := os.Getenv("ROWSYNC_TEST_FERRETDB_PORT")
-		if port == "" {
-			port = "27018"
-		}
-		root, err := repoRoot()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		cmd := exec.Command("bash", filepath.Join(root, "scripts", "ferretdb.sh"), "start")
-		cmd.Env = append(os.Environ(), "ROWSYNC_FERRETDB_PORT="+port)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "start ferretdb:", err)
-			return 1
-		}
-		testURI = "mongodb://127.0.0.1:" + port + "/?directConnection=true"
+	uri, err := mongotest.URI()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	var err error
+	testURI = uri
 	testClient, err = mongo.Connect(options.Client().ApplyURI(testURI).SetTimeout(2 * time.Minute))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "connect:", err)
@@ -69,28 +51,8 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "ping:", err)
 		return 1
 	}
-	var info bson.M
-	if err := testClient.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
-		_, ferret = info["ferretdbVersion"]
-	}
+	ferret = mongotest.Ferret(ctx, testClient)
 	return m.Run()
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/rowsync/rowsync\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("repository root not found above %s", dir)
-		}
-		dir = parent
-	}
 }
 
 // uniqueDB returns a database name no other test uses, dropped at the end.
