@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -241,4 +242,12 @@ func TestMongoRuleShapes(t *testing.T) {
 	wantKinds(t, "users", e.verifyMongo("users", 5), map[string][]string{
 		Different: {"2"}, Extra: {"50"}, Unchecked: {""}, Missing: {"3"},
 	})
+}
+
+type otherSink struct{ cdc.Sink }
+
+func TestSinkUnsupported(t *testing.T) {
+	if _, err := Sink(context.Background(), nil, otherSink{}, "d", "t", Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("err = %v", err)
+	}
 }

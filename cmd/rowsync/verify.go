@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/invalidator"
 	"github.com/rowsync/rowsync/pipeline"
-	mongoproj "github.com/rowsync/rowsync/projector/mongo"
-	redisproj "github.com/rowsync/rowsync/projector/redis"
 	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/verify"
 )
@@ -156,7 +153,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		if fl.repair {
 			collect = keys.Add
 		}
-		if verifyTable(ctx, d, rf, routes, dt[0], dt[1], fl, stdout, collect) {
+		if verifyTable(ctx, rf, routes, dt[0], dt[1], fl, stdout, collect) {
 			continue
 		}
 		if !fl.repair || len(keys.List()) == 0 || repairCtx.Err() != nil {
@@ -168,7 +165,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stdout, "after repair:\n")
-		if !verifyTable(ctx, d, rf, routes, dt[0], dt[1], fl, stdout, nil) {
+		if !verifyTable(ctx, rf, routes, dt[0], dt[1], fl, stdout, nil) {
 			ok = false
 		}
 	}
@@ -198,7 +195,7 @@ func verifyMySQL(cfg *config.Config, dsn string) (refetch.Config, error) {
 // verifyTable compares db.table with each sink routed it, prints a line
 // per sink (and its first mismatches) and reports whether all are equal.
 // report, if not nil, gets every mismatch too.
-func verifyTable(ctx context.Context, d *deps, rf *refetch.Refetcher, routes []pipeline.Route, db, table string,
+func verifyTable(ctx context.Context, rf *refetch.Refetcher, routes []pipeline.Route, db, table string,
 	fl verifyFlags, stdout io.Writer, report func(verify.Mismatch)) bool {
 	ok := true
 	for _, r := range routes {
@@ -215,24 +212,7 @@ func verifyTable(ctx context.Context, d *deps, rf *refetch.Refetcher, routes []p
 				report(m)
 			}
 		}}
-		var st verify.Stats
-		var err error
-		switch s := r.Sink.(type) {
-		case *redisproj.Projector:
-			if im, found := s.Image(db, table); found {
-				st, err = verify.Redis(ctx, rf, d.redis, im, db, table, opt)
-			} else {
-				err = errors.New("no redis_hash rule matches")
-			}
-		case *mongoproj.Projector:
-			if im, found := s.Image(db, table); found {
-				st, err = verify.Mongo(ctx, rf, im, db, table, opt)
-			} else {
-				err = errors.New("no mongo rule matches")
-			}
-		default:
-			err = errors.New("this sink cannot be verified")
-		}
+		st, err := verify.Sink(ctx, rf, r.Sink, db, table, opt)
 		mark := "ok  "
 		switch {
 		case err != nil:

@@ -3,6 +3,8 @@ package redis
 import (
 	"strings"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/keymap"
 )
@@ -55,6 +57,9 @@ func (im *Image) Fields(row cdc.Row, cols []cdc.Column) map[string]string {
 	}
 	return out
 }
+
+// Client returns the client the projector writes through.
+func (p *Projector) Client() goredis.UniversalClient { return p.client }
 
 // Template returns the key template.
 func (im *Image) Template() *keymap.Template { return im.r.tmpl }
