@@ -50,7 +50,11 @@ func (im *Image) Key(row cdc.Row, cols []cdc.Column, pk []string) (string, error
 // version field is not among them: it belongs to the change, not the row.
 func (im *Image) Fields(row cdc.Row, cols []cdc.Column) map[string]string {
 	e, _ := im.event(cols, nil)
-	args := newPlan(0).fields(make([]any, 0, 2*len(row)), im.r, &e, row)
+	// Buffers sized to the row: Apply's plan allocates blocks for a whole
+	// batch (1024 strings, 8 KiB of text), which the map's strings would
+	// keep alive row by row.
+	pl := &plan{strs: make([]string, 0, 2*len(row)), text: make([]byte, 0, 64+48*len(row))}
+	args := pl.fields(make([]any, 0, 2*len(row)), im.r, &e, row)
 	out := make(map[string]string, len(args)/2)
 	for i := 0; i+1 < len(args); i += 2 {
 		out[*args[i].(*string)] = *args[i+1].(*string)
