@@ -159,9 +159,7 @@ func runAll(ctx context.Context, o *options, t *table) error {
 		// Two bench runs side by side (two engineers on one machine) would
 		// flush each other's Redis DBs and drop each other's schema: each
 		// scenario holds the suite's lock.
-		release, err := testlock.Acquire("bench", func() {
-			o.log.Info("another bench run holds the suite's lock; waiting", "scenario", s.name)
-		})
+		release, err := benchLock(ctx, o, s.name)
 		if err != nil {
 			return err
 		}
@@ -181,6 +179,33 @@ func runAll(ctx context.Context, o *options, t *table) error {
 		return fmt.Errorf("scenarios failed: %s", strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// benchLock takes the suite's lock for one scenario, waiting for another
+// run to release it; an interrupt stops the wait.
+func benchLock(ctx context.Context, o *options, scenario string) (func(), error) {
+	type got struct {
+		release func()
+		err     error
+	}
+	ch := make(chan got, 1)
+	go func() {
+		r, err := testlock.Acquire("bench", func() {
+			o.log.Info("another bench run holds the suite's lock; waiting", "scenario", scenario)
+		})
+		ch <- got{r, err}
+	}()
+	select {
+	case g := <-ch:
+		return g.release, g.err
+	case <-ctx.Done():
+		go func() { // release the lock if it comes after all
+			if g := <-ch; g.release != nil {
+				g.release()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 func oneLine(s string) string {
