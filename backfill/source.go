@@ -256,23 +256,23 @@ func (s *Source) ready() (cdc.Batch, bool) {
 	}
 	pos := cdc.Position{Version: low, Text: em.Text}
 	b := cdc.Batch{Events: make([]cdc.Event, 0, len(em.Chunk.Rows)+len(em.Chunk.Missing))}
-	for _, row := range em.Chunk.Rows {
-		if drop(row) {
-			em.dropped++
-			continue
+	add := func(op cdc.Op, rows []cdc.Row) {
+		for _, row := range rows {
+			if drop(row) {
+				em.dropped++
+				continue
+			}
+			ev := cdc.Event{DB: em.DB, Table: em.Table, Op: op, PK: em.PK, Columns: em.Columns, Pos: pos, Read: true}
+			if op == cdc.Delete {
+				ev.Before = row // a listed key gone from MySQL: the sinks drop it too
+			} else {
+				ev.After = row
+			}
+			b.Events = append(b.Events, ev)
 		}
-		b.Events = append(b.Events, cdc.Event{DB: em.DB, Table: em.Table, Op: cdc.Insert, PK: em.PK,
-			After: row, Columns: em.Columns, Pos: pos, Read: true})
 	}
-	for _, key := range em.Chunk.Missing {
-		if drop(key) {
-			em.dropped++
-			continue
-		}
-		// gone from MySQL: the sinks drop it too
-		b.Events = append(b.Events, cdc.Event{DB: em.DB, Table: em.Table, Op: cdc.Delete, PK: em.PK,
-			Before: key, Columns: em.Columns, Pos: pos, Read: true})
-	}
+	add(cdc.Insert, em.Chunk.Rows)
+	add(cdc.Delete, em.Chunk.Missing)
 	for _, br := range em.Chunk.Bad {
 		b.Rejects = append(b.Rejects, cdc.Reject{Pos: pos, Raw: []byte(br.Key), Reason: br.Err})
 	}
