@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/backoff"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/refetch"
@@ -32,6 +33,11 @@ type Engine struct {
 	// routes it to a sink and the source streams it); a request for
 	// another table fails. nil: every table.
 	Tables func(db, table string) bool
+	// StreamServer, when set, returns the @@server_id of the server the
+	// stream's positions belong to (the binlog source's): a backfill then
+	// fails unless MySQL is that server, since its watermarks are binlog
+	// positions and another server's would order chunks wrongly.
+	StreamServer func(ctx context.Context) (uint64, error)
 	// Owner names this process in the states and the heartbeat.
 	Owner  string
 	Config Config
@@ -196,6 +202,9 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 				return err
 			}
 			if r == nil {
+				if err := e.sameServer(ctx); err != nil {
+					return err
+				}
 				var err error
 				if r, err = NewReader(ctx, e.MySQL, st, cfg.Chunk, cfg.Method); err != nil {
 					return err
@@ -259,6 +268,31 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 			return
 		}
 	}
+}
+
+// sameServer checks that rows are read from the stream's server (see
+// StreamServer): a mismatch is permanent, a failed query transient.
+func (e *Engine) sameServer(ctx context.Context) error {
+	if e.StreamServer == nil {
+		return nil
+	}
+	want, err := e.StreamServer(ctx)
+	if err != nil {
+		return err
+	}
+	conn, err := e.MySQL.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var got uint64
+	if err := conn.QueryRowContext(ctx, "SELECT @@server_id").Scan(&got); err != nil {
+		return fmt.Errorf("mysql server_id: %w", err)
+	}
+	if got != want {
+		return fmt.Errorf("rows are read from server_id %d but the binlog is streamed from server_id %d: a chunk's watermarks are binlog positions of the server it is read from, so mysql: must be the binlog source's server (or be left out): %w", got, want, cdc.ErrPermanent)
+	}
+	return nil
 }
 
 // maxInFlight bounds the chunks handed to the pipeline and not yet

@@ -297,6 +297,25 @@ func TestEngine(t *testing.T) {
 	}
 }
 
+// TestEngineOtherServer: rows read from another server than the stream's
+// cannot be ordered by its binlog positions: the backfill fails.
+func TestEngineOtherServer(t *testing.T) {
+	_, s := testSchema(t, plainAddr, "CREATE TABLE $S.t (id INT PRIMARY KEY)")
+	store := NewMemory()
+	e, _, stop := engineFor(t, store, 2)
+	defer stop()
+	e.StreamServer = func(context.Context) (uint64, error) { return 4242424, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- e.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+	store.Request(ctx, State{DB: s, Table: "t", ID: "1", Status: Requested, Requested: time.Now()})
+	st := waitState(t, store, s+".t", Failed)
+	if !strings.Contains(st.Error, "server_id 4242424") {
+		t.Fatalf("error %q", st.Error)
+	}
+}
+
 // TestEngineCancel: a cancelled backfill stops between chunks.
 func TestEngineCancel(t *testing.T) {
 	var rows []string

@@ -60,5 +60,8 @@ func runBackfills(d *deps, src cdc.Source, routes []pipeline.Route, owner string
 	wrapped := backfill.NewSource(src, d.cfg.Source == binlog.Name)
 	eng = &backfill.Engine{Store: store, Source: wrapped, MySQL: rf, Tables: tables, Owner: owner,
 		Config: bc, Metrics: m, Logger: log}
+	if bs, ok := src.(*binlog.Source); ok {
+		eng.StreamServer = bs.StreamServerID
+	}
 	return wrapped, eng, func() { rf.Close(); store.Close() }, nil
 }

@@ -649,6 +649,17 @@ func (s *Source) ack(cp checkpoint.Position, seq uint64) error {
 	return s.saver.Ack(cp)
 }
 
+// StreamServerID returns the @@server_id of the server whose binlog the
+// source reads (not the replica id rowsync registers with), so a reader
+// of rows can check that it reads the same server.
+func (s *Source) StreamServerID(ctx context.Context) (uint64, error) {
+	var id uint64
+	if err := s.db.QueryRowContext(ctx, "SELECT @@server_id").Scan(&id); err != nil {
+		return 0, fmt.Errorf("mysql %s: server_id: %w", s.cfg.Addr, err)
+	}
+	return id, nil
+}
+
 // Flush writes the newest acked checkpoint to the store now and returns
 // once it is there, or the first save error.
 func (s *Source) Flush(ctx context.Context) error {
