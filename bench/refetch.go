@@ -212,7 +212,7 @@ func runRefetchDrains(ctx context.Context, o *options, t *table) error {
 	}
 	checkHot := func(table string, qty int) func() error {
 		return func() error {
-			if err := waitDBSize(ctx, rc, hotRows, 30*time.Second); err != nil {
+			if err := waitKeys(ctx, rc, benchSchema+"_"+table+"_*", hotRows, 30*time.Second); err != nil {
 				return err
 			}
 			got, err := rc.HGet(ctx, "rs_bench_"+table+"_0", "qty").Result()
@@ -285,7 +285,7 @@ func runRefetchDrains(ctx context.Context, o *options, t *table) error {
 	refetchRow(t, fmt.Sprintf("refetch: Kafka canal-json → Redis, drain of %dk msgs", n/1000), kRefetch, kPlain, "plain drain, same messages")
 	// The hot messages change items 0..99: plain writes their images,
 	// refetch the rows MySQL has (both leave hotRows hashes).
-	anyHot := func() error { return waitDBSize(ctx, rc, hotRows, 30*time.Second) }
+	anyHot := func() error { return waitKeys(ctx, rc, benchSchema+"_items_*", hotRows, 30*time.Second) }
 	khPlain, err := kafkaDrain("bench-rf-kafka-hot-plain", "rs-bench-rf-hot", false, hn, anyHot)
 	if err != nil {
 		return err
