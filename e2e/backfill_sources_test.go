@@ -1,0 +1,566 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/rowsync/rowsync/backfill"
+	"github.com/rowsync/rowsync/internal/changegen"
+)
+
+// The online backfill with every source `run` can have (issue 14): a
+// queue source (Kafka, RabbitMQ) with `mysql:` configured, rows read by
+// rowsync and ordered against the queue's messages by the version guard;
+// and the binlog source under a lease, the backfill handed to the standby
+// when the leader dies.
+
+// bfMySQL is the project MariaDB with binlog (the Kafka/RabbitMQ tests
+// publish the changes they make there, with their real binlog positions).
+const bfMySQL = "127.0.0.1:3307"
+
+// bfTable is one test's schema with table t (id, v, n) on bfMySQL.
+type bfTable struct {
+	t      *testing.T
+	db     *sql.DB
+	schema string
+	nextID int64
+	rng    *rand.Rand
+	// touched is every id a change named
+	touched map[int64]bool
+}
+
+func newBFTable(t *testing.T, name string, rows int) *bfTable {
+	t.Helper()
+	db, err := sql.Open("mysql", "root@tcp("+bfMySQL+")/?interpolateParams=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(2)
+	b := &bfTable{t: t, db: db, schema: strings.ReplaceAll(name, "-", "_"), nextID: int64(rows) + 1,
+		rng:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
+		touched: map[int64]bool{}}
+	b.exec("DROP DATABASE IF EXISTS " + b.schema)
+	b.exec("CREATE DATABASE " + b.schema)
+	t.Cleanup(func() {
+		db.Exec("DROP DATABASE IF EXISTS " + b.schema)
+		db.Close()
+	})
+	b.exec("CREATE TABLE " + b.schema + ".t (id BIGINT PRIMARY KEY, v VARCHAR(64) NOT NULL, n INT NOT NULL)")
+	for from := 1; from <= rows; from += 1000 {
+		var q strings.Builder
+		q.WriteString("INSERT INTO " + b.schema + ".t VALUES ")
+		for id := from; id < from+1000 && id <= rows; id++ {
+			if id > from {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "(%d,'row-%d',0)", id, id)
+		}
+		b.exec(q.String())
+	}
+	return b
+}
+
+func (b *bfTable) exec(q string, args ...any) sql.Result {
+	b.t.Helper()
+	r, err := b.db.Exec(q, args...)
+	if err != nil {
+		b.t.Fatalf("%s: %v", q, err)
+	}
+	return r
+}
+
+// bfRow is a row of t.
+type bfRow struct {
+	ID int64
+	V  string
+	N  int64
+}
+
+// change makes one random change in MySQL (update, delete, insert of a new
+// key or re-insert of a deleted one) and returns it as a Maxwell message
+// with output_binlog_position: the binlog end read right after the commit,
+// so the messages' positions order them as MySQL did (one writer) and
+// against a chunk's watermark. It returns nil when the statement matched
+// no row.
+func (b *bfTable) change(seq int) []byte {
+	b.t.Helper()
+	id := 1 + b.rng.Int64N(b.nextID+10) // some ids not there yet / deleted
+	b.touched[id] = true
+	var typ string
+	var before *bfRow
+	row := bfRow{ID: id}
+	err := b.db.QueryRow("SELECT v, n FROM "+b.schema+".t WHERE id = ?", id).Scan(&row.V, &row.N)
+	switch {
+	case err == sql.ErrNoRows:
+		typ = "insert"
+		row.V, row.N = fmt.Sprintf("ins-%d", seq), int64(seq)
+		b.exec("INSERT INTO "+b.schema+".t VALUES (?, ?, ?)", row.ID, row.V, row.N)
+		if id >= b.nextID {
+			b.nextID = id + 1
+		}
+	case err != nil:
+		b.t.Fatal(err)
+	case b.rng.IntN(5) == 0:
+		typ = "delete"
+		b.exec("DELETE FROM "+b.schema+".t WHERE id = ?", id)
+	default:
+		typ = "update"
+		old := row
+		before = &old
+		row.V, row.N = fmt.Sprintf("upd-%d", seq), int64(seq)
+		b.exec("UPDATE "+b.schema+".t SET v = ?, n = ? WHERE id = ?", row.V, row.N, id)
+	}
+	file, pos := b.binlogEnd()
+	msg := map[string]any{"database": b.schema, "table": "t", "type": typ, "ts": time.Now().Unix(),
+		"xid": 1000 + seq, "commit": true, "position": fmt.Sprintf("%s:%d", file, pos),
+		"primary_key_columns": []string{"id"},
+		"data":                map[string]any{"id": row.ID, "v": row.V, "n": row.N}}
+	if before != nil {
+		msg["old"] = map[string]any{"v": before.V, "n": before.N}
+	}
+	out, err := json.Marshal(msg)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return out
+}
+
+func (b *bfTable) binlogEnd() (string, uint64) {
+	b.t.Helper()
+	var file, doDB, ignoreDB string
+	var pos uint64
+	if err := b.db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		b.t.Fatalf("show master status: %v", err)
+	}
+	return file, pos
+}
+
+// rows returns the table as the Redis hashes rowsync must leave, by key.
+func (b *bfTable) want(prefix string) map[string]map[string]string {
+	b.t.Helper()
+	rs, err := b.db.Query("SELECT id, v, n FROM " + b.schema + ".t")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer rs.Close()
+	out := map[string]map[string]string{}
+	for rs.Next() {
+		var r bfRow
+		if err := rs.Scan(&r.ID, &r.V, &r.N); err != nil {
+			b.t.Fatal(err)
+		}
+		out[prefix+strconv.FormatInt(r.ID, 10)] = map[string]string{
+			"id": strconv.FormatInt(r.ID, 10), "v": r.V, "n": strconv.FormatInt(r.N, 10)}
+	}
+	if err := rs.Err(); err != nil {
+		b.t.Fatal(err)
+	}
+	return out
+}
+
+// bfYAML is the mysql:, backfill: and tables: blocks of a test config:
+// table t into Redis hashes prefix{id}, with the version guard when
+// versionField is set.
+func bfYAML(schema, prefix, versionField string, chunk int) string {
+	y := fmt.Sprintf(`mysql:
+  dsn: 'root@tcp(%s)/'
+backfill:
+  chunk: %d
+  poll: 50ms
+tables:
+  - match: '%s\.t'
+    pk: [id]
+    redis_hash:
+      key: '%s{id}'
+`, bfMySQL, chunk, schema, prefix)
+	if versionField != "" {
+		y += "      version_field: " + versionField + "\n"
+	}
+	return y
+}
+
+// waitRows waits until Redis under prefix holds want exactly, the
+// version field left out.
+func waitRows(t *testing.T, rdb *goredis.Client, prefix, versionField string, want map[string]map[string]string, timeout time.Duration, p *proc) {
+	t.Helper()
+	var last string
+	waitFor(t, "Redis equals MySQL", timeout, func() (bool, string) {
+		if p != nil && p.exited() {
+			t.Fatalf("rowsync exited (%v); last diff: %s", p.err, last)
+		}
+		d, err := diffRows(rdb, prefix, versionField, want)
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = d
+		}
+		return err == nil && d == "", last
+	})
+}
+
+// diffRows is diffState without the version field; "" when equal.
+func diffRows(rdb *goredis.Client, prefix, versionField string, want map[string]map[string]string) (string, error) {
+	if versionField == "" {
+		return diffState(context.Background(), rdb, prefix, want)
+	}
+	ctx := context.Background()
+	keys, err := scanKeys(ctx, rdb, prefix)
+	if err != nil {
+		return "", err
+	}
+	var diffs []string
+	n := 0
+	note := func(f string, args ...any) {
+		n++
+		if len(diffs) < 8 {
+			diffs = append(diffs, fmt.Sprintf(f, args...))
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		seen[k] = true
+		w, ok := want[k]
+		if !ok {
+			note("extra key %s", k)
+			continue
+		}
+		got, err := rdb.HGetAll(ctx, k).Result()
+		if err != nil {
+			return "", err
+		}
+		if got[versionField] == "" {
+			note("key %s: no %s", k, versionField)
+		}
+		delete(got, versionField)
+		if !mapsEqual(got, w) {
+			note("key %s: got %q, want %q", k, got, w)
+		}
+	}
+	for k := range want {
+		if !seen[k] {
+			note("missing key %s", k)
+		}
+	}
+	if n == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("%d differences:\n  %s", n, strings.Join(diffs, "\n  ")), nil
+}
+
+// backfillCmd runs `rowsync backfill -c cfg args...` and returns its
+// combined output and exit code.
+func backfillCmd(t *testing.T, cfg string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"backfill", "-c", cfg}, args...)...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("rowsync backfill: %v\n%s", err, out)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
+
+// backfillStates reads the pipeline's backfill states from Redis.
+func backfillStates(t *testing.T, rdb *goredis.Client, name string) []backfill.State {
+	t.Helper()
+	st, err := backfill.NewRedis(rdb, backfill.RedisKey("rowsync:checkpoint:", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := st.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return states
+}
+
+// queueRun is a queue-source backfill run: the table, the process, the
+// `backfill --wait` outcome and how the workload went.
+type queueRun struct {
+	changes, late int // late: message-rounds held back
+	waitOut       string
+}
+
+// backfillUnderQueue starts `rowsync backfill --wait` on the running
+// pipeline and, until it ends, makes changes in MySQL and publishes them
+// with publish, each message held back a random number of rounds and the
+// held ones published shuffled (so many arrive after the chunk that
+// already holds their change, and out of order per key). It then
+// publishes what is left.
+func backfillUnderQueue(t *testing.T, tb *bfTable, cfg string, shuffle bool, publish func([][]byte)) queueRun {
+	t.Helper()
+	var r queueRun
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	var code int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		r.waitOut, code = backfillCmd(t, cfg, "--wait", tb.schema+".t")
+	}()
+	var held [][]byte
+	seq := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		for range 10 {
+			held = append(held, tb.change(seq))
+			seq++
+		}
+		// publish about half of what is held, shuffled; or, in order, all
+		// but the newest 60
+		if shuffle {
+			tb.rng.Shuffle(len(held), func(i, j int) { held[i], held[j] = held[j], held[i] })
+		}
+		n := len(held) / 2
+		if !shuffle {
+			n = max(0, len(held)-60) // a steady lag of 60 changes
+		}
+		publish(held[:n])
+		r.late += len(held) - n
+		held = append(held[:0], held[n:]...)
+	}
+	wg.Wait()
+	publish(held)
+	r.changes = seq
+	if code != 0 {
+		t.Fatalf("rowsync backfill --wait: exit %d\n%s", code, r.waitOut)
+	}
+	return r
+}
+
+// TestBackfillKafkaVersionGuard: a table of 4,000 rows that the Kafka
+// topic never carried is backfilled by the running Kafka pipeline (Maxwell
+// with binlog positions, mysql: configured) while changes of the same
+// table are made in MySQL and published late and out of order; with
+// version_field the end state is exact: Redis equals MySQL.
+func TestBackfillKafkaVersionGuard(t *testing.T) {
+	start := time.Now()
+	s := newSetup(t, "bfkafka")
+	rdb := redisDB(t, kafkaDB)
+	tb := newBFTable(t, s.name, 4000)
+	k := startKafka(t, s.name, 1)
+	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "maxwell")+
+		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", kafkaDB)+processYAML(s.dl)+
+		bfYAML(tb.schema, s.prefix, "_v", 100))
+	p := rowsync(t, cfg, s.log)
+	produced := 0
+	r := backfillUnderQueue(t, tb, cfg, true, func(msgs [][]byte) {
+		ms := make([]changegen.Message, len(msgs))
+		for i, m := range msgs {
+			ms[i] = changegen.Message{Value: m}
+		}
+		k.produce(t, [][]changegen.Message{ms})
+		produced += len(msgs)
+	})
+	k.waitCommittedEnd(t, s.name, []int{produced})
+	waitRows(t, rdb, s.prefix, "_v", tb.want(s.prefix), 2*time.Minute, p)
+	states := backfillStates(t, rdb, s.name)
+	if len(states) != 1 || states[0].Status != backfill.Done {
+		t.Fatalf("states: %+v", states)
+	}
+	if dl := readDeadLetters(t, s.dl); len(dl) != 0 {
+		t.Fatalf("dead letters: %+v", dl)
+	}
+	p.stop(t)
+	t.Logf("%d changes (held back: %d message-rounds), backfill %d rows, %d dropped, %d chunks; %v in all",
+		r.changes, r.late, states[0].Rows, states[0].Dropped, states[0].Chunks, time.Since(start).Round(time.Millisecond))
+}
+
+// TestBackfillKafkaPlain: the same without version_field, every key's
+// messages in order but delivered 60 changes behind MySQL, so many arrive
+// after the chunk that already holds their change. The README's caveat: such
+// an older message sets its key back until the key's newer changes arrive.
+// A queue that keeps per-key order delivers them all after it, so once the
+// topic is drained Redis equals MySQL; the test asserts that.
+func TestBackfillKafkaPlain(t *testing.T) {
+	start := time.Now()
+	s := newSetup(t, "bfkplain")
+	rdb := redisDB(t, kafkaDB)
+	tb := newBFTable(t, s.name, 4000)
+	k := startKafka(t, s.name, 1)
+	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "maxwell")+
+		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", kafkaDB)+processYAML(s.dl)+
+		bfYAML(tb.schema, s.prefix, "", 100))
+	p := rowsync(t, cfg, s.log)
+	produced := 0
+	r := backfillUnderQueue(t, tb, cfg, false, func(msgs [][]byte) {
+		ms := make([]changegen.Message, len(msgs))
+		for i, m := range msgs {
+			ms[i] = changegen.Message{Value: m}
+		}
+		k.produce(t, [][]changegen.Message{ms})
+		produced += len(msgs)
+	})
+	k.waitCommittedEnd(t, s.name, []int{produced})
+	waitRows(t, rdb, s.prefix, "", tb.want(s.prefix), 2*time.Minute, p)
+	if dl := readDeadLetters(t, s.dl); len(dl) != 0 {
+		t.Fatalf("dead letters: %+v", dl)
+	}
+	p.stop(t)
+	states := backfillStates(t, rdb, s.name)
+	t.Logf("%d changes of %d keys; backfill %d rows, %d dropped, %d chunks; %v in all",
+		r.changes, len(tb.touched), states[0].Rows, states[0].Dropped, states[0].Chunks, time.Since(start).Round(time.Millisecond))
+}
+
+// TestBackfillRabbitVersionGuard: TestBackfillKafkaVersionGuard with a
+// RabbitMQ queue, smaller: 2,000 rows, the changes published late and
+// shuffled, version_field; Redis equals MySQL.
+func TestBackfillRabbitVersionGuard(t *testing.T) {
+	start := time.Now()
+	s := newSetup(t, "bfrabbit")
+	rdb := redisDB(t, rabbitDB)
+	tb := newBFTable(t, s.name, 2000)
+	q := startRabbit(t, s.name)
+	cfg := writeFile(t, s.dir, "rowsync.yaml", s.rabbitHeadYAML(s.name, "maxwell")+
+		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", rabbitDB)+processYAML(s.dl)+
+		bfYAML(tb.schema, s.prefix, "_v", 100))
+	p := rowsync(t, cfg, s.log)
+	r := backfillUnderQueue(t, tb, cfg, true, func(msgs [][]byte) {
+		ms := make([]changegen.Message, len(msgs))
+		for i, m := range msgs {
+			ms[i] = changegen.Message{Value: m}
+		}
+		q.publish(t, ms)
+	})
+	q.waitEmpty(t)
+	waitRows(t, rdb, s.prefix, "_v", tb.want(s.prefix), 2*time.Minute, p)
+	if dl := readDeadLetters(t, s.dl); len(dl) != 0 {
+		t.Fatalf("dead letters: %+v", dl)
+	}
+	p.stop(t)
+	states := backfillStates(t, rdb, s.name)
+	if len(states) != 1 || states[0].Status != backfill.Done {
+		t.Fatalf("states: %+v", states)
+	}
+	t.Logf("%d changes of %d keys; backfill %d rows, %d dropped, %d chunks; %v in all",
+		r.changes, len(tb.touched), states[0].Rows, states[0].Dropped, states[0].Chunks, time.Since(start).Round(time.Millisecond))
+}
+
+// TestBackfillLeaseFailover: two `rowsync run` of one binlog pipeline with
+// a lease; a backfill of a 20,000-row table is requested, the leader is
+// killed (SIGKILL) once it has applied some chunks, and the standby takes
+// the lease and finishes the backfill from the saved cursor while changes
+// go on; --status shows it done, run by the new owner; Redis equals MySQL.
+func TestBackfillLeaseFailover(t *testing.T) {
+	start := time.Now()
+	s := newSetup(t, "bflease")
+	rdb := redisDB(t, kafkaDB)
+	tb := newBFTable(t, s.name, 20000)
+	cfg := writeFile(t, s.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
+source:
+  binlog:
+    addr: %s
+    user: root
+    flavor: mariadb
+    server_id: %d
+    include: ['%s\..*']
+checkpoint:
+  redis: {}
+lease:
+  ttl: 2s
+redis:
+  addr: 127.0.0.1:6379
+  db: %d
+`, s.name, bfMySQL, 3000+rand.IntN(100000), tb.schema, kafkaDB)+processYAML(s.dl)+
+		strings.Replace(bfYAML(tb.schema, s.prefix, "", 20), "mysql:\n  dsn: 'root@tcp("+bfMySQL+")/'\n", "", 1))
+	leaseKey := "rowsync:lease:" + s.name
+	holder := func() string { v, _ := rdb.Get(context.Background(), leaseKey).Result(); return v }
+	pidOf := func(p *proc) string { return "/" + strconv.Itoa(p.cmd.Process.Pid) + "/" }
+
+	a := rowsync(t, cfg, s.log)
+	waitFor(t, "the first process holds the lease", time.Minute, func() (bool, string) {
+		return strings.Contains(holder(), pidOf(a)), "holder " + holder()
+	})
+	logB := s.log + ".b"
+	showLogOnFailure(t, logB)
+	b := rowsync(t, cfg, logB)
+	if out, code := backfillCmd(t, cfg, tb.schema+".t"); code != 0 {
+		t.Fatalf("rowsync backfill: exit %d\n%s", code, out)
+	}
+	seq := 0
+	work := func(n int) {
+		for range n {
+			tb.change(seq)
+			seq++
+		}
+	}
+	state := func() backfill.State {
+		states := backfillStates(t, rdb, s.name)
+		if len(states) != 1 {
+			t.Fatalf("states: %+v", states)
+		}
+		return states[0]
+	}
+	var atKill backfill.State
+	waitFor(t, "the leader applies chunks", 2*time.Minute, func() (bool, string) {
+		work(5)
+		atKill = state()
+		if !atKill.Status.Active() {
+			t.Fatalf("backfill ended before the leader was killed: %+v", atKill)
+		}
+		return atKill.Chunks >= 5, fmt.Sprintf("%+v", atKill)
+	})
+	a.kill()
+	if !strings.Contains(atKill.Owner, pidOf(a)) {
+		t.Fatalf("backfill owner %q, leader pid %s", atKill.Owner, pidOf(a))
+	}
+	var end backfill.State
+	waitFor(t, "the standby finishes the backfill", 3*time.Minute, func() (bool, string) {
+		work(5)
+		if b.exited() {
+			t.Fatalf("standby exited: %v", b.err)
+		}
+		end = state()
+		if end.Status == backfill.Failed || end.Status == backfill.Cancelled {
+			t.Fatalf("backfill %s: %s", end.Status, end.Error)
+		}
+		return end.Status == backfill.Done, fmt.Sprintf("%+v", end)
+	})
+	if !strings.Contains(end.Owner, pidOf(b)) {
+		t.Fatalf("done by %q, standby pid %s", end.Owner, pidOf(b))
+	}
+	if !strings.Contains(readLog(t, logB), "resumed=true") {
+		t.Fatalf("the standby did not resume the backfill:\n%s", readLog(t, logB))
+	}
+	status, code := backfillCmd(t, cfg, "--status")
+	if code != 0 || !strings.Contains(status, " done ") || !strings.Contains(status, "run by "+end.Owner) {
+		t.Fatalf("--status (exit %d):\n%s", code, status)
+	}
+	work(50)
+	waitRows(t, rdb, s.prefix, "", tb.want(s.prefix), 2*time.Minute, b)
+	b.stop(t)
+	t.Logf("leader killed after %d chunks (%d rows); standby finished: %d rows, %d dropped, %d chunks; %d changes; %v in all\n%s",
+		atKill.Chunks, atKill.Rows, end.Rows, end.Dropped, end.Chunks, seq, time.Since(start).Round(time.Millisecond), status)
+}
+
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
