@@ -96,7 +96,12 @@ type bfRow struct {
 // no row.
 func (b *bfTable) change(seq int) []byte {
 	b.t.Helper()
-	id := 1 + b.rng.Int64N(b.nextID+10) // some ids not there yet / deleted
+	// some ids not there yet or deleted; half the changes on every 40th
+	// id, so those keys change many times, in every chunk's range
+	id := 1 + b.rng.Int64N(b.nextID+10)
+	if b.rng.IntN(2) == 0 {
+		id = 40 * (1 + b.rng.Int64N(b.nextID/40))
+	}
 	b.touched[id] = true
 	var typ string
 	var before *bfRow
@@ -296,7 +301,10 @@ func backfillStates(t *testing.T, rdb *goredis.Client, name string) []backfill.S
 // `backfill --wait` outcome and how the workload went.
 type queueRun struct {
 	changes, late int // late: message-rounds held back
-	waitOut       string
+	// setBack counts times a hot key's n (the seq of the change that wrote
+	// it) was seen lower than before, sampled after each round
+	setBack int
+	waitOut string
 }
 
 // backfillUnderQueue starts `rowsync backfill --wait` on the running
@@ -305,7 +313,7 @@ type queueRun struct {
 // held ones published shuffled (so many arrive after the chunk that
 // already holds their change, and out of order per key). It then
 // publishes what is left.
-func backfillUnderQueue(t *testing.T, tb *bfTable, cfg string, shuffle bool, publish func([][]byte)) queueRun {
+func backfillUnderQueue(t *testing.T, tb *bfTable, rdb *goredis.Client, prefix, cfg string, shuffle bool, publish func([][]byte)) queueRun {
 	t.Helper()
 	var r queueRun
 	var wg sync.WaitGroup
@@ -319,6 +327,7 @@ func backfillUnderQueue(t *testing.T, tb *bfTable, cfg string, shuffle bool, pub
 	}()
 	var held [][]byte
 	seq := 0
+	last := map[string]int64{}
 	for running := true; running; {
 		select {
 		case <-done:
@@ -341,6 +350,7 @@ func backfillUnderQueue(t *testing.T, tb *bfTable, cfg string, shuffle bool, pub
 		publish(held[:n])
 		r.late += len(held) - n
 		held = append(held[:0], held[n:]...)
+		r.setBack += sampleHot(t, rdb, prefix, tb.nextID, last)
 	}
 	wg.Wait()
 	publish(held)
@@ -367,7 +377,7 @@ func TestBackfillKafkaVersionGuard(t *testing.T) {
 		bfYAML(tb.schema, s.prefix, "_v", 100))
 	p := rowsync(t, cfg, s.log)
 	produced := 0
-	r := backfillUnderQueue(t, tb, cfg, true, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, s.prefix, cfg, true, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -375,6 +385,9 @@ func TestBackfillKafkaVersionGuard(t *testing.T) {
 		k.produce(t, [][]changegen.Message{ms})
 		produced += len(msgs)
 	})
+	if r.setBack != 0 {
+		t.Errorf("with version_field a key was set back to an older change %d times", r.setBack)
+	}
 	k.waitCommittedEnd(t, s.name, []int{produced})
 	waitRows(t, rdb, s.prefix, "_v", tb.want(s.prefix), 2*time.Minute, p)
 	states := backfillStates(t, rdb, s.name)
@@ -406,7 +419,7 @@ func TestBackfillKafkaPlain(t *testing.T) {
 		bfYAML(tb.schema, s.prefix, "", 100))
 	p := rowsync(t, cfg, s.log)
 	produced := 0
-	r := backfillUnderQueue(t, tb, cfg, false, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, s.prefix, cfg, false, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -421,8 +434,8 @@ func TestBackfillKafkaPlain(t *testing.T) {
 	}
 	p.stop(t)
 	states := backfillStates(t, rdb, s.name)
-	t.Logf("%d changes of %d keys; backfill %d rows, %d dropped, %d chunks; %v in all",
-		r.changes, len(tb.touched), states[0].Rows, states[0].Dropped, states[0].Chunks, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d changes of %d keys; hot keys seen set back %d times while the backfill ran; backfill %d rows, %d dropped, %d chunks; %v in all",
+		r.changes, len(tb.touched), r.setBack, states[0].Rows, states[0].Dropped, states[0].Chunks, time.Since(start).Round(time.Millisecond))
 }
 
 // TestBackfillRabbitVersionGuard: TestBackfillKafkaVersionGuard with a
@@ -438,13 +451,16 @@ func TestBackfillRabbitVersionGuard(t *testing.T) {
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", rabbitDB)+processYAML(s.dl)+
 		bfYAML(tb.schema, s.prefix, "_v", 100))
 	p := rowsync(t, cfg, s.log)
-	r := backfillUnderQueue(t, tb, cfg, true, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, s.prefix, cfg, true, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
 		}
 		q.publish(t, ms)
 	})
+	if r.setBack != 0 {
+		t.Errorf("with version_field a key was set back to an older change %d times", r.setBack)
+	}
 	q.waitEmpty(t)
 	waitRows(t, rdb, s.prefix, "_v", tb.want(s.prefix), 2*time.Minute, p)
 	if dl := readDeadLetters(t, s.dl); len(dl) != 0 {
@@ -563,4 +579,37 @@ func readLog(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// sampleHot reads n of the hot keys (every 40th id) and counts those lower
+// than last seen: a key set back to an older change. n only grows in
+// MySQL's order (each change writes its seq), so with the version guard a
+// key never goes back; a key gone (deleted) is forgotten.
+func sampleHot(t *testing.T, rdb *goredis.Client, prefix string, nextID int64, last map[string]int64) int {
+	t.Helper()
+	ctx := context.Background()
+	pipe := rdb.Pipeline()
+	var keys []string
+	var cmds []*goredis.StringCmd
+	for id := int64(40); id < nextID; id += 40 {
+		k := prefix + strconv.FormatInt(id, 10)
+		keys = append(keys, k)
+		cmds = append(cmds, pipe.HGet(ctx, k, "n"))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
+		t.Fatalf("sample hot keys: %v", err)
+	}
+	back := 0
+	for i, k := range keys {
+		v, err := cmds[i].Int64()
+		if err != nil {
+			delete(last, k)
+			continue
+		}
+		if prev, ok := last[k]; ok && v < prev {
+			back++
+		}
+		last[k] = v
+	}
+	return back
 }
