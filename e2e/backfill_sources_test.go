@@ -39,6 +39,9 @@ type bfTable struct {
 	rng    *rand.Rand
 	// touched is every id a change named
 	touched map[int64]bool
+	// ahead is the backfill's cursor as last seen (0: none); chunk its
+	// rows per chunk
+	ahead, chunk int64
 }
 
 func newBFTable(t *testing.T, name string, rows int) *bfTable {
@@ -96,11 +99,20 @@ type bfRow struct {
 // no row.
 func (b *bfTable) change(seq int) []byte {
 	b.t.Helper()
-	// some ids not there yet or deleted; half the changes on every 40th
-	// id, so those keys change many times, in every chunk's range
+	// some ids not there yet or deleted; a third of the changes on every
+	// 40th id, so those keys change many times, in every chunk's range; a
+	// third just ahead of the backfill's cursor (when set), so they change
+	// while their chunk is read
 	id := 1 + b.rng.Int64N(b.nextID+10)
-	if b.rng.IntN(2) == 0 {
+	switch b.rng.IntN(3) {
+	case 0:
 		id = 40 * (1 + b.rng.Int64N(b.nextID/40))
+	case 1:
+		if b.ahead > 0 {
+			// 5 keys 3 chunks past the saved cursor: not read yet (at
+			// most 3 chunks are in flight), read a few rounds later
+			id = b.ahead + 3*b.chunk + 1 + b.rng.Int64N(5)
+		}
 	}
 	b.touched[id] = true
 	var typ string
@@ -301,7 +313,7 @@ func backfillStates(t *testing.T, rdb *goredis.Client, name string) []backfill.S
 // `backfill --wait` outcome and how the workload went.
 type queueRun struct {
 	changes, late int // late: message-rounds held back
-	// setBack counts times a hot key's n (the seq of the change that wrote
+	// setBack counts times a changed key's n (the seq of the change that wrote
 	// it) was seen lower than before, sampled after each round
 	setBack int
 	waitOut string
@@ -313,7 +325,7 @@ type queueRun struct {
 // held ones published shuffled (so many arrive after the chunk that
 // already holds their change, and out of order per key). It then
 // publishes what is left.
-func backfillUnderQueue(t *testing.T, tb *bfTable, rdb *goredis.Client, prefix, cfg string, shuffle bool, publish func([][]byte)) queueRun {
+func backfillUnderQueue(t *testing.T, tb *bfTable, rdb *goredis.Client, s *setup, cfg string, shuffle bool, publish func([][]byte)) queueRun {
 	t.Helper()
 	var r queueRun
 	var wg sync.WaitGroup
@@ -334,6 +346,9 @@ func backfillUnderQueue(t *testing.T, tb *bfTable, rdb *goredis.Client, prefix, 
 			running = false
 		default:
 		}
+		if st := backfillStates(t, rdb, s.name); len(st) == 1 && len(st[0].Cursor) == 1 {
+			tb.ahead, _ = strconv.ParseInt(st[0].Cursor[0], 10, 64)
+		}
 		for range 10 {
 			held = append(held, tb.change(seq))
 			seq++
@@ -350,7 +365,7 @@ func backfillUnderQueue(t *testing.T, tb *bfTable, rdb *goredis.Client, prefix, 
 		publish(held[:n])
 		r.late += len(held) - n
 		held = append(held[:0], held[n:]...)
-		r.setBack += sampleHot(t, rdb, prefix, tb.nextID, last)
+		r.setBack += sampleTouched(t, rdb, s.prefix, tb.touched, last)
 	}
 	wg.Wait()
 	publish(held)
@@ -371,13 +386,14 @@ func TestBackfillKafkaVersionGuard(t *testing.T) {
 	s := newSetup(t, "bfkafka")
 	rdb := redisDB(t, kafkaDB)
 	tb := newBFTable(t, s.name, 4000)
+	tb.chunk = 50
 	k := startKafka(t, s.name, 1)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "maxwell")+
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", kafkaDB)+processYAML(s.dl)+
-		bfYAML(tb.schema, s.prefix, "_v", 100))
+		bfYAML(tb.schema, s.prefix, "_v", int(tb.chunk)))
 	p := rowsync(t, cfg, s.log)
 	produced := 0
-	r := backfillUnderQueue(t, tb, rdb, s.prefix, cfg, true, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, s, cfg, true, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -413,13 +429,14 @@ func TestBackfillKafkaPlain(t *testing.T) {
 	s := newSetup(t, "bfkplain")
 	rdb := redisDB(t, kafkaDB)
 	tb := newBFTable(t, s.name, 4000)
+	tb.chunk = 50
 	k := startKafka(t, s.name, 1)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "maxwell")+
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", kafkaDB)+processYAML(s.dl)+
-		bfYAML(tb.schema, s.prefix, "", 100))
+		bfYAML(tb.schema, s.prefix, "", int(tb.chunk)))
 	p := rowsync(t, cfg, s.log)
 	produced := 0
-	r := backfillUnderQueue(t, tb, rdb, s.prefix, cfg, false, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, s, cfg, false, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -434,7 +451,7 @@ func TestBackfillKafkaPlain(t *testing.T) {
 	}
 	p.stop(t)
 	states := backfillStates(t, rdb, s.name)
-	t.Logf("%d changes of %d keys; hot keys seen set back %d times while the backfill ran; backfill %d rows, %d dropped, %d chunks; %v in all",
+	t.Logf("%d changes of %d keys; changed keys seen set back %d times while the backfill ran; backfill %d rows, %d dropped, %d chunks; %v in all",
 		r.changes, len(tb.touched), r.setBack, states[0].Rows, states[0].Dropped, states[0].Chunks, time.Since(start).Round(time.Millisecond))
 }
 
@@ -446,12 +463,13 @@ func TestBackfillRabbitVersionGuard(t *testing.T) {
 	s := newSetup(t, "bfrabbit")
 	rdb := redisDB(t, rabbitDB)
 	tb := newBFTable(t, s.name, 2000)
+	tb.chunk = 50
 	q := startRabbit(t, s.name)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", s.rabbitHeadYAML(s.name, "maxwell")+
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", rabbitDB)+processYAML(s.dl)+
-		bfYAML(tb.schema, s.prefix, "_v", 100))
+		bfYAML(tb.schema, s.prefix, "_v", int(tb.chunk)))
 	p := rowsync(t, cfg, s.log)
-	r := backfillUnderQueue(t, tb, rdb, s.prefix, cfg, true, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, s, cfg, true, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -581,17 +599,17 @@ func readLog(t *testing.T, path string) string {
 	return string(b)
 }
 
-// sampleHot reads n of the hot keys (every 40th id) and counts those lower
-// than last seen: a key set back to an older change. n only grows in
+// sampleTouched reads n of the keys the workload changed and counts those
+// lower than last seen: a key set back to an older change. n only grows in
 // MySQL's order (each change writes its seq), so with the version guard a
 // key never goes back; a key gone (deleted) is forgotten.
-func sampleHot(t *testing.T, rdb *goredis.Client, prefix string, nextID int64, last map[string]int64) int {
+func sampleTouched(t *testing.T, rdb *goredis.Client, prefix string, touched map[int64]bool, last map[string]int64) int {
 	t.Helper()
 	ctx := context.Background()
 	pipe := rdb.Pipeline()
 	var keys []string
 	var cmds []*goredis.StringCmd
-	for id := int64(40); id < nextID; id += 40 {
+	for id := range touched {
 		k := prefix + strconv.FormatInt(id, 10)
 		keys = append(keys, k)
 		cmds = append(cmds, pipe.HGet(ctx, k, "n"))
