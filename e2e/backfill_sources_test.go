@@ -26,12 +26,12 @@ import (
 // and the binlog source under a lease, the backfill handed to the standby
 // when the leader dies.
 
-// bfMySQL is the project MariaDB with binlog (the Kafka/RabbitMQ tests
+// srcMySQL is the project MariaDB with binlog (the Kafka/RabbitMQ tests
 // publish the changes they make there, with their real binlog positions).
-const bfMySQL = "127.0.0.1:3307"
+const srcMySQL = "127.0.0.1:3307"
 
-// bfTable is one test's schema with table t (id, v, n) on bfMySQL.
-type bfTable struct {
+// srcTable is one test's schema with table t (id, v, n) on srcMySQL.
+type srcTable struct {
 	t      *testing.T
 	db     *sql.DB
 	schema string
@@ -44,14 +44,14 @@ type bfTable struct {
 	ahead, chunk int64
 }
 
-func newBFTable(t *testing.T, name string, rows int) *bfTable {
+func newSrcTable(t *testing.T, name string, rows int) *srcTable {
 	t.Helper()
-	db, err := sql.Open("mysql", "root@tcp("+bfMySQL+")/?interpolateParams=true")
+	db, err := sql.Open("mysql", "root@tcp("+srcMySQL+")/?interpolateParams=true")
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(2)
-	b := &bfTable{t: t, db: db, schema: strings.ReplaceAll(name, "-", "_"), nextID: int64(rows) + 1,
+	b := &srcTable{t: t, db: db, schema: strings.ReplaceAll(name, "-", "_"), nextID: int64(rows) + 1,
 		rng:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 		touched: map[int64]bool{}}
 	b.exec("DROP DATABASE IF EXISTS " + b.schema)
@@ -75,7 +75,7 @@ func newBFTable(t *testing.T, name string, rows int) *bfTable {
 	return b
 }
 
-func (b *bfTable) exec(q string, args ...any) sql.Result {
+func (b *srcTable) exec(q string, args ...any) sql.Result {
 	b.t.Helper()
 	r, err := b.db.Exec(q, args...)
 	if err != nil {
@@ -84,8 +84,8 @@ func (b *bfTable) exec(q string, args ...any) sql.Result {
 	return r
 }
 
-// bfRow is a row of t.
-type bfRow struct {
+// srcRow is a row of t.
+type srcRow struct {
 	ID int64
 	V  string
 	N  int64
@@ -97,7 +97,7 @@ type bfRow struct {
 // so the messages' positions order them as MySQL did (one writer) and
 // against a chunk's watermark. It returns nil when the statement matched
 // no row.
-func (b *bfTable) change(seq int) []byte {
+func (b *srcTable) change(seq int) []byte {
 	b.t.Helper()
 	// some ids not there yet or deleted; a third of the changes on every
 	// 40th id, so those keys change many times, in every chunk's range; a
@@ -116,8 +116,8 @@ func (b *bfTable) change(seq int) []byte {
 	}
 	b.touched[id] = true
 	var typ string
-	var before *bfRow
-	row := bfRow{ID: id}
+	var before *srcRow
+	row := srcRow{ID: id}
 	err := b.db.QueryRow("SELECT v, n FROM "+b.schema+".t WHERE id = ?", id).Scan(&row.V, &row.N)
 	switch {
 	case err == sql.ErrNoRows:
@@ -154,7 +154,7 @@ func (b *bfTable) change(seq int) []byte {
 	return out
 }
 
-func (b *bfTable) binlogEnd() (string, uint64) {
+func (b *srcTable) binlogEnd() (string, uint64) {
 	b.t.Helper()
 	var file, doDB, ignoreDB string
 	var pos uint64
@@ -165,7 +165,7 @@ func (b *bfTable) binlogEnd() (string, uint64) {
 }
 
 // rows returns the table as the Redis hashes rowsync must leave, by key.
-func (b *bfTable) want(prefix string) map[string]map[string]string {
+func (b *srcTable) want(prefix string) map[string]map[string]string {
 	b.t.Helper()
 	rs, err := b.db.Query("SELECT id, v, n FROM " + b.schema + ".t")
 	if err != nil {
@@ -174,7 +174,7 @@ func (b *bfTable) want(prefix string) map[string]map[string]string {
 	defer rs.Close()
 	out := map[string]map[string]string{}
 	for rs.Next() {
-		var r bfRow
+		var r srcRow
 		if err := rs.Scan(&r.ID, &r.V, &r.N); err != nil {
 			b.t.Fatal(err)
 		}
@@ -187,10 +187,10 @@ func (b *bfTable) want(prefix string) map[string]map[string]string {
 	return out
 }
 
-// bfYAML is the mysql:, backfill: and tables: blocks of a test config:
+// srcYAML is the mysql:, backfill: and tables: blocks of a test config:
 // table t into Redis hashes prefix{id}, with the version guard when
 // versionField is set.
-func bfYAML(schema, prefix, versionField string, chunk int) string {
+func srcYAML(schema, prefix, versionField string, chunk int) string {
 	y := fmt.Sprintf(`mysql:
   dsn: 'root@tcp(%s)/'
 backfill:
@@ -201,7 +201,7 @@ tables:
     pk: [id]
     redis_hash:
       key: '%s{id}'
-`, bfMySQL, chunk, schema, prefix)
+`, srcMySQL, chunk, schema, prefix)
 	if versionField != "" {
 		y += "      version_field: " + versionField + "\n"
 	}
@@ -282,26 +282,20 @@ func backfillCmd(t *testing.T, cfg string, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"backfill", "-c", cfg}, args...)...)
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("rowsync backfill: %v\n%s", err, out)
-		}
-		code = ee.ExitCode()
+	out, err := cli(ctx, append([]string{"backfill", "-c", cfg}, args...)...)
+	if err == nil {
+		return out, 0
 	}
-	return string(out), code
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("rowsync backfill: %v\n%s", err, out)
+	}
+	return out, ee.ExitCode()
 }
 
-// backfillStates reads the pipeline's backfill states from Redis.
-func backfillStates(t *testing.T, rdb *goredis.Client, name string) []backfill.State {
+// backfillStates reads the pipeline's backfill states.
+func backfillStates(t *testing.T, st backfill.Store) []backfill.State {
 	t.Helper()
-	st, err := backfill.NewRedis(rdb, backfill.RedisKey("rowsync:checkpoint:", name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	states, err := st.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +319,7 @@ type queueRun struct {
 // held ones published shuffled (so many arrive after the chunk that
 // already holds their change, and out of order per key). It then
 // publishes what is left.
-func backfillUnderQueue(t *testing.T, tb *bfTable, rdb *goredis.Client, s *setup, cfg string, shuffle bool, publish func([][]byte)) queueRun {
+func backfillUnderQueue(t *testing.T, tb *srcTable, rdb *goredis.Client, store backfill.Store, s *setup, cfg string, shuffle bool, publish func([][]byte)) queueRun {
 	t.Helper()
 	var r queueRun
 	var wg sync.WaitGroup
@@ -346,7 +340,7 @@ func backfillUnderQueue(t *testing.T, tb *bfTable, rdb *goredis.Client, s *setup
 			running = false
 		default:
 		}
-		if st := backfillStates(t, rdb, s.name); len(st) == 1 && len(st[0].Cursor) == 1 {
+		if st := backfillStates(t, store); len(st) == 1 && len(st[0].Cursor) == 1 {
 			tb.ahead, _ = strconv.ParseInt(st[0].Cursor[0], 10, 64)
 		}
 		for range 10 {
@@ -385,15 +379,16 @@ func TestBackfillKafkaVersionGuard(t *testing.T) {
 	start := time.Now()
 	s := newSetup(t, "bfkafka")
 	rdb := redisDB(t, kafkaDB)
-	tb := newBFTable(t, s.name, 4000)
+	store := openBackfillStore(t, rdb, s.name)
+	tb := newSrcTable(t, s.name, 4000)
 	tb.chunk = 50
 	k := startKafka(t, s.name, 1)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "maxwell")+
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", kafkaDB)+processYAML(s.dl)+
-		bfYAML(tb.schema, s.prefix, "_v", int(tb.chunk)))
+		srcYAML(tb.schema, s.prefix, "_v", int(tb.chunk)))
 	p := rowsync(t, cfg, s.log)
 	produced := 0
-	r := backfillUnderQueue(t, tb, rdb, s, cfg, true, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, store, s, cfg, true, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -406,7 +401,7 @@ func TestBackfillKafkaVersionGuard(t *testing.T) {
 	}
 	k.waitCommittedEnd(t, s.name, []int{produced})
 	waitRows(t, rdb, s.prefix, "_v", tb.want(s.prefix), 2*time.Minute, p)
-	states := backfillStates(t, rdb, s.name)
+	states := backfillStates(t, store)
 	if len(states) != 1 || states[0].Status != backfill.Done {
 		t.Fatalf("states: %+v", states)
 	}
@@ -428,15 +423,16 @@ func TestBackfillKafkaPlain(t *testing.T) {
 	start := time.Now()
 	s := newSetup(t, "bfkplain")
 	rdb := redisDB(t, kafkaDB)
-	tb := newBFTable(t, s.name, 4000)
+	store := openBackfillStore(t, rdb, s.name)
+	tb := newSrcTable(t, s.name, 4000)
 	tb.chunk = 50
 	k := startKafka(t, s.name, 1)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", s.kafkaHeadYAML(k, "maxwell")+
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", kafkaDB)+processYAML(s.dl)+
-		bfYAML(tb.schema, s.prefix, "", int(tb.chunk)))
+		srcYAML(tb.schema, s.prefix, "", int(tb.chunk)))
 	p := rowsync(t, cfg, s.log)
 	produced := 0
-	r := backfillUnderQueue(t, tb, rdb, s, cfg, false, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, store, s, cfg, false, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -450,7 +446,7 @@ func TestBackfillKafkaPlain(t *testing.T) {
 		t.Fatalf("dead letters: %+v", dl)
 	}
 	p.stop(t)
-	states := backfillStates(t, rdb, s.name)
+	states := backfillStates(t, store)
 	t.Logf("%d changes of %d keys; changed keys seen set back %d times while the backfill ran; backfill %d rows, %d dropped, %d chunks; %v in all",
 		r.changes, len(tb.touched), r.setBack, states[0].Rows, states[0].Dropped, states[0].Chunks, time.Since(start).Round(time.Millisecond))
 }
@@ -462,14 +458,15 @@ func TestBackfillRabbitVersionGuard(t *testing.T) {
 	start := time.Now()
 	s := newSetup(t, "bfrabbit")
 	rdb := redisDB(t, rabbitDB)
-	tb := newBFTable(t, s.name, 2000)
+	store := openBackfillStore(t, rdb, s.name)
+	tb := newSrcTable(t, s.name, 2000)
 	tb.chunk = 50
 	q := startRabbit(t, s.name)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", s.rabbitHeadYAML(s.name, "maxwell")+
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", rabbitDB)+processYAML(s.dl)+
-		bfYAML(tb.schema, s.prefix, "_v", int(tb.chunk)))
+		srcYAML(tb.schema, s.prefix, "_v", int(tb.chunk)))
 	p := rowsync(t, cfg, s.log)
-	r := backfillUnderQueue(t, tb, rdb, s, cfg, true, func(msgs [][]byte) {
+	r := backfillUnderQueue(t, tb, rdb, store, s, cfg, true, func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
 		for i, m := range msgs {
 			ms[i] = changegen.Message{Value: m}
@@ -485,7 +482,7 @@ func TestBackfillRabbitVersionGuard(t *testing.T) {
 		t.Fatalf("dead letters: %+v", dl)
 	}
 	p.stop(t)
-	states := backfillStates(t, rdb, s.name)
+	states := backfillStates(t, store)
 	if len(states) != 1 || states[0].Status != backfill.Done {
 		t.Fatalf("states: %+v", states)
 	}
@@ -502,7 +499,8 @@ func TestBackfillLeaseFailover(t *testing.T) {
 	start := time.Now()
 	s := newSetup(t, "bflease")
 	rdb := redisDB(t, kafkaDB)
-	tb := newBFTable(t, s.name, 20000)
+	store := openBackfillStore(t, rdb, s.name)
+	tb := newSrcTable(t, s.name, 20000)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", fmt.Sprintf(`name: %s
 source:
   binlog:
@@ -518,8 +516,8 @@ lease:
 redis:
   addr: 127.0.0.1:6379
   db: %d
-`, s.name, bfMySQL, 3000+rand.IntN(100000), tb.schema, kafkaDB)+processYAML(s.dl)+
-		strings.Replace(bfYAML(tb.schema, s.prefix, "", 20), "mysql:\n  dsn: 'root@tcp("+bfMySQL+")/'\n", "", 1))
+`, s.name, srcMySQL, 3000+rand.IntN(100000), tb.schema, kafkaDB)+processYAML(s.dl)+
+		strings.Replace(srcYAML(tb.schema, s.prefix, "", 20), "mysql:\n  dsn: 'root@tcp("+srcMySQL+")/'\n", "", 1))
 	leaseKey := "rowsync:lease:" + s.name
 	holder := func() string { v, _ := rdb.Get(context.Background(), leaseKey).Result(); return v }
 	pidOf := func(p *proc) string { return "/" + strconv.Itoa(p.cmd.Process.Pid) + "/" }
@@ -542,7 +540,7 @@ redis:
 		}
 	}
 	state := func() backfill.State {
-		states := backfillStates(t, rdb, s.name)
+		states := backfillStates(t, store)
 		if len(states) != 1 {
 			t.Fatalf("states: %+v", states)
 		}
@@ -576,7 +574,7 @@ redis:
 	if !strings.Contains(end.Owner, pidOf(b)) {
 		t.Fatalf("done by %q, standby pid %s", end.Owner, pidOf(b))
 	}
-	if !strings.Contains(readLog(t, logB), "resumed=true") {
+	if !resumedLogged(readLog(t, logB), tb.schema+".t") {
 		t.Fatalf("the standby did not resume the backfill:\n%s", readLog(t, logB))
 	}
 	status, code := backfillCmd(t, cfg, "--status")
