@@ -13,9 +13,14 @@ func TestComponentMetricsSafeOnNil(t *testing.T) {
 	if c != nil || g != nil {
 		t.Fatal("a nil Metrics returned live collectors")
 	}
+	h := m.Histogram("rowsync_test_seconds", "Seconds.", nil, nil)
+	if h != nil {
+		t.Fatal("a nil Metrics returned a live histogram")
+	}
 	c.Inc() // no-ops, no panic
 	c.Add(2)
 	g.Set(3)
+	h.Observe(1)
 }
 
 func TestComponentMetricsShared(t *testing.T) {
@@ -28,6 +33,8 @@ func TestComponentMetricsShared(t *testing.T) {
 	other.Inc()
 	g := m.Gauge("rowsync_test_backlog", "Backlog.", nil)
 	g.Set(7)
+	m.Histogram("rowsync_test_seconds", "Seconds.", nil, []float64{1, 2}).Observe(1.5)
+	m.Histogram("rowsync_test_seconds", "Seconds.", nil, []float64{1, 2}).Observe(0.5)
 	got := map[string]float64{}
 	mfs, err := m.Registry.Gather()
 	if err != nil {
@@ -44,6 +51,8 @@ func TestComponentMetricsShared(t *testing.T) {
 				got[key] = mt.Counter.GetValue()
 			case mt.Gauge != nil:
 				got[key] = mt.Gauge.GetValue()
+			case mt.Histogram != nil:
+				got[key] = float64(mt.Histogram.GetSampleCount())
 			}
 		}
 	}
@@ -51,6 +60,7 @@ func TestComponentMetricsShared(t *testing.T) {
 		"rowsync_test_reconnects_total,source=kafka":    3,
 		"rowsync_test_reconnects_total,source=rabbitmq": 1,
 		"rowsync_test_backlog":                          7,
+		"rowsync_test_seconds":                          2,
 	} {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)
