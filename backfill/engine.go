@@ -38,6 +38,10 @@ type Engine struct {
 	// fails unless MySQL is that server, since its watermarks are binlog
 	// positions and another server's would order chunks wrongly.
 	StreamServer func(ctx context.Context) (uint64, error)
+	// Only, when set, picks the states this engine runs; it leaves the
+	// others to another owner (`rowsync snapshot` runs only its own
+	// requests). nil: every active state.
+	Only func(State) bool
 	// Owner names this process in the states and the heartbeat.
 	Owner  string
 	Config Config
@@ -64,6 +68,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("stage", "backfill")
+	defer e.release(ctx, log)
 	var lastBeat time.Time
 	var warned time.Time
 	t := time.NewTicker(cfg.Poll)
@@ -86,7 +91,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if st.Status.Active() {
+			if st.Status.Active() && (e.Only == nil || e.Only(st)) {
 				e.runOne(ctx, cfg, log, st)
 			}
 		}
@@ -206,8 +211,13 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 					return err
 				}
 				var err error
-				if r, err = NewReader(ctx, e.MySQL, st, cfg.Chunk, cfg.Method); err != nil {
+				if r, err = openReader(ctx, e.MySQL, st, cfg.Chunk, cfg.Method, e.Source.Still()); err != nil {
 					return err
+				}
+				if r.FullScan() {
+					// one scan from the first row: earlier progress is read again
+					st.Rows, st.Dropped, st.Chunks, st.Cursor = 0, 0, 0, nil
+					saved = st
 				}
 			}
 			t0 := time.Now()
@@ -293,6 +303,22 @@ func (e *Engine) sameServer(ctx context.Context) error {
 		return fmt.Errorf("rows are read from server_id %d but the binlog is streamed from server_id %d: a chunk's watermarks are binlog positions of the server it is read from, so mysql: must be the binlog source's server (or be left out): %w", got, want, cdc.ErrPermanent)
 	}
 	return nil
+}
+
+// release clears this owner's heartbeat as it stops, so that `rowsync
+// snapshot` (which refuses beside a running owner) and `rowsync backfill`
+// see at once that the pipeline is not running. A beat of another owner
+// is left alone.
+func (e *Engine) release(ctx context.Context, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	owner, _, err := e.Store.Owner(ctx)
+	if err == nil && owner == e.Owner {
+		err = e.Store.Beat(ctx, "")
+	}
+	if err != nil {
+		log.Warn("backfill heartbeat not cleared: rowsync snapshot refuses until it is older than "+OwnerTimeout.String(), "err", err)
+	}
 }
 
 // maxInFlight bounds the chunks handed to the pipeline and not yet

@@ -104,6 +104,7 @@ type Reader struct {
 	keys   [][]string // a key-list backfill's keys; nil for the whole table
 	next   int        // index of the next key to read
 	chunk  int
+	scan   bool // a keyless table read in one full scan, no watermarks
 }
 
 // NewReader opens db.table for st: the whole table after st.Cursor, or
@@ -111,6 +112,15 @@ type Reader struct {
 // key is an error wrapping refetch.ErrNoKey; a missing one wraps
 // refetch.ErrNoTable.
 func NewReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int, method Method) (*Reader, error) {
+	return openReader(ctx, rf, st, chunk, method, false)
+}
+
+// openReader is NewReader; with fullScan (no stream runs beside the
+// reader: `rowsync snapshot`) a whole-table read of a table without a
+// primary key is one streaming full scan (refetch.Cursor.Next) instead of
+// an error: its chunks carry no watermarks and no cursor, and a new
+// Reader starts it over from the first row.
+func openReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int, method Method, fullScan bool) (*Reader, error) {
 	if st.Chunk > 0 {
 		chunk = st.Chunk
 	}
@@ -123,6 +133,10 @@ func NewReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int, 
 	fail := func(err error) (*Reader, error) {
 		cur.Close()
 		return nil, err
+	}
+	if len(cur.PK()) == 0 && fullScan && st.Keys == nil {
+		r.scan = true
+		return r, nil
 	}
 	if len(cur.PK()) == 0 {
 		return fail(fmt.Errorf("backfill %s: %w: it cannot be read in chunks that resume by key (use rowsync snapshot with run stopped)", st.Name(), refetch.ErrNoKey))
@@ -162,6 +176,10 @@ func (r *Reader) Columns() []cdc.Column            { return r.cur.Columns() }
 func (r *Reader) Method() Method                   { return r.method }
 func (r *Reader) KeyOf(row cdc.Row) (string, bool) { return r.cur.KeyOf(row) }
 
+// FullScan reports a keyless table read in one full scan: its chunks
+// have no watermarks and no cursor to resume from.
+func (r *Reader) FullScan() bool { return r.scan }
+
 // Close releases the cursor.
 func (r *Reader) Close() error { return r.cur.Close() }
 
@@ -171,6 +189,12 @@ func (r *Reader) Close() error { return r.cur.Close() }
 func (r *Reader) Next(ctx context.Context) (Chunk, error) {
 	if r.keys != nil && r.next >= len(r.keys) {
 		return Chunk{}, io.EOF
+	}
+	if r.scan {
+		var c Chunk
+		var err error
+		c.Rows, c.Bad, err = r.cur.Next(ctx)
+		return c, err
 	}
 	conn, err := r.rf.Conn(ctx)
 	if err != nil {

@@ -37,6 +37,7 @@ import (
 type Source struct {
 	inner   cdc.Source
 	through bool
+	still   *still // the stream of NewStill; nil for a real one
 
 	startOnce sync.Once
 	pumpCtx   context.Context
@@ -88,6 +89,47 @@ func NewSource(inner cdc.Source, through bool) *Source {
 	return &Source{inner: inner, through: through, pumpCtx: ctx, stop: stop,
 		pumped: make(chan cdc.Batch, 1), pumpDone: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
+
+// NewStill returns a Source with no stream in it, for a pipeline that is
+// not running (`rowsync snapshot`): it has no changes, so each chunk goes
+// out at once and nothing is dropped, and a table without a primary key
+// may be read in one full scan (the Engine sees Still). Finish ends it.
+func NewStill() *Source {
+	st := &still{end: make(chan struct{})}
+	s := NewSource(st, false)
+	s.still = st
+	return s
+}
+
+// Still reports a Source made by NewStill: no stream runs beside the
+// backfills.
+func (s *Source) Still() bool { return s.still != nil }
+
+// Finish ends a Still source: once every chunk is handed out, Next
+// returns cdc.ErrEndOfStream, so the pipeline applies and acks what it
+// holds and returns. No-op on a Source over a real stream.
+func (s *Source) Finish() {
+	if s.still != nil {
+		s.still.once.Do(func() { close(s.still.end) })
+	}
+}
+
+// still is the empty stream under NewStill.
+type still struct {
+	once sync.Once
+	end  chan struct{}
+}
+
+func (st *still) Next(ctx context.Context) (cdc.Batch, error) {
+	select {
+	case <-st.end:
+		return cdc.Batch{}, cdc.ErrEndOfStream
+	case <-ctx.Done():
+		return cdc.Batch{}, ctx.Err()
+	}
+}
+
+func (*still) Close(context.Context) error { return nil }
 
 // Inner returns the wrapped stream.
 func (s *Source) Inner() cdc.Source { return s.inner }

@@ -162,3 +162,39 @@ func anyActive(states []State) bool {
 	}
 	return false
 }
+
+// WriteSummary prints one line per state (rows, seconds from started to
+// finished, rows/s, status and a failure's error) and a total line: what
+// `rowsync snapshot` prints at its end.
+func WriteSummary(w io.Writer, states []State) error {
+	if len(states) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tROWS\tSECONDS\tROWS/S\tSTATUS")
+	var rows int64
+	var secs float64
+	for _, s := range states {
+		d := 0.0
+		if !s.Started.IsZero() && !s.Finished.IsZero() {
+			d = s.Finished.Sub(s.Started).Seconds()
+		}
+		rate := "-"
+		if r, ok := s.Rate(); ok {
+			rate = strconv.FormatFloat(r, 'f', 0, 64)
+		}
+		status := string(s.Status)
+		if s.Error != "" {
+			status += ": " + oneLine(s.Error)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%s\t%s\n", s.Name(), s.Rows, d, rate, status)
+		rows += s.Rows
+		secs += d
+	}
+	rate := "-"
+	if secs > 0 {
+		rate = strconv.FormatFloat(float64(rows)/secs, 'f', 0, 64)
+	}
+	fmt.Fprintf(tw, "total\t%d\t%.2f\t%s\n", rows, secs, rate)
+	return tw.Flush()
+}

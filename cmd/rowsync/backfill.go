@@ -304,10 +304,7 @@ var (
 
 // wait follows states to their end and prints the outcome.
 func (b backfillCmd) wait(ctx context.Context, states []backfill.State) int {
-	show := b.progressLines()
-	if f, ok := b.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		show = b.progressBar()
-	}
+	show := b.display()
 	lastOwnerCheck := time.Now()
 	final, err := backfill.Wait(ctx, b.store, states, waitPoll, func(cur []backfill.State, err error) {
 		if err != nil {
@@ -341,6 +338,15 @@ func (b backfillCmd) wait(ctx context.Context, states []backfill.State) int {
 		}
 	}
 	return code
+}
+
+// display shows the progress of backfills (snapshot's too): a bar when
+// stderr is a terminal, else progress lines.
+func (b backfillCmd) display() func([]backfill.State, bool) {
+	if f, ok := b.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return b.progressBar()
+	}
+	return b.progressLines()
 }
 
 // progressLines prints each table's progress line every waitLines while

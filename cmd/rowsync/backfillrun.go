@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/rowsync/rowsync/backfill"
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/pipeline"
-	"github.com/rowsync/rowsync/refetch"
 	"github.com/rowsync/rowsync/source/binlog"
 )
 
@@ -33,16 +31,10 @@ func runBackfills(d *deps, src cdc.Source, routes []pipeline.Route, owner string
 		log.Info("backfill off: no store for backfill requests", "err", err)
 		return src, nil, noop, nil
 	}
-	if rc.Timeout == 0 {
-		rc.Timeout = time.Minute // a chunk of wide rows on a busy server
-	}
-	if rc.MaxOpenConns == 0 {
-		rc.MaxOpenConns = 2
-	}
-	rf, err := refetch.New(rc, log.With("stage", "backfill"))
+	rf, err := backfill.OpenMySQL(rc, log.With("stage", "backfill"))
 	if err != nil {
 		store.Close()
-		return src, nil, noop, fmt.Errorf("mysql: %w", err)
+		return src, nil, noop, err
 	}
 	tables, err := snapshotTables(d.cfg, routes, nil)
 	if err != nil {

@@ -241,7 +241,7 @@ tables:
 		ctx := context.Background()
 		f.db.Exec("DROP DATABASE IF EXISTS " + f.schema)
 		f.db.Close()
-		for _, pat := range []string{f.schema + "_*", "ord:" + f.schema + ":*", "rowsync:checkpoint:" + f.name} {
+		for _, pat := range []string{f.schema + "_*", "ord:" + f.schema + ":*", "rowsync:checkpoint:" + f.name, "rowsync:checkpoint:" + f.name + ":*"} {
 			iter := f.rdb.Scan(ctx, 0, pat, 1000).Iterator()
 			for iter.Next(ctx) {
 				f.rdb.Del(ctx, iter.Val())

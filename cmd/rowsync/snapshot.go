@@ -11,49 +11,51 @@ import (
 	"os/signal"
 	"regexp"
 	"syscall"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
-
+	"github.com/rowsync/rowsync/backfill"
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/config"
 	"github.com/rowsync/rowsync/invalidator"
 	"github.com/rowsync/rowsync/metrics"
 	"github.com/rowsync/rowsync/pipeline"
 	"github.com/rowsync/rowsync/refetch"
-	"github.com/rowsync/rowsync/snapshot"
 	"github.com/rowsync/rowsync/source/binlog"
 )
 
 const snapshotHelp = `usage: rowsync snapshot -c FILE [--tables REGEX] [--chunk N] [--force]
 
-Copies the rows that already exist in MySQL into the configured sinks
-(redis_hash and mongo tables; invalidate is skipped: there is nothing to
-invalidate yet), as Insert events through the same pipeline as 'run'
-(sharding, retries, dead letter). Then start 'rowsync run'.
+Copies the rows that already exist in MySQL into the configured sinks of
+a pipeline that is not running (redis_hash and mongo tables; invalidate
+is skipped: there is nothing to invalidate yet), then exits. It is the
+backfill of 'rowsync backfill' with no stream beside it: the same chunk
+reader and pipeline as 'run' (sharding, retries, dead letter), each table
+one backfill request stored beside the checkpoint, so 'rowsync backfill
+--status' shows its progress, and an interrupted snapshot run again
+resumes each table from its last applied chunk. Then start 'rowsync run'.
 
 Tables: every base table matched by a tables[] entry with redis_hash or
 mongo (and by source.binlog include/exclude), limited by --tables. Each is
-read in primary-key order, --chunk rows per query, with keyset pagination
-(WHERE key > last ORDER BY key LIMIT n). A table without a primary key is
-read in one streaming full scan.
+read in primary-key order, --chunk rows per query (keyset pagination),
+each chunk in its own consistent read with its binlog position as the
+rows' version. A table without a primary key is read in one streaming
+full scan (it cannot resume: it is read again from its first row).
 
 Where rows are read: mysql.dsn if set, else the binlog source's server with
 its credentials. A kafka or rabbitmq source needs mysql: {dsn: ...}.
 
-Consistency: chunks are separate short reads, not one transaction, so a
-table is not copied as of one instant. With a binlog source that has no
-checkpoint yet, snapshot first saves the source's start position (default:
-the current binlog end) as the checkpoint; 'rowsync run' then streams every
-change made during and after the snapshot, and since every write is a full
-row image the sinks converge on the current rows. If a checkpoint exists,
-snapshot refuses unless --force: a pipeline has already run, and a snapshot
-taken while 'rowsync run' is running can overwrite a newer row with the
-older copy it read (snapshot writes carry no version). Stop 'run' first;
-with --force the checkpoint is kept and 'run' resumes from it. With kafka
-or rabbitmq, make sure the consumer group's position (or the retained
-messages) covers changes from before the snapshot started.
+Consistency: with a binlog source that has no checkpoint yet, snapshot
+first saves the source's start position (default: the current binlog end)
+as the checkpoint; 'rowsync run' then streams every change made during and
+after the snapshot, and the sinks converge on the current rows. Snapshot
+refuses while a 'rowsync run' of the pipeline is running (its heartbeat
+beside the checkpoint is younger than 30s): use 'rowsync backfill TABLE...'
+then, which copies tables into a running pipeline safely. If a checkpoint
+exists, snapshot refuses unless --force: with 'run' stopped, --force keeps
+the checkpoint and 'run' resumes from it. With kafka or rabbitmq, make
+sure the consumer group's position (or the retained messages) covers
+changes from before the snapshot started.
+
+Exit 0 when every table is done, 1 when one failed (the summary says why).
 
 Flags:
 `
@@ -69,7 +71,7 @@ func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
 	var fl snapshotFlags
 	cfg, _, code := loadConfig("snapshot", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&fl.tables, "tables", "", `only tables whose "db.table" matches this regex (anchored)`)
-		fs.IntVar(&fl.chunk, "chunk", snapshot.DefaultChunk, fmt.Sprintf("rows per query and per batch (at most %d)", refetch.MaxChunkSize))
+		fs.IntVar(&fl.chunk, "chunk", backfill.DefaultChunk, fmt.Sprintf("rows per query and per batch (at most %d)", refetch.MaxChunkSize))
 		fs.BoolVar(&fl.force, "force", false, "snapshot even though a binlog checkpoint exists (stop 'rowsync run' first)")
 		fs.Usage = func() {
 			fmt.Fprint(fs.Output(), snapshotHelp)
@@ -92,8 +94,8 @@ func cmdSnapshot(args []string, stdout, stderr io.Writer) int {
 	log := scrubbedLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stats, err := runSnapshot(ctx, cfg, rc, fl, only, log, stderr)
-	printSnapshotSummary(stdout, stats)
+	states, err := runSnapshot(ctx, cfg, rc, fl, only, log, stdout, stderr)
+	backfill.WriteSummary(stdout, states)
 	if err != nil {
 		log.Error("snapshot failed", "err", err)
 		return exitFail
@@ -153,11 +155,11 @@ func snapshotTables(cfg *config.Config, routes []pipeline.Route, only *regexp.Re
 	}, nil
 }
 
-// runSnapshot copies every selected table through the pipeline into the
-// sinks, with a binlog source's start pinned first. It returns the
-// per-table stats (also on failure, for the summary).
+// runSnapshot runs the backfill of every selected table with no stream
+// (backfill.Snapshot), a binlog source's start pinned first, and returns
+// the tables' last states (also on failure, for the summary).
 func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl snapshotFlags, only *regexp.Regexp,
-	log *slog.Logger, stderr io.Writer) ([]snapshot.TableStats, error) {
+	log *slog.Logger, stdout, stderr io.Writer) ([]backfill.State, error) {
 	base := log // the pipeline adds the pipeline attribute itself
 	log = log.With("pipeline", cfg.Name)
 	d, err := newDeps(cfg, log)
@@ -174,28 +176,50 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	if err != nil {
 		return nil, err
 	}
+	var store backfill.Store
+	if store, err = backfillStore(d); err != nil {
+		// a queue source's config may name no place for a checkpoint
+		log.Warn("no backfill store: the snapshot's progress is kept in memory only ('rowsync backfill --status' will not show it)", "err", err)
+		store = backfill.NewMemory()
+	}
+	defer store.Close()
 	dl, err := openDeadLetter(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer dl.Close()
+	rf, err := backfill.OpenMySQL(rc, log.With("stage", "snapshot"))
+	if err != nil {
+		return nil, err
+	}
+	defer rf.Close()
 
 	setMemoryLimit(cfg.Pipeline, log)
-	job := snapshot.Copy{MySQL: rc, Tables: match, Routes: routes, Pipeline: pipelineOptions(d, dl, metrics.New(), base),
-		Chunk: fl.chunk, Logger: log,
-		Progress: func(ctx context.Context, stop <-chan struct{}, p snapshot.Progress) {
-			showProgress(ctx, stop, p, log, stderr)
-		}}
+	m := metrics.New()
+	bc, _ := config.Block[backfill.Config](cfg, "backfill")
+	host, _ := os.Hostname()
+	show := backfillCmd{cfg: cfg, store: store, stdout: stdout, stderr: stderr}.display()
+	job := backfill.Snapshot{MySQL: rf, Store: store, Tables: match, Routes: routes,
+		Pipeline: pipelineOptions(d, dl, m, base), Chunk: fl.chunk, Config: bc,
+		Owner: fmt.Sprintf("snapshot %s/%d", host, os.Getpid()), Poll: waitPoll,
+		Progress: func(cur []backfill.State, err error) {
+			if err != nil {
+				log.Warn("backfill store not readable; retrying", "err", err)
+				return
+			}
+			show(cur, false)
+		},
+		Metrics: m, Logger: log}
 	if cfg.Source == binlog.Name {
 		job.Pin = func(ctx context.Context) error {
-			store, err := checkpointStore(d)
+			cp, err := checkpointStore(d)
 			if err != nil {
 				return fmt.Errorf("checkpoint: %w", err)
 			}
-			defer store.Close()
-			return snapshot.PinStart(ctx, store, cfg.Name, fl.force, func(ctx context.Context) (cdc.Source, error) {
+			defer cp.Close()
+			return backfill.PinStart(ctx, cp, cfg.Name, fl.force, func(ctx context.Context) (cdc.Source, error) {
 				bc, _ := config.Block[binlog.Config](cfg, "source.binlog")
-				src, err := binlog.New(ctx, bc, store, log)
+				src, err := binlog.New(ctx, bc, cp, log)
 				if err != nil {
 					return nil, fmt.Errorf("source.binlog: %w", err)
 				}
@@ -203,7 +227,11 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 			}, log)
 		}
 	}
-	return snapshot.Run(ctx, job)
+	states, err := job.Run(ctx)
+	if states != nil {
+		show(states, true)
+	}
+	return states, err
 }
 
 // snapshotRoutes builds the sinks `run` would, routed alike, except the
@@ -217,102 +245,4 @@ func snapshotRoutes(ctx context.Context, d *deps) ([]pipeline.Route, error) {
 		return nil, errors.New("no redis_hash or mongo table: nothing for a snapshot to write")
 	}
 	return routes, nil
-}
-
-// showProgress draws a progress bar on stderr when it is a terminal, and
-// otherwise logs the progress every 5 seconds, until stop closes.
-func showProgress(ctx context.Context, stop <-chan struct{}, p snapshot.Progress, log *slog.Logger, stderr io.Writer) {
-	f, isFile := stderr.(*os.File)
-	if !isFile || !term.IsTerminal(int(f.Fd())) {
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				cur, applied, done := progressOf(p.Stats())
-				log.Info("snapshot progress", "table", cur, "rows", applied, "tables_done", done, "tables", p.Tables)
-			}
-		}
-	}
-	bar := progressbar.NewOptions64(max(p.Estimate(ctx), 1),
-		progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("snapshot"),
-		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
-		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true),
-		progressbar.OptionFullWidth(), progressbar.OptionClearOnFinish())
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			bar.Finish()
-			return
-		case <-t.C:
-			cur, applied, done := progressOf(p.Stats())
-			if applied > bar.GetMax64() { // the estimate was low
-				bar.ChangeMax64(applied + applied/10)
-			}
-			bar.Describe(fmt.Sprintf("[%d/%d] %s", done, p.Tables, cur))
-			bar.Set64(applied)
-		}
-	}
-}
-
-// progressOf returns the table being read, the rows applied in all, and
-// how many tables are done.
-func progressOf(stats []snapshot.TableStats) (cur string, applied int64, done int) {
-	for _, st := range stats {
-		applied += st.Applied
-		if st.Done() {
-			done++
-		} else if cur == "" && !st.Start.IsZero() {
-			cur = st.DB + "." + st.Table
-		}
-	}
-	return cur, applied, done
-}
-
-// printSnapshotSummary prints one line per table: rows, seconds, rows/s.
-func printSnapshotSummary(w io.Writer, stats []snapshot.TableStats) {
-	if len(stats) == 0 {
-		return
-	}
-	width := len("table")
-	for _, st := range stats {
-		width = max(width, len(st.DB)+1+len(st.Table))
-	}
-	fmt.Fprintf(w, "%-*s  %10s  %9s  %10s  %s\n", width, "table", "rows", "seconds", "rows/s", "status")
-	var rows int64
-	var secs float64
-	for _, st := range stats {
-		d := st.Duration().Seconds()
-		rate := 0.0
-		if d > 0 {
-			rate = float64(st.Applied) / d
-		}
-		status := "ok"
-		switch {
-		case st.Gone:
-			status = "gone (dropped before it was read)"
-		case st.Start.IsZero():
-			status = "not started"
-		case !st.Done():
-			status = "incomplete"
-		}
-		if st.Bad > 0 {
-			status += fmt.Sprintf(", %d row(s) to the dead letter", st.Bad)
-		}
-		if st.Keyless {
-			status += ", no primary key: full scan"
-		}
-		fmt.Fprintf(w, "%-*s  %10d  %9.2f  %10.0f  %s\n", width, st.DB+"."+st.Table, st.Applied, d, rate, status)
-		rows += st.Applied
-		secs += d
-	}
-	rate := 0.0
-	if secs > 0 {
-		rate = float64(rows) / secs
-	}
-	fmt.Fprintf(w, "%-*s  %10d  %9.2f  %10.0f\n", width, "total", rows, secs, rate)
 }

@@ -17,7 +17,9 @@ import (
 // TestSnapshotThenRun: rows written before rowsync ever ran are copied by
 // `rowsync snapshot` (while more changes are being written), which pins
 // the binlog position first; `rowsync run` then streams everything since,
-// and Redis ends up equal to MySQL.
+// and Redis ends up equal to MySQL. The snapshot's tables are backfills in
+// the pipeline's store (`backfill --status` lists them), and a snapshot
+// beside the running `run` is refused in favour of `rowsync backfill`.
 func TestSnapshotThenRun(t *testing.T) {
 	f := newFixture(t, "127.0.0.1:6379", e2eRedisDB)
 	w := newWorkload(f, 3)
@@ -57,6 +59,13 @@ writing:
 		t.Fatalf("no checkpoint saved by the snapshot: %d %v", n, err)
 	}
 
+	status, err := exec.Command(rowsyncBin, "backfill", "-c", f.cfgPath, "--status").CombinedOutput()
+	for _, table := range []string{f.schema + ".users", f.schema + ".orders"} {
+		if err != nil || !regexp.MustCompile(regexp.QuoteMeta(table)+`\s+done\s`).Match(status) {
+			t.Fatalf("backfill --status after the snapshot lacks %s done: %v\n%s", table, err, status)
+		}
+	}
+
 	// A second snapshot refuses: the checkpoint exists.
 	again := exec.Command(rowsyncBin, "snapshot", "-c", f.cfgPath)
 	msg, err := again.CombinedOutput()
@@ -71,6 +80,11 @@ writing:
 	t.Logf("%d row changes written in all; Redis equals MySQL: %v", w.changes, st)
 	if dl := f.deadLetters(); dl != "" {
 		t.Fatalf("unexpected dead letters:\n%s", dl)
+	}
+	// beside the running pipeline even --force refuses: backfill is the way
+	msg, err = exec.Command(rowsyncBin, "snapshot", "-c", f.cfgPath, "--force").CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "the pipeline is running") || !strings.Contains(string(msg), "rowsync backfill") {
+		t.Fatalf("snapshot beside run: %v\n%s", err, msg)
 	}
 	p.stop(t)
 
