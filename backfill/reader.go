@@ -115,12 +115,15 @@ func NewReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int, 
 	return openReader(ctx, rf, st, chunk, method, false)
 }
 
-// openReader is NewReader; with fullScan (no stream runs beside the
-// reader: `rowsync snapshot`) a whole-table read of a table without a
-// primary key is one streaming full scan (refetch.Cursor.Next) instead of
-// an error: its chunks carry no watermarks and no cursor, and a new
-// Reader starts it over from the first row.
-func openReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int, method Method, fullScan bool) (*Reader, error) {
+// openReader is NewReader; still says no stream runs beside the reader
+// (`rowsync snapshot`, NewStill), so no chunk needs ordering against one:
+// each chunk is a plain consistent read (MethodSnapshot; on MySQL its
+// watermarks are zero, and no locking-read grant is needed), and a
+// whole-table read of a table without a primary key is one streaming full
+// scan (refetch.Cursor.Next) instead of an error: its chunks carry no
+// watermarks and no cursor, and a new Reader starts it over from the
+// first row.
+func openReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int, method Method, still bool) (*Reader, error) {
 	if st.Chunk > 0 {
 		chunk = st.Chunk
 	}
@@ -134,7 +137,7 @@ func openReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int,
 		cur.Close()
 		return nil, err
 	}
-	if len(cur.PK()) == 0 && fullScan && st.Keys == nil {
+	if len(cur.PK()) == 0 && still && st.Keys == nil {
 		r.scan = true
 		return r, nil
 	}
@@ -154,6 +157,10 @@ func openReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int,
 		} else if err := cur.Seek(st.Cursor); err != nil {
 			return fail(fmt.Errorf("backfill %s: cursor: %w: %w", st.Name(), err, cdc.ErrPermanent))
 		}
+	}
+	if still {
+		r.method = MethodSnapshot
+		return r, nil
 	}
 	conn, err := rf.Conn(ctx)
 	if err != nil {

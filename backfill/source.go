@@ -92,8 +92,9 @@ func NewSource(inner cdc.Source, through bool) *Source {
 
 // NewStill returns a Source with no stream in it, for a pipeline that is
 // not running (`rowsync snapshot`): it has no changes, so each chunk goes
-// out at once and nothing is dropped, and a table without a primary key
-// may be read in one full scan (the Engine sees Still). Finish ends it.
+// out at once, nothing is dropped, and its events carry no version (0);
+// a table without a primary key may be read in one full scan and chunks
+// are plain consistent reads (the Engine sees Still). Finish ends it.
 func NewStill() *Source {
 	st := &still{end: make(chan struct{})}
 	s := NewSource(st, false)
@@ -297,6 +298,13 @@ func (s *Source) ready() (cdc.Batch, bool) {
 		return seen && (!s.through || v > low)
 	}
 	pos := cdc.Position{Version: low, Text: em.Text}
+	if s.still != nil {
+		// no stream to order against, and the rows may come from another
+		// server than the log's (a replica): version 0, which
+		// version-guarded sinks take; the log streamed after the snapshot
+		// (from the checkpoint pinned before it) brings every later change
+		pos.Version = 0
+	}
 	b := cdc.Batch{Events: make([]cdc.Event, 0, len(em.Chunk.Rows)+len(em.Chunk.Missing))}
 	add := func(op cdc.Op, rows []cdc.Row) {
 		for _, row := range rows {
