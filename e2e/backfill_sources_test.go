@@ -280,17 +280,26 @@ func diffRows(rdb *goredis.Client, prefix, versionField string, want map[string]
 // combined output and exit code.
 func backfillCmd(t *testing.T, cfg string, args ...string) (string, int) {
 	t.Helper()
+	out, code := backfillCmdErr(cfg, args...)
+	if code < 0 {
+		t.Fatalf("rowsync backfill: %s", out)
+	}
+	return out, code
+}
+
+// backfillCmdErr is backfillCmd for any goroutine: code -1 (and the error
+// in the output) when the command did not run or exit.
+func backfillCmdErr(cfg string, args ...string) (string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := cli(ctx, append([]string{"backfill", "-c", cfg}, args...)...)
 	if err == nil {
 		return out, 0
 	}
-	ee, ok := err.(*exec.ExitError)
-	if !ok {
-		t.Fatalf("rowsync backfill: %v\n%s", err, out)
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() >= 0 {
+		return out, ee.ExitCode()
 	}
-	return out, ee.ExitCode()
+	return fmt.Sprintf("%v\n%s", err, out), -1
 }
 
 // backfillStates reads the pipeline's backfill states.
@@ -329,7 +338,7 @@ func backfillUnderQueue(t *testing.T, tb *srcTable, rdb *goredis.Client, store b
 	go func() {
 		defer wg.Done()
 		defer close(done)
-		r.waitOut, code = backfillCmd(t, cfg, "--wait", tb.schema+".t")
+		r.waitOut, code = backfillCmdErr(cfg, "--wait", tb.schema+".t")
 	}()
 	var held [][]byte
 	seq := 0
@@ -495,9 +504,17 @@ redis:
 	logB := s.log + ".b"
 	showLogOnFailure(t, logB)
 	b := rowsync(t, cfg, logB)
-	if out, code := backfillCmd(t, cfg, tb.schema+".t"); code != 0 {
-		t.Fatalf("rowsync backfill: exit %d\n%s", code, out)
-	}
+	// --wait follows the backfill across the owner change
+	var waitOut string
+	waitCode := -1
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		waitOut, waitCode = backfillCmdErr(cfg, "--wait", tb.schema+".t")
+	}()
+	waitFor(t, "the backfill requested", time.Minute, func() (bool, string) {
+		return len(backfillStates(t, store)) == 1, "no state yet"
+	})
 	seq := 0
 	work := func(n int) {
 		for range n {
@@ -542,6 +559,14 @@ redis:
 	}
 	if !resumedLogged(readLog(t, logB), tb.schema+".t") {
 		t.Fatalf("the standby did not resume the backfill:\n%s", readLog(t, logB))
+	}
+	select {
+	case <-waited:
+	case <-time.After(time.Minute):
+		t.Fatal("backfill --wait still running a minute after the backfill was done")
+	}
+	if waitCode != 0 || !strings.Contains(waitOut, ": done, ") {
+		t.Fatalf("backfill --wait: exit %d\n%s", waitCode, waitOut)
 	}
 	status, code := backfillCmd(t, cfg, "--status")
 	if code != 0 || !strings.Contains(status, " done ") || !strings.Contains(status, "run by "+end.Owner) {
