@@ -285,8 +285,8 @@ func (s *Source) ready() (cdc.Batch, bool) {
 	s.rec = nil
 	low := em.Chunk.Low.Version()
 	drop := func(row cdc.Row) bool {
-		if rec == nil {
-			return false
+		if rec == nil || len(rec.keys) == 0 {
+			return false // nothing recorded: no key to compute per row
 		}
 		k, ok := rec.key(row)
 		if !ok {

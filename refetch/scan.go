@@ -54,7 +54,8 @@ type Cursor struct {
 	db, table string
 	ti        *tableInfo
 	pk        []string
-	pkIdx     []int // ti.cols index of each key column
+	pkIdx     []int         // ti.cols index of each key column
+	pkCols    []*cdc.Column // the key columns, in key order
 	chunk     int
 
 	after []any    // query arguments of the last key read; nil before the first chunk
@@ -97,6 +98,7 @@ func (r *Refetcher) Scan(ctx context.Context, db, table string, chunk int) (*Cur
 			return nil, fmt.Errorf("scan %s.%s: primary key column %q not among the columns (table changed?)", db, table, name)
 		}
 		c.pkIdx = append(c.pkIdx, i)
+		c.pkCols = append(c.pkCols, &ti.cols[i])
 	}
 	c.sel = "SELECT " + ti.sel + " FROM " + quote(db) + "." + quote(table)
 	if len(pk) > 0 {
@@ -231,15 +233,16 @@ func (c *Cursor) writeKeyOf(b *strings.Builder, row cdc.Row) bool {
 	if len(c.pk) == 0 {
 		return false
 	}
-	cols := make([]*cdc.Column, len(c.pk))
-	for j, i := range c.pkIdx {
-		cols[j] = &c.ti.cols[i]
+	var buf [4]cdc.Value
+	vals := buf[:0]
+	if len(c.pk) > len(buf) {
+		vals = make([]cdc.Value, 0, len(c.pk))
 	}
-	vals := make([]cdc.Value, len(c.pk))
-	if eventKey(row, c.pk, cols, vals) != nil {
+	vals = vals[:len(c.pk)]
+	if eventKey(row, c.pk, c.pkCols, vals) != nil {
 		return false
 	}
-	writeKey(b, cols, vals)
+	writeKey(b, c.pkCols, vals)
 	return true
 }
 
