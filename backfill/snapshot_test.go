@@ -223,3 +223,62 @@ func TestPinStart(t *testing.T) {
 		t.Fatalf("pin with nothing saved: %v", err)
 	}
 }
+
+// cancelSink applies events and cancels the snapshot's context at its
+// first batch, like a Ctrl-C in the middle of the copy.
+type cancelSink struct {
+	recordSink
+	cancel context.CancelFunc
+}
+
+func (s *cancelSink) Apply(ctx context.Context, evs []cdc.Event) error {
+	s.cancel()
+	return s.recordSink.Apply(ctx, evs)
+}
+
+// TestSnapshotInterruptedAndRefused: a snapshot stopped in the middle
+// fails saying so and leaves its table active in the store; the next one
+// resumes it to Done. A table with an active key-list backfill (verify
+// --repair) is refused before anything is requested.
+func TestSnapshotInterruptedAndRefused(t *testing.T) {
+	_, s := testSchema(t, binlogAddr, "CREATE TABLE $S.t (id INT PRIMARY KEY)",
+		"INSERT INTO $S.t SELECT seq FROM mysql.seq_1_to_60")
+	store := NewMemory()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	sink := &cancelSink{cancel: cancel}
+	job := snapshotJob(t, store, s, &sink.recordSink, &deadletter.Memory{})
+	job.Routes = []pipeline.Route{{Name: "cancel", Sink: sink}}
+	states, err := job.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("interrupted snapshot: %v %+v", err, states)
+	}
+	stored, _ := store.List(ctxT(t))
+	if len(stored) != 1 || !stored[0].Status.Active() {
+		t.Fatalf("after the interruption the store holds %+v", stored)
+	}
+	job.Routes = []pipeline.Route{{Name: "rec", Sink: &sink.recordSink}}
+	states, err = job.Run(ctxT(t))
+	if err != nil || len(states) != 1 || states[0].Status != Done || states[0].ID != stored[0].ID {
+		t.Fatalf("resumed: %v %+v (first request %s)", err, states, stored[0].ID)
+	}
+	ids := map[any]bool{}
+	for _, ev := range sink.take() {
+		ids[ev.After["id"]] = true
+	}
+	if len(ids) != 60 {
+		t.Fatalf("%d distinct rows applied, want 60", len(ids))
+	}
+
+	// a key-list backfill of the table is active: refused, nothing requested
+	keys := NewMemory()
+	if err := keys.Request(ctxT(t), State{DB: s, Table: "t", ID: "k1", Status: Requested, Keys: [][]string{{"7"}}}); err != nil {
+		t.Fatal(err)
+	}
+	job.Store = keys
+	if _, err := job.Run(ctxT(t)); err == nil || !strings.Contains(err.Error(), "1 listed keys") {
+		t.Fatalf("beside a key-list backfill: %v", err)
+	}
+	if l, _ := keys.List(ctxT(t)); len(l) != 1 || l[0].ID != "k1" {
+		t.Fatalf("store after the refusal: %+v", l)
+	}
+}
