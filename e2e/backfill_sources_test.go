@@ -42,6 +42,8 @@ type srcTable struct {
 	// ahead is the backfill's cursor as last seen (0: none); chunk its
 	// rows per chunk
 	ahead, chunk int64
+	// method is the backfill's watermark method (backfill.method)
+	method string
 }
 
 func newSrcTable(t *testing.T, name string, rows int) *srcTable {
@@ -53,7 +55,7 @@ func newSrcTable(t *testing.T, name string, rows int) *srcTable {
 	db.SetMaxOpenConns(2)
 	b := &srcTable{t: t, db: db, schema: strings.ReplaceAll(name, "-", "_"), nextID: int64(rows) + 1,
 		rng:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
-		touched: map[int64]bool{}}
+		touched: map[int64]bool{}, chunk: 50, method: "auto"}
 	b.exec("DROP DATABASE IF EXISTS " + b.schema)
 	b.exec("CREATE DATABASE " + b.schema)
 	t.Cleanup(func() {
@@ -190,18 +192,19 @@ func (b *srcTable) want(prefix string) map[string]map[string]string {
 // srcYAML is the mysql:, backfill: and tables: blocks of a test config:
 // table t into Redis hashes prefix{id}, with the version guard when
 // versionField is set.
-func srcYAML(schema, prefix, versionField string, chunk int) string {
+func srcYAML(schema, prefix, versionField string, chunk int, method string) string {
 	y := fmt.Sprintf(`mysql:
   dsn: 'root@tcp(%s)/'
 backfill:
   chunk: %d
   poll: 50ms
+  method: %s
 tables:
   - match: '%s\.t'
     pk: [id]
     redis_hash:
       key: '%s{id}'
-`, srcMySQL, chunk, schema, prefix)
+`, srcMySQL, chunk, method, schema, prefix)
 	if versionField != "" {
 		y += "      version_field: " + versionField + "\n"
 	}
@@ -390,7 +393,7 @@ func queueBackfill(t *testing.T, s *setup, db int, tb *srcTable, head, versionFi
 	store := openBackfillStore(t, rdb, s.name)
 	cfg := writeFile(t, s.dir, "rowsync.yaml", head+
 		fmt.Sprintf("redis:\n  addr: 127.0.0.1:6379\n  db: %d\n", db)+processYAML(s.dl)+
-		srcYAML(tb.schema, s.prefix, versionField, int(tb.chunk)))
+		srcYAML(tb.schema, s.prefix, versionField, int(tb.chunk), tb.method))
 	p := rowsync(t, cfg, s.log)
 	r := backfillUnderQueue(t, tb, rdb, store, s, cfg, versionField != "", func(msgs [][]byte) {
 		ms := make([]changegen.Message, len(msgs))
@@ -417,11 +420,11 @@ func queueBackfill(t *testing.T, s *setup, db int, tb *srcTable, head, versionFi
 
 // kafkaBackfill is queueBackfill with a one-partition kfake topic of
 // Maxwell messages, 4,000 rows.
-func kafkaBackfill(t *testing.T, name, versionField string) {
+func kafkaBackfill(t *testing.T, name, versionField, method string) {
 	start := time.Now()
 	s := newSetup(t, name)
 	tb := newSrcTable(t, s.name, 4000)
-	tb.chunk = 50
+	tb.method = method
 	k := startKafka(t, s.name, 1)
 	produced := 0
 	r, st := queueBackfill(t, s, kafkaDB, tb, s.kafkaHeadYAML(k, "maxwell"), versionField,
@@ -440,7 +443,15 @@ func kafkaBackfill(t *testing.T, name, versionField string) {
 // table are made in MySQL and published late and out of order; with
 // version_field no key ever goes back to an older change and the end state
 // is exact: Redis equals MySQL.
-func TestBackfillKafkaVersionGuard(t *testing.T) { kafkaBackfill(t, "bfkafka", "_v") }
+func TestBackfillKafkaVersionGuard(t *testing.T) { kafkaBackfill(t, "bfkafka", "_v", "auto") }
+
+// TestBackfillKafkaLockingRead: TestBackfillKafkaVersionGuard with the
+// watermark method MySQL uses (locking_read: L is the binlog end before
+// the read, so the chunk may hold changes logged after L; their messages
+// are newer than the chunk's version and win).
+func TestBackfillKafkaLockingRead(t *testing.T) {
+	kafkaBackfill(t, "bfklock", "_v", "locking_read")
+}
 
 // TestBackfillKafkaPlain: the same without version_field, every key's
 // messages in order but delivered 60 changes behind MySQL, so many arrive
@@ -449,7 +460,7 @@ func TestBackfillKafkaVersionGuard(t *testing.T) { kafkaBackfill(t, "bfkafka", "
 // (counted, logged). A queue that keeps per-key order delivers them all
 // after it, so once the topic is drained Redis equals MySQL; the test
 // asserts that.
-func TestBackfillKafkaPlain(t *testing.T) { kafkaBackfill(t, "bfkplain", "") }
+func TestBackfillKafkaPlain(t *testing.T) { kafkaBackfill(t, "bfkplain", "", "auto") }
 
 // TestBackfillRabbitVersionGuard: TestBackfillKafkaVersionGuard with a
 // RabbitMQ queue, smaller: 2,000 rows.
@@ -457,7 +468,6 @@ func TestBackfillRabbitVersionGuard(t *testing.T) {
 	start := time.Now()
 	s := newSetup(t, "bfrabbit")
 	tb := newSrcTable(t, s.name, 2000)
-	tb.chunk = 50
 	q := startRabbit(t, s.name)
 	r, st := queueBackfill(t, s, rabbitDB, tb, s.rabbitHeadYAML(s.name, "maxwell"), "_v",
 		func(ms []changegen.Message) { q.publish(t, ms) }, func() { q.waitEmpty(t) })
@@ -492,7 +502,7 @@ redis:
   addr: 127.0.0.1:6379
   db: %d
 `, s.name, srcMySQL, 3000+rand.IntN(100000), tb.schema, kafkaDB)+processYAML(s.dl)+
-		strings.Replace(srcYAML(tb.schema, s.prefix, "", 20), "mysql:\n  dsn: 'root@tcp("+srcMySQL+")/'\n", "", 1))
+		strings.Replace(srcYAML(tb.schema, s.prefix, "", 20, "auto"), "mysql:\n  dsn: 'root@tcp("+srcMySQL+")/'\n", "", 1))
 	leaseKey := "rowsync:lease:" + s.name
 	holder := func() string { v, _ := rdb.Get(context.Background(), leaseKey).Result(); return v }
 	pidOf := func(p *proc) string { return "/" + strconv.Itoa(p.cmd.Process.Pid) + "/" }
