@@ -107,26 +107,34 @@ func TestBurstBatches(t *testing.T) {
 	}
 }
 
-// queueAll moves the burst's n transactions, as the syncer receives them,
-// into the source's backlog of received events, so that Next finds them
-// all already there, as under load.
+// queueAll moves the burst's n transactions (one row each in table
+// burst), as the syncer receives them, into the source's backlog of
+// received events, so that Next finds them all already there, as under
+// load. It counts the burst's own rows and the commit after the last one:
+// other tests write to the same server meanwhile, so their transactions
+// arrive in between and must not count.
 func queueAll(t *testing.T, s *Source, n int) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
-	for xids := 0; xids < n; {
+	for rows, done := 0, false; !done; {
 		s.mu.Lock()
 		stream := s.stream
 		s.mu.Unlock()
 		evs := stream.DumpEvents()
 		for _, e := range evs {
-			if _, ok := e.Event.(*replication.XIDEvent); ok {
-				xids++
+			switch ev := e.Event.(type) {
+			case *replication.RowsEvent:
+				if ev.Table != nil && string(ev.Table.Table) == "burst" {
+					rows += len(ev.Rows)
+				}
+			case *replication.XIDEvent:
+				done = done || rows >= n
 			}
 		}
 		s.backlog = append(s.backlog, evs...)
 		if len(evs) == 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("only %d of %d transactions arrived", xids, n)
+				t.Fatalf("only %d of %d rows arrived", rows, n)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
