@@ -502,7 +502,7 @@ redis:
   addr: 127.0.0.1:6379
   db: %d
 `, s.name, srcMySQL, 3000+rand.IntN(100000), tb.schema, kafkaDB)+processYAML(s.dl)+
-		strings.Replace(srcYAML(tb.schema, s.prefix, "", 20, "auto"), "mysql:\n  dsn: 'root@tcp("+srcMySQL+")/'\n", "", 1))
+		strings.Replace(srcYAML(tb.schema, s.prefix, "", 50, "auto"), "mysql:\n  dsn: 'root@tcp("+srcMySQL+")/'\n", "", 1))
 	leaseKey := "rowsync:lease:" + s.name
 	holder := func() string { v, _ := rdb.Get(context.Background(), leaseKey).Result(); return v }
 	pidOf := func(p *proc) string { return "/" + strconv.Itoa(p.cmd.Process.Pid) + "/" }
