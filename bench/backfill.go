@@ -157,7 +157,11 @@ func runBackfill(ctx context.Context, o *options, t *table) error {
 		return err
 	}
 	cfg = binlogConfig("bench-backfill", file, pos, "items", 1<<29+106, sinks, o.work)
-	p, err := startRowsync(ctx, o, "bench-backfill", cfg)
+	runCfg := cfg
+	if o.profDir != "" {
+		runCfg = strings.Replace(cfg, "  addr: ADMIN\n", "  addr: ADMIN\n  pprof: true\n", 1)
+	}
+	p, err := startRowsync(ctx, o, "bench-backfill", runCfg)
 	if err != nil {
 		return err
 	}
@@ -173,19 +177,43 @@ func runBackfill(ctx context.Context, o *options, t *table) error {
 	if err := waitMetric(ctx, p, func(m metrics) bool { return m.events >= streamRate }, 2*time.Minute); err != nil {
 		return fmt.Errorf("stream before the backfill: %w", err)
 	}
+	// the stream alone: its CPU per change, to tell it from the backfill's
+	pid := p.cmd.Process.Pid
+	sc0, sw0, st0 := cpuTime(pid), w.done.Load(), time.Now()
+	select {
+	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	streamCPU := float64(cpuTime(pid)-sc0) / float64(max(1, w.done.Load()-sw0))
+	streamSecs := float64(cpuTime(pid)-sc0) / float64(time.Since(st0))
+	o.log.Info("stream alone", "cpu_us_per_change", int(streamCPU/1e3), "cpu_share", fmt.Sprintf("%.2f", streamSecs))
 	store, err := backfill.Open(checkpoint.Config{File: filepath.Join(o.work, "bench-backfill.checkpoint.json")}, "bench-backfill", nil)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	pid := p.cmd.Process.Pid
 	cpu0, redis0, wrote0, req := cpuTime(pid), cpuTime(rpid), w.done.Load(), time.Now()
+	var prof chan error
+	if o.profDir != "" {
+		// the backfill's first profDur (the run's stream included)
+		prof = make(chan error, 1)
+		go func() { prof <- p.cpuProfile(ctx, filepath.Join(o.profDir, "bench-backfill.pprof"), o.profDur) }()
+	}
 	bf, err := runOnce(ctx, o, "bench-backfill-wait", cfg, 30*time.Minute,
 		"backfill", "--wait", benchSchema+".items")
 	if err != nil {
 		return err
 	}
 	cpu, bfRedis := cpuTime(pid)-cpu0, cpuTime(rpid)-redis0
+	if prof != nil {
+		if perr := <-prof; perr != nil {
+			o.log.Warn("cpu profile", "run", "bench-backfill", "err", perr)
+		}
+	}
+	if c, s, err := p.histogram(ctx, "rowsync_backfill_chunk_seconds"); err == nil && c > 0 {
+		o.log.Info("backfill chunks: read + wait for the stream", "chunks", int(c), "mean_ms", int(1000*s/c))
+	}
 	wroteRate := float64(w.done.Load()-wrote0) / time.Since(req).Seconds()
 	peak := vmHWM(pid)
 	states, err := store.List(ctx)
@@ -218,6 +246,8 @@ func runBackfill(ctx context.Context, o *options, t *table) error {
 		ratio: fmt.Sprintf("%.0f%%", 100*bfRPS/snapRPS), target: "≥ 70% of snapshot", pass: verdict(bfRPS >= 0.7*snapRPS)})
 	t.note("snapshot: %d rows in %s from process start to exit; %s; peak RSS %d MiB.",
 		n, snap.wall.Round(time.Millisecond), cpuNote(snap.cpu, snapRedis, n), snap.maxRSS>>20)
+	t.note("the stream alone (5 s before the request): rowsync CPU %.0f µs per change, %.0f%% of a core; over the backfill's %s that is ≈ %.1f µs per backfilled row of the figure above.",
+		streamCPU/1e3, 100*streamSecs, took.Round(time.Second), streamSecs*took.Seconds()*1e6/float64(n))
 	t.note("backfill: %d rows in %s from request to done (%d chunks, %d rows left to the log's newer version; `backfill --wait` exited after %s); "+
 		"%s (rowsync's includes the stream's changes meanwhile); rowsync peak RSS %d MiB (VmHWM of the whole run); the paced writer made %.0f changes/s during it.",
 		st.Rows, took.Round(time.Millisecond), st.Chunks, st.Dropped, bf.wall.Round(time.Millisecond),

@@ -390,6 +390,37 @@ func (p *proc) heapProfiles(ctx context.Context, path string) {
 	}
 }
 
+// histogram returns the count and sum of the histogram name on /metrics
+// (all label sets together).
+func (p *proc) histogram(ctx context.Context, name string) (count, sum float64, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/metrics", nil)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, perr := strconv.ParseFloat(line[i+1:], 64)
+		if perr != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, name+"_count"):
+			count += v
+		case strings.HasPrefix(line, name+"_sum"):
+			sum += v
+		}
+	}
+	return count, sum, sc.Err()
+}
+
 // cpuProfile takes a CPU profile of d from the process's admin port
 // (admin.pprof) as soon as it answers, and writes it to path. A drain
 // shorter than d leaves the process idle for the rest: idle adds few
