@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/rowsync/rowsync/cdc"
 )
@@ -48,6 +49,23 @@ func (r *Router) Entry(db, table string) (int, *Table) {
 		return -1, nil
 	}
 	return rule.Config, &r.tables[rule.Config]
+}
+
+// MayRouteDB reports whether some tables[] entry could match a table of
+// database db, judged by the literal text each match pattern starts with
+// (`shop\..*` can only match tables of shop; a pattern that starts with a
+// class or group could match any). For statements that name a database
+// and no table (DROP DATABASE).
+func (r *Router) MayRouteDB(db string) bool {
+	for _, rule := range r.lookup.Rules() {
+		prefix, _ := rule.Match.LiteralPrefix()
+		prefix = strings.TrimPrefix(prefix, "^")
+		name := db + "."
+		if strings.HasPrefix(name, prefix) || strings.HasPrefix(prefix, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // KeyColumns returns the pk: of the entry deciding db.table, or nil.

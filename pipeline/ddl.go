@@ -21,6 +21,9 @@ import (
 type DDLReport struct {
 	// Match reports whether the pipeline routes db.table to a sink.
 	Match func(db, table string) bool
+	// MatchDB reports whether the pipeline may route some table of db
+	// (for DROP DATABASE, which names no table). Default: every db.
+	MatchDB func(db string) bool
 	// Logger may be nil.
 	Logger *slog.Logger
 
@@ -44,7 +47,7 @@ func (r *DDLReport) OnDDL(d cdc.DDL) {
 			routed = append(routed, t)
 		}
 	}
-	if d.Table == "" && d.Clears() && d.DB != "" {
+	if d.Table == "" && d.Clears() && d.DB != "" && (r.MatchDB == nil || r.MatchDB(d.DB)) {
 		// DROP DATABASE: every routed table of it; which ones is not known here
 		log.Warn("schema change removes every table of a database; if the pipeline routes any of them, the sinks keep their rows "+
 			"('rowsync verify --repair' removes them)",

@@ -48,7 +48,7 @@ func (d *deps) close() {
 
 func newDeps(cfg *config.Config, log *slog.Logger) (*deps, error) {
 	d := &deps{cfg: cfg, router: cfg.Router(), log: log}
-	d.ddl = &pipeline.DDLReport{Match: d.routed, Logger: log.With("component", "ddl")}
+	d.ddl = &pipeline.DDLReport{Match: d.routed, MatchDB: d.router.MayRouteDB, Logger: log.With("component", "ddl")}
 	open := func(key string) (goredis.UniversalClient, error) {
 		rc, ok := config.Block[redisconn.Config](cfg, key)
 		if !ok {
