@@ -68,20 +68,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("stage", "backfill")
+	// The beat runs beside the backfills: one table can take hours, and
+	// `backfill --wait` and `snapshot` judge from the beat whether a run owns
+	// the pipeline. release runs after the beat loop has stopped.
+	beatCtx, stopBeat := context.WithCancel(ctx)
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		e.beat(beatCtx, log)
+	}()
 	defer e.release(ctx, log)
-	var lastBeat time.Time
+	defer func() { stopBeat(); <-beatDone }()
 	var warned time.Time
 	t := time.NewTicker(cfg.Poll)
 	defer t.Stop()
 	for {
-		if time.Since(lastBeat) >= beatEvery {
-			if err := e.Store.Beat(ctx, e.Owner); err == nil {
-				lastBeat = time.Now()
-			} else if ctx.Err() == nil && time.Since(warned) > time.Minute {
-				log.Warn("backfill heartbeat not saved", "err", err)
-				warned = time.Now()
-			}
-		}
 		states, err := e.Store.List(ctx)
 		if err != nil && ctx.Err() == nil && time.Since(warned) > time.Minute {
 			log.Warn("backfill requests not readable; retrying", "err", err)
@@ -98,6 +99,24 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// beat writes the owner's heartbeat every beatEvery until ctx ends.
+func (e *Engine) beat(ctx context.Context, log *slog.Logger) {
+	var warned time.Time
+	t := time.NewTicker(beatEvery)
+	defer t.Stop()
+	for {
+		if err := e.Store.Beat(ctx, e.Owner); err != nil && ctx.Err() == nil && time.Since(warned) > time.Minute {
+			log.Warn("backfill heartbeat not saved", "err", err)
+			warned = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-t.C:
 		}
 	}
