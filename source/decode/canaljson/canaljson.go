@@ -16,6 +16,7 @@
 package canaljson
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -119,13 +120,22 @@ type message struct {
 	pkNames, mysqlType        []byte // raw JSON, nil when null/absent
 	sqlType                   []byte
 	key                       []byte
+	// seen holds owned copies of the last pkNames, mysqlType and sqlType
+	// texts this message parsed (kept across reset): a producer repeats
+	// them byte for byte in every message of a table, and a text already
+	// scanned once need not be scanned again (see rawField).
+	seen [3][]byte
 }
+
+// maxSeen bounds a remembered schema text, so a giant one is not pinned
+// in the pool.
+const maxSeen = 16 << 10
 
 var messages = sync.Pool{New: func() any { return new(message) }}
 
 func (m *message) reset() {
 	*m = message{data: m.data[:0], old: m.old[:0], fields: m.fields[:0], key: m.key[:0],
-		dataNull: true, oldNull: true}
+		dataNull: true, oldNull: true, seen: m.seen}
 }
 
 // release drops references into the input before pooling.
@@ -192,21 +202,12 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 					err = fmt.Errorf("not a number")
 				}
 			}
-		case "pkNames", "mysqlType", "sqlType":
-			var v span
-			if v, err = s.value(); err == nil && v.kind != kNull {
-				if v.kind != kRaw {
-					err = fmt.Errorf("not an object or array")
-				}
-				switch string(key) {
-				case "pkNames":
-					m.pkNames = v.b
-				case "mysqlType":
-					m.mysqlType = v.b
-				default:
-					m.sqlType = v.b
-				}
-			}
+		case "pkNames":
+			m.pkNames, err = m.rawField(s, 0)
+		case "mysqlType":
+			m.mysqlType, err = m.rawField(s, 1)
+		case "sqlType":
+			m.sqlType, err = m.rawField(s, 2)
 		default:
 			err = s.skip(0)
 		}
@@ -222,6 +223,30 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 		return s.errf("data after the JSON object")
 	}
 	return nil
+}
+
+// rawField reads an object or array (nil for null) whose text is kept
+// raw: pkNames, mysqlType, sqlType. When the input continues with the text
+// last read for the same field (seen[k]), that text is taken without
+// scanning it again: it is a complete JSON value, and the scanner would
+// have read exactly it, since a value's end is decided by its own bytes.
+func (m *message) rawField(s *scanner, k int) ([]byte, error) {
+	s.ws()
+	if p := m.seen[k]; len(p) > 0 && bytes.HasPrefix(s.b[s.i:], p) {
+		s.i += len(p)
+		return s.b[s.i-len(p) : s.i], nil
+	}
+	v, err := s.value()
+	if err != nil || v.kind == kNull {
+		return nil, err
+	}
+	if v.kind != kRaw {
+		return nil, fmt.Errorf("not an object or array")
+	}
+	if len(v.b) <= maxSeen {
+		m.seen[k] = append(m.seen[k][:0], v.b...)
+	}
+	return v.b, nil
 }
 
 func strOrNull(s *scanner) ([]byte, error) {

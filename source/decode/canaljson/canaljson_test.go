@@ -307,3 +307,74 @@ func TestRowCapStopsTheParse(t *testing.T) {
 		t.Fatalf("4 rows with max_rows 3: %v", err)
 	}
 }
+
+// parseAfter parses b with a message that parsed a first (so it remembers
+// a's schema texts), and b with a fresh one; both results are returned.
+func parseAfter(a, b []byte) (after, fresh *message, errAfter, errFresh error) {
+	after, fresh = new(message), new(message)
+	after.reset()
+	_ = after.parse(a, decode.Limits{})
+	after.reset()
+	errAfter = after.parse(b, decode.Limits{})
+	fresh.reset()
+	errFresh = fresh.parse(b, decode.Limits{})
+	return after, fresh, errAfter, errFresh
+}
+
+func sameParse(t *testing.T, a, b []byte) {
+	t.Helper()
+	after, fresh, errAfter, errFresh := parseAfter(a, b)
+	if fmt.Sprint(errAfter) != fmt.Sprint(errFresh) {
+		t.Fatalf("after %q, %q: error %v, alone %v", a, b, errAfter, errFresh)
+	}
+	if errFresh != nil {
+		return
+	}
+	for _, f := range [][2][]byte{{after.pkNames, fresh.pkNames}, {after.mysqlType, fresh.mysqlType}, {after.sqlType, fresh.sqlType},
+		{after.database, fresh.database}, {after.table, fresh.table}, {after.typ, fresh.typ}} {
+		if !bytes.Equal(f[0], f[1]) || (f[0] == nil) != (f[1] == nil) {
+			t.Fatalf("after %q, %q: field %q, alone %q", a, b, f[0], f[1])
+		}
+	}
+	if len(after.fields) != len(fresh.fields) || len(after.data) != len(fresh.data) || len(after.old) != len(fresh.old) {
+		t.Fatalf("after %q, %q: rows differ", a, b)
+	}
+}
+
+// TestSeenSchemaText: a message parsed after another (whose schema texts
+// it remembers and need not scan again) parses exactly as it does alone,
+// whether its texts repeat, differ, or only start the same.
+func TestSeenSchemaText(t *testing.T) {
+	base := `{"type":"INSERT","database":"d","table":"t","pkNames":["id"],"mysqlType":{"id":"int","n":"varchar(8)"},"sqlType":{"id":4,"n":12},"data":[{"id":"1","n":"x"}]}`
+	cases := []string{
+		base,
+		strings.Replace(base, `"varchar(8)"`, `"varchar(9)"`, 1),
+		strings.Replace(base, `["id"]`, `["id"]]`, 1),                   // the same text, then junk
+		strings.Replace(base, `{"id":4,"n":12}`, `{"id":4,"n":12}}`, 1), // the same text, then junk
+		strings.Replace(base, `["id"]`, `["id"],"pkNames":null`, 1),     // repeated key
+		strings.Replace(base, `"mysqlType":{"id":"int"`, `"mysqlType": {"id":"int"`, 1),
+		strings.Replace(base, `"sqlType":{"id":4,"n":12}`, `"sqlType":null`, 1),
+		strings.Replace(base, `"pkNames":["id"]`, `"pkNames":"id"`, 1),
+		strings.Replace(base, `{"id":"int","n":"varchar(8)"}`, `{"id":"int","n":"varchar(8)"`, 1), // truncated
+		`{"type":"INSERT","pkNames":["id"`,
+		`{"type":"INSERT","pkNames":["id"]`,
+		strings.Replace(base, `"pkNames":["id"],`, ``, 1),
+	}
+	for _, a := range cases {
+		for _, b := range cases {
+			sameParse(t, []byte(a), []byte(b))
+		}
+	}
+}
+
+// FuzzSeenSchemaText: whatever came before, a message parses as it does
+// alone.
+func FuzzSeenSchemaText(f *testing.F) {
+	for _, s := range scenario {
+		f.Add([]byte(s), []byte(scenario["delete"]))
+	}
+	f.Add([]byte(`{"pkNames":["id"]}`), []byte(`{"pkNames":["id"]]}`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		sameParse(t, a, b)
+	})
+}
