@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -34,7 +35,11 @@ type op struct {
 
 func (o *op) events() []int { return append([]int{o.first}, o.more...) }
 
-// plan coalesces events into one op per key, in order of first touch.
+// plan coalesces events into one op per key, in order of first touch. It
+// also holds the memory encode builds the commands in. A Projector reuses
+// its plans across Apply calls (getPlan, putPlan): reset drops every
+// reference the last call left, and nothing a plan holds may be used after
+// Apply returns (the Redis client keeps no command after Exec).
 type plan struct {
 	ops    []op
 	index  map[string]int
@@ -43,26 +48,91 @@ type plan struct {
 	merge cdc.Row
 	// strs holds the text of field values: the Redis client takes *string
 	// arguments without the allocation that boxing a string in an
-	// interface costs, and a row has many fields.
-	strs []string
+	// interface costs, and a row has many fields. It is the block being
+	// filled; strBlocks keeps every block for the next use.
+	strs      []string
+	strBlocks [][]string
+	nstrs     int // blocks of strBlocks in use
 	// text holds the text of field values that are not strings already
-	// (numbers, times): appended to once, never rewritten, so the strings
-	// that point into it (see text) stay valid for the plan's life.
-	text []byte
+	// (numbers, times): appended to, never rewritten while in use, so the
+	// strings that point into it (see textOf) stay valid until reset.
+	text       []byte
+	textBlocks [][]byte
+	ntext      int
+	// args holds the argument lists of every command encode builds: one
+	// allocation reused across calls instead of one per call.
+	args []any
+	// chunks are the chunk structs of this use and those kept from earlier
+	// ones (nchunks in use).
+	chunks  []*chunk
+	nchunks int
+	// indexPeak is the most keys index held; reset drops an index grown
+	// far past what calls need (clearing a map costs its capacity).
+	indexPeak int
 }
+
+const (
+	strBlock  = 4096     // strings per block of plan.strs
+	textBlock = 16 << 10 // bytes per block of plan.text
+)
 
 func newPlan(n int) *plan {
 	return &plan{ops: make([]op, 0, n), index: make(map[string]int, n)}
 }
 
+// reset empties pl for the next Apply call, dropping every
+// reference to the events and keys of the last one.
+func (pl *plan) reset() {
+	clear(pl.ops)
+	pl.ops = pl.ops[:0]
+	pl.indexPeak = max(pl.indexPeak, len(pl.index))
+	clear(pl.index)
+	pl.failed = cdc.BatchError{}
+	clear(pl.merge)
+	for _, b := range pl.strBlocks[:pl.nstrs] {
+		clear(b[:cap(b)])
+	}
+	pl.strs, pl.nstrs = nil, 0
+	pl.text, pl.ntext = nil, 0
+	clear(pl.args)
+	pl.args = pl.args[:0]
+	for _, c := range pl.chunks[:pl.nchunks] {
+		c.reset()
+	}
+	pl.nchunks = 0
+}
+
+// prepare readies a reset plan for n events.
+func (pl *plan) prepare(n int) {
+	if pl.indexPeak > 4*n+4096 {
+		// A batch far larger than this one grew the index: start a map
+		// of this call's size instead of clearing the big one each time.
+		pl.index, pl.indexPeak = make(map[string]int, n), 0
+	}
+	pl.ops = slices.Grow(pl.ops, n)
+}
+
 // str returns a stable pointer to a copy of s's header.
 func (p *plan) str(s string) *string {
 	if len(p.strs) == cap(p.strs) {
-		// A new block; pointers into the old one stay valid.
-		p.strs = make([]string, 0, max(1024, cap(p.strs)))
+		// The next block; pointers into the full one stay valid.
+		if p.nstrs == len(p.strBlocks) {
+			p.strBlocks = append(p.strBlocks, make([]string, 0, strBlock))
+		}
+		p.strs = p.strBlocks[p.nstrs][:0]
+		p.nstrs++
 	}
 	p.strs = append(p.strs, s)
 	return &p.strs[len(p.strs)-1]
+}
+
+// nextText starts the next block of p.text.
+func (p *plan) nextText() {
+	if p.ntext == len(p.textBlocks) {
+		p.textBlocks = append(p.textBlocks, make([]byte, 0, textBlock))
+	}
+	p.text = p.textBlocks[p.ntext][:0]
+	p.ntext++
 }
 
 // textOf returns a stable pointer to v's text for col (cdc.FormatText),
@@ -85,15 +155,19 @@ func (p *plan) textOf(col *cdc.Column, v cdc.Value) (*string, bool) {
 		}
 	}
 	if cap(p.text)-len(p.text) < 64 {
-		// A new block; the strings into the old one stay valid. A value
-		// longer than what is left grows the block by copying, which
-		// leaves the bytes already referenced untouched as well.
-		p.text = make([]byte, 0, 8<<10)
+		// The next block; the strings into the full one stay valid.
+		p.nextText()
 	}
 	at := len(p.text)
 	b, ok := cdc.AppendText(p.text, col, v)
 	if !ok {
 		return nil, false
+	}
+	if cap(b) != cap(p.text) && p.ntext > 0 {
+		// A value longer than what was left grew the block by copying,
+		// which leaves the bytes already referenced untouched; the larger
+		// block replaces it for later uses.
+		p.textBlocks[p.ntext-1] = b[:0]
 	}
 	p.text = b
 	if len(b) == at {

@@ -1,8 +1,11 @@
 package redis
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -380,5 +383,87 @@ tombstone_suffix: ":gone"
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil || c.ScriptKeys != 64 || c.Parallel != 2 {
 		t.Errorf("Config = %+v, %v", c, err)
+	}
+}
+
+// encoded renders every chunk's commands, as TestEncode does one.
+func encoded(chunks []*chunk) string {
+	var b strings.Builder
+	for _, c := range chunks {
+		writes := [][]string{}
+		for _, w := range c.writes {
+			writes = append(writes, texts(w))
+		}
+		fmt.Fprintf(&b, "%q\n%q\n%q\n%q\n", texts(c.dels), writes, c.keys, texts(c.args))
+	}
+	return b.String()
+}
+
+// TestPlanReuse: a plan reused across Apply calls encodes exactly what a
+// new one does, also past its string and text blocks (values that grow a
+// text block included), and keeps no reference to the last call's events.
+func TestPlanReuse(t *testing.T) {
+	big := benchBatches("d", 1)[0][:600] // 6,000 strings, > one block
+	for i := range big {
+		big[i].Pos.Version = uint64(i + 1)
+		if i%40 == 0 {
+			// 1,000 bytes of BLOB text: some land where a block has less room left.
+			row := maps.Clone(big[i].After)
+			row["note"] = bytes.Repeat([]byte{'b'}, 1000)
+			big[i].After = row
+		}
+	}
+	small := []cdc.Event{{DB: "d", Table: "orders", Op: cdc.Insert, PK: []string{"id"}, Columns: benchCols[:2], Pos: cdc.Position{Version: 9},
+		After: cdc.Row{"id": int64(7), "name": "x"}}}
+	for name, tc := range map[string]TableConfig{"fast": {}, "ttl": {TTL: time.Second}, "guarded": {VersionField: "_v"},
+		"type_check include": {TypeCheck: true, Include: []string{"id", "name", "email", "price", "created", "note"}}} {
+		t.Run(name, func(t *testing.T) {
+			p := newProjector(t, goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}), rules(t, ".*", tc))
+			r := p.tables.Lookup("d", "orders").Config
+			encode := func(pl *plan, evs []cdc.Event) string {
+				for i := range evs {
+					pl.add(i, &evs[i], r)
+				}
+				return encoded(p.encode(evs, pl))
+			}
+			want := map[int]string{}
+			for _, evs := range [][]cdc.Event{big, small} {
+				want[len(evs)] = encode(newPlan(len(evs)), evs)
+			}
+			pl := newPlan(len(big))
+			for round, evs := range [][]cdc.Event{big, small, big, small, big} {
+				if round > 0 {
+					pl.reset()
+					pl.prepare(len(evs))
+				}
+				if got := encode(pl, evs); got != want[len(evs)] {
+					t.Fatalf("round %d: reused plan encodes differently:\n got  %.300s\n want %.300s", round, got, want[len(evs)])
+				}
+			}
+			if pl.nstrs < 2 || pl.ntext < 2 {
+				t.Fatalf("test used %d string and %d text blocks, want several", pl.nstrs, pl.ntext)
+			}
+			pl.reset()
+			for _, b := range pl.strBlocks {
+				for _, s := range b[:cap(b)] {
+					if s != "" {
+						t.Fatalf("reset plan keeps string %q", s)
+					}
+				}
+			}
+			for _, a := range pl.args[:cap(pl.args)] {
+				if a != nil {
+					t.Fatalf("reset plan keeps argument %v", a)
+				}
+			}
+			for _, c := range pl.chunks {
+				if len(c.dels)+len(c.writes)+len(c.keys)+len(c.args)+len(c.ops) > 0 {
+					t.Fatalf("reset plan keeps a chunk's commands")
+				}
+			}
+			if len(pl.ops)+len(pl.index)+len(pl.failed.Failed) > 0 || slices.ContainsFunc(pl.ops[:cap(pl.ops)], func(o op) bool { return o.key != "" || o.rule != nil }) {
+				t.Fatalf("reset plan keeps ops")
+			}
+		})
 	}
 }

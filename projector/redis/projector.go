@@ -41,7 +41,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -72,6 +74,8 @@ type Projector struct {
 	cluster bool
 	log     *slog.Logger
 	script  *goredis.Script
+	// plans keeps the plans of finished Apply calls for later ones.
+	plans sync.Pool
 }
 
 // rule is a compiled TableConfig.
@@ -265,7 +269,8 @@ func (p *Projector) Apply(ctx context.Context, events []cdc.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	pl := newPlan(len(events))
+	pl := p.getPlan(len(events))
+	defer p.putPlan(pl)
 	var tr *cdc.TableRule[*rule]
 	var lastDB, lastTable string
 	for i := range events {
@@ -296,7 +301,28 @@ func (p *Projector) Apply(ctx context.Context, events []cdc.Event) error {
 	if stale > 0 {
 		p.log.DebugContext(ctx, "skipped stale changes", "count", stale)
 	}
-	return pl.failed.Err()
+	if pl.failed.Err() == nil {
+		return nil
+	}
+	// The plan goes back to the pool: the error gets its own copy.
+	return &cdc.BatchError{Failed: pl.failed.Failed}
+}
+
+// getPlan returns an empty plan for n events, one an earlier call left
+// when there is one: its buffers are what a call allocated most of.
+func (p *Projector) getPlan(n int) *plan {
+	pl, _ := p.plans.Get().(*plan)
+	if pl == nil {
+		return newPlan(n)
+	}
+	pl.prepare(n)
+	return pl
+}
+
+// putPlan keeps pl for a later call. Nothing of it may be used after.
+func (p *Projector) putPlan(pl *plan) {
+	pl.reset()
+	p.plans.Put(pl)
 }
 
 // stageSuffix names the staging key a new row image is written to before
@@ -321,19 +347,61 @@ type chunk struct {
 	// keys and args are the commit script's KEYS and ARGV.
 	keys []string
 	args []any
+	// cmds is scratch space for runChunk's commands.
+	cmds []goredis.Cmder
+}
+
+// reset empties c for reuse, dropping its references.
+func (c *chunk) reset() {
+	c.n = 0
+	clear(c.ops)
+	c.ops = c.ops[:0]
+	clear(c.dels)
+	c.dels = c.dels[:0]
+	clear(c.writes)
+	c.writes = c.writes[:0]
+	clear(c.keys)
+	c.keys = c.keys[:0]
+	clear(c.args)
+	c.args = c.args[:0]
+	clear(c.cmds)
+	c.cmds = c.cmds[:0]
+}
+
+// newChunk returns an empty chunk for up to n ops, holding a DEL.
+func (pl *plan) newChunk(n int) *chunk {
+	if pl.nchunks == len(pl.chunks) {
+		pl.chunks = append(pl.chunks, &chunk{})
+	}
+	c := pl.chunks[pl.nchunks]
+	pl.nchunks++
+	c.writes = slices.Grow(c.writes, n)
+	c.dels = append(slices.Grow(c.dels, n+1), "del")
+	return c
 }
 
 // encode groups ops into chunks: by slot in cluster mode, in order, at
 // most ScriptKeys ops each. See commitScript for the layout of the
-// checked ops.
+// checked ops. The chunks and their argument lists live in pl.
 func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 	max := p.cfg.scriptKeys()
 	var chunks []*chunk
-	open := map[uint16]*chunk{} // cluster: the open chunk of each slot
+	var open map[uint16]*chunk // cluster: the open chunk of each slot
+	if p.cluster {
+		open = map[uint16]*chunk{}
+	}
 	var cur *chunk
-	// arena holds the HSET argument lists of all writes: one allocation
-	// for the call instead of one per row.
-	arena := make([]any, 0, 24*len(pl.ops))
+	// pl.args holds the HSET and PEXPIRE argument lists of all writes,
+	// sized here for the whole call so that it does not regrow (a
+	// regrowth is harmless: the lists already made keep the old array).
+	need := 0
+	for oi := range pl.ops {
+		if o := &pl.ops[oi]; o.kind == opWrite {
+			need += 2*len(events[o.ev].After) + 7
+		}
+	}
+	arena := slices.Grow(pl.args[:0], need)
+	defer func() { pl.args = arena }()
 	for oi := range pl.ops {
 		o := &pl.ops[oi]
 		r := o.rule
@@ -358,6 +426,7 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 				// Every column NULL or filtered out: an empty hash does
 				// not exist in Redis, so the row's key goes away.
 				kind, fields = opDelete, nil
+				arena = arena[:at]
 			}
 		}
 		var stage, tomb string
@@ -387,26 +456,30 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 			s := slot(o.key)
 			c = open[s]
 			if c == nil || c.n >= max {
-				c = &chunk{dels: []any{"del"}}
+				c = pl.newChunk(0)
 				open[s] = c
 				chunks = append(chunks, c)
 			}
 		} else if c == nil || c.n >= max {
-			n := min(max, len(pl.ops)-oi)
-			c = &chunk{writes: make([][]any, 0, n), dels: make([]any, 1, n+1)}
-			c.dels[0] = "del"
+			c = pl.newChunk(min(max, len(pl.ops)-oi))
 			cur = c
 			chunks = append(chunks, c)
 		}
 		c.n++
+		var expire []any
+		if kind == opWrite && r.ttlMS != "0" {
+			at := len(arena)
+			arena = append(arena, "pexpire", fields[1], &r.ttlMS)
+			expire = arena[at:len(arena):len(arena)]
+		}
 		if !checked {
 			// Fast path: DEL, then HSET the new image, in one
 			// transaction; no type check, no staging key.
 			c.dels = append(c.dels, &o.key)
 			if kind == opWrite {
 				c.writes = append(c.writes, fields)
-				if r.ttlMS != "0" {
-					c.writes = append(c.writes, []any{"pexpire", &o.key, &r.ttlMS})
+				if expire != nil {
+					c.writes = append(c.writes, expire)
 				}
 			}
 			continue
@@ -418,8 +491,8 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 			c.dels = append(c.dels, fields[1])
 			c.keys = append(c.keys, stage)
 			c.writes = append(c.writes, fields)
-			if r.ttlMS != "0" {
-				c.writes = append(c.writes, []any{"pexpire", fields[1], &r.ttlMS})
+			if expire != nil {
+				c.writes = append(c.writes, expire)
 			}
 			if guarded {
 				c.keys = append(c.keys, tomb)
@@ -475,12 +548,17 @@ func (p *Projector) run(ctx context.Context, chunks []*chunk) ([]result, error) 
 func (p *Projector) runChunk(ctx context.Context, c *chunk) (result, error) {
 	for attempt := 0; ; attempt++ {
 		pipe := p.client.TxPipeline()
+		// The commands go in at once: the pipeline copies the list once
+		// instead of regrowing it per command.
+		cmds := c.cmds[:0]
 		if len(c.dels) > 1 {
-			pipe.Do(ctx, c.dels...)
+			cmds = append(cmds, goredis.NewCmd(ctx, c.dels...))
 		}
 		for _, w := range c.writes {
-			pipe.Do(ctx, w...)
+			cmds = append(cmds, goredis.NewCmd(ctx, w...))
 		}
+		c.cmds = cmds
+		_ = pipe.BatchProcess(ctx, cmds...)
 		var commit *goredis.Cmd
 		if len(c.ops) > 0 {
 			commit = p.script.EvalSha(ctx, pipe, c.keys, c.args...)
