@@ -19,10 +19,12 @@
 package kafka
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -185,6 +187,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	bufferReads(dialer)
 	s := &Source{
 		cfg:      cfg,
 		dec:      decode.Guard(dec),
@@ -936,3 +939,36 @@ func posText(m *kafka.Message) string {
 	b = strconv.AppendInt(b, m.Offset, 10)
 	return string(b)
 }
+
+// readBuffer is the socket read buffer of the source's connections.
+const readBuffer = 64 << 10
+
+// bufferReads makes d's connections read the socket through a readBuffer
+// buffer. kafka-go reads a connection through a 4 KiB bufio.Reader, so a
+// fetch of small messages cost a read syscall every few messages (5% of a
+// canal-json drain's CPU); with the larger buffer underneath, kafka-go's
+// reads are copies and the syscalls 16 times fewer. TLS, when configured,
+// is layered on top by kafka-go as before.
+func bufferReads(d *kafka.Dialer) {
+	dial := d.DialFunc
+	if dial == nil {
+		// A DialFunc replaces the dialer's own net.Dialer: keep its settings.
+		dial = (&net.Dialer{LocalAddr: d.LocalAddr, FallbackDelay: d.FallbackDelay, KeepAlive: d.KeepAlive}).DialContext
+	}
+	d.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer)}, nil
+	}
+}
+
+// bufferedConn reads c through r. Deadlines and Close act on c; a read
+// error (a deadline passing) is returned once the buffered bytes are read.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
