@@ -192,6 +192,10 @@ func (e *Event) Key(row Row, pk []string) ([]Value, error) {
 // returns an error wrapping err, and a restart resumes from the last
 // committed position (Kafka, binlog). The pipeline nacks every batch it
 // took and gives up on (shutdown grace expired, a fatal error).
+//
+// Events belong to the pipeline until the batch is acked or nacked: a
+// source must not reuse their memory before then (the pipeline reads them
+// in place, it does not copy them).
 type Batch struct {
 	Events []Event
 	// Rejects are messages the source could not decode. The pipeline writes

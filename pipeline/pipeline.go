@@ -217,6 +217,9 @@ type batchState struct {
 	events  int
 	bytes   int64     // estimated size, counted in inFlightBytes
 	commit  time.Time // newest commit time among its events
+	// split holds the halves of the batch's key changes (splitKeyChange),
+	// which tasks name by negative index.
+	split []cdc.Event
 }
 
 func (b *batchState) finish() {
@@ -226,8 +229,23 @@ func (b *batchState) finish() {
 }
 
 type task struct {
-	batch  *batchState
-	events []cdc.Event
+	batch *batchState
+	// at lists the task's events in order: i >= 0 is batch.Events[i],
+	// i < 0 is split[-i-1], a half of a key change.
+	at []int32
+}
+
+// appendEvents appends t's events to dst.
+func (t *task) appendEvents(dst []cdc.Event) []cdc.Event {
+	evs, split := t.batch.batch.Events, t.batch.split
+	for _, i := range t.at {
+		if i >= 0 {
+			dst = append(dst, evs[i])
+		} else {
+			dst = append(dst, split[-i-1])
+		}
+	}
+	return dst
 }
 
 // Run reads the source until ctx ends, the source reports
@@ -341,17 +359,18 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 		}
 	}
 	bs := &batchState{batch: b, done: make(chan struct{}), events: len(b.Events), bytes: batchBytes(b.Events)}
-	perShard := make([][]cdc.Event, len(shards))
-	// Each shard's slice is sized for its expected share at its first
-	// event (keys hash evenly; 1/8 headroom and a few more), so a large
-	// batch is copied once instead of regrown: growing slices of events
-	// was a tenth of the CPU of a drain.
+	// A shard's task lists its events by index (see task.at): copying the
+	// events themselves per shard, 176 bytes each into new memory, was
+	// most of the dispatch's CPU and doubled the events' memory in flight.
+	// Each shard's list is sized for its expected share at its first event
+	// (keys hash evenly; 1/8 headroom and a few more), so it is not regrown.
+	perShard := make([][]int32, len(shards))
 	shareCap := len(b.Events)/len(shards) + len(b.Events)/(8*len(shards)) + 16
-	put := func(s int, ev cdc.Event) {
+	put := func(s int, i int32) {
 		if perShard[s] == nil {
-			perShard[s] = make([]cdc.Event, 0, shareCap)
+			perShard[s] = make([]int32, 0, shareCap)
 		}
-		perShard[s] = append(perShard[s], ev)
+		perShard[s] = append(perShard[s], i)
 	}
 	for i := range b.Events {
 		ev := &b.Events[i]
@@ -361,21 +380,21 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 		if ev.Commit.After(bs.commit) {
 			bs.commit = ev.Commit
 		}
-		if old, nw, split := splitKeyChange(*ev); split {
+		if keyChanged(ev) {
 			// The two halves are different keys: each goes to its own shard
 			// so it stays ordered with that key's other changes.
-			put(p.shard(&old, len(shards)), old)
-			put(p.shard(&nw, len(shards)), nw)
+			old, nw, _ := splitKeyChange(*ev)
+			bs.split = append(bs.split, old, nw)
+			n := int32(len(bs.split))
+			put(p.shard(&old, len(shards)), -n+1)
+			put(p.shard(&nw, len(shards)), -n)
 			continue
 		}
-		put(p.shard(ev, len(shards)), *ev)
+		put(p.shard(ev, len(shards)), int32(i))
 	}
-	// The shards hold their own copies of the events: the batch keeps only
-	// its Ack, so its event slice is not held twice while in flight.
-	bs.batch.Events = nil
 	n := int32(0)
-	for _, evs := range perShard {
-		if len(evs) > 0 {
+	for _, at := range perShard {
+		if len(at) > 0 {
 			n++
 		}
 	}
@@ -396,12 +415,12 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 		p.orphan = &b
 		return nil
 	}
-	for s, evs := range perShard {
-		if len(evs) == 0 {
+	for s, at := range perShard {
+		if len(at) == 0 {
 			continue
 		}
 		select {
-		case shards[s] <- task{batch: bs, events: evs}:
+		case shards[s] <- task{batch: bs, at: at}:
 		case <-work.Done():
 			return nil
 		}
@@ -481,21 +500,29 @@ func eventBytes(ev *cdc.Event) int64 {
 // splitKeyChange turns an update that changes the primary key into a
 // delete of the old row and an insert of the new one.
 func splitKeyChange(ev cdc.Event) (cdc.Event, cdc.Event, bool) {
-	if ev.Op != cdc.Update || ev.Before == nil || ev.After == nil || len(ev.PK) == 0 {
+	if !keyChanged(&ev) {
 		return ev, ev, false
+	}
+	old, nw := ev, ev
+	old.Op, old.After = cdc.Delete, nil
+	nw.Op, nw.Before = cdc.Insert, nil
+	return old, nw, true
+}
+
+// keyChanged reports whether ev is an update that changes the primary key.
+func keyChanged(ev *cdc.Event) bool {
+	if ev.Op != cdc.Update || ev.Before == nil || ev.After == nil || len(ev.PK) == 0 {
+		return false
 	}
 	var ab, bb [32]byte // the key's text, without a string per value
 	for _, c := range ev.PK {
 		a, _ := cdc.AppendText(ab[:0], nil, ev.Before[c])
 		b, _ := cdc.AppendText(bb[:0], nil, ev.After[c])
 		if !bytes.Equal(a, b) {
-			old, nw := ev, ev
-			old.Op, old.After = cdc.Delete, nil
-			nw.Op, nw.Before = cdc.Insert, nil
-			return old, nw, true
+			return true
 		}
 	}
-	return ev, ev, false
+	return false
 }
 
 // shard picks the worker for an event's (db, table, primary key).
@@ -533,10 +560,10 @@ func (p *Pipeline) shard(ev *cdc.Event, n int) int {
 // already queued into one call.
 func (p *Pipeline) worker(work context.Context, ch <-chan task) {
 	var tasks []task
-	var merged []cdc.Event
+	var events []cdc.Event // reused: sinks keep no event after Apply
 	for t := range ch {
 		tasks = append(tasks[:0], t)
-		n := len(t.events)
+		n := len(t.at)
 	drain:
 		for n < p.opts.MaxApply {
 			select {
@@ -545,25 +572,25 @@ func (p *Pipeline) worker(work context.Context, ch <-chan task) {
 					break drain
 				}
 				tasks = append(tasks, t2)
-				n += len(t2.events)
+				n += len(t2.at)
 			default:
 				break drain
 			}
 		}
-		events := t.events
-		if len(tasks) > 1 {
-			merged = slices.Grow(merged[:0], n) // one copy, not a regrowth per task
-			for _, tk := range tasks {
-				merged = append(merged, tk.events...)
-			}
-			events = merged
+		events = slices.Grow(events[:0], n) // one copy, not a regrowth per task
+		for i := range tasks {
+			events = tasks[i].appendEvents(events)
 		}
-		if err := p.apply(work, events); err != nil {
+		err := p.apply(work, events)
+		// Drop the rows: the batches' own slices go once they are acked.
+		clear(events)
+		if err != nil {
 			return // work cancelled: leave the batches unacked
 		}
 		for _, tk := range tasks {
 			tk.batch.finish()
 		}
+		clear(tasks)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -655,5 +656,71 @@ func TestEventsTotalCountsChangesWithRefetch(t *testing.T) {
 	}
 	if sink.applied >= 100 {
 		t.Fatalf("the sink got %d rows: the refetcher did not merge keys", sink.applied)
+	}
+}
+
+// stateSink applies events to a map of id -> seq, one Apply call at a time.
+type stateSink struct {
+	mu        sync.Mutex
+	state     map[int64]int64
+	violation error
+}
+
+func (s *stateSink) Apply(_ context.Context, events []cdc.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range events {
+		switch ev.Op {
+		case cdc.Delete:
+			delete(s.state, ev.Before["id"].(int64))
+		case cdc.Update:
+			if ev.Before["id"] != ev.After["id"] && s.violation == nil {
+				s.violation = fmt.Errorf("key change %v -> %v reached the sink unsplit", ev.Before["id"], ev.After["id"])
+			}
+			fallthrough
+		default:
+			s.state[ev.After["id"].(int64)] = ev.After["seq"].(int64)
+		}
+	}
+	return nil
+}
+
+func (s *stateSink) Close(context.Context) error { return nil }
+
+// TestKeyChangesKeepPerKeyOrder: updates that move rows between keys,
+// mixed with plain ones over few keys and many workers, end in the state
+// of applying them one by one: each half of a split goes in its key's
+// order.
+func TestKeyChangesKeepPerKeyOrder(t *testing.T) {
+	const keys = 40
+	want := map[int64]int64{}
+	var batches [][]cdc.Event
+	seq := int64(0)
+	for range 100 {
+		var evs []cdc.Event
+		for range 200 {
+			seq++
+			id := rand.Int64N(keys)
+			ev := cdc.Event{DB: "shop", Table: "users", Op: cdc.Update, PK: []string{"id"},
+				Before: cdc.Row{"id": id}, After: cdc.Row{"id": id, "seq": seq}, Pos: cdc.Position{Text: fmt.Sprint(seq)}}
+			if rand.IntN(4) == 0 {
+				to := rand.Int64N(keys)
+				ev.After = cdc.Row{"id": to, "seq": seq}
+				delete(want, id)
+				id = to
+			}
+			want[id] = seq
+			evs = append(evs, ev)
+		}
+		batches = append(batches, evs)
+	}
+	src := newSliceSource(batches)
+	sink := &stateSink{state: map[int64]int64{}}
+	run(t, src, sink, &deadletter.Memory{}, Options{Workers: 8, MaxInFlight: 4})
+	if sink.violation != nil {
+		t.Fatal(sink.violation)
+	}
+	if !maps.Equal(sink.state, want) {
+		t.Fatalf("state after the stream:\n got  %v\n want %v", sink.state, want)
 	}
 }
