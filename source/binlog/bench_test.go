@@ -3,6 +3,7 @@ package binlog
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/rowsync/rowsync/cdc"
 )
 
 const benchRows = 50000
@@ -136,5 +139,101 @@ func rawDrain(b *testing.B, schema, file string, pos uint32) {
 				n += len(re.Rows)
 			}
 		}
+	}
+}
+
+var benchRaw struct {
+	sync.Once
+	events [][]byte
+	file   string
+}
+
+// BenchmarkDecode times the decode side alone on the BenchmarkDrain data,
+// read from the server once and kept as bytes: go-mysql's parsing and
+// rows() turning the row images into cdc.Events, with the own decoder
+// (decode.go) and with go-mysql's (the old path), no network, no batching.
+//
+//	go test -run '^$' -bench Decode -benchmem ./source/binlog/
+func BenchmarkDecode(b *testing.B) {
+	schema, file, pos := benchData(b)
+	benchRaw.Do(func() {
+		benchRaw.file = file
+		syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{ServerID: 1<<29 + 11, Flavor: "mariadb",
+			Host: "127.0.0.1", Port: 3307, User: "root", Logger: testLogger(b)})
+		defer syncer.Close()
+		st, err := syncer.StartSync(mysql.Position{Name: file, Pos: pos})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for n := 0; n < benchRows; {
+			ev, err := st.GetEvent(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ev.Header.EventType == replication.ROTATE_EVENT && ev.Header.LogPos == 0 {
+				continue
+			}
+			benchRaw.events = append(benchRaw.events, ev.RawData)
+			if re, ok := ev.Event.(*replication.RowsEvent); ok && string(re.Table.Schema) == schema {
+				if re.Type() == replication.EnumRowsEventTypeUpdate {
+					n += len(re.Rows) / 2
+				} else {
+					n += len(re.Rows)
+				}
+			}
+		}
+	})
+	live := newSource(b, schema, nil, nil)
+	for _, own := range []bool{false, true} {
+		name := "gomysql"
+		if own {
+			name = "own"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := &Source{cfg: live.cfg, log: live.log, filter: live.filter, flavor: mysql.MariaDBFlavor,
+				tables: map[string]*cdc.TableDef{}, plans: map[string]*plan{}, file: benchRaw.file, load: live.load}
+			var ms0, ms1 runtime.MemStats
+			runtime.ReadMemStats(&ms0)
+			b.ResetTimer()
+			rows := 0
+			for range b.N {
+				p := replication.NewBinlogParser()
+				p.SetFlavor(mysql.MariaDBFlavor)
+				p.SetParseTime(true)
+				p.SetTimestampStringLocation(time.UTC)
+				p.SetRenderJSONAsMySQLText(true)
+				if own {
+					p.SetRowsEventDecodeFunc(decodeRowsHeader)
+				}
+				for _, raw := range benchRaw.events {
+					ev, err := p.Parse(raw)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := s.handle(context.Background(), ev); err != nil {
+						b.Fatal(err)
+					}
+					if len(s.cur) >= 1024 {
+						// as a batch going on: the events are dropped
+						rows += len(s.cur)
+						clear(s.cur)
+						s.cur, s.curTxIdx = s.cur[:0], 0
+					}
+				}
+				rows += len(s.cur)
+				clear(s.cur)
+				s.cur, s.curTxIdx = s.cur[:0], 0
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&ms1)
+			if rows != benchRows*b.N || len(s.curRejects) > 0 {
+				b.Fatalf("%d rows, %d rejects", rows, len(s.curRejects))
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
+			b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(rows), "allocs/row")
+			b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(rows), "B/row")
+		})
 	}
 }

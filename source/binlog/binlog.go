@@ -96,6 +96,7 @@ type Source struct {
 	lastLen                        int // events in the last batch: the next one's starting capacity
 	tables                         map[string]*cdc.TableDef
 	plans                          map[string]*plan
+	keyBuf                         []byte // rows: the plans key of a table map, built without allocating
 	schemaGen                      uint64
 	jsonPrev                       jsonCache // JSON values for partial updates without them
 	// load reads a table's current definition (information_schema)
@@ -324,6 +325,8 @@ func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
 		// backoff and a fresh table-map cache
 		DisableRetrySync: true, DiscardGTIDSet: true,
 		EventCacheCount: s.cfg.ReadAhead, Logger: s.log, TLSConfig: s.tls,
+		// row images are decoded by rows() with the table's plan (decode.go)
+		RowsEventDecodeFunc: decodeRowsHeader,
 	})
 	var (
 		stream *replication.BinlogStreamer
@@ -918,6 +921,7 @@ func (s *Source) planFor(ctx context.Context, key string, tm *replication.TableM
 		s.tables[key] = ti
 	}
 	p := buildPlan(tm, ti, s.schemaGen, s.log)
+	p.key, p.db, p.table = key, db, table
 	s.plans[key] = p
 	return p, nil
 }

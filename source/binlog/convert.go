@@ -47,33 +47,54 @@ func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
 	case float64:
 		return v, nil
 	case time.Time:
-		if col.Kind == cdc.KindDate {
-			return time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.UTC), nil
+		if col.Kind != cdc.KindDate && x.Location() == time.UTC {
+			return v, nil // no new boxing
 		}
-		if x.Location() == time.UTC {
-			return v, nil
-		}
-		return x.UTC(), nil
+		return convertTime(col, x)
 	case string:
 		switch col.Kind {
 		case cdc.KindString, cdc.KindUnknown, cdc.KindEnum:
-			// go-mysql aliases strings into the event's packet buffer, which
-			// is never reused; keeping the alias saves a copy per value.
-			return v, nil
+			return v, nil // no new boxing
 		}
-		return convertText(col, x, binLen)
+		return convertString(col, x, binLen)
 	case []byte:
-		switch col.Kind {
-		case cdc.KindBytes, cdc.KindUnknown:
-			return padBinary(bytes.Clone(x), binLen), nil
-		case cdc.KindJSON:
-			return cdc.JSON(x), nil
-		case cdc.KindString, cdc.KindEnum, cdc.KindSet:
-			return string(x), nil
-		}
-		return cdc.ParseText(col, string(x))
+		return convertBytes(col, x, binLen)
 	}
 	return nil, fmt.Errorf("column %s: unsupported binlog value %T", col.Name, v)
+}
+
+// convertTime converts a DATETIME or TIMESTAMP read as a time.Time.
+func convertTime(col *cdc.Column, x time.Time) (cdc.Value, error) {
+	if col.Kind == cdc.KindDate {
+		return time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.UTC), nil
+	}
+	return x.UTC(), nil
+}
+
+// convertString converts a value go-mysql reads as text: CHAR/VARCHAR,
+// DECIMAL, DATE, TIME, zero and pre-1970 DATETIMEs.
+func convertString(col *cdc.Column, x string, binLen int) (cdc.Value, error) {
+	switch col.Kind {
+	case cdc.KindString, cdc.KindUnknown, cdc.KindEnum:
+		// go-mysql aliases strings into the event's packet buffer, which
+		// is never reused; keeping the alias saves a copy per value.
+		return x, nil
+	}
+	return convertText(col, x, binLen)
+}
+
+// convertBytes converts a BLOB/TEXT, GEOMETRY or VECTOR value; x aliases
+// the event and is copied.
+func convertBytes(col *cdc.Column, x []byte, binLen int) (cdc.Value, error) {
+	switch col.Kind {
+	case cdc.KindBytes, cdc.KindUnknown:
+		return padBinary(bytes.Clone(x), binLen), nil
+	case cdc.KindJSON:
+		return cdc.JSON(x), nil
+	case cdc.KindString, cdc.KindEnum, cdc.KindSet:
+		return string(x), nil
+	}
+	return cdc.ParseText(col, string(x))
 }
 
 func convertText(col *cdc.Column, s string, binLen int) (cdc.Value, error) {

@@ -67,6 +67,9 @@ func replayFrom(t *testing.T, name string, from uint64, tables map[string]*cdc.T
 	p.SetTimestampStringLocation(time.UTC)
 	p.SetUseDecimal(false)
 	p.SetRenderJSONAsMySQLText(true)
+	if !goMySQLRows {
+		p.SetRowsEventDecodeFunc(countingDecode)
+	}
 	var out replayed
 	seq := s.txEndSeq
 	err = p.ParseFile(filepath.Join("testdata", "mysql8", name), 4, func(ev *replication.BinlogEvent) error {

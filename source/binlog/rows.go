@@ -32,9 +32,18 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 		n := min(s.cfg.BatchSize, max(16, s.lastLen))
 		s.cur = make([]cdc.Event, 0, n+n/16)
 	}
-	key := string(tm.Schema) + "\x00" + string(tm.Table)
-	if !s.filter.wants(key, string(tm.Schema), string(tm.Table)) {
-		return nil
+	// a table whose plan fits this table map is wanted (plans hold wanted
+	// tables only): found without building the key
+	s.keyBuf = append(append(append(s.keyBuf[:0], tm.Schema...), 0), tm.Table...)
+	p := s.plans[string(s.keyBuf)]
+	var key string
+	if p != nil && p.matches(tm, s.schemaGen) {
+		key = p.key
+	} else {
+		p, key = nil, string(s.keyBuf)
+		if !s.filter.wants(key, string(tm.Schema), string(tm.Table)) {
+			return nil
+		}
 	}
 	pos := cdc.Position{Version: cdc.BinlogPosVersion(s.file, offset), Text: s.file + ":" + strconv.FormatUint(offset, 10)}
 	var op cdc.Op
@@ -49,9 +58,11 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 		return fmt.Errorf("%s on %s.%s at %s: rowsync cannot read this rows event type: %w",
 			h.EventType, tm.Schema, tm.Table, pos.Text, ErrUnsupported)
 	}
-	p, err := s.planFor(ctx, key, tm)
-	if err != nil {
-		return err // transient (server unreachable): reconnect and read again
+	var err error
+	if p == nil {
+		if p, err = s.planFor(ctx, key, tm); err != nil {
+			return err // transient (server unreachable): reconnect and read again
+		}
 	}
 	var diffOps []map[int]int
 	if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
@@ -62,12 +73,21 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 	if s.txStarted.IsZero() {
 		s.txStarted = time.Now()
 	}
+	if raw := rawOf(e); raw != nil {
+		if ok, err := s.ownRows(ev, e, raw, p, op, pos); ok {
+			return err
+		}
+		if err := raw.decodeAll(e); err != nil {
+			// as when go-mysql failed to decode it while reading: read it again
+			return fmt.Errorf("decode %s on %s.%s at %s: %w", h.EventType, tm.Schema, tm.Table, pos.Text, err)
+		}
+	}
 	commit := time.Unix(int64(h.Timestamp), 0).UTC()
 	step := 1
 	if op == cdc.Update {
 		step = 2
 	}
-	db, table := string(tm.Schema), string(tm.Table) // once per rows event, not per row
+	db, table := p.db, p.table // once per table, not per row
 	for i := 0; i+step-1 < len(e.Rows); i += step {
 		ev := cdc.Event{DB: db, Table: table, Op: op, PK: p.pk,
 			Columns: p.cols, Commit: commit, Pos: pos}
@@ -120,16 +140,95 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 			continue
 		}
 		if len(missing) > 0 && (s.cfg.Refetched == nil || !s.cfg.Refetched(ev.DB, ev.Table)) {
-			return fmt.Errorf("%s of %s.%s at %s lacks the value of %s (binlog_row_image is not FULL, or a partial JSON update "+
-				"whose previous value the event does not carry); set binlog_row_image=FULL and binlog_row_value_options='' "+
-				"on the server, or refetch: true for the table: %w",
-				op, ev.DB, ev.Table, pos.Text, strings.Join(missing, ", "), ErrUnsupported)
+			return missingErr(&ev, missing)
 		}
 		// With refetch, the row is read again by key: the columns known
 		// here (the key among them) are enough.
 		s.cur = append(s.cur, ev)
 	}
 	return nil
+}
+
+func missingErr(ev *cdc.Event, missing []string) error {
+	return fmt.Errorf("%s of %s.%s at %s lacks the value of %s (binlog_row_image is not FULL, or a partial JSON update "+
+		"whose previous value the event does not carry); set binlog_row_image=FULL and binlog_row_value_options='' "+
+		"on the server, or refetch: true for the table: %w",
+		ev.Op, ev.DB, ev.Table, ev.Pos.Text, strings.Join(missing, ", "), ErrUnsupported)
+}
+
+// ownRows is the rows loop below for an event whose images go-mysql left
+// raw (see decode.go), decoded straight into rows with p. Such a table has
+// no JSON column and the event is no partial update, so the JSON memory
+// and diff handling do not apply. It returns false, having added nothing,
+// when anything in the event is not as expected: the caller then has
+// go-mysql decode it and takes the old path, which knows the error. An
+// image of no bytes (never logged by a server) is an error here: go-mysql
+// would loop on it.
+func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, raw *rawImages,
+	p *plan, op cdc.Op, pos cdc.Position) (bool, error) {
+	if p.hasJSON || e.ColumnCount != uint64(len(p.cols)) {
+		return false, nil
+	}
+	data, ok := raw.images(ev.Header.EventType)
+	if !ok {
+		return false, nil
+	}
+	start := len(s.cur)
+	undo := func() (bool, error) {
+		clear(s.cur[start:])
+		s.cur = s.cur[:start]
+		return false, nil
+	}
+	commit := time.Unix(int64(ev.Header.Timestamp), 0).UTC()
+	db, table := p.db, p.table
+	firstMissing, missingAt := []string(nil), -1
+	for off := 0; off < len(data); {
+		row := cdc.Event{DB: db, Table: table, Op: op, PK: p.pk, Columns: p.cols, Commit: commit, Pos: pos}
+		var (
+			img     cdc.Row
+			missing []string
+			n       int
+			err     error
+		)
+		img, missing, n, err = p.decodeImage(data[off:], e.ColumnBitmap1, nil)
+		if err != nil {
+			return undo()
+		}
+		if n == 0 {
+			// go-mysql would read this image forever
+			undo()
+			return true, fmt.Errorf("%s on %s.%s at %s: a row image of no bytes: %w",
+				ev.Header.EventType, db, table, pos.Text, ErrUnsupported)
+		}
+		off += n
+		switch op {
+		case cdc.Insert:
+			row.After = img
+		case cdc.Delete:
+			row.Before = img
+			if allIn(p.pk, presentNames(img)) {
+				missing = nil // a delete needs only its key
+			}
+		case cdc.Update:
+			row.Before = img
+			if row.After, missing, n, err = p.decodeImage(data[off:], e.ColumnBitmap2, img); err != nil {
+				return undo()
+			}
+			off += n
+		}
+		if len(missing) > 0 && missingAt < 0 {
+			firstMissing, missingAt = missing, len(s.cur)
+		}
+		s.cur = append(s.cur, row)
+	}
+	if missingAt >= 0 && (s.cfg.Refetched == nil || !s.cfg.Refetched(db, table)) {
+		// the old path stops at that row, the rows before it taken
+		first := s.cur[missingAt]
+		clear(s.cur[missingAt:])
+		s.cur = s.cur[:missingAt]
+		return true, missingErr(&first, firstMissing)
+	}
+	return true, nil
 }
 
 // withRemembered returns before completed with the remembered JSON values

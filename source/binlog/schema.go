@@ -41,12 +41,28 @@ type plan struct {
 	types   []byte
 	metas   []uint16
 	tmNames []string
+	// what decodeImage needs beside types and metas: the table map's
+	// signedness per column (go-mysql's UnsignedMap), and that bitmap to
+	// tell table maps apart
+	unsigned   []bool
+	signedness []byte
+	// the table's filter and plans key (schema NUL table), schema and name
+	key, db, table string
 }
 
 // matches reports whether p was built for a table map of the same shape.
 func (p *plan) matches(tm *replication.TableMapEvent, gen uint64) bool {
-	return p.gen == gen && string(p.types) == string(tm.ColumnType) &&
-		slices.Equal(p.metas, tm.ColumnMeta) && slices.Equal(p.tmNames, tm.ColumnNameString())
+	if p.gen != gen || string(p.types) != string(tm.ColumnType) || string(p.signedness) != string(tm.SignednessBitmap) ||
+		!slices.Equal(p.metas, tm.ColumnMeta) || len(p.tmNames) != len(tm.ColumnName) {
+		return false
+	}
+	// tm.ColumnNameString() would allocate the names of every table map
+	for i, n := range tm.ColumnName {
+		if string(n) != p.tmNames[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // buildPlan matches the table map's columns to ti. Names come from the table
@@ -60,6 +76,7 @@ func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log 
 	p := &plan{
 		names: make([]string, n), cols: make([]cdc.Column, n), binLen: make([]int, n), jsonBin: make([]bool, n), gen: gen,
 		types: slices.Clone(tm.ColumnType), metas: slices.Clone(tm.ColumnMeta), tmNames: tm.ColumnNameString(),
+		unsigned: make([]bool, n), signedness: slices.Clone(tm.SignednessBitmap),
 	}
 	tmNames := p.tmNames
 	if len(tmNames) != n {
@@ -84,6 +101,7 @@ func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log 
 			name = "@" + strconv.Itoa(i+1)
 		}
 		p.names[i] = name
+		p.unsigned[i] = unsigned[i]
 		syn := synthColumn(tm, i, name, unsigned, collation, enums, sets)
 		col := syn
 		if j, ok := ti.Index(name); ok {
