@@ -63,8 +63,10 @@ func TestBeatWhileATableRuns(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(store.release)
+	// cancel first: released with ctx live, the engine would go on to
+	// read the table through its (absent) MySQL
 	cancel()
+	close(store.release)
 	select {
 	case <-done:
 	case <-time.After(time.Minute):

@@ -148,7 +148,7 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 	label := prometheus.Labels{"table": st.Name()}
 	rowsTotal := e.Metrics.Counter("rowsync_backfill_rows_total", "Rows a backfill applied to the sinks (or dead-lettered).", label)
 	remaining := e.Metrics.Gauge("rowsync_backfill_remaining_rows", "Estimated rows a running backfill has still to read.", label)
-	chunkSecs := e.Metrics.Histogram("rowsync_backfill_chunk_seconds", "Time of one backfill chunk: read between its watermarks and handed to the stream once it has delivered through the high watermark.", nil, nil)
+	chunkSecs := e.Metrics.Histogram("rowsync_backfill_chunk_seconds", "Time of one backfill chunk, from the start of its read between its watermarks until the pipeline applied it.", nil, nil)
 	remaining.Set(float64(max(0, st.Estimate-st.Rows)))
 	log.Info("backfill started", "resumed", resumed, "cursor", st.Cursor, "rows_done", st.Rows, "estimate", st.Estimate, "keys", len(st.Keys))
 	start := time.Now()
@@ -161,12 +161,20 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 	// Chunks handed to the pipeline and not yet acked, oldest first: the
 	// next chunk is read while earlier ones are applied. saved is the
 	// progress of the last acked chunk, what the store holds.
+	// A chunk queued behind another waits for its turn in the Source
+	// while the next one is read. st counts every row read; the rows the
+	// log changed meanwhile (known once a chunk is handed out) are taken
+	// off as each chunk settles, drops being those of the chunks settled
+	// since st was last reset.
 	type sent struct {
-		st    State // progress once this chunk is applied
-		acked <-chan error
+		st   State // progress once this chunk is applied, drops not counted
+		p    *Sent
+		read time.Time
 	}
 	var queue []sent
+	var drops int64
 	saved := st
+	defer e.Source.Withdraw()
 	// settle takes the verdicts of the oldest chunks, waiting for them
 	// while more than keep are in flight; false stops the backfill (ctx
 	// ended, the request was replaced); err is a nack.
@@ -175,22 +183,27 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 			var err error
 			if len(queue) > keep {
 				select {
-				case err = <-queue[0].acked:
+				case err = <-queue[0].p.Acked():
 				case <-ctx.Done():
 					return false, nil
 				}
 			} else {
 				select {
-				case err = <-queue[0].acked:
+				case err = <-queue[0].p.Acked():
 				default:
 					return true, nil
 				}
 			}
 			if err != nil {
+				e.Source.Withdraw()
 				queue = nil // the pipeline is failing: it nacks the rest too
 				return true, err
 			}
+			chunkSecs.Observe(time.Since(queue[0].read).Seconds())
+			drops += int64(queue[0].p.Dropped())
 			next := queue[0].st
+			next.Rows -= drops
+			next.Dropped += drops
 			queue = queue[1:]
 			rowsTotal.Add(float64(next.Rows - saved.Rows))
 			remaining.Set(float64(max(0, next.Estimate-next.Rows)))
@@ -246,17 +259,15 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 				return err
 			}
 			text := fmt.Sprintf("backfill %s chunk %d @ %s", st.Name(), st.Chunks+1, c.Low)
-			dropped, acked, err := e.Source.Send(ctx, Emit{DB: st.DB, Table: st.Table, PK: r.PK(), Columns: r.Columns(), Chunk: c, Text: text})
+			p, err := e.Source.Send(Emit{DB: st.DB, Table: st.Table, PK: r.PK(), Columns: r.Columns(), Chunk: c, Text: text})
 			if err != nil {
 				return err
 			}
-			st.Rows += int64(len(c.Rows) + len(c.Missing) + len(c.Bad) - dropped)
-			st.Dropped += int64(dropped)
+			st.Rows += int64(len(c.Rows) + len(c.Missing) + len(c.Bad))
 			st.Chunks++
 			st.Cursor = c.After
 			st.Watermark = c.Low.String() + ".." + c.High.String()
-			queue = append(queue, sent{st: st, acked: acked})
-			chunkSecs.Observe(time.Since(t0).Seconds())
+			queue = append(queue, sent{st: st, p: p, read: t0})
 			return nil
 		}()
 		switch {
@@ -284,7 +295,8 @@ func (e *Engine) runOne(ctx context.Context, cfg Config, log *slog.Logger, st St
 			return
 		}
 		// transient (or a nack): read again after the last applied chunk
-		queue = nil
+		e.Source.Withdraw()
+		queue, drops = nil, 0
 		st = saved
 		if r != nil {
 			r.Close()
@@ -340,9 +352,10 @@ func (e *Engine) release(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// maxInFlight bounds the chunks handed to the pipeline and not yet
-// applied: the next chunk is read while earlier ones are written, and
-// memory stays bounded by a few chunks.
+// maxInFlight bounds the chunks read and not yet applied, queued for
+// their turn in the stream or in the pipeline: the next chunk is read
+// while earlier ones wait for the stream's high watermark or are written,
+// and memory stays bounded by a few chunks.
 const maxInFlight = 3
 
 // errStop ends a backfill whose request was replaced or removed.

@@ -128,6 +128,9 @@ func openReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int,
 		chunk = st.Chunk
 	}
 	chunk = min(max(chunk, 1), refetch.MaxChunkSize)
+	if rf == nil {
+		return nil, fmt.Errorf("backfill %s: no mysql connection to read the table through: %w", st.Name(), cdc.ErrPermanent)
+	}
 	cur, err := rf.Scan(ctx, st.DB, st.Table, chunk)
 	if err != nil {
 		return nil, err

@@ -49,8 +49,12 @@ type Source struct {
 
 	mu        sync.Mutex
 	delivered uint64 // highest Through handed out
-	rec       *recording
-	pending   *emission
+	// recs are the recordings under way, oldest first: one per chunk
+	// being read or waiting for its turn. The first len(queue) of them
+	// belong to the queued chunks, in order; the rest to chunks still
+	// being read.
+	recs  []*recording
+	queue []*emission // chunks waiting for their turn, oldest first
 }
 
 var _ cdc.Source = (*Source)(nil)
@@ -67,10 +71,25 @@ type recording struct {
 // emission is a chunk waiting for its turn in the stream.
 type emission struct {
 	Emit
+	rec     *recording
 	done    chan error    // the verdict, buffered
 	handed  chan struct{} // closed once Next handed the chunk out
 	dropped int
 }
+
+// Sent is a chunk queued by Send.
+type Sent struct{ em *emission }
+
+// Handed is closed once Next has handed the chunk to the pipeline.
+func (p *Sent) Handed() <-chan struct{} { return p.em.handed }
+
+// Dropped is the number of rows (and missing keys) left out because the
+// log changed their key; final once Handed is closed.
+func (p *Sent) Dropped() int { return p.em.dropped }
+
+// Acked receives the pipeline's verdict once the chunk was handed out:
+// nil once it is applied, the nack's error if it will not be.
+func (p *Sent) Acked() <-chan error { return p.em.done }
 
 // Emit is a chunk ready to enter the stream.
 type Emit struct {
@@ -185,15 +204,11 @@ func (s *Source) deliver(b *cdc.Batch) {
 	if b.Through > s.delivered {
 		s.delivered = b.Through
 	}
-	rec := s.rec
-	if rec == nil {
+	if len(s.recs) == 0 {
 		return
 	}
 	for i := range b.Events {
 		ev := &b.Events[i]
-		if ev.DB != rec.db || ev.Table != rec.table {
-			continue
-		}
 		v := ev.Pos.Version
 		if v == 0 {
 			v = math.MaxUint64
@@ -202,87 +217,113 @@ func (s *Source) deliver(b *cdc.Batch) {
 			if row == nil {
 				continue
 			}
-			k, ok := rec.key(row)
-			if !ok {
-				continue
-			}
-			if v > rec.keys[k] {
-				rec.keys[k] = v
+			// Recordings of one table share its key function (the
+			// engine reads one table at a time): the key is computed
+			// once per row.
+			var k string
+			var keyed *recording
+			for _, rec := range s.recs {
+				if rec == nil || ev.DB != rec.db || ev.Table != rec.table {
+					continue
+				}
+				if keyed == nil || keyed.db != rec.db || keyed.table != rec.table {
+					var ok bool
+					if k, ok = rec.key(row); !ok {
+						continue
+					}
+					keyed = rec
+				}
+				if v > rec.keys[k] {
+					rec.keys[k] = v
+				}
 			}
 		}
 	}
 }
 
 // Record starts recording the keys of db.table's events Next hands out,
-// as key names them (refetch's canonical key text). Call it before the
-// chunk's read begins; Emit ends it.
+// as key names them (refetch's canonical key text), for the next chunk:
+// call it before the chunk's read begins, then Send the chunk. Several
+// chunks may be recorded, read and queued at once; each Send takes the
+// oldest recording not yet sent.
 func (s *Source) Record(db, table string, key func(cdc.Row) (string, bool)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rec = &recording{db: db, table: table, key: key, keys: map[string]uint64{}}
+	s.recs = append(s.recs, &recording{db: db, table: table, key: key, keys: map[string]uint64{}})
 }
 
-// Emit is Send, then waiting for the pipeline's verdict on the chunk: nil
-// once it is applied (acked), the nack's error if it will not be.
+// Emit is Send, then waiting for the chunk to be handed out and for the
+// pipeline's verdict: nil once it is applied (acked), the nack's error if
+// it will not be. If ctx ends before the chunk is handed out, the chunks
+// still queued are withdrawn and ctx's error returned.
 func (s *Source) Emit(ctx context.Context, e Emit) (dropped int, err error) {
-	dropped, acked, err := s.Send(ctx, e)
+	p, err := s.Send(e)
 	if err != nil {
 		return 0, err
 	}
-	// handed out: the pipeline settles it (it nacks what it gives up on)
-	return dropped, <-acked
+	select {
+	case <-p.Handed():
+	case <-ctx.Done():
+		s.Withdraw()
+		select {
+		case <-p.Handed(): // handed out meanwhile: the pipeline settles it
+		default:
+			return 0, ctx.Err()
+		}
+	}
+	return p.Dropped(), <-p.Acked()
 }
 
-// Send queues the chunk and returns once Next has handed it out, with the
-// rows (and missing keys) left out because the log changed their key, and
-// acked, which receives the pipeline's verdict: nil once the chunk is
-// applied, the nack's error if it will not be. If ctx ends before the
-// chunk is handed out, it is taken back and ctx's error returned. Only one
-// chunk may wait at a time; the next may be sent once Send returned.
-func (s *Source) Send(ctx context.Context, e Emit) (dropped int, acked <-chan error, err error) {
+// Send queues the chunk behind the chunks already queued, with the oldest
+// recording not yet sent, and returns at once. The chunks go out in the
+// order they were sent, each once the stream has delivered through its
+// high watermark. Withdraw takes back what is still queued.
+func (s *Source) Send(e Emit) (*Sent, error) {
 	if s.through && e.Chunk.High.Version() == 0 {
-		return 0, nil, fmt.Errorf("backfill %s.%s: the server gave no binlog position to order the chunk with the stream: %w", e.DB, e.Table, cdc.ErrPermanent)
+		return nil, fmt.Errorf("backfill %s.%s: the server gave no binlog position to order the chunk with the stream: %w", e.DB, e.Table, cdc.ErrPermanent)
 	}
 	em := &emission{Emit: e, done: make(chan error, 1), handed: make(chan struct{})}
 	s.mu.Lock()
-	if s.pending != nil {
-		s.mu.Unlock()
-		return 0, nil, errors.New("backfill: a chunk is already waiting")
+	if n := len(s.queue); n < len(s.recs) {
+		em.rec = s.recs[n]
+	} else {
+		// sent without Record: nothing was recorded, nothing is dropped;
+		// keep recs and queue paired
+		s.recs = append(s.recs, nil)
 	}
-	s.pending = em
+	s.queue = append(s.queue, em)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	select {
-	case <-em.handed:
-		return em.dropped, em.done, nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		if s.pending == em { // not handed out: take it back
-			s.pending, s.rec = nil, nil
-			s.mu.Unlock()
-			return 0, nil, ctx.Err()
-		}
-		s.mu.Unlock()
-		<-em.handed
-		return em.dropped, em.done, nil
-	}
+	return &Sent{em: em}, nil
 }
 
-// ready returns the pending chunk's batch once the stream has delivered
-// everything up to its high watermark.
+// Withdraw takes back the chunks queued and not yet handed out and ends
+// every recording: the backfill stops, or reads again from its last
+// applied chunk. Chunks already handed out are the pipeline's to settle.
+func (s *Source) Withdraw() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queue, s.recs = nil, nil
+}
+
+// ready returns the oldest queued chunk's batch once the stream has
+// delivered everything up to its high watermark.
 func (s *Source) ready() (cdc.Batch, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	em := s.pending
-	if em == nil || s.through && s.delivered < em.Chunk.High.Version() {
+	if len(s.queue) == 0 {
 		return cdc.Batch{}, false
 	}
-	s.pending = nil
-	rec := s.rec
-	s.rec = nil
+	em := s.queue[0]
+	if s.through && s.delivered < em.Chunk.High.Version() {
+		return cdc.Batch{}, false
+	}
+	s.queue[0], s.recs[0] = nil, nil
+	s.queue, s.recs = s.queue[1:], s.recs[1:]
+	rec := em.rec
 	low := em.Chunk.Low.Version()
 	drop := func(row cdc.Row) bool {
 		if rec == nil || len(rec.keys) == 0 {

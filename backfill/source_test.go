@@ -314,7 +314,7 @@ func TestNackAndCancel(t *testing.T) {
 	// wait until it is queued, then cancel before any Next
 	for {
 		s.mu.Lock()
-		queued := s.pending != nil
+		queued := len(s.queue) > 0
 		s.mu.Unlock()
 		if queued {
 			break
@@ -326,9 +326,9 @@ func TestNackAndCancel(t *testing.T) {
 		t.Fatalf("cancelled Emit = %v", r.err)
 	}
 	s.mu.Lock()
-	left := s.pending
+	left := len(s.queue) + len(s.recs)
 	s.mu.Unlock()
-	if left != nil {
+	if left != 0 {
 		t.Fatal("cancelled chunk still pending")
 	}
 }
@@ -401,4 +401,70 @@ func TestConfigValidate(t *testing.T) {
 
 func contains(s, sub string) bool {
 	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
+}
+
+// TestQueuedChunksKeepTheirOwnRecording: a second chunk is read and queued
+// while the first waits for its turn. Each drops only the keys the log
+// changed after its own read began, and they go out in order, each once
+// the stream delivered through its high watermark. Withdraw takes back
+// what is still queued.
+func TestQueuedChunksKeepTheirOwnRecording(t *testing.T) {
+	ctx := context.Background()
+	in := newScript()
+	s := NewSource(in, true)
+	defer closeSource(t, s)
+	go func() { in.ch <- in.batch(50) }()
+	next(t, s)
+
+	s.Record("shop", "t", keyOf) // chunk 1: rows 1, 2 at L=H=100
+	p1, err := s.Send(Emit{DB: "shop", Table: "t", PK: []string{"id"}, Chunk: chunkOf(100, 100, row(1, "c1"), row(2, "c1")), Text: "chunk 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the log changes row 2 (version 120) before chunk 2's read begins
+	go func() { in.ch <- in.batch(90, logUpdate(2, "log", 120)) }()
+	next(t, s)                   // delivered 90 < 100: chunk 1 still waits
+	s.Record("shop", "t", keyOf) // chunk 2: rows 3, 2(again: not in chunk 2's range, but its key was changed before chunk 2 began) at 200
+	p2, err := s.Send(Emit{DB: "shop", Table: "t", PK: []string{"id"}, Chunk: chunkOf(200, 200, row(3, "c2"), row(2, "c2")), Text: "chunk 2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// row 3 changes at 210, after both reads began
+	go func() { in.ch <- in.batch(250, logUpdate(3, "log", 210)) }()
+	if b := next(t, s); len(b.Events) != 1 || b.Events[0].Read {
+		t.Fatalf("want the stream's batch first, got %+v", b.Events)
+	}
+	b1 := next(t, s)
+	if len(b1.Events) != 1 || b1.Events[0].After["id"] != int64(1) || p1.Dropped() != 1 {
+		t.Fatalf("chunk 1 = %+v, dropped %d; want row 1 only (row 2 changed after its read began)", b1.Events, p1.Dropped())
+	}
+	b2 := next(t, s)
+	if len(b2.Events) != 1 || b2.Events[0].After["id"] != int64(2) || p2.Dropped() != 1 {
+		t.Fatalf("chunk 2 = %+v, dropped %d; want row 2 only (row 3 changed after its read began, row 2 before)", b2.Events, p2.Dropped())
+	}
+	b1.Ack(ctx, nil)
+	b2.Ack(ctx, errors.New("sink down"))
+	if err := <-p1.Acked(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-p2.Acked(); err == nil {
+		t.Fatal("nacked chunk 2 reported applied")
+	}
+
+	// queued and withdrawn: never handed out
+	s.Record("shop", "t", keyOf)
+	p3, err := s.Send(Emit{DB: "shop", Table: "t", PK: []string{"id"}, Chunk: chunkOf(900, 900, row(9, "c3")), Text: "chunk 3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Withdraw()
+	go func() { in.ch <- in.batch(1000) }()
+	if b := next(t, s); len(b.Events) != 0 {
+		t.Fatalf("withdrawn chunk handed out: %+v", b.Events)
+	}
+	select {
+	case <-p3.Handed():
+		t.Fatal("withdrawn chunk reported handed out")
+	default:
+	}
 }
