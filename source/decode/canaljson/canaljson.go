@@ -356,13 +356,25 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	pos := cdc.Position{Text: msg.PosText()}
 	commit := canal.CommitTime(m.es)
 	events := make([]cdc.Event, len(m.data))
+	// The text of the message's string members, copied once into one
+	// buffer that the values it becomes point into: one allocation per
+	// message instead of one per text value kept (strings, decimals,
+	// dates). Sized for every string member, so it never grows and the
+	// strings made in it stay valid.
+	n := 0
+	for j := range m.fields {
+		if m.fields[j].val.kind == kString {
+			n += len(m.fields[j].val.b)
+		}
+	}
+	text := make([]byte, 0, n)
 	for i, r := range m.data {
 		ev := &events[i]
 		ev.DB, ev.Table, ev.Op, ev.PK, ev.Columns, ev.Commit, ev.Pos = db, table, op, pk, cols, commit, pos
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
 		}
-		row, err := d.row(sch, m.fields[r.lo:r.hi], nil)
+		row, err := d.row(sch, m.fields[r.lo:r.hi], nil, &text)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -379,7 +391,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			// Without old[i] the before image is unknown and stays nil.
 			if i < len(m.old) && !m.old[i].null {
 				before := maps.Clone(row)
-				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before); err != nil {
+				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before, &text); err != nil {
 					return nil, fmt.Errorf("canal-json: old[%d].%w", i, err)
 				}
 				ev.Before = before
@@ -395,26 +407,18 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	return events, nil
 }
 
-// row types the members fs into into (a new row when nil). Errors start
-// with the column name, so the caller can prefix "data[i].".
-func (d *Decoder) row(sch *schema, fs []field, into cdc.Row) (cdc.Row, error) {
+// row types the members fs into into (a new row when nil). Text values
+// keep is copied to the end of *text, which has room for all of fs's
+// string members (see value). Errors start with the column name, so the
+// caller can prefix "data[i].".
+func (d *Decoder) row(sch *schema, fs []field, into cdc.Row, text *[]byte) (cdc.Row, error) {
 	if into == nil {
 		into = make(cdc.Row, len(fs))
 	}
-	// The text of the row's string members, copied once into one buffer
-	// that the values it becomes point into: one allocation per row
-	// instead of one per text value kept (strings, decimals, dates).
-	n := 0
-	for j := range fs {
-		if fs[j].val.kind == kString {
-			n += len(fs[j].val.b)
-		}
-	}
-	text := make([]byte, 0, n)
 	for j := range fs {
 		f := &fs[j]
 		col, st := sch.lookup(f.name, j)
-		v, err := d.value(col, st, f.val, &text)
+		v, err := d.value(col, st, f.val, text)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", col.Name, err)
 		}

@@ -2,8 +2,11 @@ package canaljson
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -377,4 +380,66 @@ func FuzzSeenSchemaText(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		sameParse(t, a, b)
 	})
+}
+
+// TestSpecial: the lowest byte special flags is the first '"', '\\' or
+// control character of the word, and no flag means there is none.
+func TestSpecial(t *testing.T) {
+	isSpecial := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func(w [8]byte) {
+		first := -1
+		for i, c := range w {
+			if isSpecial(c) {
+				first = i
+				break
+			}
+		}
+		m := special(binary.LittleEndian.Uint64(w[:]))
+		got := -1
+		if m != 0 {
+			got = bits.TrailingZeros64(m) / 8
+		}
+		if got != first {
+			t.Fatalf("% x: special says byte %d, want %d", w, got, first)
+		}
+	}
+	for c := range 256 {
+		for pos := range 8 {
+			for range 64 {
+				var w [8]byte
+				for i := range w {
+					w[i] = byte(rng.IntN(256))
+				}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+}
+
+// TestStrEveryOffset: strings with an escape, a quote or a control
+// character at every offset around the 8-byte steps scan as encoding/json
+// reads them (or are refused where it refuses them).
+func TestStrEveryOffset(t *testing.T) {
+	for n := range 20 {
+		for at := range n + 1 {
+			for _, ins := range []string{`\"`, `\\`, `\n`, `\u00e9`, "\x01", "é", `"`} {
+				body := strings.Repeat("a", at) + ins + strings.Repeat("b", n-at)
+				in := `"` + body + `"`
+				var want string
+				wantErr := json.Unmarshal([]byte(in), &want)
+				sc := &scanner{b: []byte(in)}
+				got, err := sc.str()
+				switch {
+				case (err != nil) != (wantErr != nil) && !(ins == `"` && sc.i < len(in)):
+					t.Fatalf("%q: err %v, encoding/json %v", in, err, wantErr)
+				case err == nil && ins != `"` && string(got) != want:
+					t.Fatalf("%q: got %q, want %q", in, got, want)
+				case err == nil && ins == `"` && string(got) != strings.Repeat("a", at):
+					t.Fatalf("%q: got %q, want the text before the first quote", in, got)
+				}
+			}
+		}
+	}
 }

@@ -1,8 +1,10 @@
 package canaljson
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -97,7 +99,18 @@ func (s *scanner) str() ([]byte, error) {
 		return nil, s.errf("expected string, found %q", c)
 	}
 	start := s.i + 1
-	for j := start; j < len(s.b); j++ {
+	j := start
+	// Skip 8 bytes at a time while none of them ends the string, starts
+	// an escape or is a control character; the loop below decides at the
+	// first byte that may.
+	for j+8 <= len(s.b) {
+		if m := special(binary.LittleEndian.Uint64(s.b[j:])); m != 0 {
+			j += bits.TrailingZeros64(m) / 8
+			break
+		}
+		j += 8
+	}
+	for ; j < len(s.b); j++ {
 		c := s.b[j]
 		switch {
 		case c == '"':
@@ -111,6 +124,21 @@ func (s *scanner) str() ([]byte, error) {
 		}
 	}
 	return nil, errEOF
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// special flags (in its byte's high bit) each byte of the little-endian
+// word x that is '"', '\\' or below 0x20. A flag can be false only above
+// a true one (a borrow), so the lowest flag is exact and a zero result
+// means no such byte.
+func special(x uint64) uint64 {
+	q := x ^ ('"' * lsb)
+	b := x ^ ('\\' * lsb)
+	return ((x-0x20*lsb) & ^x | (q-lsb) & ^q | (b-lsb) & ^b) & msb
 }
 
 // strSlow unescapes a string whose first escape is at j.
