@@ -685,9 +685,19 @@ func (p *Pipeline) apply(work context.Context, events []cdc.Event) error {
 }
 
 func filter(events []cdc.Event, wants func(db, table string) bool) []cdc.Event {
+	// Neighbouring events mostly share a table: ask once per run of them
+	// (a sink's Wants builds the table's name to look it up).
+	var db, table string
+	var want bool
+	keeps := func(ev *cdc.Event) bool {
+		if ev.DB != db || ev.Table != table || db == "" && table == "" {
+			db, table, want = ev.DB, ev.Table, wants(ev.DB, ev.Table)
+		}
+		return want
+	}
 	keep := 0
 	for i := range events {
-		if wants(events[i].DB, events[i].Table) {
+		if keeps(&events[i]) {
 			keep++
 		}
 	}
@@ -696,7 +706,7 @@ func filter(events []cdc.Event, wants func(db, table string) bool) []cdc.Event {
 	}
 	out := make([]cdc.Event, 0, keep)
 	for i := range events {
-		if wants(events[i].DB, events[i].Table) {
+		if keeps(&events[i]) {
 			out = append(out, events[i])
 		}
 	}
@@ -836,8 +846,16 @@ type countKey struct {
 
 func (p *Pipeline) countEvents(events []cdc.Event) {
 	counts := map[countKey]int{}
-	for i := range events {
-		counts[countKey{events[i].DB, events[i].Table, events[i].Op}]++
+	// Counted by runs of neighbours alike, which a batch mostly is: one
+	// map update per run, not per event.
+	for i := 0; i < len(events); {
+		ev := &events[i]
+		j := i + 1
+		for j < len(events) && events[j].Op == ev.Op && events[j].Table == ev.Table && events[j].DB == ev.DB {
+			j++
+		}
+		counts[countKey{ev.DB, ev.Table, ev.Op}] += j - i
+		i = j
 	}
 	for k, n := range counts {
 		p.opts.Metrics.Events.WithLabelValues(p.opts.Name, p.tableLabel(k.db, k.table), k.op.String()).Add(float64(n))

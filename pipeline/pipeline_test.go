@@ -724,3 +724,56 @@ func TestKeyChangesKeepPerKeyOrder(t *testing.T) {
 		t.Fatalf("state after the stream:\n got  %v\n want %v", sink.state, want)
 	}
 }
+
+// TestFilterAndCountByRuns: filter asks once per run of one table's
+// events and keeps exactly the wanted ones in order; countEvents counts
+// interleaved tables and ops right.
+func TestFilterAndCountByRuns(t *testing.T) {
+	var evs []cdc.Event
+	for i, tb := range []string{"a", "a", "b", "a", "c", "c", "c", "b", "b", "a"} {
+		op := cdc.Insert
+		if i%3 == 0 {
+			op = cdc.Update
+		}
+		evs = append(evs, cdc.Event{DB: "d", Table: tb, Op: op, After: cdc.Row{"i": int64(i)}})
+	}
+	asked := 0
+	got := filter(evs, func(db, table string) bool { asked++; return db == "d" && table != "b" })
+	var order []int64
+	for _, ev := range got {
+		order = append(order, ev.After["i"].(int64))
+	}
+	if fmt.Sprint(order) != "[0 1 3 4 5 6 9]" || asked > 2*6 {
+		t.Fatalf("filter kept %v asking %d times, want [0 1 3 4 5 6 9] asking at most 12 (twice per run)", order, asked)
+	}
+	if all := filter(evs, func(string, string) bool { return true }); &all[0] != &evs[0] {
+		t.Fatalf("filter copied a slice it keeps whole")
+	}
+	m := metrics.New()
+	p := &Pipeline{opts: Options{Name: "x", Metrics: m}}
+	p.countEvents(evs)
+	p.countEvents(evs[:4])
+	counts := map[string]float64{}
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "rowsync_events_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			var key string
+			for _, l := range s.GetLabel() {
+				if l.GetName() != "pipeline" {
+					key += l.GetValue() + " "
+				}
+			}
+			counts[key] += s.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"insert d.a ": 2, "update d.a ": 5, "insert d.b ": 4, "insert d.c ": 2, "update d.c ": 1}
+	if !maps.Equal(counts, want) {
+		t.Fatalf("rowsync_events_total = %v, want %v", counts, want)
+	}
+}
