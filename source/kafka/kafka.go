@@ -55,6 +55,10 @@ var (
 	topicsRetry = backoff.Policy{Min: time.Second, Max: 30 * time.Second}
 )
 
+// minChunk is the fewest events a chunk is sized for when read_ahead is
+// shared by many partitions, so that chunks stay worth a channel send.
+const minChunk = 64
+
 // chunkQueue is how many decoded chunks may wait between the fetchers and
 // Next; their messages are bounded by read_ahead (Source.ahead).
 const chunkQueue = 8
@@ -97,8 +101,9 @@ type Source struct {
 	revokedAt atomic.Int64 // unix nanos when the last generation ended, 0 before
 
 	// Next's own state.
-	held *chunk
-	win  *batch.Window // batch_size or max_wait
+	held  *chunk
+	win   *batch.Window // batch_size or max_wait
+	taken [][]cdc.Event // reused by Next
 }
 
 var _ cdc.Source = (*Source)(nil)
@@ -222,8 +227,9 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 	}
 	var (
 		refs    []ackRef
-		events  []cdc.Event
 		rejects []cdc.Reject
+		taken   = s.taken[:0] // the events of the chunks taken
+		total   int
 		win     = s.win
 	)
 	defer win.Reset()
@@ -270,14 +276,27 @@ fill:
 			continue // partition revoked; its new owner re-reads these
 		}
 		refs = append(refs, ackRef{c.part, ticket})
-		if events == nil {
-			events = c.events
-		} else {
-			events = append(events, c.events...)
-		}
+		taken = append(taken, c.events)
+		total += len(c.events)
 		rejects = append(rejects, c.rejects...)
 		win.Add(c.n)
 	}
+	// One chunk's events are the batch's; several are copied once into a
+	// slice of their exact size (appending chunk by chunk regrew the
+	// slice, 12% of a drain's allocated bytes).
+	var events []cdc.Event
+	switch len(taken) {
+	case 0:
+	case 1:
+		events = taken[0]
+	default:
+		events = make([]cdc.Event, 0, total)
+		for _, evs := range taken {
+			events = append(events, evs...)
+		}
+	}
+	clear(taken)
+	s.taken = taken[:0]
 	var acked atomic.Bool
 	return cdc.Batch{
 		Events:  events,
@@ -841,7 +860,9 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 			c.end = msg.Offset + 1
 			c.n++
 			*offset = c.end
-			if c.n >= s.cfg.BatchSize {
+			// Hand a chunk over when it is full rather than regrow its
+			// events (7% of a drain's allocated bytes).
+			if c.n >= s.cfg.BatchSize || len(c.events) >= cap(c.events) {
 				if !s.send(ctx, c) {
 					s.ahead.Release(int64(c.n))
 					_ = batch.Close()
@@ -867,12 +888,13 @@ func (s *Source) read(ctx context.Context, conn *kafka.Conn, p *partState, offse
 
 // newChunk sizes the event slice for the messages the partition still
 // has (remaining, from the high watermark), up to batch_size and the
-// partition's share of read_ahead, so a drain seldom regrows it; a chunk
-// that fills Next's batch alone is handed out without a copy.
+// partition's share of read_ahead (at least minChunk); read hands the
+// chunk over once it is full. A chunk that fills Next's batch alone is
+// handed out without a copy.
 func (s *Source) newChunk(p *partState, remaining int64) *chunk {
 	n := min(max(remaining, 1), int64(s.cfg.BatchSize))
 	if p.gen != nil && len(p.gen.parts) > 1 {
-		n = min(n, max(1, int64(s.cfg.ReadAhead/len(p.gen.parts))))
+		n = min(n, max(minChunk, int64(s.cfg.ReadAhead/len(p.gen.parts))))
 	}
 	return &chunk{part: p, events: make([]cdc.Event, 0, n)}
 }
