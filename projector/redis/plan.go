@@ -135,6 +135,35 @@ func (p *plan) nextText() {
 	p.ntext++
 }
 
+// textString appends what add appends to p.text and returns it as a
+// string, valid until reset: the text of a version or a side key without
+// an allocation of its own.
+func (p *plan) textString(add func([]byte) []byte) string {
+	if cap(p.text)-len(p.text) < 256 {
+		p.nextText()
+	}
+	at := len(p.text)
+	b := add(p.text)
+	if cap(b) != cap(p.text) && p.ntext > 0 {
+		p.textBlocks[p.ntext-1] = b[:0] // grew: see textOf
+	}
+	p.text = b
+	if len(b) == at {
+		return ""
+	}
+	return unsafe.String(&b[at], len(b)-at)
+}
+
+// sideKey is sideKey with the side key's text in p.text.
+func (p *plan) sideKey(key, suffix string) (string, bool) {
+	var sameSlot bool
+	side := p.textString(func(b []byte) []byte {
+		b, sameSlot = appendSideKey(b, key, suffix)
+		return b
+	})
+	return side, sameSlot
+}
+
 // textOf returns a stable pointer to v's text for col (cdc.FormatText),
 // false for NULL. Values already held as strings are not copied; the
 // others are appended to p.text, one allocation per block of rows instead

@@ -467,3 +467,46 @@ func TestPlanReuse(t *testing.T) {
 		})
 	}
 }
+
+// TestEvalShaArgs: the commit script's call carries the arguments
+// go-redis's Script.EvalSha would send for the same keys and ARGV.
+func TestEvalShaArgs(t *testing.T) {
+	text := func(args []any) []string {
+		out := make([]string, len(args))
+		for i, a := range args {
+			if s, ok := a.(*string); ok {
+				a = *s
+			}
+			out[i] = fmt.Sprint(a)
+		}
+		return out
+	}
+	evs := benchBatches("d", 1)[0][:40]
+	for i := range evs {
+		evs[i].Pos.Version = uint64(100 + i)
+		if i%3 == 0 {
+			evs[i].Op, evs[i].After = cdc.Delete, nil
+		}
+	}
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	for name, tc := range map[string]TableConfig{"guarded": {VersionField: "_v", TTL: time.Second}, "type_check": {TypeCheck: true}} {
+		t.Run(name, func(t *testing.T) {
+			p, err := NewWithConfig(Config{ScriptKeys: 16}, client, rules(t, ".*", tc), nil)
+			must(t, err)
+			pl := newPlan(len(evs))
+			for i := range evs {
+				pl.add(i, &evs[i], p.tables.Lookup("d", "orders").Config)
+			}
+			chunks := p.encode(evs, pl)
+			if len(chunks) != 3 {
+				t.Fatalf("%d chunks, want 3", len(chunks))
+			}
+			for _, c := range chunks {
+				want := p.script.EvalSha(t.Context(), client.Pipeline(), c.keys, c.args...).Args()
+				if got := text(c.evalSha(p.script.Hash())); !slices.Equal(got, text(want)) {
+					t.Fatalf("evalsha args:\n got  %q\n want %q", got, text(want))
+				}
+			}
+		})
+	}
+}

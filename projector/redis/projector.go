@@ -347,8 +347,23 @@ type chunk struct {
 	// keys and args are the commit script's KEYS and ARGV.
 	keys []string
 	args []any
-	// cmds is scratch space for runChunk's commands.
-	cmds []goredis.Cmder
+	// cmds is scratch space for runChunk's commands, eval, sha and
+	// nkeys for its EVALSHA (see evalSha).
+	cmds       []goredis.Cmder
+	eval       []any
+	sha, nkeys string
+}
+
+// evalSha returns the arguments of the commit script's call: EVALSHA sha
+// numkeys KEYS... ARGV...
+func (c *chunk) evalSha(sha string) []any {
+	c.sha, c.nkeys = sha, strconv.Itoa(len(c.keys))
+	a := append(c.eval[:0], "evalsha", &c.sha, &c.nkeys)
+	for i := range c.keys {
+		a = append(a, &c.keys[i])
+	}
+	c.eval = append(a, c.args...)
+	return c.eval
 }
 
 // reset empties c for reuse, dropping its references.
@@ -366,6 +381,8 @@ func (c *chunk) reset() {
 	c.args = c.args[:0]
 	clear(c.cmds)
 	c.cmds = c.cmds[:0]
+	clear(c.eval)
+	c.eval = c.eval[:0]
 }
 
 // newChunk returns an empty chunk for up to n ops, holding a DEL.
@@ -410,7 +427,7 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 		kind := o.kind
 		var ver *string
 		if guarded {
-			ver = pl.str(strconv.FormatUint(o.version, 10))
+			ver = pl.str(pl.textString(func(b []byte) []byte { return strconv.AppendUint(b, o.version, 10) }))
 		}
 		var fields []any
 		if kind == opWrite {
@@ -434,7 +451,7 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 		switch {
 		case kind == opWrite && checked:
 			var ok bool
-			stage, ok = sideKey(o.key, stageSuffix)
+			stage, ok = pl.sideKey(o.key, stageSuffix)
 			sameSlot = sameSlot && ok
 			fields[1] = pl.str(stage)
 		case kind == opWrite:
@@ -442,7 +459,7 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 		}
 		if guarded {
 			var ok bool
-			tomb, ok = sideKey(o.key, r.tombSuffix)
+			tomb, ok = pl.sideKey(o.key, r.tombSuffix)
 			sameSlot = sameSlot && ok
 		}
 		if !sameSlot && p.cluster {
@@ -557,12 +574,16 @@ func (p *Projector) runChunk(ctx context.Context, c *chunk) (result, error) {
 		for _, w := range c.writes {
 			cmds = append(cmds, goredis.NewCmd(ctx, w...))
 		}
-		c.cmds = cmds
-		_ = pipe.BatchProcess(ctx, cmds...)
 		var commit *goredis.Cmd
 		if len(c.ops) > 0 {
-			commit = p.script.EvalSha(ctx, pipe, c.keys, c.args...)
+			// EVALSHA as Script.EvalSha sends it, with the keys passed
+			// by pointer: that boxes each key string, an allocation.
+			commit = goredis.NewCmd(ctx, c.evalSha(p.script.Hash())...)
+			commit.SetFirstKeyPos(3)
+			cmds = append(cmds, commit)
 		}
+		c.cmds = cmds
+		_ = pipe.BatchProcess(ctx, cmds...)
 		cmds, err := pipe.Exec(ctx) // command errors are read one by one below
 		for _, cmd := range cmds {
 			if err := cmd.Err(); err != nil && cmd != commit {

@@ -100,10 +100,16 @@ var script = goredis.NewScript(commitScript)
 // ("{key}"+suffix), which hashes to the slot of key itself unless key
 // contains a "}". sameSlot tells.
 func sideKey(key, suffix string) (side string, sameSlot bool) {
+	b, sameSlot := appendSideKey(nil, key, suffix)
+	return string(b), sameSlot
+}
+
+// appendSideKey appends sideKey's name to b.
+func appendSideKey(b []byte, key, suffix string) ([]byte, bool) {
 	if hashTag(key) != key {
-		return key + suffix, true
+		return append(append(b, key...), suffix...), true
 	}
-	return "{" + key + "}" + suffix, !strings.Contains(key, "}")
+	return append(append(append(append(b, '{'), key...), '}'), suffix...), !strings.Contains(key, "}")
 }
 
 // hashTag returns the part of key Redis Cluster hashes: the text between
