@@ -94,7 +94,7 @@ tables:
 		{"negative invalidate delay", base + "    invalidate: {keys: [\"user:{id}\"], delay: -1s}\n", nil, []string{"tables[0].invalidate.delay"}},
 		{"unknown table key", base + "    redis: {}\n", nil, []string{"tables[0]: line 8: field redis not found (want match, pk, refetch or a sink: invalidate, mongo, redis_hash)"}},
 		{"unknown source", strings.Replace(base, "  binlog:", "  pulsar:", 1), nil, []string{"field pulsar not found in source (want one of binlog, kafka, rabbitmq)"}},
-		{"mongo table without mongo", base + "    mongo: {collection: users}\n", nil, []string{"tables[0].mongo: needs the top-level mongo: block"}},
+		{"mongo table without mongo", base + "    mongo: {database: d, collection: users}\n", nil, []string{"tables[0].mongo: needs the top-level mongo: block"}},
 		{"invalidate without a redis", strings.Replace(base, "redis_hash: {key: \"{db}_{table}_{pk}\"}", "invalidate: {keys: [\"u:{id}\"]}", 1) + "checkpoint: {file: /tmp/x}\n", nil, nil},
 		{"lease without redis", strings.Replace(base, "redis: {addr: \"127.0.0.1:6379\"}\n", "checkpoint: {file: /tmp/x}\n", 1) + "lease: {}\n", nil, []string{"lease: needs the top-level redis: block"}},
 		{"lease with kafka", strings.Replace(base, "  binlog: {addr: \"127.0.0.1:3307\", flavor: mariadb}", "  kafka: {brokers: [\"k:9092\"], topics: [t], format: maxwell}", 1) + "lease: {}\n", nil, []string{"lease: only for a binlog source"}},
@@ -168,5 +168,60 @@ tables:
 	got := scrubberFor(c).String("binlog-pw redis-pw cache-file-pw mongo-pw mysql-pw")
 	if strings.Count(got, "xxxxx") != 5 {
 		t.Fatalf("scrubbed %q", got)
+	}
+}
+
+// TestRabbitConsumersKeepOrder: several consumers of one queue are
+// refused, naming source.rabbitmq.consumers, unless no row's changes can
+// be applied out of order: a versioned format and version_field on every
+// row-writing sink, or unordered: true.
+func TestRabbitConsumersKeepOrder(t *testing.T) {
+	file := func(format, consumers, tables string) string {
+		return `name: demo
+source:
+  rabbitmq: {url: "amqp://127.0.0.1/", queue: q, format: ` + format + `, ` + consumers + `}
+redis: {addr: "127.0.0.1:6379"}
+mongo: {uri: "mongodb://127.0.0.1:27017/d"}
+tables:
+` + tables
+	}
+	guarded := "  - match: shop.users\n    redis_hash: {version_field: _v}\n    mongo: {database: d, collection: users, version_field: _v}\n"
+	const key = "source.rabbitmq.consumers: 4 consumers of one queue can apply two changes of a row in the opposite order"
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"one consumer, no guard", file("canal-json", "consumers: 1", "  - match: shop.users\n    redis_hash: {}\n"), nil},
+		{"guarded", file("maxwell", "consumers: 4", guarded), nil},
+		{"invalidate needs no guard", file("debezium", "consumers: 4", "  - match: shop.users\n    invalidate: {keys: [\"u:{id}\"]}\n"), nil},
+		{"unordered", file("canal-json", "consumers: 4, unordered: true", "  - match: shop.users\n    redis_hash: {}\n"), nil},
+		{"canal-json has no versions", file("canal-json", "consumers: 4", guarded),
+			[]string{key + ", and format canal-json carries no binlog position", "unordered: true"}},
+		{"redis_hash without version_field", file("maxwell", "consumers: 4", guarded+"  - match: shop.orders\n    redis_hash: {}\n"),
+			[]string{key + ": tables[1].redis_hash needs version_field"}},
+		{"mongo without version_field", file("canal-protobuf", "consumers: 4", "  - match: shop.users\n    redis_hash: {version_field: _v}\n    mongo: {database: d, collection: users}\n"),
+			[]string{key + ": tables[0].mongo needs version_field"}},
+		{"with single_active_consumer", file("maxwell", "consumers: 4, declare: true, single_active_consumer: true", guarded),
+			[]string{"source.rabbitmq.consumers: a single-active-consumer queue serves one consumer at a time"}},
+		{"too many", file("maxwell", "consumers: 65", guarded), []string{"source.rabbitmq.consumers: must be between 0 and 64"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.yaml), env(nil), registry())
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -111,7 +111,38 @@ func crossCheck(c *config.Config) error {
 			errs = append(errs, config.Problem(fmt.Sprintf("tables[%d].refetch", i), "needs the top-level mysql: block"))
 		}
 	}
+	if rc, ok := config.Block[rabbitmq.Config](c, "source."+rabbitmq.Name); ok && rc.OrderedConsumers() {
+		errs = append(errs, orderedConsumers(c, rc)...)
+	}
 	return errors.Join(errs...)
+}
+
+// orderedConsumers checks that several consumers of one queue cannot
+// apply a row's changes out of order: RabbitMQ keeps a queue's order for
+// one consumer only, so every change needs a version (the format's binlog
+// position) and every sink that writes rows a version guard. The
+// invalidator only deletes cache keys, in any order to the same effect.
+func orderedConsumers(c *config.Config, rc rabbitmq.Config) []error {
+	key := "source." + rabbitmq.Name + ".consumers"
+	why := fmt.Sprintf("%d consumers of one queue can apply two changes of a row in the opposite order", rc.Consumers)
+	var errs []error
+	if !all.Versioned(rc.Format) {
+		errs = append(errs, config.Problem(key, fmt.Sprintf("%s, and format %s carries no binlog position for a version guard to order them: set consumers: 1, or unordered: true to accept that", why, rc.Format)))
+	}
+	for i, t := range c.Tables {
+		for _, rule := range []struct {
+			key     string
+			guarded func(any) bool
+		}{
+			{redisproj.RuleKey, func(v any) bool { r, ok := v.(redisproj.TableConfig); return ok && r.VersionField != "" }},
+			{mongoproj.RuleKey, func(v any) bool { r, ok := v.(mongoproj.TableConfig); return ok && r.VersionField != "" }},
+		} {
+			if v, ok := t.Sinks[rule.key]; ok && !rule.guarded(v) {
+				errs = append(errs, config.Problem(key, fmt.Sprintf("%s: tables[%d].%s needs version_field so an older change cannot win, or set consumers: 1, or unordered: true to accept that", why, i, rule.key)))
+			}
+		}
+	}
+	return errs
 }
 
 // sourceKind is one line of sources.

@@ -48,12 +48,14 @@ func (s *Source) newPending(sess *session) *pending {
 // add decodes d into b. It runs on the consumer goroutine, so decoding
 // overlaps with the pipeline applying the previous batch. While the schema
 // source does not answer it decodes d again with backoff (decode.Retry),
-// holding the queue; false if ctx ended meanwhile, and then b is unchanged
-// (d, unacked, is redelivered).
-func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) bool {
+// holding the queue; ctx's error if it ended meanwhile, and then b is
+// unchanged (d, unacked, is redelivered). With several ordered consumers
+// an event without a Version is fatal (errFatal): the sinks' version guard
+// could not keep its row's order.
+func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) error {
 	evs, err := s.decode(ctx, d)
 	if ctx.Err() != nil {
-		return false
+		return ctx.Err()
 	}
 	b.msgs++
 	b.last = d.DeliveryTag
@@ -64,16 +66,21 @@ func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) bool {
 				"pos", pos, "error", err)
 			b.toDLX = append(b.toDLX, dlxSeg{good: b.lastGood, poison: d.DeliveryTag})
 			b.lastGood = 0
-			return true
+			return nil
 		}
 		b.rejects = append(b.rejects, cdc.Reject{Pos: cdc.Position{Text: pos}, Raw: d.Body, Reason: err})
 		b.lastGood = d.DeliveryTag
-		return true
+		return nil
 	}
 	b.lastGood = d.DeliveryTag
+	guarded := s.cfg.needsVersions()
 	for i := range evs {
 		if evs[i].Pos.Text == "" {
 			evs[i].Pos.Text = pos
+		}
+		if guarded && evs[i].Pos.Version == 0 {
+			return fmt.Errorf("%w: consumers: %d: message %s carries no binlog position (its events have no version), so a version guard cannot keep its row's order across consumers: have the producer write positions (Maxwell output_binlog_position), or set consumers: 1, or unordered: true",
+				errFatal, s.cfg.Consumers, pos)
 		}
 	}
 	if len(b.events)+len(evs) > cap(b.events) && cap(b.events) < s.cfg.BatchSize {
@@ -82,7 +89,7 @@ func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) bool {
 		b.events = slices.Grow(b.events, max(s.cfg.BatchSize, len(b.events)+len(evs))-len(b.events))
 	}
 	b.events = append(b.events, evs...)
-	return true
+	return nil
 }
 
 // decode runs the (guarded) decoder on d, retrying while the schema source

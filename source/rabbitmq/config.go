@@ -29,6 +29,8 @@ const (
 	// maxPrefetch is the largest prefetch count AMQP 0-9-1 can carry
 	// (basic.qos prefetch-count is a short).
 	maxPrefetch = 65535
+	// MaxConsumers caps Config.Consumers.
+	MaxConsumers = 64
 )
 
 // Name is the RabbitMQ source's key under source: in the config file, and its
@@ -88,6 +90,23 @@ type Config struct {
 	// MaxWait closes a non-empty batch this long after its first message.
 	// Default: 20ms
 	MaxWait time.Duration `yaml:"max_wait"`
+	// Consumers is how many consumers read Queue at once, each on its own
+	// connection and channel with its own Prefetch window. RabbitMQ keeps a
+	// queue's order for one consumer only: with several it deals the
+	// messages out round-robin, and a later change of a row can reach the
+	// sinks before an earlier one. So more than one needs either a version
+	// guard that lets no older change win (a format whose messages carry a
+	// binlog position, not canal-json, and version_field on every
+	// tables[] entry's redis_hash and mongo block; rowsync stops on a
+	// message without a position), or Unordered. Checked when the config
+	// is loaded.
+	// Default: 1
+	Consumers int `yaml:"consumers"`
+	// Unordered accepts that with several Consumers two changes of one row
+	// may be applied in the opposite order (the older one winning) when
+	// the tables have no version guard.
+	// Default: false
+	Unordered bool `yaml:"unordered"`
 	// Format names the message format (canal-json, maxwell, ...). The
 	// source carries it; the caller builds the decoder from it.
 	Format string `yaml:"format"`
@@ -195,6 +214,12 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 0 {
 		bad("batch_size", "must not be negative")
 	}
+	if c.Consumers < 0 || c.Consumers > MaxConsumers {
+		bad("consumers", "must be between 0 and %d", MaxConsumers)
+	}
+	if c.Consumers > 1 && c.SingleActiveConsumer {
+		bad("consumers", "a single-active-consumer queue serves one consumer at a time: the others would only stand by")
+	}
 	if c.MaxWait < 0 {
 		bad("max_wait", "must not be negative")
 	}
@@ -225,6 +250,9 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
+	if c.Consumers == 0 {
+		c.Consumers = 1
+	}
 	if c.Prefetch == 0 {
 		c.Prefetch = min(8*c.BatchSize, maxPrefetch)
 	}
@@ -248,6 +276,15 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// needsVersions reports whether several consumers rely on the sinks'
+// version guard for per-row order: every event must carry a Version.
+func (c Config) needsVersions() bool { return c.Consumers > 1 && !c.Unordered }
+
+// OrderedConsumers reports whether c reads its queue with several
+// consumers while keeping per-row order, which only the sinks' version
+// guard can do: the caller must check that every table has one.
+func (c Config) OrderedConsumers() bool { return c.needsVersions() }
 
 // tls returns the TLS block as the amqps:// URL uses it: enabled.
 func (c Config) tls() TLS {

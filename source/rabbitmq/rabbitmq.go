@@ -2,7 +2,8 @@
 // that decodes each message into cdc.Events and acks only after the
 // pipeline has applied them.
 //
-// One goroutine owns the connection. It consumes with a prefetch window,
+// One goroutine per consumer owns its connection (one consumer by default:
+// see Config.Consumers for several). It consumes with a prefetch window,
 // decodes each delivery as it arrives and closes batches on size or max
 // wait; Next hands them out. Acks are manual: a batch is acked with a single
 // multiple-ack of its highest delivery tag, which is valid because batches
@@ -58,15 +59,15 @@ type Source struct {
 	log *slog.Logger
 	tls *tls.Config
 
-	ctx     context.Context // cancelled by Close
+	ctx     context.Context // cancelled by Close, or by a consumer's fatal error
 	cancel  context.CancelFunc
 	start   sync.Once
 	batches chan *pending // bounded hand-over to Next
-	done    chan struct{} // closed when run returns
-	err     error         // fatal error, set before done is closed
+	done    chan struct{} // closed when every consumer has returned
+	errOnce sync.Once
+	err     error // first fatal error, set before done is closed
 
-	link atomic.Pointer[link] // the current connection, for tests
-	gen  atomic.Uint64        // generation of the channel being consumed
+	lanes []*lane // one per consumer
 
 	ackFrames atomic.Int64 // basic.ack / basic.nack frames sent, for tests
 
@@ -85,6 +86,15 @@ func (s *Source) Instrument(m *metrics.Metrics) {
 	l := prometheus.Labels{"queue": s.cfg.Queue}
 	s.reconnects = m.Counter("rowsync_rabbitmq_reconnects_total", "Connections or channels lost and re-established.", l)
 	s.recycles = m.Counter("rowsync_rabbitmq_channel_recycles_total", "Channels closed after a nack so the broker redelivers in order.", l)
+}
+
+// lane is one consumer: its own connection and channel. Lane 0's are the
+// ones tests inspect (Conn, Generation).
+type lane struct {
+	id   int
+	tag  string               // consumer tag ("" for the library's)
+	link atomic.Pointer[link] // the current connection, for tests
+	gen  atomic.Uint64        // generation of the channel being consumed
 }
 
 // link is a connection and its socket.
@@ -133,7 +143,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Source{
+	s := &Source{
 		cfg:     cfg,
 		dec:     decode.Guard(dec),
 		log:     logger.With("source", "rabbitmq", "queue", cfg.Queue),
@@ -142,7 +152,15 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		cancel:  cancel,
 		batches: make(chan *pending, 1),
 		done:    make(chan struct{}),
-	}, nil
+	}
+	for i := range cfg.Consumers {
+		l := &lane{id: i, tag: cfg.ConsumerTag}
+		if cfg.Consumers > 1 && l.tag != "" {
+			l.tag += "-" + strconv.Itoa(i+1)
+		}
+		s.lanes = append(s.lanes, l)
+	}
+	return s, nil
 }
 
 // Config returns the source's configuration with defaults applied.
@@ -151,7 +169,8 @@ func (s *Source) Config() Config { return s.cfg }
 // Next returns the next batch. It blocks while the broker is unreachable
 // (the source keeps reconnecting) until ctx ends. An error other than ctx's
 // is fatal: the queue is missing, the declared arguments clash with the
-// existing queue, access is refused, or the source was closed.
+// existing queue, access is refused, a message lacks the version several
+// ordered consumers need, or the source was closed.
 func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 	s.start.Do(func() { go s.run() })
 	for {
@@ -214,16 +233,36 @@ func (s *Source) Ping(ctx context.Context) error {
 	return nil
 }
 
-// run owns the connection: connect, consume until the channel is lost,
-// reconnect with backoff, until Close.
+// run runs every consumer and closes done when all have returned.
 func (s *Source) run() {
+	var wg sync.WaitGroup
+	for _, l := range s.lanes {
+		wg.Go(func() { s.runLane(l) })
+	}
+	wg.Wait()
+	close(s.done)
+}
+
+// fail records the source's fatal error (the first one wins) and stops
+// the other consumers.
+func (s *Source) fail(err error) {
+	s.errOnce.Do(func() { s.err = err })
+	s.cancel()
+}
+
+// runLane owns one consumer's connection: connect, consume until the
+// channel is lost, reconnect with backoff, until Close or a fatal error.
+func (s *Source) runLane(l *lane) {
 	ctx := s.ctx
+	log := s.log
+	if len(s.lanes) > 1 {
+		log = log.With("consumer", l.id+1)
+	}
 	var conn *amqp.Connection
 	defer func() {
 		if conn != nil {
 			_ = conn.CloseDeadline(time.Now().Add(5 * time.Second))
 		}
-		close(s.done)
 	}()
 	var gen uint64
 	attempt := 0
@@ -238,54 +277,58 @@ func (s *Source) run() {
 					return
 				}
 				if permanent(err) {
-					s.err = fmt.Errorf("rabbitmq connect: %w", err)
+					s.fail(fmt.Errorf("rabbitmq connect: %w", err))
 					return
 				}
-				if !s.sleep(ctx, attempt, "connect", err) {
+				if !s.sleep(ctx, log, attempt, "connect", err) {
 					return
 				}
 				attempt++
 				continue
 			}
 			conn = c
-			s.link.Store(&link{conn: c, raw: raw})
+			l.link.Store(&link{conn: c, raw: raw})
 		}
 		gen++
-		sess, deliveries, closed, err := s.open(conn, gen)
+		sess, deliveries, closed, err := s.open(conn, l.tag, gen)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			if permanent(err) {
-				s.err = err
+				s.fail(err)
 				return
 			}
-			if !s.sleep(ctx, attempt, "open channel", err) {
+			if !s.sleep(ctx, log, attempt, "open channel", err) {
 				return
 			}
 			attempt++
 			continue
 		}
 		if attempt > 0 || gen > 1 {
-			s.log.Info("rabbitmq consuming again", "generation", gen)
+			log.Info("rabbitmq consuming again", "generation", gen)
 		}
 		if attempt > 0 {
 			s.reconnects.Inc()
 		}
 		attempt = 0
-		s.gen.Store(gen)
+		l.gen.Store(gen)
 		err = s.consume(ctx, sess, deliveries, closed)
 		sess.kill()
 		_ = sess.ch.Close() // requeues this channel's unacked deliveries
+		if errors.Is(err, errFatal) {
+			s.fail(err)
+			return
+		}
 		if ctx.Err() != nil {
 			return
 		}
 		if sess.recycle.Load() {
 			s.recycles.Inc()
-			s.log.Info("rabbitmq channel recycled for redelivery", "generation", gen)
+			log.Info("rabbitmq channel recycled for redelivery", "generation", gen)
 			continue
 		}
-		if !s.sleep(ctx, attempt, "channel lost", err) {
+		if !s.sleep(ctx, log, attempt, "channel lost", err) {
 			return
 		}
 		attempt++
@@ -293,9 +336,9 @@ func (s *Source) run() {
 }
 
 // sleep logs why it waits and waits one backoff step; false if ctx ended.
-func (s *Source) sleep(ctx context.Context, attempt int, what string, err error) bool {
+func (s *Source) sleep(ctx context.Context, log *slog.Logger, attempt int, what string, err error) bool {
 	d := s.cfg.Reconnect.policy().Delay(attempt + 1)
-	s.log.Warn("rabbitmq "+what+"; reconnecting", "error", err, "retry_in", d, "attempt", attempt+1)
+	log.Warn("rabbitmq "+what+"; reconnecting", "error", err, "retry_in", d, "attempt", attempt+1)
 	return backoff.Sleep(ctx, d)
 }
 
@@ -352,7 +395,7 @@ func (s *Source) dial(ctx context.Context) (*amqp.Connection, net.Conn, error) {
 
 // open opens a channel on conn, sets QoS, declares or checks the queue,
 // binds it and starts consuming.
-func (s *Source) open(conn *amqp.Connection, gen uint64) (*session, <-chan amqp.Delivery, <-chan *amqp.Error, error) {
+func (s *Source) open(conn *amqp.Connection, tag string, gen uint64) (*session, <-chan amqp.Delivery, <-chan *amqp.Error, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open channel: %w", err)
@@ -391,7 +434,7 @@ func (s *Source) open(conn *amqp.Connection, gen uint64) (*session, <-chan amqp.
 	} else if _, err := ch.QueueDeclarePassive(q, false, false, false, false, nil); err != nil {
 		return fail(fmt.Sprintf("queue %q", q), err)
 	}
-	deliveries, err := ch.Consume(q, s.cfg.ConsumerTag, false, false, false, false, nil)
+	deliveries, err := ch.Consume(q, tag, false, false, false, false, nil)
 	if err != nil {
 		return fail(fmt.Sprintf("consume %q", q), err)
 	}
@@ -399,10 +442,24 @@ func (s *Source) open(conn *amqp.Connection, gen uint64) (*session, <-chan amqp.
 }
 
 // consume turns deliveries into batches until the session ends.
+//
+// Its loop runs once per message, so it waits on as few channels as it
+// can: the deliveries, the open batch's max-wait timer and sess.lost (which
+// Close's cancellation also closes). A channel or connection failure closes
+// the deliveries channel after sending its error to closed, so closed is
+// only read then, and while a finished batch waits for Next.
 func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan amqp.Delivery, closed <-chan *amqp.Error) error {
+	stop := context.AfterFunc(ctx, sess.kill)
+	defer stop()
 	var b *pending
 	win := batch.NewWindow(s.cfg.BatchSize, s.cfg.MaxWait)
 	defer win.Reset()
+	ended := func() error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errRecycled
+	}
 	// emit hands b to Next, unless the session ends first (then b's
 	// deliveries are redelivered and b is dropped).
 	emit := func() error {
@@ -415,9 +472,7 @@ func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan a
 		case e := <-closed:
 			return closeErr(e)
 		case <-sess.lost:
-			return errRecycled
-		case <-ctx.Done():
-			return ctx.Err()
+			return ended()
 		}
 	}
 	for {
@@ -436,8 +491,8 @@ func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan a
 			if b == nil {
 				b = s.newPending(sess)
 			}
-			if !s.add(ctx, b, &d) {
-				return ctx.Err()
+			if err := s.add(ctx, b, &d); err != nil {
+				return err
 			}
 			// One message may carry many events: the batch also closes
 			// once it holds batch_size events.
@@ -450,17 +505,16 @@ func (s *Source) consume(ctx context.Context, sess *session, deliveries <-chan a
 			if err := emit(); err != nil {
 				return err
 			}
-		case e := <-closed:
-			return closeErr(e)
 		case <-sess.lost:
-			return errRecycled
-		case <-ctx.Done():
-			return ctx.Err()
+			return ended()
 		}
 	}
 }
 
 var errRecycled = errors.New("channel recycled")
+
+// errFatal marks an error of consume that reconnecting cannot fix.
+var errFatal = errors.New("rabbitmq")
 
 func closeErr(e *amqp.Error) error {
 	if e == nil {

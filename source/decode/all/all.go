@@ -26,6 +26,20 @@ var Formats = map[string]func(decode.Options) (decode.Decoder, error){
 	"jsonl":          jsonl.New,     // canal_mysql_nosql_sync JSON lines
 }
 
+// unversioned lists the formats whose messages carry no binlog position,
+// so their events never have a cdc.Position.Version and no version guard
+// can order them. The others give one when the producer writes the
+// position (Maxwell only with output_binlog_position).
+var unversioned = map[string]bool{
+	"canal-json": true, // a flat message has no offset (see package canaljson)
+}
+
+// Versioned reports whether format's events can carry a Pos.Version.
+func Versioned(format string) bool {
+	_, ok := Formats[format]
+	return ok && !unversioned[format]
+}
+
 // Names returns the registered format names, sorted.
 func Names() []string {
 	names := make([]string, 0, len(Formats))

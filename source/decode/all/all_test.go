@@ -19,3 +19,11 @@ func TestNew(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestVersioned(t *testing.T) {
+	for format, want := range map[string]bool{"canal-json": false, "canal-protobuf": true, "maxwell": true, "debezium": true, "jsonl": true, "canal": false} {
+		if got := Versioned(format); got != want {
+			t.Errorf("Versioned(%q) = %v, want %v", format, got, want)
+		}
+	}
+}
