@@ -229,7 +229,16 @@ func (t *Template) Render(in Input) (string, error) {
 	// Parts without filters are appended straight into one buffer (on the
 	// stack for keys up to its size): the key is the only allocation.
 	var buf [128]byte
-	b := buf[:0]
+	b, err := t.AppendRender(buf[:0], in)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// AppendRender appends the rendered key to b, for a caller that keeps
+// keys in a buffer of its own; on error b's content is unspecified.
+func (t *Template) AppendRender(b []byte, in Input) ([]byte, error) {
 	for _, p := range t.parts {
 		var s string
 		switch p.kind {
@@ -242,43 +251,43 @@ func (t *Template) Render(in Input) (string, error) {
 			s = in.Table
 		case builtinPK:
 			if len(in.PK) == 0 {
-				return "", fmt.Errorf("{pk}: table %s.%s has no primary key", in.DB, in.Table)
+				return b, fmt.Errorf("{pk}: table %s.%s has no primary key", in.DB, in.Table)
 			}
 			if len(p.filters) == 0 {
 				var err error
 				if b, err = appendPK(b, in); err != nil {
-					return "", err
+					return b, err
 				}
 				continue
 			}
 			kb, err := appendPK(nil, in)
 			if err != nil {
-				return "", err
+				return b, err
 			}
 			s = string(kb)
 		case column:
 			if len(p.filters) == 0 {
 				var err error
 				if b, err = appendValue(b, in, p.text); err != nil {
-					return "", err
+					return b, err
 				}
 				continue
 			}
 			v, err := valueText(in, p.text)
 			if err != nil {
-				return "", err
+				return b, err
 			}
 			s = v
 		}
 		for _, f := range p.filters {
 			var err error
 			if s, err = f(s); err != nil {
-				return "", fmt.Errorf("{%s}: %w", p.text, err)
+				return b, fmt.Errorf("{%s}: %w", p.text, err)
 			}
 		}
 		b = append(b, s...)
 	}
-	return string(b), nil
+	return b, nil
 }
 
 // value returns the value of column name and its description (nil when

@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -307,4 +309,110 @@ func BenchmarkEncode(b *testing.B) {
 		p.putPlan(pl)
 	}
 	cpu.report(b, b.N*benchBatch)
+}
+
+// BenchmarkSend measures the Redis client's share: the same encoded
+// chunks (fast path, ScriptKeys 256, one connection) sent through
+// go-redis as runChunk sends them, and through a minimal RESP writer and
+// reply skipper over a plain connection, the floor any client could reach.
+// Encoding is outside the timed loop.
+//
+//	go test -run '^$' -bench Send -benchmem ./projector/redis/
+func BenchmarkSend(b *testing.B) {
+	for _, client := range []string{"go-redis", "raw"} {
+		b.Run(client, func(b *testing.B) {
+			c := newClient(b)
+			db := uniqueDB(b, c)
+			p, err := NewWithConfig(Config{Parallel: 1}, c, rules(b, db+`\..*`, TableConfig{}), nil)
+			must(b, err)
+			var encoded [][]*chunk
+			for _, evs := range benchBatches(db, 4) {
+				pl := newPlan(len(evs))
+				for i := range evs {
+					pl.add(i, &evs[i], p.tables.Lookup(db, "orders").Config)
+				}
+				encoded = append(encoded, p.encode(evs, pl))
+			}
+			ctx := b.Context()
+			var raw *rawConn
+			if client == "raw" {
+				raw = dialRaw(b)
+			}
+			b.ReportAllocs()
+			cpu := startCPU(b, c)
+			for n := 0; b.Loop(); n++ {
+				for _, ch := range encoded[n%len(encoded)] {
+					if raw != nil {
+						must(b, raw.send(ch))
+					} else if _, err := p.runChunk(ctx, ch); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			cpu.report(b, b.N*benchBatch)
+		})
+	}
+}
+
+// rawConn is the minimal client of BenchmarkSend: RESP written by hand
+// into one reused buffer, replies skipped line by line.
+type rawConn struct {
+	conn net.Conn
+	rd   *bufio.Reader
+	buf  []byte
+}
+
+func dialRaw(b *testing.B) *rawConn {
+	conn, err := net.Dial("tcp", testAddr)
+	must(b, err)
+	b.Cleanup(func() { _ = conn.Close() })
+	r := &rawConn{conn: conn, rd: bufio.NewReaderSize(conn, 64<<10)}
+	r.buf = r.appendCmd(r.buf[:0], []any{"select", strconv.Itoa(testDB)})
+	_, err = conn.Write(r.buf)
+	must(b, err)
+	_, err = r.rd.ReadSlice('\n')
+	must(b, err)
+	return r
+}
+
+func (r *rawConn) appendCmd(buf []byte, args []any) []byte {
+	buf = strconv.AppendInt(append(buf, '*'), int64(len(args)), 10)
+	buf = append(buf, '\r', '\n')
+	for _, a := range args {
+		var s string
+		switch v := a.(type) {
+		case string:
+			s = v
+		case *string:
+			s = *v
+		}
+		buf = strconv.AppendInt(append(buf, '$'), int64(len(s)), 10)
+		buf = append(append(append(buf, '\r', '\n'), s...), '\r', '\n')
+	}
+	return buf
+}
+
+// send runs the chunk as MULTI, DEL, the writes, EXEC, and reads the
+// replies: +OK, one +QUEUED per command, the EXEC array of integers.
+func (r *rawConn) send(c *chunk) error {
+	buf := r.appendCmd(r.buf[:0], []any{"multi"})
+	buf = r.appendCmd(buf, c.dels)
+	for _, w := range c.writes {
+		buf = r.appendCmd(buf, w)
+	}
+	r.buf = r.appendCmd(buf, []any{"exec"})
+	if _, err := r.conn.Write(r.buf); err != nil {
+		return err
+	}
+	cmds := 1 + len(c.writes)
+	for range 1 + cmds + 1 + cmds {
+		line, err := r.rd.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if line[0] == '-' {
+			return fmt.Errorf("redis: %s", line)
+		}
+	}
+	return nil
 }

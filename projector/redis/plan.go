@@ -243,11 +243,11 @@ func (p *plan) add(i int, e *cdc.Event, r *rule) {
 			p.permanent(i, fmt.Errorf("%s without an after image", e.Op))
 			return
 		}
-		key, err := r.render(e, e.After, pk)
+		key, err := p.render(r, e, e.After, pk)
 		var oldKey string
 		if e.Op == cdc.Update && e.Before != nil && !r.sameKey(e.Before, e.After, pk) {
 			before := p.beforeImage(e, r, pk)
-			if k, berr := r.render(e, before, pk); berr == nil && k != key {
+			if k, berr := p.render(r, e, before, pk); berr == nil && k != key {
 				// The key changed (pk or a key column): the old hash
 				// no longer names this row. A before-image whose key
 				// columns were NULL named no hash, so nothing to remove.
@@ -267,7 +267,7 @@ func (p *plan) add(i int, e *cdc.Event, r *rule) {
 			p.permanent(i, errors.New("delete without a before image"))
 			return
 		}
-		key, err := r.render(e, e.Before, pk)
+		key, err := p.render(r, e, e.Before, pk)
 		if err != nil {
 			p.permanent(i, err)
 			return
@@ -363,15 +363,43 @@ func (p *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
 
 // render names the hash of row.
 func (r *rule) render(e *cdc.Event, row cdc.Row, pk []string) (string, error) {
-	if r.usesPK && len(pk) == 0 {
-		return "", fmt.Errorf("key %q needs {pk} but %s.%s has no primary key in the event or the config", r.tmpl, e.DB, e.Table)
-	}
-	key, err := r.tmpl.Render(keymap.Input{DB: e.DB, Table: e.Table, PK: pk, Row: row, Columns: e.Columns})
+	var buf [128]byte
+	b, err := r.appendKey(buf[:0], e, row, pk)
 	if err != nil {
-		return "", fmt.Errorf("render key %q: %w", r.tmpl, err)
+		return "", err
 	}
-	if key == "" {
-		return "", fmt.Errorf("key %q renders empty", r.tmpl)
+	return string(b), nil
+}
+
+// appendKey appends the name of row's hash to b; b is returned unchanged
+// with an error.
+func (r *rule) appendKey(b []byte, e *cdc.Event, row cdc.Row, pk []string) ([]byte, error) {
+	if r.usesPK && len(pk) == 0 {
+		return b, fmt.Errorf("key %q needs {pk} but %s.%s has no primary key in the event or the config", r.tmpl, e.DB, e.Table)
+	}
+	key, err := r.tmpl.AppendRender(b, keymap.Input{DB: e.DB, Table: e.Table, PK: pk, Row: row, Columns: e.Columns})
+	if err != nil {
+		return b, fmt.Errorf("render key %q: %w", r.tmpl, err)
+	}
+	if len(key) == len(b) {
+		return b, fmt.Errorf("key %q renders empty", r.tmpl)
+	}
+	return key, nil
+}
+
+// render is rule.render with the key's text in p.text: no allocation of
+// its own.
+func (p *plan) render(r *rule, e *cdc.Event, row cdc.Row, pk []string) (string, error) {
+	var err error
+	key := p.textString(func(b []byte) []byte {
+		var out []byte
+		if out, err = r.appendKey(b, e, row, pk); err != nil {
+			return b
+		}
+		return out
+	})
+	if err != nil {
+		return "", err
 	}
 	return key, nil
 }
