@@ -65,6 +65,10 @@ func (s *scanner) peek() byte {
 }
 
 func (s *scanner) consume(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c { // no space before it: the usual case
+		s.i++
+		return true
+	}
 	if s.peek() == c {
 		s.i++
 		return true
@@ -73,6 +77,10 @@ func (s *scanner) consume(c byte) bool {
 }
 
 func (s *scanner) expect(c byte) error {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return nil
+	}
 	if s.consume(c) {
 		return nil
 	}
