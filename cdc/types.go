@@ -356,45 +356,40 @@ func ParseDateTime(s string) (Value, error) {
 
 // parseDateTimeFast handles the common "YYYY-MM-DD[ HH:MM:SS[.f{1,9}]]"
 // without time.Parse, which dominates text decoding profiles. It declines
-// (ok=false) anything else, including dates a calendar rejects.
+// (ok=false) anything else, including dates a calendar rejects. The result
+// is what time.Date(..., time.UTC) gives, computed from the day number
+// (TestFastDateTimeIsTimeDate), as this runs for every temporal value.
 func parseDateTimeFast(s string) (time.Time, bool) {
 	n := len(s)
 	if n != 10 && (n < 19 || s[10] != ' ' || s[13] != ':' || s[16] != ':') || s[4] != '-' || s[7] != '-' {
 		return time.Time{}, false
 	}
-	num := func(a, b int) (int, bool) {
-		v := 0
-		for i := a; i < b; i++ {
-			c := s[i]
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v, true
-	}
-	y, ok1 := num(0, 4)
-	mo, ok2 := num(5, 7)
-	d, ok3 := num(8, 10)
+	y, ok1 := digits4(s[0:4])
+	mo, ok2 := digits2(s[5:7])
+	d, ok3 := digits2(s[8:10])
 	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) {
 		return time.Time{}, false
 	}
-	var h, mi, sec, ns int
+	var sec, ns int64
 	if n > 10 {
-		var ok4, ok5, ok6 bool
-		h, ok4 = num(11, 13)
-		mi, ok5 = num(14, 16)
-		sec, ok6 = num(17, 19)
-		if !ok4 || !ok5 || !ok6 || h > 23 || mi > 59 || sec > 59 {
+		h, ok4 := digits2(s[11:13])
+		mi, ok5 := digits2(s[14:16])
+		se, ok6 := digits2(s[17:19])
+		if !ok4 || !ok5 || !ok6 || h > 23 || mi > 59 || se > 59 {
 			return time.Time{}, false
 		}
+		sec = int64(h*3600 + mi*60 + se)
 		if n > 19 {
 			if s[19] != '.' || n == 20 || n > 29 {
 				return time.Time{}, false
 			}
-			f, ok := num(20, n)
-			if !ok {
-				return time.Time{}, false
+			f := int64(0)
+			for i := 20; i < n; i++ {
+				c := s[i] - '0'
+				if c > 9 {
+					return time.Time{}, false
+				}
+				f = f*10 + int64(c)
 			}
 			for i := n - 20; i < 9; i++ {
 				f *= 10
@@ -402,7 +397,35 @@ func parseDateTimeFast(s string) (time.Time, bool) {
 			ns = f
 		}
 	}
-	return time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC), true
+	return time.Unix(daysFromCivil(y, mo, d)*86400+sec, ns).UTC(), true
+}
+
+func digits2(s string) (int, bool) {
+	a, b := s[0]-'0', s[1]-'0'
+	return int(a)*10 + int(b), a <= 9 && b <= 9
+}
+
+func digits4(s string) (int, bool) {
+	a, b, c, d := s[0]-'0', s[1]-'0', s[2]-'0', s[3]-'0'
+	return int(a)*1000 + int(b)*100 + int(c)*10 + int(d), a <= 9 && b <= 9 && c <= 9 && d <= 9
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to y-m-d in the
+// proleptic Gregorian calendar, as time.Date counts them (H. Hinnant's
+// days_from_civil), for 0 <= y <= 9999.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400 // [0, 399]
+	mp := (m + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
 }
 
 func daysIn(y, m int) int {

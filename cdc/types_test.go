@@ -1,6 +1,8 @@
 package cdc
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -263,5 +265,49 @@ func TestAppendTextMatchesFormatText(t *testing.T) {
 	}
 	if s, _ := FormatText(nil, 1e20); s != "1e20" {
 		t.Errorf("FormatText(1e20) = %q, want 1e20", s)
+	}
+}
+
+// TestFastDateTimeIsTimeDate: the fast path gives exactly time.Date's
+// value (==, not only Equal) for every day of years around the edges and
+// leap rules, and for random instants of every year 0000-9999.
+func TestFastDateTimeIsTimeDate(t *testing.T) {
+	check := func(y, mo, d, h, mi, sec, ns int, s string) {
+		t.Helper()
+		got, ok := parseDateTimeFast(s)
+		want := time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC)
+		if !ok || got != want {
+			t.Fatalf("%q: fast %#v (%v), time.Date %#v", s, got, ok, want)
+		}
+	}
+	for _, y := range []int{0, 1, 4, 99, 100, 399, 400, 1600, 1899, 1900, 1969, 1970, 1971, 2000, 2024, 2100, 2400, 9999} {
+		for mo := 1; mo <= 12; mo++ {
+			for d := 1; d <= daysIn(y, mo); d++ {
+				check(y, mo, d, 0, 0, 0, 0, fmt.Sprintf("%04d-%02d-%02d", y, mo, d))
+				check(y, mo, d, 23, 59, 59, 999999000, fmt.Sprintf("%04d-%02d-%02d 23:59:59.999999", y, mo, d))
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for y := 0; y <= 9999; y++ {
+		mo := 1 + rng.IntN(12)
+		d := 1 + rng.IntN(daysIn(y, mo))
+		h, mi, sec := rng.IntN(24), rng.IntN(60), rng.IntN(60)
+		ns := rng.IntN(1000) * 1000000
+		check(y, mo, d, h, mi, sec, ns, fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d.%03d", y, mo, d, h, mi, sec, ns/1000000))
+		check(y, mo, d, h, mi, sec, 0, fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, h, mi, sec))
+	}
+	for _, s := range []string{"2024-0a-01", "2024-01-0/", "20:4-01-01", "2024-01-01 1:-00:00", "2024-01-01 00:00:00.12a", "2023-02-29 00:00:00", "1900-02-29"} {
+		if _, ok := parseDateTimeFast(s); ok {
+			t.Errorf("fast path accepted %q", s)
+		}
+	}
+}
+
+func BenchmarkParseDateTime(b *testing.B) {
+	for b.Loop() {
+		if _, err := ParseDateTime("2024-05-01 10:20:30.123"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
