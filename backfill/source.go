@@ -30,7 +30,9 @@ import (
 // Pos.Version L, so a version-guarded sink orders them against the log)
 // behind every batch handed out before, so per-key order holds in the
 // pipeline. The stream is read by a goroutine of its own (one batch ahead),
-// so a chunk never waits for a quiet stream's next batch.
+// so a chunk never waits for a quiet stream's next batch. That batch waits
+// in the goroutine's send, not in a buffer: a buffered one held a second
+// batch ahead, a fifth of a binlog drain's peak live heap (46 -> 37 MiB).
 //
 // Next, Close: one goroutine each, as cdc.Source says; Record and Emit
 // from the backfill's goroutine.
@@ -106,7 +108,7 @@ type Emit struct {
 func NewSource(inner cdc.Source, through bool) *Source {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Source{inner: inner, through: through, pumpCtx: ctx, stop: stop,
-		pumped: make(chan cdc.Batch, 1), pumpDone: make(chan struct{}), wake: make(chan struct{}, 1)}
+		pumped: make(chan cdc.Batch), pumpDone: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 // NewStill returns a Source with no stream in it, for a pipeline that is
