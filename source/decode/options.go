@@ -106,7 +106,11 @@ func ReportDDL(o Options, d DDL) {
 // "queue/0@deliverytag"), the Position.Text of formats that carry no binlog
 // position of their own.
 func (m *Message) PosText() string {
-	return m.Topic + "/" + strconv.FormatInt(int64(m.Partition), 10) + "@" + strconv.FormatInt(m.Offset, 10)
+	var buf [64]byte // one allocation: the string
+	b := append(buf[:0], m.Topic...)
+	b = strconv.AppendInt(append(b, '/'), int64(m.Partition), 10)
+	b = strconv.AppendInt(append(b, '@'), m.Offset, 10)
+	return string(b)
 }
 
 // ErrSchemaUnavailable marks a decode error caused by the schema source not

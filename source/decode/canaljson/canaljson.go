@@ -125,6 +125,18 @@ type message struct {
 	// them byte for byte in every message of a table, and a text already
 	// scanned once need not be scanned again (see rawField).
 	seen [3][]byte
+	// last is what the last message this one decoded resolved, for the
+	// next one of the same table: the shared caches are not asked again.
+	last lastTable
+}
+
+// lastTable is one message's schema key (owned copy), database and table
+// names (owned copies) and what Decoder d resolved them to.
+type lastTable struct {
+	d                 *Decoder
+	key, dbRaw, tbRaw []byte
+	sch               *schema
+	db, table         string
 }
 
 // maxSeen bounds a remembered schema text, so a giant one is not pinned
@@ -135,7 +147,7 @@ var messages = sync.Pool{New: func() any { return new(message) }}
 
 func (m *message) reset() {
 	*m = message{data: m.data[:0], old: m.old[:0], fields: m.fields[:0], key: m.key[:0],
-		dataNull: true, oldNull: true, seen: m.seen}
+		dataNull: true, oldNull: true, seen: m.seen, last: m.last}
 }
 
 // release drops references into the input before pooling.
@@ -292,15 +304,28 @@ func (m *message) rows(s *scanner, refs []rowRef, lim decode.Limits) ([]rowRef, 
 	return refs, null, err
 }
 
-// rowOps names the canal event types that carry rows.
-var rowOps = map[string]cdc.Op{"INSERT": cdc.Insert, "UPDATE": cdc.Update, "DELETE": cdc.Delete}
+// rowOp names the canal event types that carry rows.
+func rowOp(typ []byte) (cdc.Op, bool) {
+	switch string(typ) {
+	case "INSERT":
+		return cdc.Insert, true
+	case "UPDATE":
+		return cdc.Update, true
+	case "DELETE":
+		return cdc.Delete, true
+	}
+	return 0, false
+}
 
-// otherTypes are the canal EventType names (plus TiCDC's watermark) that
-// never carry row images.
-var otherTypes = map[string]bool{
-	"CREATE": true, "ALTER": true, "ERASE": true, "QUERY": true, "TRUNCATE": true,
-	"RENAME": true, "CINDEX": true, "DINDEX": true, "GTID": true, "XACOMMIT": true,
-	"XAROLLBACK": true, "MHEARTBEAT": true, "TIDB_WATERMARK": true,
+// otherType reports the canal EventType names (plus TiCDC's watermark)
+// that never carry row images.
+func otherType(typ []byte) bool {
+	switch string(typ) {
+	case "CREATE", "ALTER", "ERASE", "QUERY", "TRUNCATE", "RENAME", "CINDEX", "DINDEX", "GTID",
+		"XACOMMIT", "XAROLLBACK", "MHEARTBEAT", "TIDB_WATERMARK":
+		return true
+	}
+	return false
 }
 
 // Decode implements decode.Decoder.
@@ -322,8 +347,8 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		}
 		typ = up[:n]
 	}
-	op, isRow := rowOps[string(typ)]
-	if m.isDdl || (!isRow && otherTypes[string(typ)]) {
+	op, isRow := rowOp(typ)
+	if m.isDdl || (!isRow && otherType(typ)) {
 		if m.isDdl {
 			decode.ReportDDL(d.opts, decode.DDL{DB: string(m.database), Table: string(m.table), Type: string(typ),
 				SQL: string(m.sql), Commit: canal.CommitTime(m.es), Pos: cdc.Position{Text: msg.PosText()}})
@@ -340,11 +365,22 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		return nil, nil // statement-based DML: no row images
 	}
 	m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
-	sch, err := d.schemas.Get(m.key, func() (*schema, error) { return buildSchema(m.mysqlType, m.sqlType, m.pkNames) })
-	if err != nil {
-		return nil, fmt.Errorf("canal-json: %w", err)
+	l := &m.last
+	if l.d != d || !bytes.Equal(m.key, l.key) || !bytes.Equal(m.database, l.dbRaw) || !bytes.Equal(m.table, l.tbRaw) {
+		sch, err := d.schemas.Get(m.key, func() (*schema, error) { return buildSchema(m.mysqlType, m.sqlType, m.pkNames) })
+		if err != nil {
+			return nil, fmt.Errorf("canal-json: %w", err)
+		}
+		*l = lastTable{key: l.key[:0], dbRaw: l.dbRaw[:0], tbRaw: l.tbRaw[:0],
+			sch: sch, db: d.names.Get(m.database), table: d.names.Get(m.table)}
+		if len(m.key) <= 3*maxSeen && len(m.database) <= maxSeen && len(m.table) <= maxSeen {
+			l.d = d
+			l.key = append(l.key, m.key...)
+			l.dbRaw = append(l.dbRaw, m.database...)
+			l.tbRaw = append(l.tbRaw, m.table...)
+		}
 	}
-	db, table := d.names.Get(m.database), d.names.Get(m.table)
+	sch, db, table := l.sch, l.db, l.table
 	cols, err := d.columns(sch, db, table)
 	if err != nil {
 		return nil, fmt.Errorf("canal-json: %w", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -440,6 +441,41 @@ func TestStrEveryOffset(t *testing.T) {
 					t.Fatalf("%q: got %q, want the text before the first quote", in, got)
 				}
 			}
+		}
+	}
+}
+
+// TestLastTable: a decoder that remembers the last message's schema and
+// names decodes each message of a sequence that switches databases,
+// tables, schemas and decoders exactly as a new decoder does.
+func TestLastTable(t *testing.T) {
+	msg := func(db, table, typ string) string {
+		return `{"type":"INSERT","database":"` + db + `","table":"` + table + `","pkNames":["id"],"mysqlType":{"id":"` + typ +
+			`","n":"varchar(8)"},"sqlType":{"id":4,"n":12},"data":[{"id":"7","n":"x"}]}`
+	}
+	seq := []string{msg("a", "t", "int"), msg("a", "t", "int"), msg("a", "u", "int"), msg("b", "u", "int"), msg("b", "u", "varchar(4)"),
+		msg("", "u", "varchar(4)"), msg("", "", "varchar(4)"), msg("a", "t", "int"), msg("a", "t", "bad(")[:40], msg("a", "t", "decimal(99,2)"),
+		`{"type":"INSERT","database":"a","table":"t","mysqlType":{"id":5},"data":[{"id":"1"}]}`, msg("a", "t", "int")}
+	d1, _ := New(decode.Options{})
+	d2, _ := New(decode.Options{KeyColumns: func(db, table string) []string { return nil }})
+	type result struct {
+		evs []cdc.Event
+		err error
+	}
+	seq = append(seq, seq...)
+	got := make([]result, len(seq))
+	for i, s := range seq { // nothing else decodes meanwhile
+		d := d1
+		if i%5 == 4 {
+			d = d2
+		}
+		got[i].evs, got[i].err = d.Decode(decode.Message{Value: []byte(s), Topic: "t", Offset: int64(i)})
+	}
+	for i, s := range seq {
+		fresh, _ := New(decode.Options{})
+		want, wantErr := fresh.Decode(decode.Message{Value: []byte(s), Topic: "t", Offset: int64(i)})
+		if fmt.Sprint(got[i].err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got[i].evs, want) {
+			t.Fatalf("message %d %s:\n%+v (%v)\nnew decoder:\n%+v (%v)", i, s, got[i].evs, got[i].err, want, wantErr)
 		}
 	}
 }
