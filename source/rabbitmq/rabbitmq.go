@@ -373,7 +373,7 @@ func (s *Source) dial(ctx context.Context) (*amqp.Connection, net.Conn, error) {
 			mu.Lock()
 			raw = c
 			mu.Unlock()
-			return c, nil
+			return &lazyDeadline{Conn: c}, nil
 		},
 	}
 	stop := context.AfterFunc(ctx, func() {
@@ -391,6 +391,38 @@ func (s *Source) dial(ctx context.Context) (*amqp.Connection, net.Conn, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	return conn, raw, nil
+}
+
+// lazyDeadline is the socket as the client library sees it. The library's
+// heartbeater moves the read deadline to now+3×heartbeat after every frame
+// it reads, three per message, and each move re-arms a runtime timer
+// under the socket's lock. lazyDeadline applies a moved deadline only once
+// the socket's would fall below three quarters of the distance asked for,
+// so a silent peer is still detected after 2¼ heartbeat intervals of
+// silence instead of 3, and the socket is touched every few seconds
+// instead of tens of thousands of times a second. An earlier or a zero
+// deadline applies at once.
+type lazyDeadline struct {
+	net.Conn
+	mu  sync.Mutex
+	set time.Time // the socket's read deadline
+}
+
+func (c *lazyDeadline) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !t.IsZero() && !c.set.IsZero() && !t.Before(c.set) && t.Sub(c.set) < time.Until(t)/4 {
+		return nil
+	}
+	c.set = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *lazyDeadline) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set = t
+	return c.Conn.SetDeadline(t)
 }
 
 // open opens a channel on conn, sets QoS, declares or checks the queue,

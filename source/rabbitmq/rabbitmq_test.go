@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -773,4 +774,129 @@ func TestBrokerRestart(t *testing.T) {
 	if r := br.ready(q); r != 0 {
 		t.Fatalf("%d messages left", r)
 	}
+}
+
+// freezer is a TCP proxy to the broker whose existing connections can be
+// frozen: bytes stop flowing both ways while the sockets stay open, as
+// with a peer that died without a FIN. New connections flow.
+type freezer struct {
+	ln     net.Listener
+	done   chan struct{} // closed when the test ends: frozen pipes return
+	mu     sync.Mutex
+	frozen []chan struct{}
+}
+
+func newFreezer(t *testing.T) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	t.Cleanup(func() {
+		close(f.done)
+		ln.Close()
+		f.mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		f.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", "127.0.0.1:5672")
+			if err != nil {
+				c.Close()
+				continue
+			}
+			stop := make(chan struct{})
+			f.mu.Lock()
+			conns = append(conns, c, up)
+			f.frozen = append(f.frozen, stop)
+			f.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					select {
+					case <-stop:
+						<-f.done // frozen: swallow, never forward
+						return
+					default:
+					}
+					if n > 0 {
+						if _, werr := dst.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						dst.Close()
+						return
+					}
+				}
+			}
+			wg.Go(func() { pipe(up, c) })
+			wg.Go(func() { pipe(c, up) })
+		}
+	})
+	return f
+}
+
+func (f *freezer) url() string { return "amqp://guest:guest@" + f.ln.Addr().String() + "/" }
+
+// freeze stops every connection made so far.
+func (f *freezer) freeze() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.frozen {
+		close(s)
+	}
+	f.frozen = nil
+}
+
+// TestSilentPeer: a connection that goes silent without closing (the
+// proxy swallows every byte) is detected by the read deadline the
+// heartbeats keep moving, and the source reconnects and loses nothing.
+func TestSilentPeer(t *testing.T) {
+	const n = 600
+	br := newBroker(t)
+	q := uniqueName(t)
+	br.queue(q, nil)
+	br.publishRange(q, 1, n)
+	f := newFreezer(t)
+
+	src := newSource(t, rabbitmq.Config{URL: f.url(), Queue: q, BatchSize: 50, Prefetch: 100, Heartbeat: time.Second})
+	var got []int
+	for len(got) < n/4 {
+		b := next(t, src)
+		got = append(got, ids(b)...)
+		ack(t, b, nil)
+	}
+	gen := src.Generation()
+	f.freeze()
+	got = drainAcked(t, src, n, got)
+	if src.Generation() <= gen {
+		t.Fatalf("generation %d: the silent connection was never replaced", src.Generation())
+	}
+	fs := firstSeen(got)
+	for i := range fs {
+		if fs[i] != i+1 {
+			// The broker requeues what the silent connection held only
+			// once it gives up on it, while the new one already consumes
+			// later messages.
+			t.Logf("order broke at the silent connection: %v", fs[max(0, i-3):min(len(fs), i+5)])
+			break
+		}
+	}
+	if slices.Sort(fs); !slices.Equal(fs, seq(1, n)) {
+		t.Fatalf("lost messages: %d of %d", len(fs), n)
+	}
+	closeSource(t, src)
 }
