@@ -101,7 +101,7 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 			ev.After, missing, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
 		case cdc.Delete:
 			ev.Before, missing, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
-			if err == nil && allIn(p.pk, presentNames(ev.Before)) {
+			if err == nil && hasAll(ev.Before, p.pk) {
 				missing = nil // a delete needs only its key
 			}
 		case cdc.Update:
@@ -206,7 +206,7 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 			row.After = img
 		case cdc.Delete:
 			row.Before = img
-			if allIn(p.pk, presentNames(img)) {
+			if hasAll(img, p.pk) {
 				missing = nil // a delete needs only its key
 			}
 		case cdc.Update:
@@ -256,12 +256,14 @@ func skipped(e *replication.RowsEvent, i int) []int {
 	return nil
 }
 
-func presentNames(r cdc.Row) []string {
-	names := make([]string, 0, len(r))
-	for k := range r {
-		names = append(names, k)
+// hasAll reports whether r holds every column of names.
+func hasAll(r cdc.Row, names []string) bool {
+	for _, n := range names {
+		if _, ok := r[n]; !ok {
+			return false
+		}
 	}
-	return names
+	return true
 }
 
 // image decodes one row image by column name. Columns the image does not
