@@ -53,6 +53,9 @@ type options struct {
 	mysqlDSN string
 	profDir  string        // write a CPU profile of every drain here ('' none)
 	profDur  time.Duration // length of each drain's CPU profile
+	// rabbitConsumers > 1 adds a RabbitMQ drain with that many consumers
+	// (unordered: true, the canal-json workload carries no versions)
+	rabbitConsumers int
 }
 
 func (o *options) n(base int) int { return max(1000, int(float64(base)*o.scale)) }
@@ -72,6 +75,7 @@ func main() {
 	flag.DurationVar(&o.memDur, "mem-duration", 30*time.Second, "RSS sampling window of the memory run")
 	flag.StringVar(&out, "out", "bench/results.md", "markdown results file ('' for none)")
 	flag.BoolVar(&o.verbose, "v", false, "log progress details")
+	flag.IntVar(&o.rabbitConsumers, "rabbit-consumers", 0, "also drain the RabbitMQ queue with this many consumers (source.rabbitmq.consumers, unordered: true); 0 or 1: not")
 	flag.StringVar(&o.profDir, "cpuprofile", "", "directory for a CPU profile of each drain and a heap profile at its half (admin.pprof; go tool pprof DIR/NAME.pprof, DIR/NAME.heap.pprof)")
 	flag.DurationVar(&o.profDur, "cpuprofile-duration", 10*time.Second, "length of each drain's CPU profile, from process start")
 	flag.Parse()

@@ -30,6 +30,10 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 	qCeil := fmt.Sprintf("rs-bench-ceiling-%d", os.Getpid())
 	qCeil2 := fmt.Sprintf("rs-bench-ceiling2-%d", os.Getpid())
 	queues := []string{qRowsync, qNaive, qCeil, qCeil2}
+	qMulti := fmt.Sprintf("rs-bench-consumers-%d", os.Getpid())
+	if o.rabbitConsumers > 1 {
+		queues = append(queues, qMulti)
+	}
 	for _, q := range queues {
 		if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
 			return fmt.Errorf("declare %s: %w", q, err)
@@ -91,6 +95,26 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 	if err := flush(ctx, sinkDB); err != nil {
 		return err
 	}
+	var multi drainResult
+	if o.rabbitConsumers > 1 {
+		// Several consumers of one queue: the workload's changes of one row
+		// are at least 20,000 messages apart, beyond what the consumers'
+		// windows reorder, so the end state checks as for one consumer.
+		msrc := fmt.Sprintf("  rabbitmq:\n    url: %q\n    queue: %q\n    format: canal-json\n    consumers: %d\n    unordered: true", amqpURL, qMulti, o.rabbitConsumers)
+		r, rcpu, err := timedDrain(ctx, o, "bench-rabbitmq-consumers", queueConfig("bench-rabbitmq-consumers", msrc, o.work), n)
+		if err != nil {
+			return err
+		}
+		if err := checkHashes(ctx, rc, live); err != nil {
+			return err
+		}
+		if err := flush(ctx, sinkDB); err != nil {
+			return err
+		}
+		multi = r
+		t.note("RabbitMQ drain with consumers: %d (unordered): %s; %.0f rows/s from process start, peak RSS %d MiB.",
+			o.rabbitConsumers, cpuNote(r.cpu, rcpu, n), r.rps(), r.maxRSS>>20)
+	}
 
 	// Baseline: one consumer, prefetch 100, json.Unmarshal + one HSET/DEL
 	// and one basic.ack per message.
@@ -141,6 +165,12 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 	t.add(row{bench: "RabbitMQ drain vs the broker's own ceiling",
 		figure: rate(rps, "rows/s"), baseline: rate(ceil, "msgs/s") + " (receive+ack only)",
 		ratio: fmt.Sprintf("%.0f%%", 100*rps/ceil), target: "≥ 80% of ceiling", pass: verdict(rps >= 0.8*ceil)})
+	if o.rabbitConsumers > 1 {
+		mrps := multi.rps()
+		t.add(row{bench: fmt.Sprintf("RabbitMQ drain, %d consumers (unordered), vs the ceiling", o.rabbitConsumers),
+			figure: rate(mrps, "rows/s"), baseline: rate(ceil, "msgs/s") + " (receive+ack only)",
+			ratio: fmt.Sprintf("%.0f%%", 100*mrps/ceil), target: "—", pass: "—"})
+	}
 	t.note("RabbitMQ drain: rowsync %.0f rows/s from process start (connect %s), %.0f rows/s after the first ack; peak RSS %d MiB. Naive consumer: prefetch 100, per-message ack.",
 		rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.maxRSS>>20)
 	return nil
