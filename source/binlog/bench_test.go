@@ -192,7 +192,9 @@ func BenchmarkDecode(b *testing.B) {
 	conn := dbOpen(b, "")
 	defer conn.Close()
 	cat := mysqlmeta.NewCatalog(conn)
-	load := func(ctx context.Context, db, table string) (*cdc.TableDef, error) { return loadTable(ctx, cat, db, table) }
+	load := func(ctx context.Context, db, table string) (*cdc.TableDef, error) {
+		return loadTable(ctx, cat, db, table)
+	}
 	cfg := Config{Include: []string{regexp.QuoteMeta(schema) + `\..*`}}.withDefaults()
 	filter, err := newTableFilter(cfg.Include, nil)
 	if err != nil {
