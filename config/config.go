@@ -82,14 +82,19 @@ type Pipeline struct {
 	MaxApply int `yaml:"max_apply"`
 	// MemoryLimit is the Go runtime's soft memory limit for the process
 	// (runtime/debug.SetMemoryLimit), in bytes: the garbage collector runs
-	// sooner as the heap nears it instead of letting the heap grow to
-	// twice the live data. It complements max_in_flight_bytes, which bounds
-	// the live data itself; it is no hard cap (past it the collector takes
-	// up to about half the CPU). A limit near the drain's peak costs CPU:
-	// 96 MiB took the Kafka drain's peak RSS from 125 to 111 MiB but its
-	// CPU per row up by a third. Default: 0, the runtime's own (GOMEMLIMIT
-	// when set, else none)
+	// sooner as the heap nears it, so it bounds the peak while GCPercent
+	// lets the collector run seldom below it. It is no hard cap: past it
+	// the collector takes up to about half the CPU, so it must stay well
+	// above the live data (max_in_flight_bytes and the source's
+	// read_ahead bound that). -1: no limit. Default: GOMEMLIMIT when set,
+	// else 96 MiB, or 64 MiB + 4 × max_in_flight_bytes when that is more
 	MemoryLimit int64 `yaml:"memory_limit"`
+	// GCPercent is the collector's target (runtime/debug.SetGCPercent,
+	// GOGC): the heap may grow this many percent over the live data
+	// before a collection, up to MemoryLimit. Higher means fewer
+	// collections, less CPU per row and more memory. -1: off (collect
+	// only near MemoryLimit; needs one). Default: GOGC when set, else 200
+	GCPercent int `yaml:"gc_percent"`
 	// RetryMin/RetryMax bound the backoff of transient errors. Default: 50ms/10s
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
@@ -98,6 +103,11 @@ type Pipeline struct {
 	// ShutdownGrace bounds the drain on SIGTERM. Default: 30s
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
+
+// MinMemoryLimit is the smallest pipeline.memory_limit accepted: below
+// it the runtime's own memory (stacks, buffers, the binary's data) leaves
+// the heap no room.
+const MinMemoryLimit = 16 << 20
 
 // DefaultAdminAddr is where the admin endpoint listens by default.
 const DefaultAdminAddr = "127.0.0.1:9187"
@@ -588,14 +598,34 @@ func Problem(path, msg string) error { return withPath(path, plain(msg))[0] }
 
 func (p Pipeline) validate() error {
 	var errs []error
-	if p.Workers < 0 || p.MaxInFlight < 0 || p.MaxApply < 0 || p.MaxInFlightBytes < 0 {
-		errs = append(errs, errors.New("workers, max_in_flight, max_in_flight_bytes and max_apply must not be negative"))
+	for _, f := range []struct {
+		key string
+		v   int64
+	}{{"workers", int64(p.Workers)}, {"max_in_flight", int64(p.MaxInFlight)},
+		{"max_in_flight_bytes", p.MaxInFlightBytes}, {"max_apply", int64(p.MaxApply)}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d is negative", f.key, f.v))
+		}
 	}
-	if p.MemoryLimit < 0 {
-		errs = append(errs, fmt.Errorf("memory_limit: %d is negative", p.MemoryLimit))
+	if p.MemoryLimit < -1 {
+		errs = append(errs, fmt.Errorf("memory_limit: %d is negative (-1: no limit)", p.MemoryLimit))
 	}
-	if p.RetryMin < 0 || p.RetryMax < 0 || p.StuckAfter < 0 || p.ShutdownGrace < 0 {
-		errs = append(errs, errors.New("durations must not be negative"))
+	if p.MemoryLimit > 0 && p.MemoryLimit < MinMemoryLimit {
+		errs = append(errs, fmt.Errorf("memory_limit: %d is below %d (16 MiB): the collector would run all the time", p.MemoryLimit, MinMemoryLimit))
+	}
+	switch {
+	case p.GCPercent < -1:
+		errs = append(errs, fmt.Errorf("gc_percent: %d is negative (-1: off)", p.GCPercent))
+	case p.GCPercent == -1 && p.MemoryLimit == -1:
+		errs = append(errs, errors.New("gc_percent: -1 (off) with memory_limit -1 (none) would never collect"))
+	}
+	for _, f := range []struct {
+		key string
+		v   time.Duration
+	}{{"retry_min", p.RetryMin}, {"retry_max", p.RetryMax}, {"stuck_after", p.StuckAfter}, {"shutdown_grace", p.ShutdownGrace}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %s is negative", f.key, f.v))
+		}
 	}
 	if p.RetryMin > 0 && p.RetryMax > 0 && p.RetryMin > p.RetryMax {
 		errs = append(errs, errors.New("retry_min: exceeds retry_max"))

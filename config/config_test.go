@@ -136,6 +136,13 @@ func TestErrorsNameTheirKey(t *testing.T) {
 		{"bad log level", base + "log: {level: loud}\n", nil, []string{"log.level: unknown \"loud\""}},
 		{"memory limit", base + "pipeline: {memory_limit: 104857600}\n", nil, nil},
 		{"bad memory limit", base + "pipeline: {memory_limit: -2}\n", nil, []string{"pipeline.memory_limit: -2 is negative"}},
+		{"no memory limit", base + "pipeline: {memory_limit: -1, gc_percent: 400}\n", nil, nil},
+		{"gc off under a limit", base + "pipeline: {memory_limit: 104857600, gc_percent: -1}\n", nil, nil},
+		{"tiny memory limit", base + "pipeline: {memory_limit: 1048576}\n", nil, []string{"pipeline.memory_limit: 1048576 is below 16777216 (16 MiB)"}},
+		{"bad gc percent", base + "pipeline: {gc_percent: -5}\n", nil, []string{"pipeline.gc_percent: -5 is negative (-1: off)"}},
+		{"gc off without a limit", base + "pipeline: {memory_limit: -1, gc_percent: -1}\n", nil, []string{"pipeline.gc_percent: -1 (off) with memory_limit -1 (none) would never collect"}},
+		{"negative window", base + "pipeline: {max_in_flight_bytes: -1, max_apply: -2}\n", nil, []string{"pipeline.max_in_flight_bytes: -1 is negative", "pipeline.max_apply: -2 is negative"}},
+		{"negative duration", base + "pipeline: {stuck_after: -1s}\n", nil, []string{"pipeline.stuck_after: -1s is negative"}},
 		{"several at once", strings.Replace(strings.Replace(base, "name: demo", "", 1), "{host: h}", "{}", 1), nil,
 			[]string{"name: required", "source.tap.host: required"}},
 	}

@@ -194,7 +194,7 @@ func runSnapshot(ctx context.Context, cfg *config.Config, rc refetch.Config, fl 
 	}
 	defer rf.Close()
 
-	setMemoryLimit(cfg.Pipeline, log)
+	setGC(cfg.Pipeline, log)
 	m := metrics.New()
 	bc, _ := config.Block[backfill.Config](cfg, "backfill")
 	host, _ := os.Hostname()
