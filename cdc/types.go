@@ -62,6 +62,12 @@ type Column struct {
 	// precision above 65); ParseText rejects every value of such a column.
 	// Empty for a valid type.
 	Invalid string
+	// Charset is the character set of a text column's bytes where they
+	// are not UTF-8 ("latin1", "gbk"; information_schema's
+	// CHARACTER_SET_NAME): a source that reads the raw bytes (the binlog)
+	// turns them into UTF-8. Empty for UTF-8, ascii, binary and non-text
+	// columns, and where the source did not say.
+	Charset string
 }
 
 // MySQL's limits for DECIMAL(M,D): at most 65 digits, at most 30 of them

@@ -114,7 +114,7 @@ func (c *Catalog) Table(ctx context.Context, db, table string) (*cdc.TableDef, e
 }
 
 func (c *Catalog) columns(ctx context.Context, db, table string) (*cdc.TableDef, error) {
-	rows, err := c.q.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
+	rows, err := c.q.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS
 		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, db, table)
 	if err != nil {
 		return nil, fmt.Errorf("columns of %s.%s: %w", db, table, err)
@@ -123,10 +123,15 @@ func (c *Catalog) columns(ctx context.Context, db, table string) (*cdc.TableDef,
 	var cols []cdc.Column
 	for rows.Next() {
 		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
+		var charset sql.NullString
+		if err := rows.Scan(&name, &typ, &charset); err != nil {
 			return nil, fmt.Errorf("columns of %s.%s: %w", db, table, err)
 		}
-		cols = append(cols, cdc.ParseColumnType(name, typ))
+		col := cdc.ParseColumnType(name, typ)
+		if col.Kind == cdc.KindString && !utf8Charset(charset.String) {
+			col.Charset = strings.ToLower(charset.String)
+		}
+		cols = append(cols, col)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("columns of %s.%s: %w", db, table, err)
@@ -210,4 +215,14 @@ func jsonValidColumn(clause string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// utf8Charset reports a character set whose text is UTF-8 as it is
+// (ascii is a subset; binary columns are bytes, not text).
+func utf8Charset(cs string) bool {
+	switch strings.ToLower(cs) {
+	case "", "utf8mb4", "utf8mb3", "utf8", "ascii", "binary":
+		return true
+	}
+	return false
 }

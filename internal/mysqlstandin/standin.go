@@ -433,10 +433,12 @@ func (h *handler) HandleStmtExecute(ctx any, _ string, args []any) (*mysql.Resul
 	var rows [][]any
 	switch {
 	case strings.Contains(p.query, "INFORMATION_SCHEMA.COLUMNS"):
-		names = []string{"COLUMN_NAME", "COLUMN_TYPE"}
+		// CHARACTER_SET_NAME: the recorded tables' text is UTF-8 ("" is
+		// read as such)
+		names = []string{"COLUMN_NAME", "COLUMN_TYPE", "CHARACTER_SET_NAME"}
 		if t != nil {
 			for _, c := range t.Columns {
-				rows = append(rows, []any{c[0], c[1]})
+				rows = append(rows, []any{c[0], c[1], ""})
 			}
 		}
 	case strings.Contains(p.query, "INFORMATION_SCHEMA.STATISTICS"):

@@ -52,8 +52,8 @@ func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
 		}
 		return convertTime(col, x)
 	case string:
-		switch col.Kind {
-		case cdc.KindString, cdc.KindUnknown, cdc.KindEnum:
+		switch {
+		case col.Kind == cdc.KindString && col.Charset == "", col.Kind == cdc.KindUnknown, col.Kind == cdc.KindEnum:
 			return v, nil // no new boxing
 		}
 		return convertString(col, x, binLen)
@@ -75,9 +75,14 @@ func convertTime(col *cdc.Column, x time.Time) (cdc.Value, error) {
 // DECIMAL, DATE, TIME, zero and pre-1970 DATETIMEs.
 func convertString(col *cdc.Column, x string, binLen int) (cdc.Value, error) {
 	switch col.Kind {
-	case cdc.KindString, cdc.KindUnknown, cdc.KindEnum:
+	case cdc.KindString:
+		if col.Charset != "" {
+			return toUTF8(col.Charset, x)
+		}
 		// go-mysql aliases strings into the event's packet buffer, which
 		// is never reused; keeping the alias saves a copy per value.
+		return x, nil
+	case cdc.KindUnknown, cdc.KindEnum:
 		return x, nil
 	}
 	return convertText(col, x, binLen)
@@ -91,7 +96,12 @@ func convertBytes(col *cdc.Column, x []byte, binLen int) (cdc.Value, error) {
 		return padBinary(bytes.Clone(x), binLen), nil
 	case cdc.KindJSON:
 		return cdc.JSON(x), nil
-	case cdc.KindString, cdc.KindEnum, cdc.KindSet:
+	case cdc.KindString:
+		if col.Charset != "" {
+			return toUTF8(col.Charset, string(x))
+		}
+		return string(x), nil
+	case cdc.KindEnum, cdc.KindSet:
 		return string(x), nil
 	}
 	return cdc.ParseText(col, string(x))

@@ -401,8 +401,8 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 			return nil, 0, errTruncated
 		}
 		n = int(meta) + int(l)
-		if col.Kind == cdc.KindString {
-			// TEXT: convertBytes would copy; an alias as for VARCHAR
+		if col.Kind == cdc.KindString && col.Charset == "" {
+			// UTF-8 TEXT: convertBytes would copy; an alias as for VARCHAR
 			b := data[meta:n]
 			return unsafe.String(unsafe.SliceData(b), len(b)), n, nil
 		}

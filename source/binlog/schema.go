@@ -113,6 +113,10 @@ func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log 
 					"binlog_type", syn.Type, "table_type", ti.Columns[j].Type)
 			}
 		}
+		if col.Charset != "" && !supportedCharset(col.Charset) {
+			log.Warn("text column in a character set rowsync cannot turn into UTF-8; its values are passed on as the binlog's bytes",
+				"table", string(tm.Schema)+"."+string(tm.Table), "column", name, "charset", col.Charset)
+		}
 		p.cols[i] = col
 		p.binLen[i] = cdc.BinaryWidth(col.Type)
 		p.jsonBin[i] = isJSONType(tm.ColumnType[i])
