@@ -85,14 +85,20 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 	if err != nil {
 		return fmt.Errorf("broker ceiling: %w", err)
 	}
-	res, redisCPU, err := timedDrain(ctx, o, "bench-rabbitmq", queueConfig("bench-rabbitmq", src, o.work), n)
+	// drainChecked times one rowsync drain of name's config, checks the
+	// end state and empties the sink DB for the next drain.
+	drainChecked := func(name, src string) (drainResult, time.Duration, error) {
+		res, redisCPU, err := timedDrain(ctx, o, name, queueConfig(name, src, o.work), n)
+		if err != nil {
+			return res, 0, err
+		}
+		if err := checkHashes(ctx, rc, live); err != nil {
+			return res, 0, err
+		}
+		return res, redisCPU, flush(ctx, sinkDB)
+	}
+	res, redisCPU, err := drainChecked("bench-rabbitmq", src)
 	if err != nil {
-		return err
-	}
-	if err := checkHashes(ctx, rc, live); err != nil {
-		return err
-	}
-	if err := flush(ctx, sinkDB); err != nil {
 		return err
 	}
 	var multi drainResult
@@ -101,14 +107,8 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 		// are at least 20,000 messages apart, beyond what the consumers'
 		// windows reorder, so the end state checks as for one consumer.
 		msrc := fmt.Sprintf("  rabbitmq:\n    url: %q\n    queue: %q\n    format: canal-json\n    consumers: %d\n    unordered: true", amqpURL, qMulti, o.rabbitConsumers)
-		r, rcpu, err := timedDrain(ctx, o, "bench-rabbitmq-consumers", queueConfig("bench-rabbitmq-consumers", msrc, o.work), n)
+		r, rcpu, err := drainChecked("bench-rabbitmq-consumers", msrc)
 		if err != nil {
-			return err
-		}
-		if err := checkHashes(ctx, rc, live); err != nil {
-			return err
-		}
-		if err := flush(ctx, sinkDB); err != nil {
 			return err
 		}
 		multi = r

@@ -83,8 +83,7 @@ func newPlan(n int) *plan {
 // reset empties pl for the next Apply call, dropping every
 // reference to the events and keys of the last one.
 func (pl *plan) reset() {
-	clear(pl.ops)
-	pl.ops = pl.ops[:0]
+	pl.ops = truncate(pl.ops)
 	pl.indexPeak = max(pl.indexPeak, len(pl.index))
 	clear(pl.index)
 	pl.failed = cdc.BatchError{}

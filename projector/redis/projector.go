@@ -369,20 +369,15 @@ func (c *chunk) evalSha(sha string) []any {
 // reset empties c for reuse, dropping its references.
 func (c *chunk) reset() {
 	c.n = 0
-	clear(c.ops)
-	c.ops = c.ops[:0]
-	clear(c.dels)
-	c.dels = c.dels[:0]
-	clear(c.writes)
-	c.writes = c.writes[:0]
-	clear(c.keys)
-	c.keys = c.keys[:0]
-	clear(c.args)
-	c.args = c.args[:0]
-	clear(c.cmds)
-	c.cmds = c.cmds[:0]
-	clear(c.eval)
-	c.eval = c.eval[:0]
+	c.ops, c.dels, c.writes = truncate(c.ops), truncate(c.dels), truncate(c.writes)
+	c.keys, c.args, c.cmds, c.eval = truncate(c.keys), truncate(c.args), truncate(c.cmds), truncate(c.eval)
+}
+
+// truncate empties s for reuse, zeroing its elements so the backing
+// array keeps no references alive.
+func truncate[S ~[]E, E any](s S) S {
+	clear(s)
+	return s[:0]
 }
 
 // newChunk returns an empty chunk for up to n ops, holding a DEL.
