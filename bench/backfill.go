@@ -284,7 +284,7 @@ func runOnce(ctx context.Context, o *options, name, cfg string, timeout time.Dur
 	defer cancel()
 	cmd := exec.CommandContext(ctx, o.rowsync, append([]string{cmdName, "-c", path}, args...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	cmd.Env = o.env
 	start := time.Now()
 	err = cmd.Run()
 	r.wall = time.Since(start)

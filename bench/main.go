@@ -56,6 +56,8 @@ type options struct {
 	// rabbitConsumers > 1 adds a RabbitMQ drain with that many consumers
 	// (unordered: true, the canal-json workload carries no versions)
 	rabbitConsumers int
+	// env is the environment of every rowsync process (rowsyncEnv)
+	env []string
 }
 
 func (o *options) n(base int) int { return max(1000, int(float64(base)*o.scale)) }
@@ -78,7 +80,15 @@ func main() {
 	flag.IntVar(&o.rabbitConsumers, "rabbit-consumers", 0, "also drain the RabbitMQ queue with this many consumers (source.rabbitmq.consumers, unordered: true); 0 or 1: not")
 	flag.StringVar(&o.profDir, "cpuprofile", "", "directory for a CPU profile of each drain and a heap profile at its half (admin.pprof; go tool pprof DIR/NAME.pprof, DIR/NAME.heap.pprof)")
 	flag.DurationVar(&o.profDur, "cpuprofile-duration", 10*time.Second, "length of each drain's CPU profile, from process start")
+	var renv envVars
+	for _, kv := range defaultRowsyncEnv {
+		_ = renv.Set(kv)
+	}
+	flag.Var(&renv, "rowsync-env", "KEY=VALUE in rowsync's environment (repeatable; KEY= unsets). The driver's own "+
+		strings.Join(runtimeVars, ", ")+" are never passed on: only this flag sets them (default GOMAXPROCS=2)")
 	flag.Parse()
+	var dropped []string
+	o.env, dropped = rowsyncEnv(os.Environ(), &renv)
 	if o.rowsync == "" {
 		fmt.Fprintln(os.Stderr, "bench: -rowsync BINARY is required")
 		os.Exit(2)
@@ -114,7 +124,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	env := envLine()
+	env := envLine() + " · " + envNote(&renv, dropped)
 	t := &table{}
 	err := runAll(ctx, &o, t)
 	t.print(os.Stdout, env)

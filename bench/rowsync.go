@@ -51,7 +51,7 @@ func startRowsync(ctx context.Context, o *options, name, cfg string) (*proc, err
 	}
 	cmd := exec.Command(o.rowsync, "run", "-c", path)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(2))
+	cmd.Env = o.env
 	p := &proc{cmd: cmd, admin: admin, logPath: logPath, done: make(chan error, 1)}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {

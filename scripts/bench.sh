@@ -24,7 +24,11 @@
 # N for a smoke run), BENCH_OUT (default bench/results.md; empty: none),
 # BENCH_ARGS (more flags for the driver, e.g. "-v -lat-duration 10s";
 # "-cpuprofile DIR" writes a CPU profile of each drain, taken through the
-# admin port's pprof). Each scenario holds the lock "bench" (internal/testlock),
+# admin port's pprof). rowsync gets this environment minus GOGC, GOMEMLIMIT,
+# GODEBUG and GOMAXPROCS (an experiment's GOGC in the shell would change what
+# is measured): set them for rowsync with BENCH_ARGS="-rowsync-env GOGC=400"
+# (repeatable; default GOMAXPROCS=2); the results' header says which were set.
+# Each scenario holds the lock "bench" (internal/testlock),
 # so two runs side by side wait for each other instead of flushing each
 # other's DBs.
 # Uses Redis DBs 11 and 12 (flushed), schema rs_bench on 127.0.0.1:3307
