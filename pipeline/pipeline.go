@@ -464,17 +464,31 @@ func (p *Pipeline) release(n int64) {
 // struct with its slices, and a map entry with its key and interface.
 const eventOverhead, valueOverhead = 256, 48
 
-// batchBytes estimates the memory events hold. Rows of a batch are alike,
-// so it sizes every eighth event and counts it for the ones it skipped:
-// the estimate bounds memory, it need not be exact, and it stays off the
-// per-row CPU budget.
+// batchBytes estimates the memory events hold. Rows of one table and
+// operation are alike, so it sizes the first event of each run of them
+// (a run ends where the table or the operation changes) and every 64th
+// within a run, and counts each sized event for the ones it stands for:
+// the estimate bounds memory, it need not be exact, and sizing an event
+// (iterating its row maps) stays off the per-row CPU budget. Sizing every
+// eighth event, regardless of runs, was 4% of a binlog drain's CPU and
+// could miss a table of wide rows interleaved with a table of narrow ones.
 func batchBytes(events []cdc.Event) int64 {
-	const every = 8
-	var n int64
-	for i := 0; i < len(events); i += every {
-		n += eventBytes(&events[i]) * int64(min(every, len(events)-i))
+	const every = 64
+	var n, size int64
+	sized := 0
+	for i := range events {
+		ev := &events[i]
+		if i == 0 || i-sized >= every || !sameRun(ev, &events[sized]) {
+			size, sized = eventBytes(ev), i
+		}
+		n += size
 	}
 	return n
+}
+
+// sameRun reports whether a and b are of the same table and operation.
+func sameRun(a, b *cdc.Event) bool {
+	return a.Op == b.Op && a.Table == b.Table && a.DB == b.DB
 }
 
 func eventBytes(ev *cdc.Event) int64 {
@@ -516,8 +530,34 @@ func keyChanged(ev *cdc.Event) bool {
 	}
 	var ab, bb [32]byte // the key's text, without a string per value
 	for _, c := range ev.PK {
-		a, _ := cdc.AppendText(ab[:0], nil, ev.Before[c])
-		b, _ := cdc.AppendText(bb[:0], nil, ev.After[c])
+		va, vb := ev.Before[c], ev.After[c]
+		// The common key types compare as themselves: their text is equal
+		// exactly when they are.
+		switch x := va.(type) {
+		case int64:
+			if y, ok := vb.(int64); ok {
+				if x != y {
+					return true
+				}
+				continue
+			}
+		case uint64:
+			if y, ok := vb.(uint64); ok {
+				if x != y {
+					return true
+				}
+				continue
+			}
+		case string:
+			if y, ok := vb.(string); ok {
+				if x != y {
+					return true
+				}
+				continue
+			}
+		}
+		a, _ := cdc.AppendText(ab[:0], nil, va)
+		b, _ := cdc.AppendText(bb[:0], nil, vb)
 		if !bytes.Equal(a, b) {
 			return true
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -590,6 +591,61 @@ func TestBatchBytes(t *testing.T) {
 		if got := batchBytes(evs); got != int64(n)*one {
 			t.Errorf("%d alike events: %d bytes, want %d", n, got, int64(n)*one)
 		}
+	}
+	// Every run of another table or operation is sized from its own first
+	// event, however short and wherever it falls among the sampled ones.
+	other := small
+	other.Table = "u"
+	other.After = wide.After
+	deleted := small
+	deleted.Op, deleted.Before, deleted.After = cdc.Delete, wide.Before, nil
+	for _, tc := range []struct {
+		name string
+		evs  []cdc.Event
+	}{
+		{"interleaved tables", []cdc.Event{small, other, small, other, other, small}},
+		{"one wide among many", append(append(slices.Repeat([]cdc.Event{small}, 70), other), slices.Repeat([]cdc.Event{small}, 70)...)},
+		{"operation changes", append(slices.Repeat([]cdc.Event{small}, 5), deleted, small)},
+	} {
+		var want int64
+		for i := range tc.evs {
+			want += eventBytes(&tc.evs[i])
+		}
+		if got := batchBytes(tc.evs); got != want {
+			t.Errorf("%s: %d bytes, want %d", tc.name, got, want)
+		}
+	}
+}
+
+func TestKeyChanged(t *testing.T) {
+	upd := func(before, after cdc.Value) *cdc.Event {
+		return &cdc.Event{Op: cdc.Update, PK: []string{"k"}, Before: cdc.Row{"k": before, "v": 1}, After: cdc.Row{"k": after, "v": 2}}
+	}
+	for _, tc := range []struct {
+		name string
+		ev   *cdc.Event
+		want bool
+	}{
+		{"same int", upd(int64(7), int64(7)), false},
+		{"other int", upd(int64(7), int64(8)), true},
+		{"same uint", upd(uint64(1<<63), uint64(1<<63)), false},
+		{"other uint", upd(uint64(1), uint64(2)), true},
+		{"same string", upd("a", "a"), false},
+		{"other string", upd("a", "b"), true},
+		{"int and uint of one value", upd(int64(5), uint64(5)), false},
+		{"int and its text", upd(int64(5), "5"), false},
+		{"bytes and string of one text", upd([]byte("ab"), "ab"), false},
+		{"other bytes", upd([]byte("ab"), []byte("ac")), true},
+		{"null to value", upd(nil, int64(1)), true},
+		{"insert", &cdc.Event{Op: cdc.Insert, PK: []string{"k"}, After: cdc.Row{"k": int64(1)}}, false},
+		{"second key column changes", &cdc.Event{Op: cdc.Update, PK: []string{"a", "b"},
+			Before: cdc.Row{"a": int64(1), "b": "x"}, After: cdc.Row{"a": int64(1), "b": "y"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := keyChanged(tc.ev); got != tc.want {
+				t.Fatalf("keyChanged = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
