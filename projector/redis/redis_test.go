@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,11 @@ const testDB = 1
 var testAddr = cmp.Or(os.Getenv("ROWSYNC_REDIS_TEST_ADDR"), "127.0.0.1:6379")
 
 func TestMain(m *testing.M) {
+	if slices.ContainsFunc(os.Args, func(a string) bool { return strings.HasPrefix(a, "-test.fuzzworker") }) {
+		// A fuzzing worker runs only the fuzz target (no Redis), while
+		// the coordinator process holds the lock below.
+		os.Exit(m.Run())
+	}
 	// This package flushes its DB: a second test run beside this one waits.
 	release, err := testlock.Acquire(fmt.Sprintf("redis-db-%d", testDB), func() {
 		fmt.Fprintf(os.Stderr, "waiting for another test process to finish with Redis DB %d\n", testDB)
