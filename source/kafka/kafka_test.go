@@ -885,3 +885,69 @@ func TestReadAheadBound(t *testing.T) {
 		ack(t, b)
 	}
 }
+
+// TestRecycledChunksLeaveBatchesIntact drains partitions whose chunks Next
+// merges into batches and recycles for the fetchers (and, with batch_size
+// at the chunk size, hands out whole as batches), holding every batch,
+// acked or not, to the end: no batch's events change after Next returned
+// them, and every message arrives once and in order per partition.
+func TestRecycledChunksLeaveBatchesIntact(t *testing.T) {
+	const parts, per = 3, 700
+	for _, tc := range []struct {
+		name             string
+		batch, readAhead int
+		merged           bool // some batch must merge chunks
+	}{
+		// chunks of 64 (minChunk), read-ahead for two per partition
+		{"merged chunks", 200, 150, true},
+		{"one chunk per batch", minChunk, 150, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "recycle-" + strings.ReplaceAll(tc.name, " ", "-")
+			addr := newCluster(t, parts, topic)
+			for p := range parts {
+				produce(t, addr, topic, p, seqValues(p, 0, per)...)
+			}
+			cfg := testConfig(addr, topic, "g-"+topic)
+			cfg.BatchSize = tc.batch
+			cfg.ReadAhead = tc.readAhead
+			s := newSource(t, cfg)
+			defer closeSource(t, s)
+			type held struct {
+				b    cdc.Batch
+				seen []string
+			}
+			var batches []held
+			nextSeq := map[int]int{}
+			for total := 0; total < parts*per; {
+				b := next(t, s)
+				vs := values(b)
+				for _, v := range vs {
+					p, seq := parseValue(t, v)
+					if seq != nextSeq[p] {
+						t.Fatalf("partition %d: got seq %d, want %d", p, seq, nextSeq[p])
+					}
+					nextSeq[p]++
+				}
+				total += len(vs)
+				if len(batches)%2 == 0 {
+					ack(t, b) // acked or not, the batch's events are its own
+				}
+				batches = append(batches, held{b, vs})
+			}
+			merged := false
+			for i, h := range batches {
+				if got := values(h.b); !slices.Equal(got, h.seen) {
+					t.Fatalf("batch %d changed after Next returned it: %v, was %v", i, got, h.seen)
+				}
+				merged = merged || len(h.seen) > minChunk
+				if i%2 == 1 {
+					ack(t, h.b)
+				}
+			}
+			if tc.merged && !merged {
+				t.Fatalf("no batch merged chunks (%d batches): recycling is not exercised", len(batches))
+			}
+		})
+	}
+}
