@@ -3,6 +3,7 @@ package canaljson
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,11 @@ import (
 // benchMessage is a realistic canal 1.1.7 message: one UPDATE row of a
 // 10-column table, old holding two changed columns.
 func benchMessage(rows int) []byte {
+	return benchMessageOp(rows, "UPDATE")
+}
+
+// benchMessageOp is benchMessage as an INSERT (old null) or UPDATE.
+func benchMessageOp(rows int, op string) []byte {
 	data, old := "", ""
 	for i := range rows {
 		if i > 0 {
@@ -24,25 +30,36 @@ func benchMessage(rows int) []byte {
 		data += fmt.Sprintf(`{"id":"%d","user_id":"88231","sku":"SKU-9931-XL","qty":"3","price":"1299.00","discount":"0.15","status":"paid","note":"gift wrap, deliver after 6pm","created_at":"2024-05-01 10:20:30.123","updated_at":"2024-05-01 10:21:00"}`, 1000000+i)
 		old += `{"status":"new","updated_at":"2024-05-01 10:20:30"}`
 	}
+	if op == "UPDATE" {
+		old = "[" + old + "]"
+	} else {
+		old = "null"
+	}
 	return []byte(`{"data":[` + data + `],"database":"shop","es":1714558860000,"gtid":"","id":1811,"isDdl":false,` +
 		`"mysqlType":{"id":"bigint(20) unsigned","user_id":"int(11)","sku":"varchar(32)","qty":"smallint(6)","price":"decimal(12,2)","discount":"double","status":"varchar(16)","note":"varchar(255)","created_at":"datetime(3)","updated_at":"timestamp"},` +
-		`"old":[` + old + `],"pkNames":["id"],"sql":"",` +
+		`"old":` + old + `,"pkNames":["id"],"sql":"",` +
 		`"sqlType":{"id":-5,"user_id":4,"sku":12,"qty":5,"price":3,"discount":8,"status":12,"note":12,"created_at":93,"updated_at":93},` +
-		`"table":"order_item","ts":1714558860123,"type":"UPDATE"}`)
+		`"table":"order_item","ts":1714558860123,"type":"` + op + `"}`)
 }
 
 func BenchmarkDecode(b *testing.B) {
 	for _, c := range []struct {
 		rows    int
 		bounded bool
-	}{{1, false}, {10, false}, {1, true}, {10, true}} {
+		op      string
+	}{{1, false, "UPDATE"}, {10, false, "UPDATE"}, {1, true, "UPDATE"}, {10, true, "UPDATE"}, {1, true, "INSERT"}} {
 		rows := c.rows
 		name := fmt.Sprintf("rows=%d", rows)
+		if c.op != "UPDATE" {
+			name += "/" + strings.ToLower(c.op) // the Kafka drain's bench is 75% inserts
+		}
 		if c.bounded {
 			name += "/bounded" // behind the validation boundary, as run and decode use it
+		} else {
+			name += "/plain" // every leaf at the same depth, so -bench can pick one alone
 		}
 		b.Run(name, func(b *testing.B) {
-			msg := decode.Message{Value: benchMessage(rows), Topic: "canal", Partition: 3, Offset: 1}
+			msg := decode.Message{Value: benchMessageOp(rows, c.op), Topic: "canal", Partition: 3, Offset: 1}
 			d, _ := New(decode.Options{})
 			if c.bounded {
 				d = decode.Bounded(d, decode.Options{})
