@@ -200,6 +200,11 @@ func Int(u uint64) Value {
 // It is the one place text becomes typed, so every string-carrying source
 // agrees with the others.
 func ParseText(col *Column, s string) (Value, error) {
+	return ParseTextIn(nil, col, s)
+}
+
+// ParseTextIn is ParseText with the Value boxed in a (nil: on its own).
+func ParseTextIn(a *Arena, col *Column, s string) (Value, error) {
 	if col.Invalid != "" {
 		return nil, fmt.Errorf("column %s: %s", col.Name, col.Invalid)
 	}
@@ -210,35 +215,35 @@ func ParseText(col *Column, s string) (Value, error) {
 			if err != nil {
 				return nil, fmt.Errorf("column %s: %q is not an unsigned integer", col.Name, s)
 			}
-			return Int(u), nil
+			return a.Int(u), nil
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %q is not an integer", col.Name, s)
 		}
-		return n, nil
+		return a.Int64(n), nil
 	case KindFloat:
 		f, err := strconv.ParseFloat(s, 32)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %q is not a float", col.Name, s)
 		}
-		return f, nil
+		return a.Float64(f), nil
 	case KindDouble:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %q is not a double", col.Name, s)
 		}
-		return f, nil
+		return a.Float64(f), nil
 	case KindDecimal:
 		d, err := NormalizeDecimal(s, col.Precision)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col.Name, err)
 		}
-		return d, nil
+		return a.Decimal(d), nil
 	case KindBytes:
 		return []byte(s), nil
 	case KindDate, KindDateTime, KindTimestamp:
-		return ParseDateTime(s)
+		return parseDateTime(a, s)
 	case KindTime:
 		d, err := ParseTime(s)
 		if err != nil {
@@ -253,7 +258,7 @@ func ParseText(col *Column, s string) (Value, error) {
 		}
 		return Set(strings.Split(s, ",")), nil
 	}
-	return s, nil
+	return a.String(s), nil
 }
 
 // NormalizeDecimal checks that s is a decimal number and pads or keeps its
@@ -333,8 +338,12 @@ func allDigits(s string) bool {
 // UTC time. Zero and otherwise invalid dates MySQL accepts
 // ("0000-00-00 00:00:00", "2024-02-00") come back as the string itself.
 func ParseDateTime(s string) (Value, error) {
+	return parseDateTime(nil, s)
+}
+
+func parseDateTime(a *Arena, s string) (Value, error) {
 	if t, ok := parseDateTimeFast(s); ok {
-		return t, nil
+		return a.Time(t), nil
 	}
 	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
 		return nil, fmt.Errorf("%q is not a date", s)
@@ -357,7 +366,7 @@ func ParseDateTime(s string) (Value, error) {
 		}
 		return nil, fmt.Errorf("%q is not a date/time", s)
 	}
-	return t.UTC(), nil
+	return a.Time(t.UTC()), nil
 }
 
 // parseDateTimeFast handles the common "YYYY-MM-DD[ HH:MM:SS[.f{1,9}]]"

@@ -128,6 +128,10 @@ type message struct {
 	// last is what the last message this one decoded resolved, for the
 	// next one of the same table: the shared caches are not asked again.
 	last lastTable
+	// vals boxes the typed values (kept across reset: its blocks are
+	// shared by the rows of consecutive messages, one allocation per
+	// block instead of one per value).
+	vals cdc.Arena
 }
 
 // lastTable is one message's schema key (owned copy), database and table
@@ -147,7 +151,7 @@ var messages = sync.Pool{New: func() any { return new(message) }}
 
 func (m *message) reset() {
 	*m = message{data: m.data[:0], old: m.old[:0], fields: m.fields[:0], key: m.key[:0],
-		dataNull: true, oldNull: true, seen: m.seen, last: m.last}
+		dataNull: true, oldNull: true, seen: m.seen, last: m.last, vals: m.vals}
 }
 
 // release drops references into the input before pooling.
@@ -404,13 +408,19 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		}
 	}
 	text := make([]byte, 0, n)
+	if n > maxSeen {
+		// a big message's text is not pinned by the value blocks it
+		// would share with the messages around it (see cdc.Arena)
+		m.vals = cdc.Arena{}
+		defer func() { m.vals = cdc.Arena{} }()
+	}
 	for i, r := range m.data {
 		ev := &events[i]
 		ev.DB, ev.Table, ev.Op, ev.PK, ev.Columns, ev.Commit, ev.Pos = db, table, op, pk, cols, commit, pos
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
 		}
-		row, err := d.row(sch, m.fields[r.lo:r.hi], nil, &text)
+		row, err := d.row(sch, m.fields[r.lo:r.hi], nil, &text, &m.vals)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -427,7 +437,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			// Without old[i] the before image is unknown and stays nil.
 			if i < len(m.old) && !m.old[i].null {
 				before := maps.Clone(row)
-				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before, &text); err != nil {
+				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before, &text, &m.vals); err != nil {
 					return nil, fmt.Errorf("canal-json: old[%d].%w", i, err)
 				}
 				ev.Before = before
@@ -443,18 +453,18 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	return events, nil
 }
 
-// row types the members fs into into (a new row when nil). Text values
-// keep is copied to the end of *text, which has room for all of fs's
-// string members (see value). Errors start with the column name, so the
-// caller can prefix "data[i].".
-func (d *Decoder) row(sch *schema, fs []field, into cdc.Row, text *[]byte) (cdc.Row, error) {
+// row types the members fs into into (a new row when nil), boxing the
+// values in a. Text values keep is copied to the end of *text, which has
+// room for all of fs's string members (see value). Errors start with the
+// column name, so the caller can prefix "data[i].".
+func (d *Decoder) row(sch *schema, fs []field, into cdc.Row, text *[]byte, a *cdc.Arena) (cdc.Row, error) {
 	if into == nil {
 		into = make(cdc.Row, len(fs))
 	}
 	for j := range fs {
 		f := &fs[j]
 		col, st := sch.lookup(f.name, j)
-		v, err := d.value(col, st, f.val, text)
+		v, err := d.value(col, st, f.val, text, a)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", col.Name, err)
 		}
@@ -475,45 +485,51 @@ func (s *schema) lookup(name []byte, j int) (*cdc.Column, int32) {
 	return &cdc.Column{Name: string(name), Precision: -1}, canal.NoSQLType
 }
 
-// value types one member. Text a value may keep is copied to the end of
-// *text, which has room for it (see row), so the strings made there stay
-// valid.
-func (d *Decoder) value(col *cdc.Column, st int32, v span, text *[]byte) (cdc.Value, error) {
+// value types one member, boxed in a. Text a value may keep is copied to
+// the end of *text, which has room for it (see row), so the strings made
+// there stay valid.
+func (d *Decoder) value(col *cdc.Column, st int32, v span, text *[]byte, a *cdc.Arena) (cdc.Value, error) {
 	switch v.kind {
 	case kNull:
 		return nil, nil
 	case kString:
 		if len(v.b) == 0 {
-			return canal.Value(col, st, "", d.loc)
+			return canal.ValueIn(a, col, st, "", d.loc)
 		}
 		if !canal.Retains(col.Kind) {
 			// the result does not keep the text: parse it in place
-			return canal.Value(col, st, unsafe.String(&v.b[0], len(v.b)), d.loc)
+			return canal.ValueIn(a, col, st, unsafe.String(&v.b[0], len(v.b)), d.loc)
 		}
 		at := len(*text)
 		*text = append(*text, v.b...)
-		return canal.Value(col, st, unsafe.String(&(*text)[at], len(v.b)), d.loc)
+		return canal.ValueIn(a, col, st, unsafe.String(&(*text)[at], len(v.b)), d.loc)
 	case kNumber:
 		// canal writes strings; typed producers (Flink) write numbers
 		if col.Kind == cdc.KindUnknown {
 			if n, err := strconv.ParseInt(string(v.b), 10, 64); err == nil {
-				return n, nil
+				return a.Int64(n), nil
 			}
 			if u, err := strconv.ParseUint(string(v.b), 10, 64); err == nil {
-				return u, nil
+				return a.Uint64(u), nil
 			}
 			f, err := strconv.ParseFloat(string(v.b), 64)
 			if err != nil {
 				return nil, fmt.Errorf("%q is out of range", v.b)
 			}
-			return f, nil
+			return a.Float64(f), nil
 		}
-		return canal.Value(col, st, string(v.b), d.loc)
+		return canal.ValueIn(a, col, st, string(v.b), d.loc)
 	case kTrue, kFalse:
 		if col.Kind == cdc.KindUnknown || col.Kind == cdc.KindInt || col.Kind == cdc.KindBit {
-			return map[bool]int64{true: 1, false: 0}[v.kind == kTrue], nil
+			if v.kind == kTrue {
+				return int64(1), nil
+			}
+			return int64(0), nil
 		}
-		return canal.Value(col, st, map[bool]string{true: "true", false: "false"}[v.kind == kTrue], d.loc)
+		if v.kind == kTrue {
+			return canal.ValueIn(a, col, st, "true", d.loc)
+		}
+		return canal.ValueIn(a, col, st, "false", d.loc)
 	case kRaw:
 		if col.Kind == cdc.KindUnknown || col.Kind == cdc.KindJSON {
 			return cdc.JSON(string(v.b)), nil

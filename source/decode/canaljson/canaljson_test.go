@@ -479,3 +479,35 @@ func TestLastTable(t *testing.T) {
 		}
 	}
 }
+
+// TestValuesOutliveTheirMessage: the values of a message's events (boxed
+// in blocks its pooled state shares with the messages after it, see
+// cdc.Arena) are still what a new decoder gives after many more messages
+// and garbage collections.
+func TestValuesOutliveTheirMessage(t *testing.T) {
+	names := []string{"insert-2rows", "update-null-to-value", "delete", "update-2rows-quirk"}
+	d, _ := New(decode.Options{TimeZone: time.FixedZone("CST", 8*3600)})
+	var kept [][]cdc.Event
+	var msgs []string
+	for i := range 300 {
+		s := scenario[names[i%len(names)]]
+		if i%7 == 3 {
+			s = string(benchMessageOp(1+i%4, "UPDATE"))
+		}
+		if i%50 == 49 { // a message whose text is too big to share blocks with the others
+			s = strings.Replace(s, `"gift wrap, deliver after 6pm"`, `"`+strings.Repeat("w", 40<<10)+`"`, 1)
+		}
+		msgs = append(msgs, s)
+		kept = append(kept, mustDecode(t, d, s))
+		if i%64 == 0 {
+			runtime.GC()
+		}
+	}
+	runtime.GC()
+	for i, s := range msgs {
+		fresh, _ := New(decode.Options{TimeZone: time.FixedZone("CST", 8*3600)})
+		if want := mustDecode(t, fresh, s); !reflect.DeepEqual(kept[i], want) {
+			t.Fatalf("message %d changed after later decodes:\n%+v\nwant\n%+v", i, kept[i], want)
+		}
+	}
+}

@@ -107,6 +107,12 @@ func Retains(k cdc.Kind) bool {
 //     type text lost "unsigned".
 //   - TIMESTAMP text is a wall clock in loc.
 func Value(col *cdc.Column, sqlType int32, s string, loc *time.Location) (cdc.Value, error) {
+	return ValueIn(nil, col, sqlType, s, loc)
+}
+
+// ValueIn is Value with the result boxed in a (nil: on its own; see
+// cdc.Arena).
+func ValueIn(a *cdc.Arena, col *cdc.Column, sqlType int32, s string, loc *time.Location) (cdc.Value, error) {
 	switch col.Kind {
 	case cdc.KindBytes:
 		return Latin1Bytes(s), nil
@@ -114,10 +120,10 @@ func Value(col *cdc.Column, sqlType int32, s string, loc *time.Location) (cdc.Va
 		if BinarySQLType(sqlType) {
 			return Latin1Bytes(s), nil
 		}
-		return s, nil
+		return a.String(s), nil
 	case cdc.KindEnum:
 		if len(col.Elems) == 0 || !digits(s) {
-			return s, nil
+			return a.String(s), nil
 		}
 		i, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || i > uint64(len(col.Elems)) {
@@ -126,10 +132,10 @@ func Value(col *cdc.Column, sqlType int32, s string, loc *time.Location) (cdc.Va
 		if i == 0 {
 			return "", nil
 		}
-		return col.Elems[i-1], nil
+		return a.String(col.Elems[i-1]), nil
 	case cdc.KindSet:
 		if len(col.Elems) == 0 || !digits(s) {
-			return cdc.ParseText(col, s)
+			return cdc.ParseTextIn(a, col, s)
 		}
 		mask, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || (len(col.Elems) < 64 && mask>>uint(len(col.Elems)) != 0) {
@@ -143,32 +149,32 @@ func Value(col *cdc.Column, sqlType int32, s string, loc *time.Location) (cdc.Va
 		}
 		return set, nil
 	case cdc.KindInt:
-		v, err := cdc.ParseText(col, s)
+		v, err := cdc.ParseTextIn(a, col, s)
 		if err != nil && !col.Unsigned && (sqlType == TypeDecimal || sqlType == TypeNumeric) {
 			u := *col
 			u.Unsigned = true
-			if v2, err2 := cdc.ParseText(&u, s); err2 == nil {
+			if v2, err2 := cdc.ParseTextIn(a, &u, s); err2 == nil {
 				return v2, nil
 			}
 		}
 		return v, err
 	case cdc.KindTimestamp:
-		v, err := cdc.ParseText(col, s)
+		v, err := cdc.ParseTextIn(a, col, s)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col.Name, err)
 		}
 		if t, ok := v.(time.Time); ok && loc != nil && loc != time.UTC {
-			v = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc).UTC()
+			v = a.Time(time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc).UTC())
 		}
 		return v, nil
 	case cdc.KindDate, cdc.KindDateTime:
-		v, err := cdc.ParseText(col, s)
+		v, err := cdc.ParseTextIn(a, col, s)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col.Name, err)
 		}
 		return v, nil
 	}
-	return cdc.ParseText(col, s)
+	return cdc.ParseTextIn(a, col, s)
 }
 
 // Latin1Bytes returns the bytes behind ISO-8859-1 text: one byte per code
