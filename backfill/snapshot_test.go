@@ -26,7 +26,7 @@ type recordSink struct {
 func (s *recordSink) Apply(_ context.Context, evs []cdc.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.events = append(s.events, evs...)
+	s.events = append(s.events, cdc.CloneEvents(evs)...) // kept past Apply (cdc.Sink)
 	return nil
 }
 

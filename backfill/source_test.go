@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func (k *sink) apply(evs []cdc.Event) {
 			delete(k.rows, id)
 			continue
 		}
-		k.rows[id] = ev.After
+		k.rows[id] = maps.Clone(ev.After) // kept past the batch's ack
 	}
 }
 

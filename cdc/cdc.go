@@ -195,7 +195,10 @@ func (e *Event) Key(row Row, pk []string) ([]Value, error) {
 //
 // Events belong to the pipeline until the batch is acked or nacked: a
 // source must not reuse their memory before then (the pipeline reads them
-// in place, it does not copy them).
+// in place, it does not copy them). Once it is acked (nil), nothing holds
+// them: the source may reuse the Row maps it made for the batch (RowPool),
+// so whoever keeps a Row, or an Event with its images, past the ack
+// copies it first (maps.Clone). A nacked batch's memory is not reused.
 type Batch struct {
 	Events []Event
 	// Rejects are messages the source could not decode. The pipeline writes
@@ -234,6 +237,11 @@ type Source interface {
 // safe for concurrent use by several shards. A *BatchError reports events
 // that can never apply (they go to the dead letter); any other error is
 // transient and the pipeline retries the whole slice.
+//
+// A sink must not keep an event's Row after Apply returns: the batch is
+// acked then, and its source reuses the maps (see Batch). Copy a Row it
+// keeps; the values need no copy (recycling clears a map, it changes no
+// value in it).
 type Sink interface {
 	Apply(ctx context.Context, events []Event) error
 	Close(ctx context.Context) error

@@ -215,6 +215,15 @@ func BenchmarkDecode(b *testing.B) {
 			cpu0 := processCPU()
 			b.ResetTimer()
 			rows := 0
+			// as a batch going on and acked: its events are dropped and
+			// their row maps recycled
+			acked := func() {
+				rows += len(s.cur)
+				clear(s.cur)
+				s.cur, s.curTxIdx = s.cur[:0], 0
+				s.curRows.Recycle()
+				s.curRows = nil
+			}
 			for range b.N {
 				p := replication.NewBinlogParser()
 				p.SetFlavor(mysql.MariaDBFlavor)
@@ -233,15 +242,10 @@ func BenchmarkDecode(b *testing.B) {
 						b.Fatal(err)
 					}
 					if len(s.cur) >= 1024 {
-						// as a batch going on: the events are dropped
-						rows += len(s.cur)
-						clear(s.cur)
-						s.cur, s.curTxIdx = s.cur[:0], 0
+						acked()
 					}
 				}
-				rows += len(s.cur)
-				clear(s.cur)
-				s.cur, s.curTxIdx = s.cur[:0], 0
+				acked()
 			}
 			b.StopTimer()
 			cpu := processCPU() - cpu0

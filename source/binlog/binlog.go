@@ -99,6 +99,11 @@ type Source struct {
 	keyBuf                         []byte // rows: the plans key of a table map, built without allocating
 	schemaGen                      uint64
 	jsonPrev                       jsonCache // JSON values for partial updates without them
+	// rowPool holds the row maps of acked batches; curRows are the maps
+	// taken for cur's events (nil until the first), recycled when the
+	// batch holding them is acked.
+	rowPool cdc.RowPool
+	curRows *cdc.BatchRows
 	// load reads a table's current definition (information_schema)
 	load func(ctx context.Context, db, table string) (*cdc.TableDef, error)
 
@@ -575,6 +580,8 @@ func (s *Source) streamError(ctx context.Context, err error) error {
 func (s *Source) cut() cdc.Batch {
 	events, rejects := s.cur, s.curRejects
 	s.cur, s.curRejects = nil, nil
+	rows := s.curRows
+	s.curRows = nil
 	if len(events) > s.cfg.BatchSize && s.curTxIdx <= s.cfg.BatchSize {
 		// the last rows event overflowed the batch; no transaction ends
 		// inside a rows event, so the last tx end lies before the split.
@@ -583,6 +590,9 @@ func (s *Source) cut() cdc.Batch {
 		// left for the next batch.
 		s.cur = append(make([]cdc.Event, 0, s.cfg.BatchSize+s.cfg.BatchSize/16), events[s.cfg.BatchSize:]...)
 		events = events[:s.cfg.BatchSize:s.cfg.BatchSize]
+		// The maps of both parts go back with the next batch: acks come
+		// in order, so this one is acked by then.
+		s.curRows, rows = rows, nil
 	}
 	// Through: every change up to the last tx end is in this batch or an
 	// earlier one (the rows past a split come after it); with nothing left
@@ -606,14 +616,25 @@ func (s *Source) cut() cdc.Batch {
 			return errors.New("binlog batch acked twice")
 		}
 		if err != nil {
-			s.nack(err)
+			s.nack(err) // its maps are left to the collector: see cdc.RowPool
 			return nil
+		}
+		if s.nackErr() == nil {
+			rows.Recycle()
 		}
 		if cp.IsZero() {
 			return nil
 		}
 		return s.ack(cp, seq)
 	}}
+}
+
+// batchRows is where the rows of cur's events take their maps from.
+func (s *Source) batchRows() *cdc.BatchRows {
+	if s.curRows == nil {
+		s.curRows = s.rowPool.Rows()
+	}
+	return s.curRows
 }
 
 // nack honours cdc.Batch's contract for a batch that was not applied: the

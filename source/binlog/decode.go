@@ -158,8 +158,9 @@ var errTruncated = errors.New("row image truncated")
 // decodeImage decodes one row image from data with the column bitmap of
 // the event, as image does for go-mysql's values: columns the bitmap
 // leaves out take before's value or are reported missing. n is the image's
-// length. Any error means: decode this event with go-mysql instead.
-func (p *plan) decodeImage(data, bitmap []byte, before cdc.Row) (r cdc.Row, missing []string, n int, err error) {
+// length. The row's map comes from rows. Any error means: decode this
+// event with go-mysql instead.
+func (p *plan) decodeImage(rows *cdc.BatchRows, data, bitmap []byte, before cdc.Row) (r cdc.Row, missing []string, n int, err error) {
 	ncol := len(p.cols)
 	if len(bitmap) < (ncol+7)/8 {
 		return nil, nil, 0, errTruncated
@@ -175,7 +176,7 @@ func (p *plan) decodeImage(data, bitmap []byte, before cdc.Row) (r cdc.Row, miss
 		return nil, nil, 0, errTruncated
 	}
 	nulls := data[:pos]
-	r = make(cdc.Row, ncol)
+	r = rows.Get(ncol)
 	k := 0
 	for i := range ncol {
 		name := p.names[i]

@@ -505,7 +505,7 @@ func FuzzDecodeImage(f *testing.F) {
 		if len(bitmap) < 3 {
 			return
 		}
-		_, _, n, err := p.decodeImage(data, bitmap, nil)
+		_, _, n, err := p.decodeImage(nil, data, bitmap, nil)
 		if err == nil && n > len(data) {
 			t.Fatalf("image of %d bytes read %d", len(data), n)
 		}

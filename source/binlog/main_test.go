@@ -128,7 +128,8 @@ func newSource(t testing.TB, schema string, store checkpoint.Store, mod func(*Co
 }
 
 // collect reads batches until it holds n events (acking each batch with
-// nil) or the generous deadline passes.
+// nil) or the generous deadline passes. It keeps copies of the events:
+// an acked batch's row maps are the source's again.
 func collect(t testing.TB, s *Source, n int) []cdc.Event {
 	t.Helper()
 	var out []cdc.Event
@@ -142,7 +143,7 @@ func collect(t testing.TB, s *Source, n int) []cdc.Event {
 		for _, r := range b.Rejects {
 			t.Errorf("reject at %s: %v", r.Pos, r.Reason)
 		}
-		out = append(out, b.Events...)
+		out = append(out, cdc.CloneEvents(b.Events)...)
 		if err := b.Ack(ctx, nil); err != nil {
 			t.Fatalf("ack: %v", err)
 		}

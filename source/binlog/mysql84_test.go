@@ -91,7 +91,7 @@ func TestMySQL84OverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d events: %v", len(got), err)
 		}
-		got = append(got, b.Events...)
+		got = append(got, cdc.CloneEvents(b.Events)...) // kept past the ack
 		if err := b.Ack(ctx, nil); err != nil {
 			t.Fatal(err)
 		}

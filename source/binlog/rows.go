@@ -88,6 +88,7 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 		step = 2
 	}
 	db, table := p.db, p.table // once per table, not per row
+	rows := s.batchRows()
 	for i := 0; i+step-1 < len(e.Rows); i += step {
 		ev := cdc.Event{DB: db, Table: table, Op: op, PK: p.pk,
 			Columns: p.cols, Commit: commit, Pos: pos}
@@ -98,14 +99,14 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 		var rk string
 		switch op {
 		case cdc.Insert:
-			ev.After, missing, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
+			ev.After, missing, err = p.image(rows, e.Rows[i], skipped(e, i), nil, nil)
 		case cdc.Delete:
-			ev.Before, missing, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
+			ev.Before, missing, err = p.image(rows, e.Rows[i], skipped(e, i), nil, nil)
 			if err == nil && hasAll(ev.Before, p.pk) {
 				missing = nil // a delete needs only its key
 			}
 		case cdc.Update:
-			ev.Before, _, err = p.image(e.Rows[i], skipped(e, i), nil, nil)
+			ev.Before, _, err = p.image(rows, e.Rows[i], skipped(e, i), nil, nil)
 			if err == nil {
 				var ops map[int]int
 				if diffOps != nil {
@@ -117,7 +118,7 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 					// the key may change: forget the old one
 					s.jsonPrev.del(rowKey(key, p.pk, ev.Before))
 				}
-				ev.After, missing, err = p.image(e.Rows[i+1], skipped(e, i+1), prev, ops)
+				ev.After, missing, err = p.image(rows, e.Rows[i+1], skipped(e, i+1), prev, ops)
 			}
 		}
 		if p.hasJSON {
@@ -181,6 +182,7 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 	}
 	commit := time.Unix(int64(ev.Header.Timestamp), 0).UTC()
 	db, table := p.db, p.table
+	rows := s.batchRows()
 	firstMissing, missingAt := []string(nil), -1
 	for off := 0; off < len(data); {
 		row := cdc.Event{DB: db, Table: table, Op: op, PK: p.pk, Columns: p.cols, Commit: commit, Pos: pos}
@@ -190,7 +192,7 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 			n       int
 			err     error
 		)
-		img, missing, n, err = p.decodeImage(data[off:], e.ColumnBitmap1, nil)
+		img, missing, n, err = p.decodeImage(rows, data[off:], e.ColumnBitmap1, nil)
 		if err != nil {
 			return undo()
 		}
@@ -211,7 +213,7 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 			}
 		case cdc.Update:
 			row.Before = img
-			if row.After, missing, n, err = p.decodeImage(data[off:], e.ColumnBitmap2, img); err != nil {
+			if row.After, missing, n, err = p.decodeImage(rows, data[off:], e.ColumnBitmap2, img); err != nil {
 				return undo()
 			}
 			off += n
@@ -272,9 +274,9 @@ func hasAll(r cdc.Row, names []string) bool {
 // change and takes the before image's value, and a partial JSON update
 // (diffOps: the number of diff operations per column) is applied to the
 // before image's value. Columns whose value stays unknown are returned in
-// missing.
-func (p *plan) image(vals []any, skip []int, before cdc.Row, diffOps map[int]int) (r cdc.Row, missing []string, err error) {
-	r = make(cdc.Row, len(vals))
+// missing. The row's map comes from rows.
+func (p *plan) image(rows *cdc.BatchRows, vals []any, skip []int, before cdc.Row, diffOps map[int]int) (r cdc.Row, missing []string, err error) {
+	r = rows.Get(len(vals))
 	for i, v := range vals {
 		if i >= len(p.cols) {
 			break

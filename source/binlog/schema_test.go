@@ -88,7 +88,7 @@ func TestPlanWithoutNames(t *testing.T) {
 		ColumnType: []byte{mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_NEWDECIMAL}, ColumnMeta: []uint16{0, 8<<8 | 3}}
 	log := slog.New(slog.DiscardHandler)
 	p := buildPlan(tm, ti, 0, log)
-	row, _, err := p.image([]any{int32(7), "12.5"}, nil, nil, nil)
+	row, _, err := p.image(nil, []any{int32(7), "12.5"}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestPlanWithoutNames(t *testing.T) {
 	tm3 := &replication.TableMapEvent{Schema: []byte("d"), Table: []byte("t"), ColumnCount: 3,
 		ColumnType: []byte{mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_VARCHAR}, ColumnMeta: []uint16{0, 8<<8 | 3, 40}}
 	p3 := buildPlan(tm3, ti, 0, log)
-	row, _, err = p3.image([]any{int32(7), "12.5", "extra"}, nil, nil, nil)
+	row, _, err = p3.image(nil, []any{int32(7), "12.5", "extra"}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
