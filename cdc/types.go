@@ -210,7 +210,11 @@ func ParseTextIn(a *Arena, col *Column, s string) (Value, error) {
 	}
 	switch col.Kind {
 	case KindInt, KindYear, KindBit:
-		if col.Unsigned || col.Kind == KindBit {
+		unsigned := col.Unsigned || col.Kind == KindBit
+		if n, ok := shortInt(s, !unsigned); ok {
+			return a.Int64(n), nil
+		}
+		if unsigned {
 			u, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("column %s: %q is not an unsigned integer", col.Name, s)
@@ -259,6 +263,32 @@ func ParseTextIn(a *Arena, col *Column, s string) (Value, error) {
 		return Set(strings.Split(s, ",")), nil
 	}
 	return a.String(s), nil
+}
+
+// shortInt parses the integers strconv.ParseInt (signed) or ParseUint
+// would that fit in 18 digits, with a '-' sign only when signed, with
+// their result; anything else (a '+', 19 digits or more, junk) is not ok
+// and is left to strconv. It is the fast path of every integer column.
+func shortInt(s string, signed bool) (int64, bool) {
+	neg := signed && len(s) > 1 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		n = n*10 + int64(c)
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // NormalizeDecimal checks that s is a decimal number and pads or keeps its

@@ -2,8 +2,10 @@ package cdc
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -308,6 +310,53 @@ func BenchmarkParseDateTime(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParseDateTime("2024-05-01 10:20:30.123"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestShortInt: the integer fast path gives strconv's values wherever it
+// answers, and answers for every plain integer of up to 18 digits.
+func TestShortInt(t *testing.T) {
+	var cases []string
+	for _, s := range []string{"", "-", "+", "+1", "-0", "0", "00", "007", "-007", "1_000", " 1", "1 ", "1e3", "0x10", "--1", "-+1",
+		"999999999999999999", "-999999999999999999", "1000000000000000000", "9223372036854775807", "-9223372036854775808",
+		"18446744073709551615", "18446744073709551616", "١٢", "1\x00", ":", "/"} {
+		cases = append(cases, s)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		b := make([]byte, rng.IntN(21))
+		for i := range b {
+			b[i] = "0123456789-+/:a"[rng.IntN(15)]
+			if rng.IntN(4) > 0 {
+				b[i] = '0' + byte(rng.IntN(10))
+			}
+		}
+		cases = append(cases, string(b))
+	}
+	for _, s := range cases {
+		for _, signed := range []bool{true, false} {
+			var want int64
+			var err error
+			if signed {
+				want, err = strconv.ParseInt(s, 10, 64)
+			} else {
+				var u uint64
+				u, err = strconv.ParseUint(s, 10, 64)
+				want = int64(u)
+				if u > math.MaxInt64 {
+					err = strconv.ErrRange // not the fast path's to answer
+				}
+			}
+			got, ok := shortInt(s, signed)
+			if ok && (err != nil || got != want) {
+				t.Fatalf("shortInt(%q, %v) = %d, strconv %d, %v", s, signed, got, want, err)
+			}
+			digits := strings.TrimPrefix(s, "-")
+			plain := len(digits) > 0 && len(digits) <= 18 && strings.Trim(digits, "0123456789") == "" && (signed || digits == s)
+			if plain != ok {
+				t.Fatalf("shortInt(%q, %v): ok %v", s, signed, ok)
+			}
 		}
 	}
 }
