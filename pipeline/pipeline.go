@@ -138,6 +138,8 @@ type Pipeline struct {
 	opts   Options
 	log    *slog.Logger
 	seed   maphash.Seed
+	// shardTable is the read loop's memo of the last table shard hashed.
+	shardTable tableHash
 
 	inFlight     atomic.Int64
 	lastProgress atomic.Int64 // unix nanos of the last ack, or of work arriving when idle
@@ -565,35 +567,59 @@ func keyChanged(ev *cdc.Event) bool {
 	return false
 }
 
-// shard picks the worker for an event's (db, table, primary key).
+// shard picks the worker for an event's (db, table, primary key). Only
+// the read loop calls it: it keeps the hash of the last event's table, as
+// neighbouring events mostly share one, and mixes each key value into it
+// (an integer as itself, other values by their maphash), instead of
+// hashing the table's name again per event (2.5% of a Kafka drain's CPU).
 func (p *Pipeline) shard(ev *cdc.Event, n int) int {
 	if n == 1 {
 		return 0
 	}
-	var h maphash.Hash
-	h.SetSeed(p.seed)
-	h.WriteString(ev.DB)
-	h.WriteByte(0)
-	h.WriteString(ev.Table)
+	t := &p.shardTable
+	if !t.valid || ev.Table != t.table || ev.DB != t.db {
+		var h maphash.Hash
+		h.SetSeed(p.seed)
+		h.WriteString(ev.DB)
+		h.WriteByte(0)
+		h.WriteString(ev.Table)
+		*t = tableHash{valid: true, db: ev.DB, table: ev.Table, sum: h.Sum64()}
+	}
+	sum := t.sum
 	row := ev.Image()
 	for _, c := range ev.PK {
-		h.WriteByte(0)
-		switch v := row[c].(type) {
+		var v uint64
+		switch x := row[c].(type) {
 		case int64:
-			var b [8]byte
-			for i := range b {
-				b[i] = byte(v >> (8 * i))
-			}
-			h.Write(b[:])
+			v = uint64(x)
 		case string:
-			h.WriteString(v)
+			v = maphash.String(p.seed, x)
 		default:
 			var buf [32]byte
-			b, _ := cdc.AppendText(buf[:0], nil, v)
-			h.Write(b)
+			b, _ := cdc.AppendText(buf[:0], nil, x)
+			v = maphash.Bytes(p.seed, b)
 		}
+		sum = mix64(sum ^ v)
 	}
-	return int(h.Sum64() % uint64(n))
+	return int(sum % uint64(n))
+}
+
+// tableHash is the seeded hash of one table's (db, table).
+type tableHash struct {
+	valid     bool
+	db, table string
+	sum       uint64
+}
+
+// mix64 is the splitmix64 finalizer: a bijection whose output bits each
+// depend on every input bit, so consecutive integer keys spread evenly.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }
 
 // worker applies the tasks of one shard in order, merging whatever is

@@ -833,3 +833,63 @@ func TestFilterAndCountByRuns(t *testing.T) {
 		t.Fatalf("rowsync_events_total = %v, want %v", counts, want)
 	}
 }
+
+// TestShard checks that an event's shard depends on its (db, table,
+// primary key) alone, not on the events hashed before it (the read loop
+// keeps the last table's hash), and that keys spread evenly.
+func TestShard(t *testing.T) {
+	p, err := New(newSliceSource(nil), []Route{{Name: "s", Sink: &countSink{}}}, Options{DeadLetter: &deadletter.Memory{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shards, keys = 4, 20000
+	ev := func(db, table string, key cdc.Value) *cdc.Event {
+		return &cdc.Event{DB: db, Table: table, Op: cdc.Insert, PK: []string{"k"}, After: cdc.Row{"k": key}}
+	}
+	for _, tc := range []struct {
+		name string
+		key  func(i int) cdc.Value
+	}{
+		{"int keys", func(i int) cdc.Value { return int64(i) }},
+		{"string keys", func(i int) cdc.Value { return fmt.Sprintf("user-%d", i) }},
+		{"uint keys", func(i int) cdc.Value { return uint64(i) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			counts := make([]int, shards)
+			alone := make([]int, keys)
+			for i := range keys {
+				p.shardTable = tableHash{} // as if first in its batch
+				alone[i] = p.shard(ev("shop", "items", tc.key(i)), shards)
+				counts[alone[i]]++
+			}
+			for i, n := range counts {
+				if n < keys/shards*9/10 || n > keys/shards*11/10 {
+					t.Errorf("shard %d has %d of %d keys: %v", i, n, keys, counts)
+				}
+			}
+			// Interleaved with other tables (and one of the same name in
+			// another db, and the empty names), every key keeps its shard.
+			for i := range keys {
+				p.shard(ev("shop", "orders", tc.key(i)), shards)
+				p.shard(ev("", "", tc.key(i)), shards)
+				p.shard(ev("shop2", "items", tc.key(i)), shards)
+				if got := p.shard(ev("shop", "items", tc.key(i)), shards); got != alone[i] {
+					t.Fatalf("key %v: shard %d after other tables, %d alone", tc.key(i), got, alone[i])
+				}
+			}
+		})
+	}
+	// Multi-column keys: the column order and each column matter.
+	two := func(a, b cdc.Value) *cdc.Event {
+		return &cdc.Event{DB: "d", Table: "t", PK: []string{"a", "b"}, After: cdc.Row{"a": a, "b": b}}
+	}
+	counts := make([]int, shards)
+	for i := range keys {
+		counts[p.shard(two(int64(i%100), int64(i/100)), shards)]++
+	}
+	for i, n := range counts {
+		if n < keys/shards*9/10 || n > keys/shards*11/10 {
+			t.Errorf("two-column keys: shard %d has %d of %d: %v", i, n, keys, counts)
+		}
+	}
+}
