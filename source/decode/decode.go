@@ -20,6 +20,11 @@ type Message struct {
 	Offset    int64
 	// Headers are the transport headers, where the transport has them.
 	Headers map[string][]byte
+	// Rows, when not nil, gives the maps of the rows the decoder makes:
+	// a decoder takes each Row it returns from Rows.Get (or Rows.Clone)
+	// instead of make, and the source recycles them once the message's
+	// batch is acked (cdc.RowPool). nil: Get makes new maps.
+	Rows *cdc.BatchRows
 }
 
 // Decoder decodes one format. Implementations are safe for concurrent

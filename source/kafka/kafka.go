@@ -105,6 +105,10 @@ type Source struct {
 	met       sourceMetrics
 	revokedAt atomic.Int64 // unix nanos when the last generation ended, 0 before
 
+	// rowPool holds the row maps of acked batches for the decoder
+	// (decode.Message.Rows); each chunk takes its own.
+	rowPool cdc.RowPool
+
 	// Next's own state.
 	held  *chunk
 	win   *batch.Window // batch_size or max_wait
@@ -122,6 +126,9 @@ type chunk struct {
 	room    int   // events the chunk is sized for: handed over when reached
 	events  []cdc.Event
 	rejects []cdc.Reject
+	// rows are the maps of events' rows (nil until the first), the
+	// batch's once Next takes the chunk, recycled when it is acked.
+	rows *cdc.BatchRows
 }
 
 // genState is one consumer-group generation as this member sees it.
@@ -234,6 +241,7 @@ func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 	}
 	var (
 		refs    []ackRef
+		rows    []*cdc.BatchRows
 		rejects []cdc.Reject
 		taken   = s.taken[:0] // the events of the chunks taken
 		total   int
@@ -280,10 +288,12 @@ fill:
 		ticket, ok := c.part.admit(c.end)
 		s.ahead.Release(int64(c.n)) // out of the read-ahead, into the pipeline's window
 		if !ok {
+			c.rows.Recycle() // never handed out
 			s.recycle(c)
 			continue // partition revoked; its new owner re-reads these
 		}
 		refs = append(refs, ackRef{c.part, ticket})
+		rows = append(rows, c.rows)
 		taken = append(taken, c)
 		total += len(c.events)
 		rejects = append(rejects, c.rejects...)
@@ -320,6 +330,9 @@ fill:
 			}
 			for _, r := range refs {
 				r.part.ack(r.ticket)
+			}
+			for _, r := range rows {
+				r.Recycle()
 			}
 			return nil
 		},
@@ -984,6 +997,10 @@ func (s *Source) decode(ctx context.Context, c *chunk, msg *kafka.Message) bool 
 		Partition: int32(msg.Partition),
 		Offset:    msg.Offset,
 	}
+	if c.rows == nil {
+		c.rows = s.rowPool.Rows()
+	}
+	dm.Rows = c.rows
 	if len(msg.Headers) > 0 {
 		dm.Headers = make(map[string][]byte, len(msg.Headers))
 		for _, h := range msg.Headers {

@@ -20,6 +20,7 @@ type pending struct {
 	sess    *session
 	events  []cdc.Event
 	rejects []cdc.Reject
+	rows    *cdc.BatchRows // the maps of events' rows, recycled once acked
 	msgs    int
 	last    uint64 // highest delivery tag
 
@@ -42,7 +43,7 @@ const initialCap = 64
 
 func (s *Source) newPending(sess *session) *pending {
 	n := min(s.cfg.BatchSize, initialCap)
-	return &pending{s: s, sess: sess, events: make([]cdc.Event, 0, n)}
+	return &pending{s: s, sess: sess, events: make([]cdc.Event, 0, n), rows: s.rowPool.Rows()}
 }
 
 // add decodes d into b. It runs on the consumer goroutine, so decoding
@@ -53,7 +54,7 @@ func (s *Source) newPending(sess *session) *pending {
 // an event without a Version is fatal (errFatal): the sinks' version guard
 // could not keep its row's order.
 func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) error {
-	evs, err := s.decode(ctx, d)
+	evs, err := s.decode(ctx, b.rows, d)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -93,13 +94,14 @@ func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) error {
 }
 
 // decode runs the (guarded) decoder on d, retrying while the schema source
-// does not answer.
-func (s *Source) decode(ctx context.Context, d *amqp.Delivery) ([]cdc.Event, error) {
+// does not answer; the rows' maps come from rows.
+func (s *Source) decode(ctx context.Context, rows *cdc.BatchRows, d *amqp.Delivery) ([]cdc.Event, error) {
 	return decode.Retry(ctx, s.dec, decode.Message{
 		Value:   d.Body,
 		Topic:   s.cfg.Queue,
 		Offset:  int64(d.DeliveryTag),
 		Headers: headers(d.Headers),
+		Rows:    rows,
 	})
 }
 
@@ -149,9 +151,16 @@ func (b *pending) batch() cdc.Batch {
 // broker redelivers b's messages, and tags of the old channel must never
 // be acked on the new one. A failed ack frame is logged and also returns
 // nil for the same reason: an unacked delivery is redelivered, never lost.
+//
+// With err == nil the events' row maps go back to the source's pool
+// (cdc.RowPool), whatever becomes of the ack frame: the pipeline is done
+// with them.
 func (b *pending) ack(_ context.Context, err error) error {
 	if !b.acked.CompareAndSwap(false, true) {
 		return errors.New("rabbitmq batch acked twice")
+	}
+	if err == nil {
+		b.rows.Recycle()
 	}
 	s := b.s
 	log := s.log.With("pos", s.pos(b.last), "generation", b.sess.gen)

@@ -20,3 +20,7 @@ func (s *Source) Conn() (local string, raw net.Conn, ok bool) {
 // Generation returns the generation of the first consumer's channel: 1
 // for the first, +1 for every reopened channel.
 func (s *Source) Generation() uint64 { return s.lanes[0].gen.Load() }
+
+// RowPoolStats returns how many row maps the source's decoding reused and
+// made.
+func (s *Source) RowPoolStats() (reused, made uint64) { return s.rowPool.Stats() }

@@ -71,6 +71,10 @@ type Source struct {
 
 	ackFrames atomic.Int64 // basic.ack / basic.nack frames sent, for tests
 
+	// rowPool holds the row maps of acked batches for the decoder
+	// (decode.Message.Rows); each batch takes its own.
+	rowPool cdc.RowPool
+
 	reconnects *metrics.Counter // nil (no-op) unless Instrument was called
 	recycles   *metrics.Counter
 }

@@ -20,7 +20,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -420,7 +419,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
 		}
-		row, err := d.row(sch, m.fields[r.lo:r.hi], nil, &text, &m.vals)
+		row, err := d.row(sch, m.fields[r.lo:r.hi], msg.Rows.Get(r.hi-r.lo), &text, &m.vals)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -436,7 +435,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			// columns changed in earlier rows) or the full row (CKafka).
 			// Without old[i] the before image is unknown and stays nil.
 			if i < len(m.old) && !m.old[i].null {
-				before := maps.Clone(row)
+				before := msg.Rows.Clone(row)
 				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before, &text, &m.vals); err != nil {
 					return nil, fmt.Errorf("canal-json: old[%d].%w", i, err)
 				}
