@@ -135,6 +135,7 @@ func newEnv(t testing.TB, withMongo bool, stmts ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = e.redis.Close(context.Background()) }) // its own connections
 	if withMongo {
 		c := mongoClient(t)
 		cfg := mongoproj.Config{URI: mongoURI}

@@ -5,6 +5,7 @@
 package tcpproxy
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -29,9 +30,24 @@ type Proxy struct {
 // test ends. It starts up.
 func Start(t testing.TB, target string) *Proxy {
 	t.Helper()
+	return start(t, target, nil)
+}
+
+// StartTLS is Start with TLS terminated at the proxy: clients speak TLS
+// (cfg holds the proxy's certificate), target gets the plain bytes.
+func StartTLS(t testing.TB, target string, cfg *tls.Config) *Proxy {
+	t.Helper()
+	return start(t, target, cfg)
+}
+
+func start(t testing.TB, target string, cfg *tls.Config) *Proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)

@@ -117,6 +117,11 @@ func BenchmarkApply(b *testing.B) {
 			}
 		})
 		cpu.report(b, b.N*benchBatch)
+		if p.conns != nil {
+			// Two Apply calls at once, Parallel 4: up to 8 transactions
+			// in flight, 4 connections kept idle.
+			b.ReportMetric(float64(p.conns.dialled.Load())/float64(b.N), "dials/op")
+		}
 	})
 }
 
@@ -313,13 +318,15 @@ func BenchmarkEncode(b *testing.B) {
 
 // BenchmarkSend measures the Redis client's share: the same encoded
 // chunks (fast path, ScriptKeys 256, one connection) sent through
-// go-redis as runChunk sends them, and through a minimal RESP writer and
-// reply skipper over a plain connection, the floor any client could reach.
-// Encoding is outside the timed loop.
+// go-redis as runChunk sent them before (go-redis), through the
+// projector's own connections as runChunk sends them now (resp), and
+// through a minimal RESP writer and reply skipper over a plain
+// connection, the floor any client could reach (raw). Encoding is outside
+// the timed loop.
 //
 //	go test -run '^$' -bench Send -benchmem ./projector/redis/
 func BenchmarkSend(b *testing.B) {
-	for _, client := range []string{"go-redis", "raw"} {
+	for _, client := range []string{"go-redis", "resp", "raw"} {
 		b.Run(client, func(b *testing.B) {
 			c := newClient(b)
 			db := uniqueDB(b, c)
@@ -342,9 +349,16 @@ func BenchmarkSend(b *testing.B) {
 			cpu := startCPU(b, c)
 			for n := 0; b.Loop(); n++ {
 				for _, ch := range encoded[n%len(encoded)] {
-					if raw != nil {
-						must(b, raw.send(ch))
-					} else if _, err := p.runChunk(ctx, ch); err != nil {
+					var err error
+					switch client {
+					case "raw":
+						err = raw.send(ch)
+					case "resp":
+						_, err = p.runChunkRESP(ctx, ch)
+					default:
+						_, err = p.runChunkGoRedis(ctx, ch)
+					}
+					if err != nil {
 						b.Fatal(err)
 					}
 				}

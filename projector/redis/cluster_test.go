@@ -18,9 +18,11 @@ import (
 	"github.com/rowsync/rowsync/internal/sinktest"
 )
 
-// startCluster runs a private one-node Redis Cluster (all 16384 slots on
-// one redis-server, which still refuses cross-slot scripts) for the test.
-func startCluster(t *testing.T) *goredis.ClusterClient {
+// startRedis runs a private redis-server for the test, with args added
+// to its command line, and returns its address once it answers. Tests
+// that would disturb the shared server (SCRIPT FLUSH, REPLICAOF, cluster
+// mode) use one.
+func startRedis(t *testing.T, args ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -33,9 +35,8 @@ func startCluster(t *testing.T) *goredis.ClusterClient {
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--cluster-enabled", "yes",
-		"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(dir, "log"))
+	cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(dir, "log")}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -46,14 +47,26 @@ func startCluster(t *testing.T) *goredis.ClusterClient {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	node := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
 	defer node.Close()
-	ctx := t.Context()
 	deadline := time.Now().Add(3 * time.Minute)
-	for node.Ping(ctx).Err() != nil {
+	for node.Ping(t.Context()).Err() != nil {
 		if time.Now().After(deadline) {
-			t.Fatal("private redis cluster node did not start")
+			t.Fatal("private redis-server did not start")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return addr
+}
+
+// startCluster runs a private one-node Redis Cluster (all 16384 slots on
+// one redis-server, which still refuses cross-slot scripts) for the test.
+func startCluster(t *testing.T) *goredis.ClusterClient {
+	t.Helper()
+	dir := t.TempDir()
+	addr := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+	node := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	defer node.Close()
+	ctx := t.Context()
+	deadline := time.Now().Add(3 * time.Minute)
 	if err := node.Do(ctx, "cluster", "addslotsrange", 0, 16383).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +94,8 @@ func TestCluster(t *testing.T) {
 			New: func(t *testing.T, db string) cdc.Sink {
 				p, err := NewWithConfig(Config{ScriptKeys: 4}, c, rules(t, regexp.QuoteMeta(db)+`\..*`, TableConfig{VersionField: "_v"}), nil)
 				must(t, err)
-				if !p.cluster {
-					t.Fatal("cluster client not detected")
+				if !p.cluster || p.conns != nil {
+					t.Fatal("cluster client not detected, or not on the go-redis path")
 				}
 				return p
 			},

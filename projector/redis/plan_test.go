@@ -502,8 +502,8 @@ func TestEvalShaArgs(t *testing.T) {
 				t.Fatalf("%d chunks, want 3", len(chunks))
 			}
 			for _, c := range chunks {
-				want := p.script.EvalSha(t.Context(), client.Pipeline(), c.keys, c.args...).Args()
-				if got := text(c.evalSha(p.script.Hash())); !slices.Equal(got, text(want)) {
+				want := p.script.g.EvalSha(t.Context(), client.Pipeline(), c.keys, c.args...).Args()
+				if got := text(c.evalSha(p.script.sha)); !slices.Equal(got, text(want)) {
 					t.Fatalf("evalsha args:\n got  %q\n want %q", got, text(want))
 				}
 			}

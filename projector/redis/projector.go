@@ -68,12 +68,15 @@ var ErrWrongType = errors.New("key holds a non-hash value (WRONGTYPE)")
 // Projector is a cdc.Sink writing one Redis hash per row. It is safe for
 // concurrent use.
 type Projector struct {
-	client  goredis.UniversalClient
+	client goredis.UniversalClient
+	// conns are the projector's own connections for the chunks of a
+	// single-node client (see conn.go); nil on the go-redis path.
+	conns   *connPool
 	tables  *cdc.Tables[*rule]
 	cfg     Config
 	cluster bool
 	log     *slog.Logger
-	script  *goredis.Script
+	script  *luaScript
 	// plans keeps the plans of finished Apply calls for later ones.
 	plans sync.Pool
 }
@@ -104,9 +107,17 @@ func New(client goredis.UniversalClient, rules []cdc.TableRule[TableConfig], log
 // match wins). It validates every rule and refuses a key template that
 // does not read the row. A template using {pk} is accepted: the primary
 // key comes from each event, or from the rule's PK when the event has
-// none; an event with neither fails permanently (dead letter). The caller
-// owns client: Close does not close it. logger may be nil; the caller
-// names the sink in it (attribute sink, as the pipeline route).
+// none; an event with neither fails permanently (dead letter).
+//
+// The caller owns client: Close does not close it. For a single-node
+// client (*goredis.Client: standalone or failover) the projector writes
+// its transactions on connections of its own, dialled with the client's
+// Options (Dialer, TLS, credentials, DB, timeouts): one per transaction
+// in flight, at most Config.Parallel kept idle at rest, all closed by
+// Close; a cluster client, or a client whose options need go-redis (see
+// usesGoRedis), is written through.
+// logger may be nil; the caller names the sink in it (attribute sink, as
+// the pipeline route).
 func NewWithConfig(cfg Config, client goredis.UniversalClient, rules []cdc.TableRule[TableConfig], logger *slog.Logger) (*Projector, error) {
 	if client == nil {
 		return nil, errors.New("redis projector: nil client")
@@ -131,8 +142,17 @@ func NewWithConfig(cfg Config, client goredis.UniversalClient, rules []cdc.Table
 		return nil, fmt.Errorf("redis projector: %w", err)
 	}
 	_, cluster := client.(*goredis.ClusterClient)
+	var conns *connPool
+	if c, ok := client.(*goredis.Client); ok {
+		if why := usesGoRedis(c.Options()); why == "" {
+			conns = newConnPool(c.Options(), cfg.parallel())
+		} else {
+			logger.Debug("redis projector writes through go-redis", "reason", why)
+		}
+	}
 	return &Projector{
 		client:  client,
+		conns:   conns,
 		tables:  cdc.NewTables(compiled),
 		cfg:     cfg,
 		cluster: cluster,
@@ -214,8 +234,14 @@ func (p *Projector) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases nothing: the caller owns the client.
-func (p *Projector) Close(ctx context.Context) error { return nil }
+// Close closes the projector's own connections (those in use when their
+// chunk ends); the caller owns the client. An Apply after Close fails.
+func (p *Projector) Close(ctx context.Context) error {
+	if p.conns != nil {
+		p.conns.close()
+	}
+	return nil
+}
 
 // CheckSchema checks the rule for db.table against the table's columns
 // and primary key (cdc.SchemaChecker): the key template, include and
@@ -347,8 +373,8 @@ type chunk struct {
 	// keys and args are the commit script's KEYS and ARGV.
 	keys []string
 	args []any
-	// cmds is scratch space for runChunk's commands, eval, sha and
-	// nkeys for its EVALSHA (see evalSha).
+	// cmds is scratch space for runChunkGoRedis's commands, eval, sha
+	// and nkeys for the EVALSHA of both paths (see evalSha).
 	cmds       []goredis.Cmder
 	eval       []any
 	sha, nkeys string
@@ -554,10 +580,19 @@ func (p *Projector) run(ctx context.Context, chunks []*chunk) ([]result, error) 
 	return res, g.Wait()
 }
 
-// runChunk runs one chunk. If the commit script is missing from the
-// server (restart, failover, SCRIPT FLUSH) it is loaded and the chunk
-// re-sent: every command in it is idempotent.
+// runChunk runs one chunk, on the projector's own connections when it has
+// them (runChunkRESP), else through go-redis. If the commit script is
+// missing from the server (restart, failover, SCRIPT FLUSH) it is loaded
+// and the chunk re-sent: every command in it is idempotent.
 func (p *Projector) runChunk(ctx context.Context, c *chunk) (result, error) {
+	if p.conns != nil {
+		return p.runChunkRESP(ctx, c)
+	}
+	return p.runChunkGoRedis(ctx, c)
+}
+
+// runChunkGoRedis runs one chunk as a go-redis TxPipeline.
+func (p *Projector) runChunkGoRedis(ctx context.Context, c *chunk) (result, error) {
 	for attempt := 0; ; attempt++ {
 		pipe := p.client.TxPipeline()
 		// The commands go in at once: the pipeline copies the list once
@@ -573,7 +608,7 @@ func (p *Projector) runChunk(ctx context.Context, c *chunk) (result, error) {
 		if len(c.ops) > 0 {
 			// EVALSHA as Script.EvalSha sends it, with the keys passed
 			// by pointer: that boxes each key string, an allocation.
-			commit = goredis.NewCmd(ctx, c.evalSha(p.script.Hash())...)
+			commit = goredis.NewCmd(ctx, c.evalSha(p.script.sha)...)
 			commit.SetFirstKeyPos(3)
 			cmds = append(cmds, commit)
 		}
@@ -593,7 +628,7 @@ func (p *Projector) runChunk(ctx context.Context, c *chunk) (result, error) {
 		}
 		err = commit.Err()
 		if goredis.HasErrorPrefix(err, "NOSCRIPT") && attempt < 2 {
-			if err := p.script.Load(ctx, p.client).Err(); err != nil {
+			if err := p.script.g.Load(ctx, p.client).Err(); err != nil {
 				return result{}, fmt.Errorf("redis script load: %w", err)
 			}
 			continue

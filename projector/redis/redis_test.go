@@ -88,9 +88,21 @@ func rules(t testing.TB, match string, tc TableConfig, pk ...string) []cdc.Table
 func newProjector(t testing.TB, c goredis.UniversalClient, rs []cdc.TableRule[TableConfig]) *Projector {
 	t.Helper()
 	p, err := New(c, rs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(t, err)
+	return closeAtEnd(t, p)
+}
+
+// closeAtEnd closes p when the test ends and fails the test if one of the
+// projector's own connections is left open.
+func closeAtEnd(t testing.TB, p *Projector) *Projector {
+	t.Cleanup(func() {
+		must(t, p.Close(context.Background()))
+		if p.conns != nil {
+			if n := p.conns.open.Load(); n != 0 {
+				t.Errorf("%d connections open after Close", n)
+			}
+		}
+	})
 	return p
 }
 
@@ -377,7 +389,7 @@ func TestNoScriptReloads(t *testing.T) {
 	p := newProjector(t, c, rules(t, db+`\..*`, TableConfig{TypeCheck: true}))
 	// A script body never loaded on the server gets NOSCRIPT first, as
 	// after a restart or failover; SCRIPT FLUSH would disturb other tests.
-	p.script = goredis.NewScript(commitScript + "\n-- " + db)
+	p.script = newLuaScript(commitScript + "\n-- " + db)
 	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}}}))
 	if n := c.Exists(t.Context(), db+"_t_1").Val(); n != 1 {
 		t.Errorf("row not written after NOSCRIPT")
@@ -410,6 +422,7 @@ func TestCoalescedBatchRoundTrips(t *testing.T) {
 	db := uniqueDB(t, c)
 	p, err := NewWithConfig(Config{ScriptKeys: 3}, c, rules(t, db+`\..*`, TableConfig{VersionField: "_v"}), nil)
 	must(t, err)
+	closeAtEnd(t, p)
 	var evs []cdc.Event
 	for i := range 50 {
 		id := int64(i % 7)
@@ -460,6 +473,7 @@ func testConcurrentApply(t *testing.T, tc TableConfig) {
 	tc.Key = db + ":{grp}"
 	p, err := NewWithConfig(Config{ScriptKeys: 16, Parallel: 2}, c, rules(t, db+`\..*`, tc), nil)
 	must(t, err)
+	closeAtEnd(t, p)
 	g, ctx := errgroup.WithContext(t.Context())
 	for w := range 4 {
 		g.Go(func() error {

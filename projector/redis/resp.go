@@ -19,7 +19,7 @@ import (
 const (
 	// maxLine bounds a reply line (status, error, integer, header); it is
 	// also the read buffer's size, so a line is always read whole.
-	maxLine = 64 << 10
+	maxLine = 16 << 10
 	// maxBulk bounds a bulk string that is skipped (Redis's own
 	// proto-max-bulk-len default).
 	maxBulk = 512 << 20

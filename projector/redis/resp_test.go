@@ -119,7 +119,7 @@ func TestReadValue(t *testing.T) {
 		{"%1\r\n+a\r\n+b\r\n", `redis protocol error: unknown reply type "%1"`},
 		{"_\r\n", `redis protocol error: unknown reply type "_"`},
 		{strings.Repeat("*1\r\n", 20) + ":1\r\n", "redis protocol error: arrays nested deeper than 8"},
-		{"+" + strings.Repeat("x", maxLine), "redis protocol error: reply line longer than 65536 bytes"},
+		{"+" + strings.Repeat("x", maxLine), "redis protocol error: reply line longer than 16384 bytes"},
 	}
 	for _, tc := range cases {
 		name := tc.in

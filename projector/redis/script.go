@@ -92,7 +92,20 @@ bad[#bad + 1] = stale
 return bad
 `
 
-var script = goredis.NewScript(commitScript)
+// luaScript is a script as both paths send it: the go-redis path through
+// g, the projector's own connections by sha (EVALSHA) and src (SCRIPT
+// LOAD after NOSCRIPT).
+type luaScript struct {
+	src, sha string
+	g        *goredis.Script
+}
+
+func newLuaScript(src string) *luaScript {
+	g := goredis.NewScript(src)
+	return &luaScript{src: src, sha: g.Hash(), g: g}
+}
+
+var script = newLuaScript(commitScript)
 
 // sideKey names a key kept beside key (its tombstone or staging key).
 // Redis Cluster runs a script only if all its keys share a slot: a key with
