@@ -319,9 +319,3 @@ func waitMetric(ctx context.Context, p *proc, ok func(metrics) bool, timeout tim
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// vmHWM returns the peak resident set of pid in bytes (0 if unknown).
-func vmHWM(pid int) int64 {
-	b, _ := procStatus(pid, "VmHWM:")
-	return b
-}

@@ -200,7 +200,7 @@ func runBinlogDrain(ctx context.Context, o *options, t *table) error {
 	if err := checkHashes(ctx, rc, live); err != nil {
 		return err
 	}
-	o.log.Info("rowsync binlog drain", "rows/s", int(res.rps()), "startup", res.startup, "steady", int(res.steadyRPS), "max_rss_mb", res.maxRSS>>20)
+	o.log.Info("rowsync binlog drain", "rows/s", int(res.rps()), "startup", res.startup, "steady", int(res.steadyRPS), "max_rss_mb", res.peakRSS>>20)
 
 	if err := flush(ctx, sinkDB); err != nil {
 		return err
@@ -226,7 +226,7 @@ func runBinlogDrain(ctx context.Context, o *options, t *table) error {
 		figure: rate(rps, "rows/s"), baseline: rate(nrps, "rows/s") + " (syncer, DEL+HSET/row)",
 		ratio: ratio(rps, nrps), target: "≥ 100k rows/s", pass: verdict(rps >= 100_000)})
 	t.note("binlog drain: rowsync %.0f rows/s from process start (startup+connect %s), %.0f rows/s after the first ack; peak RSS %d MiB; the MariaDB wrote the %d rows at %.0f rows/s.",
-		rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.maxRSS>>20, n, float64(n)/wrote.Seconds())
+		rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.peakRSS>>20, n, float64(n)/wrote.Seconds())
 	return nil
 }
 

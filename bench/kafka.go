@@ -113,6 +113,6 @@ func runKafkaDrain(ctx context.Context, o *options, t *table) error {
 		figure: rate(rps, "rows/s"), baseline: rate(nrps, "rows/s") + " (kafka-go Reader, HSET/msg)",
 		ratio: ratio(rps, nrps), target: "≥ 150k rows/s, ≥ 5×", pass: verdict(rps >= 150_000 && rps >= 5*nrps)})
 	t.note("Kafka drain (%d partitions, in-process kfake broker sharing the 2 cores): rowsync %.0f rows/s from process start (group join + first fetch %s), %.0f rows/s after the first ack; peak RSS %d MiB. Naive first message after %s.",
-		kafkaPartitions, rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.maxRSS>>20, first.Round(time.Millisecond))
+		kafkaPartitions, rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.peakRSS>>20, first.Round(time.Millisecond))
 	return nil
 }

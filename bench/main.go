@@ -295,7 +295,10 @@ func (t *table) markdown(w io.Writer, env string) {
 	fmt.Fprintf(w, "# rowsync benchmark results\n\n%s\n\nProduced by `make bench` (scripts/bench.sh builds and runs the `./bench` driver). ", env)
 	fmt.Fprint(w, "Throughput figures are drains: the changes are written while rowsync is stopped, then the real ")
 	fmt.Fprint(w, "`rowsync run` binary is started and timed from process start until its last ack of the last change. ")
-	fmt.Fprint(w, "Each baseline is a naive consumer (one round trip per row) run in the same invocation on the same data.\n\n")
+	fmt.Fprint(w, "Each baseline is a naive consumer (one round trip per row) run in the same invocation on the same data. ")
+	fmt.Fprint(w, "CPU per row is the process's utime+stime (/proc/PID/stat, sampled every 25 ms by the driver) at the last ack, over the rows; ")
+	fmt.Fprint(w, "peak RSS is the kernel's high-water mark (VmHWM) at the drain's end. The driver reads /metrics only for the applied count, ")
+	fmt.Fprint(w, "every 50–250 ms until the first changes are applied, then a few times per drain (at most 1 s apart).\n\n")
 	fmt.Fprintln(w, "| benchmark | figure | baseline | ratio | target | pass/fail |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- |")
 	for _, r := range t.rows {

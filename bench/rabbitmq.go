@@ -113,7 +113,7 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 		}
 		multi = r
 		t.note("RabbitMQ drain with consumers: %d (unordered): %s; %.0f rows/s from process start, peak RSS %d MiB.",
-			o.rabbitConsumers, cpuNote(r.cpu, rcpu, n), r.rps(), r.maxRSS>>20)
+			o.rabbitConsumers, cpuNote(r.cpu, rcpu, n), r.rps(), r.peakRSS>>20)
 	}
 
 	// Baseline: one consumer, prefetch 100, json.Unmarshal + one HSET/DEL
@@ -172,7 +172,7 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 			ratio: fmt.Sprintf("%.0f%%", 100*mrps/ceil), target: "—", pass: "—"})
 	}
 	t.note("RabbitMQ drain: rowsync %.0f rows/s from process start (connect %s), %.0f rows/s after the first ack; peak RSS %d MiB. Naive consumer: prefetch 100, per-message ack.",
-		rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.maxRSS>>20)
+		rps, res.startup.Round(time.Millisecond), res.steadyRPS, res.peakRSS>>20)
 	return nil
 }
 

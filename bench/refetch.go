@@ -78,10 +78,13 @@ func (m *mysqlServer) selects(ctx context.Context) float64 {
 // measuredDrain runs one timedDrain of n changes and records the CPU of
 // rowsync, Redis and (when src is not nil) the MySQL server refetch reads.
 func measuredDrain(ctx context.Context, o *options, name, cfg string, n int, src *mysqlServer) (drainFig, error) {
-	var cpu0 time.Duration
+	var mysql *cpuSeries
+	var start time.Time
 	var sel0 float64
 	if src != nil {
-		cpu0, sel0 = cpuTime(src.pid), src.selects(ctx)
+		start, sel0 = time.Now(), src.selects(ctx)
+		mysql = sampleCPU(src.pid, time.Time{})
+		defer mysql.close()
 	}
 	res, redisCPU, err := timedDrain(ctx, o, name, cfg, n)
 	if err != nil {
@@ -89,7 +92,7 @@ func measuredDrain(ctx context.Context, o *options, name, cfg string, n int, src
 	}
 	f := drainFig{rps: res.rps(), cpuRow: float64(res.cpu) / float64(n) / 1e3, redisRow: float64(redisCPU) / float64(n) / 1e3}
 	if src != nil {
-		f.mysqlRow = float64(cpuTime(src.pid)-cpu0) / float64(n) / 1e3
+		f.mysqlRow = float64(mysql.at(res.end)-mysql.at(start)) / float64(n) / 1e3
 		f.selects = src.selects(ctx) - sel0
 	}
 	o.log.Info("drain", "name", name, "rows/s", int(f.rps), "cpu_us_row", fmt.Sprintf("%.1f", f.cpuRow), "startup", res.startup.Round(time.Millisecond))

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +27,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	admin   string // host:port of /metrics
 	logPath string
+	log     *slog.Logger
 	started time.Time
 	done    chan error
 	// heapProfile, when set, is where waitDrain writes a heap profile
@@ -52,7 +56,7 @@ func startRowsync(ctx context.Context, o *options, name, cfg string) (*proc, err
 	cmd := exec.Command(o.rowsync, "run", "-c", path)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = o.env
-	p := &proc{cmd: cmd, admin: admin, logPath: logPath, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, admin: admin, logPath: logPath, log: o.log, done: make(chan error, 1)}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		lf.Close()
@@ -107,14 +111,59 @@ type metrics struct {
 	inFlight float64 // rowsync_pipeline_inflight_batches
 }
 
-// httpClient reads /metrics uncompressed: the drains poll it every
-// pollEvery, and gzip made those scrapes a visible share of rowsync's CPU
-// per row (a fifth of a slow RabbitMQ drain's profile).
+// httpClient reads /metrics uncompressed: gzip made the scrapes a visible
+// share of rowsync's CPU per row (a fifth of a slow RabbitMQ drain's
+// profile when the drains polled every 50 ms).
 var httpClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableCompression: true}}
 
-// pollEvery is how often a drain reads /metrics and the RSS. The drain's
-// end is the pipeline's own last-ack timestamp, so it needs no finer poll.
-const pollEvery = 50 * time.Millisecond
+// A scrape of /metrics costs rowsync about 1.5 ms of CPU (its process
+// collector reads /proc/self, the Go collector the runtime's metrics):
+// polled every 50 ms that was 3-10% of a slow drain's CPU samples. So a
+// drain reads /metrics only for the count it waits on, as seldom as the
+// figures allow, and everything else from /proc in the driver (which
+// costs rowsync nothing: the kernel does the work in the reader):
+//
+//   - until the first changes are applied, every startupPoll(elapsed):
+//     50 ms, longer as the start drags on (a tenth of the time so far, at
+//     most 250 ms), so the startup figure keeps a tenth of its own size;
+//   - then at the time the rate so far says the target count (the drain's
+//     end, or its half for a heap profile) is reached, between 50 ms and
+//     1 s: a few scrapes per drain, about one a second on slow ones;
+//   - once the count is reached, every settlePoll until the last batch is
+//     acked (settled).
+//
+// The end is the pipeline's own last-ack timestamp and the CPU is read
+// at that instant from a series sampled every cpuEvery (cpuSeries), so
+// neither depends on when a poll noticed the end.
+const (
+	startupPollMin = 50 * time.Millisecond
+	startupPollMax = 250 * time.Millisecond
+	drainPollMin   = 50 * time.Millisecond
+	drainPollMax   = time.Second
+	settlePoll     = 20 * time.Millisecond
+	cpuEvery       = 25 * time.Millisecond
+	// settleMax ends the wait for the last ack when batches keep coming
+	// after the count was reached (a stream beside the drain)
+	settleMax = 5 * time.Second
+)
+
+// startupPoll is the wait between scrapes before the first changes are
+// applied, elapsed after the process started.
+func startupPoll(elapsed time.Duration) time.Duration {
+	return min(startupPollMax, max(startupPollMin, elapsed/10))
+}
+
+// drainPoll is the wait between scrapes while changes flow: until the
+// count reaches target at the rate seen since (firstAt, firstN).
+func drainPoll(now, firstAt time.Time, firstN, events, target float64) time.Duration {
+	d := now.Sub(firstAt)
+	if d <= 0 || events <= firstN {
+		return startupPollMax
+	}
+	rate := (events - firstN) / d.Seconds()
+	eta := time.Duration((target - events) / rate * float64(time.Second))
+	return min(drainPollMax, max(drainPollMin, eta))
+}
 
 func (p *proc) metrics(ctx context.Context) (metrics, error) {
 	var m metrics
@@ -156,23 +205,30 @@ func (p *proc) metrics(ctx context.Context) (metrics, error) {
 // drainResult times one drain.
 type drainResult struct {
 	events    float64
+	end       time.Time     // the last ack (the pipeline's timestamp)
 	total     time.Duration // process start → last ack
 	startup   time.Duration // process start → first events applied (observed)
 	steadyRPS float64       // events after the first observed / time after it
-	maxRSS    int64         // largest VmRSS seen while polling
-	cpu       time.Duration // rowsync's CPU time when the drain ended
+	peakRSS   int64         // VmHWM when the drain ended: the process's peak (since resetHWM)
+	cpu       time.Duration // rowsync's CPU time at the last ack
 }
 
 func (d drainResult) rps() float64 { return d.events / d.total.Seconds() }
 
-// waitDrain polls /metrics until want events were applied, then returns
-// the timing. The end is the pipeline's own last-ack timestamp, so the
-// polling interval does not blur it.
+// waitDrain polls /metrics (see startupPoll) until want events were
+// applied and acked, then returns the timing. The drain ends at the
+// pipeline's own timestamp of its last ack; the CPU is read from a series
+// sampled beside the polls, at that timestamp.
 func (p *proc) waitDrain(ctx context.Context, want int, timeout time.Duration) (drainResult, error) {
 	var r drainResult
+	pid := p.cmd.Process.Pid
+	cpu := sampleCPU(pid, p.started)
+	defer cpu.close()
 	deadline := time.Now().Add(timeout)
-	var firstAt time.Time
+	var firstAt, reachedAt time.Time
 	var firstN float64
+	var last metrics // the previous scrape, once the count was reached
+	scrapes := 0
 	heap := p.heapProfile
 	var heapDone chan struct{}
 	for {
@@ -182,11 +238,10 @@ func (p *proc) waitDrain(ctx context.Context, want int, timeout time.Duration) (
 		if p.exited() {
 			return r, fmt.Errorf("rowsync exited: %s", p.tail())
 		}
-		if b, err := rss(p.cmd.Process.Pid); err == nil {
-			r.maxRSS = max(r.maxRSS, b)
-		}
 		m, err := p.metrics(ctx)
+		scrapes++
 		now := time.Now()
+		wait := startupPoll(now.Sub(p.started))
 		if err == nil {
 			if m.events > 0 && firstAt.IsZero() {
 				firstAt, firstN = now, m.events
@@ -197,29 +252,148 @@ func (p *proc) waitDrain(ctx context.Context, want int, timeout time.Duration) (
 				heap = ""
 			}
 			if m.events >= float64(want) {
-				end := time.Unix(0, int64(m.lastAck*1e9))
-				if end.Before(p.started) || end.After(now) {
-					end = now
+				if reachedAt.IsZero() {
+					reachedAt = now
 				}
-				r.events = m.events
-				r.cpu = cpuTime(p.cmd.Process.Pid)
-				r.total = end.Sub(p.started)
-				r.startup = firstAt.Sub(p.started)
-				if d := end.Sub(firstAt); d > 0 {
-					r.steadyRPS = (m.events - firstN) / d.Seconds()
+				// Settled: nothing in flight and no ack since the previous
+				// scrape (the gauges are set one after the other, so one
+				// scrape may fall between them).
+				settled := last.lastAck > 0 && m.lastAck == last.lastAck && m.inFlight == 0
+				if settled || now.Sub(reachedAt) > settleMax {
+					if !settled {
+						p.log.Info("drain: batches still in flight or acked after the count was reached; ends at the last ack seen",
+							"in_flight", m.inFlight, "events", m.events, "want", want)
+					}
+					r.end = time.Unix(0, int64(m.lastAck*1e9))
+					if r.end.Before(p.started) || r.end.After(now) {
+						r.end = now
+					}
+					r.events = m.events
+					r.cpu = cpu.at(r.end)
+					r.peakRSS = vmHWM(pid)
+					r.total = r.end.Sub(p.started)
+					r.startup = firstAt.Sub(p.started)
+					if d := r.end.Sub(firstAt); d > 0 {
+						r.steadyRPS = (m.events - firstN) / d.Seconds()
+					}
+					if heapDone != nil {
+						<-heapDone // the figures above were taken first
+					}
+					p.log.Debug("drain ended", "scrapes", scrapes, "noticed_after_end", now.Sub(r.end).Round(time.Millisecond),
+						"settle", now.Sub(reachedAt).Round(time.Millisecond), "cpu_at_end", r.cpu, "cpu_now", cpuTime(pid))
+					return r, nil
 				}
-				if heapDone != nil {
-					<-heapDone // the figures above were taken first
+				last = m
+				wait = settlePoll
+			} else if !firstAt.IsZero() {
+				target := float64(want)
+				if heap != "" {
+					target /= 2
 				}
-				return r, nil
+				wait = drainPoll(now, firstAt, firstN, m.events, target)
 			}
 		}
 		if now.After(deadline) {
 			return r, fmt.Errorf("drain timed out after %s: %.0f of %d events applied (errors %v); log: %s",
 				timeout, m.events, want, m.errors, p.tail())
 		}
-		time.Sleep(pollEvery)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
 	}
+}
+
+// cpuSeries samples the CPU time of a process (cpuTime) every cpuEvery
+// in the driver, so that a figure can be read at an instant that is
+// known only afterwards (a drain's last ack), to within a sample.
+type cpuSeries struct {
+	pid  int
+	mu   sync.Mutex
+	pts  []cpuPoint
+	stop chan struct{}
+	done chan struct{}
+}
+
+type cpuPoint struct {
+	at  time.Time
+	cpu time.Duration
+}
+
+// sampleCPU starts a series of pid; a non-zero started adds the point
+// (started, 0): the CPU time of a process at its start.
+func sampleCPU(pid int, started time.Time) *cpuSeries {
+	s := &cpuSeries{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	if !started.IsZero() {
+		s.pts = append(s.pts, cpuPoint{started, 0})
+	}
+	s.sample()
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(cpuEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				s.sample()
+			case <-s.stop:
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (s *cpuSeries) sample() {
+	c, err := procCPU(s.pid)
+	at := time.Now()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.pts = append(s.pts, cpuPoint{at, c})
+	s.mu.Unlock()
+}
+
+func (s *cpuSeries) close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+}
+
+// at returns the CPU time at t, interpolated between the samples around
+// it (after a fresh sample, when t is later than the last one).
+func (s *cpuSeries) at(t time.Time) time.Duration {
+	s.mu.Lock()
+	fresh := len(s.pts) == 0 || s.pts[len(s.pts)-1].at.Before(t)
+	s.mu.Unlock()
+	if fresh {
+		s.sample()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return interpolate(s.pts, t)
+}
+
+// interpolate returns the value of the series pts (in time order) at t:
+// linear between the points around t, the first or last point outside.
+func interpolate(pts []cpuPoint, t time.Time) time.Duration {
+	if len(pts) == 0 {
+		return 0
+	}
+	i := sort.Search(len(pts), func(i int) bool { return !pts[i].at.Before(t) })
+	switch {
+	case i == 0:
+		return pts[0].cpu
+	case i == len(pts):
+		return pts[len(pts)-1].cpu
+	}
+	a, b := pts[i-1], pts[i]
+	f := float64(t.Sub(a.at)) / float64(b.at.Sub(a.at))
+	return a.cpu + time.Duration(f*float64(b.cpu-a.cpu))
 }
 
 // rss returns the VmRSS of pid in bytes.
@@ -293,20 +467,44 @@ func waitDBSize(ctx context.Context, c *goredis.Client, want int64, timeout time
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
 
-// cpuTime returns the user+system CPU time pid has used.
+// cpuTime returns the user+system CPU time pid has used (0 if unknown).
 func cpuTime(pid int) time.Duration {
+	c, _ := procCPU(pid)
+	return c
+}
+
+// procCPU returns the user+system CPU time of pid's threads from
+// /proc/PID/stat (utime, stime: the kernel's precise runtime, in 10 ms
+// clock ticks).
+func procCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(f) < 13 {
-		return 0
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ = 100
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return time.Duration(u+st) * 10 * time.Millisecond, nil // USER_HZ = 100
+}
+
+// vmHWM returns the peak resident set of pid in bytes (0 if unknown):
+// the kernel's high-water mark since the start or the last resetHWM.
+func vmHWM(pid int) int64 {
+	b, _ := procStatus(pid, "VmHWM:")
+	return b
+}
+
+// resetHWM sets pid's VmHWM to its current RSS (/proc/PID/clear_refs,
+// Linux 4.0+), so that a later vmHWM is the peak of what came after.
+func resetHWM(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
 // redisPID returns the process id of the Redis on 6379 (this machine).
@@ -337,8 +535,9 @@ func cpuNote(rowsyncCPU, redisCPU time.Duration, n int) string {
 // stops it, and returns the drain figures with the Redis server's CPU time
 // spent meanwhile.
 func timedDrain(ctx context.Context, o *options, name, cfg string, n int) (drainResult, time.Duration, error) {
-	rpid := redisPID(ctx)
-	redis0 := cpuTime(rpid)
+	redis0 := time.Now()
+	redis := sampleCPU(redisPID(ctx), time.Time{})
+	defer redis.close()
 	if o.profDir != "" {
 		cfg = strings.Replace(cfg, "  addr: ADMIN\n", "  addr: ADMIN\n  pprof: true\n", 1)
 	}
@@ -355,7 +554,10 @@ func timedDrain(ctx context.Context, o *options, name, cfg string, n int) (drain
 		go func() { prof <- p.cpuProfile(ctx, filepath.Join(o.profDir, name+".pprof"), o.profDur) }()
 	}
 	res, err := p.waitDrain(ctx, n, 3*time.Minute)
-	redisCPU := cpuTime(rpid) - redis0
+	var redisCPU time.Duration
+	if err == nil {
+		redisCPU = redis.at(res.end) - redis.at(redis0)
+	}
 	if prof != nil {
 		if perr := <-prof; perr != nil {
 			o.log.Warn("cpu profile", "drain", name, "err", perr)

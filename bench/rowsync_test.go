@@ -1,0 +1,123 @@
+package main
+
+import (
+	"os"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func TestInterpolate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := time.Millisecond
+	pts := []cpuPoint{{t0, 0}, {t0.Add(100 * ms), 40 * ms}, {t0.Add(200 * ms), 40 * ms}, {t0.Add(300 * ms), 100 * ms}}
+	cases := []struct {
+		name string
+		at   time.Time
+		want time.Duration
+	}{
+		{"before the first", t0.Add(-time.Second), 0},
+		{"on a point", t0.Add(100 * ms), 40 * ms},
+		{"between", t0.Add(50 * ms), 20 * ms},
+		{"flat stretch", t0.Add(150 * ms), 40 * ms},
+		{"last stretch", t0.Add(250 * ms), 70 * ms},
+		{"after the last", t0.Add(time.Hour), 100 * ms},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := interpolate(pts, tc.at); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := interpolate(nil, t0); got != 0 {
+		t.Errorf("empty series: %v", got)
+	}
+}
+
+// TestPolls: the waits stay within their bounds, grow with a slow start,
+// and aim at the target count.
+func TestPolls(t *testing.T) {
+	if d := startupPoll(100 * time.Millisecond); d != startupPollMin {
+		t.Errorf("startupPoll(100ms) = %v", d)
+	}
+	if d := startupPoll(1500 * time.Millisecond); d != 150*time.Millisecond {
+		t.Errorf("startupPoll(1.5s) = %v", d)
+	}
+	if d := startupPoll(time.Minute); d != startupPollMax {
+		t.Errorf("startupPoll(1m) = %v", d)
+	}
+	t0 := time.Unix(1000, 0)
+	cases := []struct {
+		name                  string
+		since                 time.Duration
+		firstN, events, total float64
+		want                  time.Duration
+	}{
+		{"no progress yet", 0, 10, 10, 1000, startupPollMax},
+		{"eta", time.Second, 0, 1000, 1300, 300 * time.Millisecond},
+		{"far: capped", time.Second, 0, 1000, 100_000, drainPollMax},
+		{"near: floored", time.Second, 0, 1000, 1001, drainPollMin},
+		{"reached", time.Second, 0, 1000, 1000, drainPollMin},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := drainPoll(t0.Add(tc.since), t0, tc.firstN, tc.events, tc.total); d != tc.want {
+				t.Errorf("got %v, want %v", d, tc.want)
+			}
+		})
+	}
+}
+
+// TestCPUSeries samples this process while it burns CPU: the series
+// grows, and a reading at an instant lies between the readings around it.
+func TestCPUSeries(t *testing.T) {
+	s := sampleCPU(os.Getpid(), time.Time{})
+	defer s.close()
+	start := time.Now()
+	burn := func(d time.Duration) {
+		for x := 0; time.Since(start) < d; x++ {
+			_ = x * x
+		}
+	}
+	burn(200 * time.Millisecond)
+	mid := time.Now()
+	burn(400 * time.Millisecond)
+	end := time.Now()
+	c0, c1, c2 := s.at(start), s.at(mid), s.at(end)
+	if !(c0 <= c1 && c1 <= c2) {
+		t.Fatalf("not monotonic: %v %v %v", c0, c1, c2)
+	}
+	if c2-c0 < 100*time.Millisecond {
+		t.Errorf("400 ms of busy loop measured as %v", c2-c0)
+	}
+	s.close()
+	s.close() // twice is fine
+}
+
+// TestHWM: VmHWM keeps a peak the RSS has left, and resetHWM forgets it.
+func TestHWM(t *testing.T) {
+	pid := os.Getpid()
+	const size = 64 << 20
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = 1
+	}
+	peak := vmHWM(pid)
+	if peak < size {
+		t.Fatalf("VmHWM %d MiB after touching %d MiB", peak>>20, size>>20)
+	}
+	b = nil
+	debug.FreeOSMemory()
+	if err := resetHWM(pid); err != nil {
+		t.Fatal(err)
+	}
+	rss, err := rss(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := vmHWM(pid)
+	if after >= peak || after > rss+8<<20 {
+		t.Errorf("after the reset VmHWM %d MiB (peak was %d MiB, RSS %d MiB)", after>>20, peak>>20, rss>>20)
+	}
+}
