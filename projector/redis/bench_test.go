@@ -322,7 +322,9 @@ func BenchmarkEncode(b *testing.B) {
 // projector's own connections as runChunk sends them now (resp), and
 // through a minimal RESP writer and reply skipper over a plain
 // connection, the floor any client could reach (raw). Encoding is outside
-// the timed loop.
+// the timed loop. On 2026-12-05 (cachegrind, instructions per row from
+// two -benchtime=Nx runs): go-redis 12.6k, resp 4.0k, raw 4.6k; 2,078,
+// 8 and 0 allocations per 1,000 rows.
 //
 //	go test -run '^$' -bench Send -benchmem ./projector/redis/
 func BenchmarkSend(b *testing.B) {
