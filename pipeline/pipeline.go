@@ -405,14 +405,13 @@ func (p *Pipeline) dispatch(work context.Context, b cdc.Batch, shards []chan tas
 		p.orphan = &b
 		return nil
 	}
-	if p.inFlight.Add(1) == 1 {
+	if p.addInFlight(1) == 1 {
 		p.lastProgress.Store(time.Now().UnixNano())
 	}
-	p.opts.Metrics.InFlight.WithLabelValues(p.opts.Name).Set(float64(p.inFlight.Load()))
 	select { // the window: blocks while MaxInFlight batches are unacked
 	case acks <- bs:
 	case <-work.Done():
-		p.inFlight.Add(-1)
+		p.addInFlight(-1)
 		p.release(bs.bytes)
 		p.orphan = &b
 		return nil
@@ -449,6 +448,15 @@ func (p *Pipeline) acquire(work context.Context, n int64) bool {
 			return false
 		}
 	}
+}
+
+// addInFlight counts d batches into or out of the window and moves the
+// gauge by the same step: setting it from a separate read let the read
+// loop overwrite a lower count the acker had just set, and the gauge stayed
+// high once the pipeline went idle.
+func (p *Pipeline) addInFlight(d int64) int64 {
+	p.opts.Metrics.InFlight.WithLabelValues(p.opts.Name).Add(float64(d))
+	return p.inFlight.Add(d)
 }
 
 // release returns n bytes and wakes the read loop if it waits for room.
@@ -680,12 +688,12 @@ func (p *Pipeline) acker(work context.Context, fail context.CancelCauseFunc, ack
 		}
 		if gaveUp != nil {
 			p.nack(bs.batch, gaveUp)
-			p.inFlight.Add(-1)
+			p.addInFlight(-1)
 			p.release(bs.bytes)
 			continue
 		}
 		if err := bs.batch.Ack(work, nil); err != nil {
-			p.inFlight.Add(-1)
+			p.addInFlight(-1)
 			p.release(bs.bytes)
 			gaveUp = fmt.Errorf("ack source: %w", err)
 			if work.Err() == nil {
@@ -697,9 +705,8 @@ func (p *Pipeline) acker(work context.Context, fail context.CancelCauseFunc, ack
 		p.lastProgress.Store(now.UnixNano())
 		p.applied.Add(int64(bs.events))
 		p.release(bs.bytes)
-		left := p.inFlight.Add(-1)
+		p.addInFlight(-1)
 		m := p.opts.Metrics
-		m.InFlight.WithLabelValues(p.opts.Name).Set(float64(left))
 		m.LastAck.WithLabelValues(p.opts.Name).Set(float64(now.UnixNano()) / 1e9)
 		if !bs.commit.IsZero() {
 			m.Lag.WithLabelValues(p.opts.Name).Set(max(0, now.Sub(bs.commit).Seconds()))

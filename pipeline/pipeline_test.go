@@ -893,3 +893,60 @@ func TestShard(t *testing.T) {
 		}
 	}
 }
+
+// The in-flight gauge reads 0 once every batch is acked: the read loop and
+// the acker move it concurrently, and neither may overwrite the other.
+func TestInFlightGaugeSettles(t *testing.T) {
+	m := metrics.New()
+	src := newSliceSource(makeBatches(300, 20, 100))
+	sink := &recordSink{lastSeq: map[string]int64{}}
+	run(t, src, sink, &deadletter.Memory{}, Options{Name: "gauge", Workers: 4, MaxInFlight: 4, Metrics: m})
+	var got dto.Metric
+	if err := m.InFlight.WithLabelValues("gauge").Write(&got); err != nil || got.GetGauge().GetValue() != 0 {
+		t.Fatalf("rowsync_pipeline_inflight_batches = %v (%v) after every batch was acked, want 0", got.GetGauge().GetValue(), err)
+	}
+}
+
+// blockedSink holds every Apply until its context ends.
+type blockedSink struct{ entered chan struct{} }
+
+func (s *blockedSink) Apply(ctx context.Context, _ []cdc.Event) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (s *blockedSink) Close(context.Context) error { return nil }
+
+// Batches given up at shutdown (nacked) leave the in-flight gauge too.
+func TestInFlightGaugeAfterGivingUp(t *testing.T) {
+	m := metrics.New()
+	src := newSliceSource(makeBatches(20, 10, 10))
+	sink := &blockedSink{entered: make(chan struct{}, 1)}
+	p, err := New(src, []Route{{Name: "test", Sink: sink}}, Options{Name: "gaveup", Workers: 2, MaxInFlight: 4,
+		ShutdownGrace: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
+		DeadLetter: &deadletter.Memory{}, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-sink.entered:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("no Apply call")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("Run did not return after cancel")
+	}
+	var got dto.Metric
+	if err := m.InFlight.WithLabelValues("gaveup").Write(&got); err != nil || got.GetGauge().GetValue() != 0 {
+		t.Fatalf("rowsync_pipeline_inflight_batches = %v (%v) after Run returned, want 0", got.GetGauge().GetValue(), err)
+	}
+}
