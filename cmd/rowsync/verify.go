@@ -146,6 +146,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		repairCtx, cancel = context.WithTimeout(ctx, fl.repairTimeout)
 		defer cancel()
 	}
+	// verify streams whole tables through one process, as snapshot does:
+	// the same collector settings bound its heap.
+	setGC(cfg.Pipeline, log)
 	ok := true
 	for _, dt := range tables {
 		var keys verify.Keys
