@@ -487,3 +487,28 @@ func (p *Projector) loadScript(ctx context.Context, cn *respConn) error {
 	}
 	return fmt.Errorf("unexpected SCRIPT LOAD reply %v, want %s", v, p.script.sha)
 }
+
+// ping sends PING on an idle or new connection and wants PONG. Like a
+// chunk, it closes the connection on any error instead of reusing it.
+func (p *connPool) ping(ctx context.Context) error {
+	cn, err := p.get(ctx)
+	if err != nil {
+		return err
+	}
+	req := appendStrings(cn.wbuf[:0], "ping")
+	cn.wbuf = req
+	var rerr redisError
+	err = cn.roundTrip(ctx, p.opt, req, func(rd *respReader) (err error) {
+		rerr, err = rd.status("PONG")
+		return err
+	})
+	if err == nil && rerr != "" {
+		err = rerr
+	}
+	if err != nil {
+		p.closeConn(cn)
+		return err
+	}
+	p.put(cn)
+	return nil
+}

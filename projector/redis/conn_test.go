@@ -438,3 +438,43 @@ func cancelSoon(ctx context.Context) (context.Context, context.CancelFunc) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	return ctx, cancel
 }
+
+// Ping goes over the projector's own connections, so readiness fails
+// where the chunks would (a wrong password here) and not only where
+// go-redis's pool does.
+func TestPingOwnConnections(t *testing.T) {
+	c := newClient(t)
+	db := uniqueDB(t, c)
+	p := newProjector(t, c, rules(t, db+`\..*`, TableConfig{}))
+	must(t, p.Ping(t.Context()))
+	if n := p.conns.dialled.Load(); n != 1 {
+		t.Errorf("Ping dialled %d of the projector's connections, want 1", n)
+	}
+	must(t, p.Ping(t.Context())) // the idle one again
+	if n, idle := p.conns.dialled.Load(), len(idleConns(p)); n != 1 || idle != 1 {
+		t.Errorf("after a second Ping: %d dialled, %d idle; want 1 and 1", n, idle)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := p.Ping(ctx); err == nil {
+		t.Error("Ping with a cancelled context = nil")
+	}
+
+	user, pass := "rowsync-ping-"+db, "pw-"+db
+	must(t, c.Do(t.Context(), "acl", "setuser", user, "reset", "on", ">"+pass, "+@all").Err())
+	t.Cleanup(func() { c.Do(context.Background(), "acl", "deluser", user) })
+	wrong := goredis.NewClient(&goredis.Options{Addr: testAddr, DB: testDB, Username: user, Password: "wrong"})
+	defer wrong.Close()
+	pw := newProjector(t, wrong, rules(t, db+`\..*`, TableConfig{}))
+	if err := pw.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Errorf("Ping with a wrong password = %v, want the AUTH error", err)
+	}
+	if n := pw.conns.open.Load(); n != 0 {
+		t.Errorf("%d connections open after a failed Ping", n)
+	}
+
+	must(t, p.Close(t.Context()))
+	if err := p.Ping(t.Context()); err == nil {
+		t.Error("Ping after Close = nil")
+	}
+}

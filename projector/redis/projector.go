@@ -226,8 +226,16 @@ func set(names []string) map[string]bool {
 // Wants reports whether a rule matches db.table.
 func (p *Projector) Wants(db, table string) bool { return p.tables.Lookup(db, table) != nil }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers, on the connections the chunks use: the
+// projector's own when it has them (a dial, AUTH or SELECT that fails
+// only there must fail readiness too), else the client's.
 func (p *Projector) Ping(ctx context.Context) error {
+	if p.conns != nil {
+		if err := p.conns.ping(ctx); err != nil {
+			return fmt.Errorf("redis ping: %w", err)
+		}
+		return nil
+	}
 	if err := p.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
