@@ -158,16 +158,7 @@ func makeBatches(nBatches, perBatch, keys int) [][]cdc.Event {
 func run(t *testing.T, src *sliceSource, sink cdc.Sink, dl deadletter.Writer, opts Options) {
 	t.Helper()
 	opts.DeadLetter = dl
-	if opts.RetryMin == 0 {
-		opts.RetryMin, opts.RetryMax = time.Millisecond, 5*time.Millisecond
-	}
-	p, err := New(src, []Route{{Name: "test", Sink: sink}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	cancel, done := start(t, src, sink, opts)
 	select {
 	case <-src.drained:
 	case <-time.After(3 * time.Minute):
@@ -178,6 +169,24 @@ func run(t *testing.T, src *sliceSource, sink cdc.Sink, dl deadletter.Writer, op
 		t.Fatalf("run: %v", err)
 	}
 	src.checkSettled(t)
+}
+
+// start runs a pipeline from src to sink (route "test") in a goroutine;
+// cancel stops it and done has Run's error. Retries are fast unless opts
+// sets them.
+func start(t *testing.T, src cdc.Source, sink cdc.Sink, opts Options) (cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	if opts.RetryMin == 0 {
+		opts.RetryMin, opts.RetryMax = time.Millisecond, 5*time.Millisecond
+	}
+	p, err := New(src, []Route{{Name: "test", Sink: sink}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	return cancel, errc
 }
 
 func TestPerKeyOrderUnderManyWorkers(t *testing.T) {
@@ -925,15 +934,9 @@ func TestInFlightGaugeAfterGivingUp(t *testing.T) {
 	m := metrics.New()
 	src := newSliceSource(makeBatches(20, 10, 10))
 	sink := &blockedSink{entered: make(chan struct{}, 1)}
-	p, err := New(src, []Route{{Name: "test", Sink: sink}}, Options{Name: "gaveup", Workers: 2, MaxInFlight: 4,
-		ShutdownGrace: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
-		DeadLetter: &deadletter.Memory{}, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	cancel, done := start(t, src, sink, Options{Name: "gaveup", Workers: 2, MaxInFlight: 4,
+		ShutdownGrace: 10 * time.Millisecond, DeadLetter: &deadletter.Memory{}, Metrics: m})
+	defer cancel()
 	select {
 	case <-sink.entered:
 	case <-time.After(3 * time.Minute):
