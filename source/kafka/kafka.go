@@ -64,6 +64,11 @@ const minChunk = 64
 // chunks Next has copied out wait in Source.free to be filled again.
 const chunkQueue = 8
 
+// spareBatches is how many acked batches' event slices wait in
+// Source.spare for Next: acks and Nexts alternate, so a few suffice, and
+// each holds batch_size events' worth of memory.
+const spareBatches = 2
+
 // Source consumes Kafka topics as a consumer-group member. Next is meant
 // for one goroutine; Ack functions and Close may be called from any.
 type Source struct {
@@ -78,6 +83,11 @@ type Source struct {
 	// for the fetchers to fill again instead of allocating their events
 	// (8% of a canal-json drain's allocated bytes).
 	free chan *chunk
+	// spare holds the event slices of acked batches that Next merged from
+	// several chunks, cleared, for Next to merge into again (a batch's
+	// slice was 8% of a canal-json drain's allocated bytes, a chunk's
+	// another 5%: a chunk handed out whole returns to free at its ack).
+	spare chan []cdc.Event
 	// ahead holds a unit per message decoded and not yet taken by Next
 	// (read_ahead): fetchers acquire, Next releases.
 	ahead *semaphore.Weighted
@@ -213,6 +223,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		dialer:   dialer,
 		chunks:   make(chan *chunk, chunkQueue),
 		free:     make(chan *chunk, chunkQueue),
+		spare:    make(chan []cdc.Event, spareBatches),
 		ahead:    semaphore.NewWeighted(int64(cfg.ReadAhead)),
 		runDone:  make(chan struct{}),
 		closeNow: make(chan struct{}),
@@ -231,9 +242,10 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 // order, plus the messages that failed to decode as Rejects. It waits for
 // the first message until ctx ends, then up to max_wait to fill the batch.
 // The batch's Ack(nil) marks its messages done; their offsets are committed
-// once every earlier message of the same partition is done too. Ack with an
-// error stops the source: the next Next returns an error and a restart
-// re-reads from the committed offsets.
+// once every earlier message of the same partition is done too, and the
+// batch's memory (its events slice and row maps) is reused for later
+// batches (cdc.Batch). Ack with an error stops the source: the next Next
+// returns an error and a restart re-reads from the committed offsets.
 func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
 	s.startOnce.Do(s.start)
 	if err := s.failure(); err != nil {
@@ -299,16 +311,22 @@ fill:
 		rejects = append(rejects, c.rejects...)
 		win.Add(c.n)
 	}
-	// One chunk's events are the batch's; several are copied once into a
-	// slice of their exact size (appending chunk by chunk regrew the
-	// slice, 12% of a drain's allocated bytes) and their chunks recycled.
-	var events []cdc.Event
+	// One chunk's events are the batch's, and the chunk is recycled at the
+	// ack; several are copied once into a slice with room for them all
+	// (appending chunk by chunk regrew the slice, 12% of a drain's
+	// allocated bytes), an acked batch's when one is spare, and their
+	// chunks recycled now.
+	var (
+		events []cdc.Event
+		whole  *chunk
+	)
 	switch len(taken) {
 	case 0:
 	case 1:
-		events = taken[0].events
+		whole = taken[0]
+		events = whole.events
 	default:
-		events = make([]cdc.Event, 0, total)
+		events = s.spareEvents(total)
 		for _, c := range taken {
 			events = append(events, c.events...)
 			s.recycle(c)
@@ -333,6 +351,16 @@ fill:
 			}
 			for _, r := range rows {
 				r.Recycle()
+			}
+			switch {
+			case whole != nil:
+				s.recycle(whole)
+			case events != nil:
+				clear(events)
+				select {
+				case s.spare <- events[:0]:
+				default:
+				}
 			}
 			return nil
 		},
@@ -974,6 +1002,21 @@ func (s *Source) recycle(c *chunk) {
 	case s.free <- c:
 	default:
 	}
+}
+
+// spareEvents returns an empty slice with room for n events: an acked
+// batch's when one is spare and large enough, else a new one with an
+// eighth more room, so that it is large enough for most later batches of
+// a drain (their sizes vary a little below batch_size).
+func (s *Source) spareEvents(n int) []cdc.Event {
+	select {
+	case evs := <-s.spare:
+		if cap(evs) >= n {
+			return evs
+		}
+	default:
+	}
+	return make([]cdc.Event, 0, n+n/8)
 }
 
 func (s *Source) send(ctx context.Context, c *chunk) bool {

@@ -894,9 +894,11 @@ func TestReadAheadBound(t *testing.T) {
 
 // TestRecycledChunksLeaveBatchesIntact drains partitions whose chunks Next
 // merges into batches and recycles for the fetchers (and, with batch_size
-// at the chunk size, hands out whole as batches), holding every batch,
-// acked or not, to the end: no batch's events change after Next returned
-// them, and every message arrives once and in order per partition.
+// at the chunk size, hands out whole as batches), acking every other batch
+// at once and holding the rest unacked to the end: no unacked batch's
+// events change after Next returned them although the acked batches'
+// memory is reused for later ones (checked), and every message arrives
+// once and in order per partition.
 func TestRecycledChunksLeaveBatchesIntact(t *testing.T) {
 	const parts, per = 3, 700
 	for _, tc := range []struct {
@@ -925,6 +927,10 @@ func TestRecycledChunksLeaveBatchesIntact(t *testing.T) {
 			}
 			var batches []held
 			nextSeq := map[int]int{}
+			// the first event of each acked batch: a later batch starting at
+			// one of them got the acked batch's memory
+			acked := map[*cdc.Event]bool{}
+			reused := false
 			for total := 0; total < parts*per; {
 				b := next(t, s)
 				vs := values(b)
@@ -936,23 +942,33 @@ func TestRecycledChunksLeaveBatchesIntact(t *testing.T) {
 					nextSeq[p]++
 				}
 				total += len(vs)
+				if len(b.Events) > 0 {
+					reused = reused || acked[&b.Events[0]]
+				}
 				if len(batches)%2 == 0 {
-					ack(t, b) // acked or not, the batch's events are its own
+					ack(t, b) // its memory may now be reused: not checked below
+					if len(b.Events) > 0 {
+						acked[&b.Events[0]] = true
+					}
 				}
 				batches = append(batches, held{b, vs})
 			}
 			merged := false
 			for i, h := range batches {
+				merged = merged || len(h.seen) > minChunk
+				if i%2 == 0 {
+					continue // acked
+				}
 				if got := values(h.b); !slices.Equal(got, h.seen) {
 					t.Fatalf("batch %d changed after Next returned it: %v, was %v", i, got, h.seen)
 				}
-				merged = merged || len(h.seen) > minChunk
-				if i%2 == 1 {
-					ack(t, h.b)
-				}
+				ack(t, h.b)
 			}
 			if tc.merged && !merged {
 				t.Fatalf("no batch merged chunks (%d batches): recycling is not exercised", len(batches))
+			}
+			if !reused {
+				t.Fatalf("no batch reused an acked batch's events (%d batches)", len(batches))
 			}
 		})
 	}
