@@ -130,7 +130,7 @@ func TestRaceOnMariaDB(t *testing.T) {
 			g.mu.Lock()
 			g.open = func(b cdc.Batch) bool {
 				for _, ev := range b.Events {
-					if ev.Table == "t" && ev.After["id"] == int64(5) {
+					if ev.Table == "t" && ev.After.Get("id") == int64(5) {
 						sawUpdate = true
 					}
 				}
@@ -177,10 +177,10 @@ func TestRaceOnMariaDB(t *testing.T) {
 			if r := <-res; r.err != nil || r.dropped != 1 {
 				t.Fatalf("emit: %d dropped, %v; want row 5 dropped", r.dropped, r.err)
 			}
-			if got := k.rows["5"]["v"]; got != "log" {
+			if got := k.rows["5"].Get("v"); got != "log" {
 				t.Fatalf("row 5 = %v, want the log's value", got)
 			}
-			if len(k.rows) != 6 || k.rows["1"]["v"] != "a" {
+			if len(k.rows) != 6 || k.rows["1"].Get("v") != "a" {
 				t.Fatalf("sink: %v", k.rows)
 			}
 			if _, err := r.Next(ctx); !errors.Is(err, io.EOF) {
@@ -280,10 +280,10 @@ func TestEngine(t *testing.T) {
 	}
 
 	// a key list: key 9 has no row and becomes a Delete
-	k.rows["9"] = cdc.Row{"id": int64(9)}
+	k.rows["9"] = cdc.RowOf("id", int64(9))
 	store.Request(ctx, State{DB: s, Table: "t", ID: "3", Status: Requested, Keys: [][]string{{"2"}, {"9"}}, Requested: now})
 	st = waitState(t, store, s+".t", Done)
-	if st.Rows != 2 || st.Estimate != 2 || k.rows["9"] != nil || k.rows["2"]["v"] != "b" {
+	if st.Rows != 2 || st.Estimate != 2 || k.rows["9"] != nil || k.rows["2"].Get("v") != "b" {
 		t.Fatalf("keys: state %+v, sink %v", st, k.rows)
 	}
 

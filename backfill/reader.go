@@ -84,9 +84,9 @@ type Chunk struct {
 	// Rows are the rows read, in primary-key order; Bad the rows whose
 	// values could not be typed; Missing, for a key-list backfill, the
 	// requested keys without a row (rows of the key columns).
-	Rows    []cdc.Row
+	Rows    []*cdc.Row
 	Bad     []refetch.BadRow
-	Missing []cdc.Row
+	Missing []*cdc.Row
 	// Low and High are the watermarks: the chunk holds every change
 	// logged up to Low and none logged after High.
 	Low, High Watermark
@@ -181,10 +181,10 @@ func openReader(ctx context.Context, rf *refetch.Refetcher, st State, chunk int,
 }
 
 // PK returns the primary-key columns; Columns the table's columns.
-func (r *Reader) PK() []string                     { return r.cur.PK() }
-func (r *Reader) Columns() []cdc.Column            { return r.cur.Columns() }
-func (r *Reader) Method() Method                   { return r.method }
-func (r *Reader) KeyOf(row cdc.Row) (string, bool) { return r.cur.KeyOf(row) }
+func (r *Reader) PK() []string                      { return r.cur.PK() }
+func (r *Reader) Columns() []cdc.Column             { return r.cur.Columns() }
+func (r *Reader) Method() Method                    { return r.method }
+func (r *Reader) KeyOf(row *cdc.Row) (string, bool) { return r.cur.KeyOf(row) }
 
 // FullScan reports a keyless table read in one full scan: its chunks
 // have no watermarks and no cursor to resume from.

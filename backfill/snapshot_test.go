@@ -115,12 +115,12 @@ func TestSnapshot(t *testing.T) {
 			if !slices.Equal(ev.PK, []string{"user_id", "order_no"}) {
 				t.Fatalf("orders pk %v", ev.PK)
 			}
-			keys = append(keys, fmt.Sprintf("%d/%d=%s", ev.After["user_id"], ev.After["order_no"], ev.After["amount"]))
+			keys = append(keys, fmt.Sprintf("%d/%d=%s", ev.After.Get("user_id"), ev.After.Get("order_no"), ev.After.Get("amount")))
 		case "log":
 			if ev.PK != nil {
 				t.Fatalf("keyless table has pk %v", ev.PK)
 			}
-			msgs = append(msgs, fmt.Sprint(ev.After["msg"]))
+			msgs = append(msgs, fmt.Sprint(ev.After.Get("msg")))
 		default:
 			t.Fatalf("event of %s", ev.Table)
 		}
@@ -263,7 +263,7 @@ func TestSnapshotInterruptedAndRefused(t *testing.T) {
 	}
 	ids := map[any]bool{}
 	for _, ev := range sink.take() {
-		ids[ev.After["id"]] = true
+		ids[ev.After.Get("id")] = true
 	}
 	if len(ids) != 60 {
 		t.Fatalf("%d distinct rows applied, want 60", len(ids))

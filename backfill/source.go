@@ -66,7 +66,7 @@ var _ cdc.Source = (*Source)(nil)
 // without a version).
 type recording struct {
 	db, table string
-	key       func(cdc.Row) (string, bool)
+	key       func(*cdc.Row) (string, bool)
 	keys      map[string]uint64
 }
 
@@ -215,7 +215,7 @@ func (s *Source) deliver(b *cdc.Batch) {
 		if v == 0 {
 			v = math.MaxUint64
 		}
-		for _, row := range [2]cdc.Row{ev.Before, ev.After} {
+		for _, row := range [2]*cdc.Row{ev.Before, ev.After} {
 			if row == nil {
 				continue
 			}
@@ -248,7 +248,7 @@ func (s *Source) deliver(b *cdc.Batch) {
 // call it before the chunk's read begins, then Send the chunk. Several
 // chunks may be recorded, read and queued at once; each Send takes the
 // oldest recording not yet sent.
-func (s *Source) Record(db, table string, key func(cdc.Row) (string, bool)) {
+func (s *Source) Record(db, table string, key func(*cdc.Row) (string, bool)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recs = append(s.recs, &recording{db: db, table: table, key: key, keys: map[string]uint64{}})
@@ -327,7 +327,7 @@ func (s *Source) ready() (cdc.Batch, bool) {
 	s.queue, s.recs = s.queue[1:], s.recs[1:]
 	rec := em.rec
 	low := em.Chunk.Low.Version()
-	drop := func(row cdc.Row) bool {
+	drop := func(row *cdc.Row) bool {
 		if rec == nil || len(rec.keys) == 0 {
 			return false // nothing recorded: no key to compute per row
 		}
@@ -349,7 +349,7 @@ func (s *Source) ready() (cdc.Batch, bool) {
 		pos.Version = 0
 	}
 	b := cdc.Batch{Events: make([]cdc.Event, 0, len(em.Chunk.Rows)+len(em.Chunk.Missing))}
-	add := func(op cdc.Op, rows []cdc.Row) {
+	add := func(op cdc.Op, rows []*cdc.Row) {
 		for _, row := range rows {
 			if drop(row) {
 				em.dropped++

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -56,12 +55,12 @@ func (s *script) batch(through uint64, evs ...cdc.Event) cdc.Batch {
 }
 
 func logUpdate(id int64, v string, version uint64) cdc.Event {
-	return cdc.Event{DB: "shop", Table: "t", Op: cdc.Update, PK: []string{"id"}, Before: cdc.Row{"id": id}, After: cdc.Row{"id": id, "v": v},
+	return cdc.Event{DB: "shop", Table: "t", Op: cdc.Update, PK: []string{"id"}, Before: cdc.RowOf("id", id), After: cdc.RowOf("id", id, "v", v),
 		Pos: cdc.Position{Version: ver(version), Text: fmt.Sprint(version)}}
 }
 
-func keyOf(row cdc.Row) (string, bool) {
-	v, ok := row["id"]
+func keyOf(row *cdc.Row) (string, bool) {
+	v, ok := row.Lookup("id")
 	if !ok || v == nil {
 		return "", false
 	}
@@ -70,11 +69,11 @@ func keyOf(row cdc.Row) (string, bool) {
 
 // sink applies events in order as a version-guarded store would.
 type sink struct {
-	rows map[string]cdc.Row
+	rows map[string]*cdc.Row
 	ver  map[string]uint64
 }
 
-func newSink() *sink { return &sink{rows: map[string]cdc.Row{}, ver: map[string]uint64{}} }
+func newSink() *sink { return &sink{rows: map[string]*cdc.Row{}, ver: map[string]uint64{}} }
 
 func (k *sink) apply(evs []cdc.Event) {
 	for _, ev := range evs {
@@ -87,7 +86,7 @@ func (k *sink) apply(evs []cdc.Event) {
 			delete(k.rows, id)
 			continue
 		}
-		k.rows[id] = maps.Clone(ev.After) // kept past the batch's ack
+		k.rows[id] = ev.After.Clone() // kept past the batch's ack
 	}
 }
 
@@ -101,11 +100,11 @@ func ver(v uint64) uint64 {
 
 func wm(v uint64) Watermark { return Watermark{File: "mysql-bin.000001", Offset: v} }
 
-func chunkOf(low, high uint64, rows ...cdc.Row) Chunk {
+func chunkOf(low, high uint64, rows ...*cdc.Row) Chunk {
 	return Chunk{Rows: rows, Low: wm(low), High: wm(high)}
 }
 
-func row(id int64, v string) cdc.Row { return cdc.Row{"id": id, "v": v} }
+func row(id int64, v string) *cdc.Row { return cdc.RowOf("id", id, "v", v) }
 
 // emitAsync runs Emit in a goroutine; the result arrives on the channel.
 type emitResult struct {
@@ -198,10 +197,10 @@ func TestRaceBetweenWatermarks(t *testing.T) {
 			if r.err != nil || r.dropped != tc.dropped {
 				t.Fatalf("emit = %d dropped, %v; want %d", r.dropped, r.err, tc.dropped)
 			}
-			if got := k.rows["2"]["v"]; got != "log" {
+			if got := k.rows["2"].Get("v"); got != "log" {
 				t.Fatalf("row 2 = %v, want the log's value", got)
 			}
-			if k.rows["1"]["v"] != "a" || k.rows["3"]["v"] != "c" {
+			if k.rows["1"].Get("v") != "a" || k.rows["3"].Get("v") != "c" {
 				t.Fatalf("rows %v", k.rows)
 			}
 		})
@@ -242,7 +241,7 @@ func TestChunkWaitsForThroughAndQuietStream(t *testing.T) {
 	go func() { in.ch <- in.batch(500) }()
 	next(t, s)
 	b = next(t, s)
-	if len(b.Events) != 1 || b.Events[0].After["v"] != "b" {
+	if len(b.Events) != 1 || b.Events[0].After.Get("v") != "b" {
 		t.Fatalf("got %+v", b.Events)
 	}
 	b.Ack(ctx, nil)
@@ -264,7 +263,7 @@ func TestNoThroughDropsEveryRecordedKey(t *testing.T) {
 	next(t, s)
 	res := emitAsync(ctx, s, chunkOf(100, 100, row(1, "chunk"), row(2, "chunk"), row(3, "chunk")))
 	b := next(t, s)
-	if len(b.Events) != 1 || b.Events[0].After["id"] != int64(3) {
+	if len(b.Events) != 1 || b.Events[0].After.Get("id") != int64(3) {
 		t.Fatalf("got %+v, want only row 3", b.Events)
 	}
 	b.Ack(ctx, nil)
@@ -281,10 +280,10 @@ func TestMissingKeysAreDeletes(t *testing.T) {
 	s := NewSource(in, false)
 	defer closeSource(t, s)
 	c := chunkOf(1, 1, row(1, "a"))
-	c.Missing = []cdc.Row{{"id": int64(9)}}
+	c.Missing = []*cdc.Row{cdc.RowOf("id", int64(9))}
 	res := emitAsync(ctx, s, c)
 	b := next(t, s)
-	if len(b.Events) != 2 || b.Events[1].Op != cdc.Delete || b.Events[1].Before["id"] != int64(9) || b.Events[1].After != nil {
+	if len(b.Events) != 2 || b.Events[1].Op != cdc.Delete || b.Events[1].Before.Get("id") != int64(9) || b.Events[1].After != nil {
 		t.Fatalf("got %+v", b.Events)
 	}
 	b.Ack(ctx, nil)
@@ -436,11 +435,11 @@ func TestQueuedChunksKeepTheirOwnRecording(t *testing.T) {
 		t.Fatalf("want the stream's batch first, got %+v", b.Events)
 	}
 	b1 := next(t, s)
-	if len(b1.Events) != 1 || b1.Events[0].After["id"] != int64(1) || p1.Dropped() != 1 {
+	if len(b1.Events) != 1 || b1.Events[0].After.Get("id") != int64(1) || p1.Dropped() != 1 {
 		t.Fatalf("chunk 1 = %+v, dropped %d; want row 1 only (row 2 changed after its read began)", b1.Events, p1.Dropped())
 	}
 	b2 := next(t, s)
-	if len(b2.Events) != 1 || b2.Events[0].After["id"] != int64(2) || p2.Dropped() != 1 {
+	if len(b2.Events) != 1 || b2.Events[0].After.Get("id") != int64(2) || p2.Dropped() != 1 {
 		t.Fatalf("chunk 2 = %+v, dropped %d; want row 2 only (row 3 changed after its read began, row 2 before)", b2.Events, p2.Dropped())
 	}
 	b1.Ack(ctx, nil)

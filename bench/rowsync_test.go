@@ -72,14 +72,33 @@ func TestPolls(t *testing.T) {
 // TestCPUSeries samples this process while it burns CPU: the series
 // grows, and a reading at an instant lies between the readings around it.
 func TestCPUSeries(t *testing.T) {
-	s := sampleCPU(os.Getpid(), time.Time{})
+	pid := os.Getpid()
+	s := sampleCPU(pid, time.Time{})
 	defer s.close()
-	start := time.Now()
+	// burn spins until the process has used d more CPU time (read from
+	// /proc, as the series does), not d of wall time: on a loaded machine
+	// the loop may get a fraction of a core.
 	burn := func(d time.Duration) {
-		for x := 0; time.Since(start) < d; x++ {
+		t.Helper()
+		from, err := procCPU(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for x := 0; ; x++ {
 			_ = x * x
+			if x%(1<<16) != 0 {
+				continue
+			}
+			if c, err := procCPU(pid); err != nil || c-from >= d {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v of CPU not used in 2 minutes", d)
+			}
 		}
 	}
+	start := time.Now()
 	burn(200 * time.Millisecond)
 	mid := time.Now()
 	burn(400 * time.Millisecond)
@@ -89,7 +108,7 @@ func TestCPUSeries(t *testing.T) {
 		t.Fatalf("not monotonic: %v %v %v", c0, c1, c2)
 	}
 	if c2-c0 < 100*time.Millisecond {
-		t.Errorf("400 ms of busy loop measured as %v", c2-c0)
+		t.Errorf("600 ms of busy loop measured as %v", c2-c0)
 	}
 	s.close()
 	s.close() // twice is fine

@@ -49,9 +49,6 @@ func ParseOp(s string) (Op, error) {
 	return 0, fmt.Errorf("unknown op %q", s)
 }
 
-// Row maps column names to typed values; see Value for the Go types used.
-type Row map[string]Value
-
 // Value is one column value. The dynamic type is one of:
 //
 //	nil            SQL NULL
@@ -86,8 +83,8 @@ type Event struct {
 	// PK names the primary-key columns in key order. Empty when the source
 	// does not know them; the table's configured key columns apply then.
 	PK      []string
-	Before  Row // nil for Insert
-	After   Row // nil for Delete
+	Before  *Row // nil for Insert
+	After   *Row // nil for Delete
 	Columns []Column
 	Commit  time.Time // commit / execute time at the source; zero if unknown
 	Pos     Position
@@ -143,7 +140,7 @@ func BinlogPosVersion(file string, offset uint64) uint64 {
 }
 
 // Image returns the row a sink should key on: After, or Before for a Delete.
-func (e *Event) Image() Row {
+func (e *Event) Image() *Row {
 	if e.After != nil {
 		return e.After
 	}
@@ -162,13 +159,13 @@ func (e *Event) Column(name string) (Column, bool) {
 
 // Key returns the primary-key values of row in key order, or an error
 // naming the first key column that is missing or NULL.
-func (e *Event) Key(row Row, pk []string) ([]Value, error) {
+func (e *Event) Key(row *Row, pk []string) ([]Value, error) {
 	if len(pk) == 0 {
 		return nil, errors.New("no primary key columns")
 	}
 	vals := make([]Value, len(pk))
 	for i, c := range pk {
-		v, ok := row[c]
+		v, ok := row.Lookup(c)
 		if !ok || v == nil {
 			return nil, fmt.Errorf("primary key column %q missing or NULL", c)
 		}
@@ -196,9 +193,9 @@ func (e *Event) Key(row Row, pk []string) ([]Value, error) {
 // Events belong to the pipeline until the batch is acked or nacked: a
 // source must not reuse their memory before then (the pipeline reads them
 // in place, it does not copy them). Once it is acked (nil), nothing holds
-// them: the source may reuse the Row maps it made for the batch (RowPool),
+// them: the source may reuse the Rows it made for the batch (RowPool),
 // so whoever keeps a Row, or an Event with its images, past the ack
-// copies it first (maps.Clone). A nacked batch's memory is not reused.
+// copies it first (Row.Clone, CloneEvents). A nacked batch's memory is not reused.
 type Batch struct {
 	Events []Event
 	// Rejects are messages the source could not decode. The pipeline writes
@@ -239,9 +236,9 @@ type Source interface {
 // transient and the pipeline retries the whole slice.
 //
 // A sink must not keep an event's Row after Apply returns: the batch is
-// acked then, and its source reuses the maps (see Batch). Copy a Row it
-// keeps; the values need no copy (recycling clears a map, it changes no
-// value in it).
+// acked then, and its source reuses the rows (see Batch). Copy a Row it
+// keeps (Row.Clone); the values need no copy (recycling clears a row, it
+// changes no value in it).
 type Sink interface {
 	Apply(ctx context.Context, events []Event) error
 	Close(ctx context.Context) error

@@ -1,50 +1,47 @@
 package cdc
 
 import (
-	"maps"
 	"math/bits"
 	"sync"
 )
 
-// RowPool is a bounded free list of the Row maps of acked batches, so a
-// source decodes new rows into cleared maps instead of making new ones: a
-// Go map of more than 8 entries is a directory and a table, and making
-// one per row image (then collecting it) was the largest single cost of
-// decoding the binlog.
+// RowPool is a bounded free list of the Rows of acked batches, so a
+// source decodes new rows into cleared value slices instead of making new
+// ones (a row image per change, then collected, was the largest single
+// allocation of decoding).
 //
-// A source takes a BatchRows per batch (Rows), takes every map it puts
-// into the batch's events from it (BatchRows.Get), and calls Recycle once
-// the batch is acked with nil. Only the maps the source took for that
-// batch go back, each once: the events are never walked to find them,
-// because a pipeline stage may have put a map of its own into an event
-// (refetch's row read) or one map into two events (a key change split in
-// two).
+// A source takes a BatchRows per batch (Rows), takes every row it puts
+// into the batch's events from it (BatchRows.Of, Get), and calls Recycle
+// once the batch is acked with nil. Only the rows the source took for
+// that batch go back, each once: the events are never walked to find
+// them, because a pipeline stage may have put a row of its own into an
+// event (refetch's row read) or one row into two events (a key change
+// split in two).
 //
 // Recycling relies on Batch's contract: once a batch is acked, nothing
 // holds a Row of it (a Sink keeps no Row after Apply returns). A nacked
-// batch's maps are left to the collector, not recycled: the pipeline
+// batch's rows are left to the collector, not recycled: the pipeline
 // nacks the batches it gives up on while a worker may still be inside
 // Apply with them.
 //
-// The pool keeps at most MaxRows maps, their tables sized for at most
-// MaxEntries entries in all, and no map that held more than MaxRow
-// entries, so what it holds stays bounded whatever the rows. It is safe
-// for concurrent use; the zero value is ready, with the defaults.
+// The pool keeps at most MaxRows rows, with room for at most MaxEntries
+// values in all, and no row that held more than MaxRow values, so what it
+// holds stays bounded whatever the rows. It is safe for concurrent use;
+// the zero value is ready, with the defaults.
 type RowPool struct {
-	// MaxRows bounds the maps kept. Default: 16384 (two batches of 4096
+	// MaxRows bounds the rows kept. Default: 16384 (two batches of 4096
 	// updates, before and after image each).
 	MaxRows int
-	// MaxEntries bounds the entries the kept maps were sized for, summed
-	// (a map's table keeps the room of the most entries it held).
+	// MaxEntries bounds the values the kept rows have room for, summed.
 	// Default: 131072, a few MiB.
 	MaxEntries int
-	// MaxRow is the most entries a map may have held to be kept.
+	// MaxRow is the most values a row may have held to be kept.
 	// Default: 1024.
 	MaxRow int
 
 	mu      sync.Mutex
 	free    [rowClasses][]pooledRow // by rowClass of size
-	rows    int                     // maps in free
+	rows    int                     // rows in free
 	entries int                     // their sizes, summed
 	spare   [][]pooledRow           // emptied lists of recycled BatchRows, for Rows
 	reused  uint64
@@ -66,14 +63,14 @@ const rowClasses = 22
 // keeps for reuse: their count and their capacity.
 const maxSpare, maxSpareCap = 16, 1 << 16
 
-// pooledRow is a map with the most entries it has held (its size): its
-// table has room for that many without growing.
+// pooledRow is a recycled row with the most columns it has held (its
+// size): its value slice has room for that many.
 type pooledRow struct {
-	row  Row
+	row  *Row
 	size int
 }
 
-// rowClass is the free list of maps of size n: sizes in [2^(c-1), 2^c)
+// rowClass is the free list of rows of size n: sizes in [2^(c-1), 2^c)
 // share class c.
 func rowClass(n int) int { return bits.Len(uint(n)) }
 
@@ -91,7 +88,7 @@ func (p *RowPool) limits() (rows, entries, row int) {
 	return rows, entries, min(row, 1<<(rowClasses-2))
 }
 
-// Rows returns an empty BatchRows taking its maps from p, for one batch.
+// Rows returns an empty BatchRows taking its rows from p, for one batch.
 func (p *RowPool) Rows() *BatchRows {
 	r := &BatchRows{pool: p}
 	p.mu.Lock()
@@ -104,7 +101,7 @@ func (p *RowPool) Rows() *BatchRows {
 	return r
 }
 
-// Stats returns how many maps Get took from the pool (reused) and how
+// Stats returns how many rows Get took from the pool (reused) and how
 // many it had to make.
 func (p *RowPool) Stats() (reused, made uint64) {
 	p.mu.Lock()
@@ -112,9 +109,9 @@ func (p *RowPool) Stats() (reused, made uint64) {
 	return p.reused, p.made
 }
 
-// get pops a free map with room for n entries, false if there is none:
-// from n's class when its newest map is large enough, else from the next
-// class up, whose maps all are (at most four times n's room).
+// get pops a free row with room for n values, false if there is none:
+// from n's class when its newest row is large enough, else from the next
+// class up, whose rows all are (at most four times n's room).
 func (p *RowPool) get(n int) (pooledRow, bool) {
 	c := rowClass(n)
 	p.mu.Lock()
@@ -136,47 +133,76 @@ func (p *RowPool) get(n int) (pooledRow, bool) {
 	return pooledRow{}, false
 }
 
-// BatchRows is the maps one batch took from a RowPool. One goroutine at a
+// BatchRows is the rows one batch took from a RowPool. One goroutine at a
 // time uses it: the source's, until it hands the batch out (a channel
 // send or the return of Next orders that), then the one acking it. A nil
-// *BatchRows is valid: Get and Clone make new maps and Recycle does
+// *BatchRows is valid: Get, Of and Clone make new rows and Recycle does
 // nothing, so a decoder calls them on whatever its caller gave it. So is
-// one already recycled: its maps went back once, and a second Recycle
+// one already recycled: its rows went back once, and a second Recycle
 // finds none.
 type BatchRows struct {
 	pool  *RowPool
 	taken []pooledRow
 }
 
-// Get returns an empty Row with room for n entries: a cleared map of an
-// acked batch, or a new one. It belongs to r's batch and goes back to the
-// pool with it.
-func (r *BatchRows) Get(n int) Row {
+// take returns a recycled row with room for n values, or a new one, and
+// records it as r's.
+func (r *BatchRows) take(n int) *Row {
 	if r == nil || r.pool == nil {
-		return make(Row, n)
+		return &Row{vals: make([]Value, 0, n)}
 	}
 	e, ok := r.pool.get(n)
 	if !ok {
-		e = pooledRow{row: make(Row, n), size: n}
+		e = pooledRow{row: &Row{vals: make([]Value, 0, n)}, size: n}
 	}
 	r.taken = append(r.taken, e)
 	return e.row
 }
 
-// Clone returns a Row of r's batch holding src's entries (nil for nil),
-// as maps.Clone does.
-func (r *BatchRows) Clone(src Row) Row {
-	if r == nil || r.pool == nil || src == nil {
-		return maps.Clone(src)
+// Of returns an empty row of layout l (NewRow's): a recycled row of an
+// acked batch, or a new one. It belongs to r's batch and goes back to the
+// pool with it.
+func (r *BatchRows) Of(l *Layout) *Row {
+	row := r.take(l.Len())
+	row.layout, row.own, row.n = l, false, 0
+	row.vals = row.vals[:l.Len()]
+	for i := range row.vals {
+		row.vals[i] = absent
 	}
-	m := r.Get(len(src))
-	for k, v := range src {
-		m[k] = v
-	}
-	return m
+	return row
 }
 
-// Len is the number of maps taken through r.
+// Get returns an empty row with a layout of its own and room for n
+// columns, which Set adds: for a decoder whose messages name their
+// columns. It belongs to r's batch and goes back to the pool with it,
+// its layout too.
+func (r *BatchRows) Get(n int) *Row {
+	row := r.take(n)
+	if row.own && row.layout != nil {
+		row.layout.names = row.layout.names[:0]
+		clear(row.layout.index)
+	} else {
+		row.layout, row.own = &Layout{names: make([]string, 0, n)}, true
+	}
+	row.vals, row.n = row.vals[:0], 0
+	return row
+}
+
+// Clone returns a row of r's batch holding src's columns (nil for nil),
+// as Row.Clone does.
+func (r *BatchRows) Clone(src *Row) *Row {
+	if src == nil {
+		return nil
+	}
+	if r == nil || r.pool == nil {
+		return src.Clone()
+	}
+	row := r.take(len(src.vals))
+	row.copyFrom(src)
+	return row
+}
+
+// Len is the number of rows taken through r.
 func (r *BatchRows) Len() int {
 	if r == nil {
 		return 0
@@ -184,11 +210,11 @@ func (r *BatchRows) Len() int {
 	return len(r.taken)
 }
 
-// Recycle clears every map taken through r and gives it back to the pool
+// Recycle clears every row taken through r and gives it back to the pool
 // (those the pool has no room for, or that grew past MaxRow, are left to
 // the collector); none of them may be used afterwards. r is empty then
 // and out of the pool: a second Recycle does nothing, and Get makes new
-// maps that nothing recycles. Call it when r's batch is acked with nil;
+// rows that nothing recycles. Call it when r's batch is acked with nil;
 // see RowPool.
 func (r *BatchRows) Recycle() {
 	if r == nil || r.pool == nil {
@@ -198,12 +224,20 @@ func (r *BatchRows) Recycle() {
 	maxRows, maxEntries, maxRow := p.limits()
 	keep := r.taken[:0]
 	for _, e := range r.taken {
-		// clear keeps the table: the map has room for its most entries
-		e.size = max(e.size, len(e.row))
+		row := e.row
+		e.size = max(e.size, cap(row.vals))
 		if e.size > maxRow {
 			continue
 		}
-		clear(e.row)
+		clear(row.vals[:cap(row.vals)])
+		row.vals, row.n = row.vals[:0], 0
+		if row.own {
+			clear(row.layout.names[:cap(row.layout.names)])
+			row.layout.names = row.layout.names[:0]
+			clear(row.layout.index) // kept: a wide row refills it without regrowing
+		} else {
+			row.layout = nil
+		}
 		keep = append(keep, e)
 	}
 	p.mu.Lock()
@@ -224,13 +258,13 @@ func (r *BatchRows) Recycle() {
 	r.pool, r.taken = nil, nil
 }
 
-// CloneEvents returns a copy of events whose Before and After are maps of
+// CloneEvents returns a copy of events whose Before and After are rows of
 // their own, for a holder that keeps events past their batch's ack (see
-// Batch): the source may reuse the originals' maps then.
+// Batch): the source may reuse the originals' rows then.
 func CloneEvents(events []Event) []Event {
 	out := make([]Event, len(events))
 	for i, ev := range events {
-		ev.Before, ev.After = maps.Clone(ev.Before), maps.Clone(ev.After)
+		ev.Before, ev.After = ev.Before.Clone(), ev.After.Clone()
 		out[i] = ev
 	}
 	return out

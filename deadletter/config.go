@@ -109,17 +109,17 @@ func Renderer(render func(cdc.Event) ([]byte, error), hidden func(db, table stri
 			return render(ev)
 		}
 		keep := func(col string) bool { return !hide(col) || slices.Contains(ev.PK, col) }
-		filter := func(row cdc.Row) cdc.Row {
+		filter := func(row *cdc.Row) *cdc.Row {
 			if row == nil {
 				return nil
 			}
-			out := make(cdc.Row, len(row))
-			for k, v := range row {
+			out := new(cdc.Row)
+			for k, v := range row.All() {
 				switch {
 				case keep(k):
-					out[k] = v
+					out.Set(k, v)
 				case mode == "redact":
-					out[k] = Redacted
+					out.Set(k, Redacted)
 				}
 			}
 			return out

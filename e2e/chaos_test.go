@@ -361,7 +361,7 @@ func disorder(set *changegen.Set, seqs []int) (late, revive int) {
 		}
 		c := &set.Changes[seq]
 		isLate := false
-		touch := func(row cdc.Row, deletes bool) {
+		touch := func(row *cdc.Row, deletes bool) {
 			k := changegen.RedisKey("", c.Table, row)
 			n, ok := newest[k]
 			switch {

@@ -23,7 +23,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -208,8 +207,8 @@ func canalPBPoison(set *changegen.Set) []poison {
 			break
 		}
 	}
-	c.Seq, c.After = 1<<20, maps.Clone(c.After)
-	c.After["id"] = nil
+	c.Seq, c.After = 1<<20, c.After.Clone()
+	c.After.Set("id", nil)
 	return []poison{
 		{good[:len(good)/2], "canal-protobuf"},
 		{good[:len(good)-3], "canal-protobuf"},

@@ -297,7 +297,7 @@ func extJSON(raw bson.Raw) string {
 // expectedDoc is the document the mongo sink must hold for row, built
 // here without the projector: _id (the key's value, or a sub-document of
 // the key columns in key order), then every column in table order.
-func expectedDoc(cols []cdc.Column, pk []string, row cdc.Row, decimal128 bool) (bson.Raw, error) {
+func expectedDoc(cols []cdc.Column, pk []string, row *cdc.Row, decimal128 bool) (bson.Raw, error) {
 	col := func(name string) *cdc.Column {
 		for i := range cols {
 			if cols[i].Name == name {
@@ -308,7 +308,7 @@ func expectedDoc(cols []cdc.Column, pk []string, row cdc.Row, decimal128 bool) (
 	}
 	var id any
 	if len(pk) == 1 {
-		v, err := expectedValue(col(pk[0]), row[pk[0]], decimal128)
+		v, err := expectedValue(col(pk[0]), row.Get(pk[0]), decimal128)
 		if err != nil {
 			return nil, err
 		}
@@ -316,7 +316,7 @@ func expectedDoc(cols []cdc.Column, pk []string, row cdc.Row, decimal128 bool) (
 	} else {
 		d := bson.D{}
 		for _, k := range pk {
-			v, err := expectedValue(col(k), row[k], decimal128)
+			v, err := expectedValue(col(k), row.Get(k), decimal128)
 			if err != nil {
 				return nil, err
 			}
@@ -327,7 +327,7 @@ func expectedDoc(cols []cdc.Column, pk []string, row cdc.Row, decimal128 bool) (
 	doc := bson.D{{Key: "_id", Value: id}}
 	for i := range cols {
 		c := &cols[i]
-		v, ok := row[c.Name]
+		v, ok := row.Lookup(c.Name)
 		if !ok {
 			return nil, fmt.Errorf("row has no column %s", c.Name)
 		}
@@ -500,7 +500,7 @@ func expectedFromSet(set *changegen.Set, decimal128 bool) (map[string]docSet, er
 	return out, nil
 }
 
-func addDoc(docs docSet, cols []cdc.Column, pk []string, row cdc.Row, decimal128 bool) error {
+func addDoc(docs docSet, cols []cdc.Column, pk []string, row *cdc.Row, decimal128 bool) error {
 	raw, err := expectedDoc(cols, pk, row, decimal128)
 	if err != nil {
 		return err

@@ -20,8 +20,8 @@ func BenchmarkInvalidate(b *testing.B) {
 		evs := make([]cdc.Event, n)
 		for i := range evs {
 			evs[i] = cdc.Event{DB: "shop", Table: "users", Op: cdc.Update, PK: []string{"id"},
-				Before: cdc.Row{"id": int64(i), "email": fmt.Sprintf("U%d@x.org", i), "name": "a"},
-				After:  cdc.Row{"id": int64(i), "email": fmt.Sprintf("U%d@x.org", i), "name": "b"}}
+				Before: cdc.RowOf("id", int64(i), "email", fmt.Sprintf("U%d@x.org", i), "name", "a"),
+				After:  cdc.RowOf("id", int64(i), "email", fmt.Sprintf("U%d@x.org", i), "name", "b")}
 		}
 		return evs
 	}

@@ -95,12 +95,12 @@ func TestCluster(t *testing.T) {
 	var keys []string
 	for i := range 200 {
 		evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Delete,
-			Before: cdc.Row{"id": int64(i), "email": fmt.Sprintf("u%d@x", i)}})
+			Before: cdc.RowOf("id", int64(i), "email", fmt.Sprintf("u%d@x", i))})
 		keys = append(keys, fmt.Sprintf("user:%d", i), fmt.Sprintf("user:email:u%d@x", i), fmt.Sprintf("user:%d:card", i),
 			fmt.Sprintf("{tag}user:%d", i))
 	}
 	// Keys sharing a hash tag go in one multi-key command.
-	evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Delete, Before: cdc.Row{"id": "{tag}"}})
+	evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Delete, Before: cdc.RowOf("id", "{tag}")})
 	cexists := func() int {
 		n := 0
 		for _, k := range keys {

@@ -281,7 +281,7 @@ func collect(ev *cdc.Event, rule *cdc.TableRule[compiled], add func(string, time
 	if len(pk) == 0 {
 		pk = rule.PK
 	}
-	var images [2]cdc.Row
+	var images [2]*cdc.Row
 	switch ev.Op {
 	case cdc.Insert:
 		images[0] = ev.After
@@ -323,10 +323,23 @@ func collect(ev *cdc.Event, rule *cdc.TableRule[compiled], add func(string, time
 // changed reports whether any of cols differs between before and after. A
 // column missing from either image counts as changed (the source may send
 // partial images; evicting is the safe answer).
-func changed(cols []string, before, after cdc.Row) bool {
+func changed(cols []string, before, after *cdc.Row) bool {
+	// The images of a binlog update share the table's layout: a column is
+	// at the same index in both.
+	shared := before.Layout() == after.Layout()
 	for _, c := range cols {
-		a, aok := before[c]
-		b, bok := after[c]
+		i, ok := before.Layout().Index(c)
+		if !ok || i >= before.Width() {
+			return true // missing (see cdc.Row.Lookup for the width)
+		}
+		_, a, aok := before.At(i)
+		var b cdc.Value
+		var bok bool
+		if shared && i < after.Width() {
+			_, b, bok = after.At(i)
+		} else {
+			b, bok = after.Lookup(c)
+		}
 		if !aok || !bok || !sameValue(a, b) {
 			return true
 		}

@@ -38,10 +38,26 @@ func TestKeys(t *testing.T) {
 		{Key: "user:email:{email|lower}"},
 		{Key: "org:{org_id}:members", WhenChanged: []string{"org_id"}},
 	}}
-	old := cdc.Row{"id": int64(7), "email": "Ann@X.org", "org_id": int64(1), "name": "Ann"}
-	renamed := cdc.Row{"id": int64(7), "email": "Ann@X.org", "org_id": int64(1), "name": "Anna"}
-	moved := cdc.Row{"id": int64(7), "email": "ann@y.org", "org_id": int64(2), "name": "Ann"}
-	noMail := cdc.Row{"id": int64(7), "email": nil, "org_id": int64(1), "name": "Ann"}
+	old := cdc.RowOf("id", int64(7), "email", "Ann@X.org", "org_id", int64(1), "name", "Ann")
+	renamed := cdc.RowOf("id", int64(7), "email", "Ann@X.org", "org_id", int64(1), "name", "Anna")
+	moved := cdc.RowOf("id", int64(7), "email", "ann@y.org", "org_id", int64(2), "name", "Ann")
+	noMail := cdc.RowOf("id", int64(7), "email", nil, "org_id", int64(1), "name", "Ann")
+	// The images of a binlog update share their table's layout; org nil
+	// leaves org_id out of the image.
+	layout, err := cdc.NewLayout([]string{"id", "email", "org_id", "name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := func(email string, org any, name string) *cdc.Row {
+		row := cdc.NewRow(layout)
+		row.SetAt(0, int64(7))
+		row.SetAt(1, email)
+		if org != nil {
+			row.SetAt(2, org)
+		}
+		row.SetAt(3, name)
+		return row
+	}
 
 	tests := []struct {
 		name string
@@ -75,6 +91,16 @@ func TestKeys(t *testing.T) {
 			want: []string{"user:7", "user:email:ann@x.org"},
 		},
 		{
+			name: "when_changed on images sharing a layout",
+			tc:   users,
+			evs: []cdc.Event{
+				{DB: "shop", Table: "users", Op: cdc.Update, Before: shared("a@x", int64(1), "Ann"), After: shared("a@x", int64(1), "Anna")},
+				{DB: "shop", Table: "users", Op: cdc.Update, Before: shared("a@x", int64(1), "Ann"), After: shared("a@x", int64(3), "Ann")},
+				{DB: "shop", Table: "users", Op: cdc.Update, Before: shared("b@x", int64(4), "Ann"), After: shared("b@x", nil, "Ann")},
+			},
+			want: []string{"user:7", "user:email:a@x", "org:1:members", "org:3:members", "user:email:b@x", "org:4:members"},
+		},
+		{
 			name: "when_changed column not in template",
 			tc:   TableConfig{Keys: []KeySpec{{Key: "user:{id}:card", WhenChanged: []string{"name", "email"}}}},
 			evs: []cdc.Event{
@@ -94,7 +120,7 @@ func TestKeys(t *testing.T) {
 			tc:   TableConfig{Keys: []KeySpec{{Key: "user:{id}", WhenChanged: []string{"name"}}}},
 			evs: []cdc.Event{
 				{DB: "shop", Table: "users", Op: cdc.Insert, After: old},
-				{DB: "shop", Table: "users", Op: cdc.Delete, Before: cdc.Row{"id": int64(8)}},
+				{DB: "shop", Table: "users", Op: cdc.Delete, Before: cdc.RowOf("id", int64(8))},
 			},
 			want: []string{"user:7", "user:8"},
 		},
@@ -107,7 +133,7 @@ func TestKeys(t *testing.T) {
 		{
 			name: "missing column is like NULL",
 			tc:   users,
-			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.Row{"id": int64(9)}}},
+			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.RowOf("id", int64(9))}},
 			want: []string{"user:9"},
 		},
 		{
@@ -129,8 +155,7 @@ func TestKeys(t *testing.T) {
 				{Key: "city:{profile|json:addr.city|lower}"},
 			}},
 			evs: []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, PK: []string{"id", "org_id"},
-				After: cdc.Row{"id": int64(7), "org_id": int64(1), "email": " ann@x.org ",
-					"profile": cdc.JSON(`{"addr":{"city":"Oslo"}}`)}}},
+				After: cdc.RowOf("id", int64(7), "org_id", int64(1), "email", " ann@x.org ", "profile", cdc.JSON(`{"addr":{"city":"Oslo"}}`))}},
 			want: []string{"shop_users_7:1", "e:ANN@X.ORG", "h:d249273c41f89b03bc92f5bf33fa4b96", "city:oslo"},
 		},
 		{
@@ -138,26 +163,26 @@ func TestKeys(t *testing.T) {
 			tc:   TableConfig{Keys: []KeySpec{{Key: "k:{b}:{t}:{d}"}}},
 			evs: []cdc.Event{{DB: "shop", Table: "t", Op: cdc.Insert,
 				Columns: []cdc.Column{cdc.ParseColumnType("t", "datetime"), cdc.ParseColumnType("d", "decimal(5,2)")},
-				After:   cdc.Row{"b": []byte("ab"), "t": time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), "d": cdc.Decimal("1.50")}}},
+				After:   cdc.RowOf("b", []byte("ab"), "t", time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), "d", cdc.Decimal("1.50"))}},
 			want: []string{"k:ab:2024-01-02 03:04:05:1.50"},
 		},
 		{
 			name: "render error other than NULL fails the event, other keys still go",
 			tc:   TableConfig{Keys: []KeySpec{{Key: "user:{id}"}, {Key: "x:{profile|json:a}"}}},
-			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.Row{"id": int64(1), "profile": "not json"}}},
+			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.RowOf("id", int64(1), "profile", "not json")}},
 			want: []string{"user:1"},
 			err:  "not JSON",
 		},
 		{
 			name: "json path absent is NULL, not an error",
 			tc:   TableConfig{Keys: []KeySpec{{Key: "x:{profile|json:a}"}}},
-			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.Row{"profile": cdc.JSON(`{"b":1}`)}}},
+			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.RowOf("profile", cdc.JSON(`{"b":1}`))}},
 			want: nil,
 		},
 		{
 			name: "pk from rule when event has none; {pk} without pk is an error",
 			tc:   TableConfig{Keys: []KeySpec{{Key: "p:{pk}"}}},
-			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Delete, Before: cdc.Row{"id": int64(3)}}},
+			evs:  []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Delete, Before: cdc.RowOf("id", int64(3))}},
 			want: []string{"p:3"},
 		},
 		{

@@ -339,8 +339,8 @@ func raceWrite(ctx context.Context, db *sql.DB, c *goredis.Client, schema string
 		return err
 	}
 	ev := cdc.Event{DB: schema, Table: "users", Op: cdc.Update, PK: []string{"id"},
-		Before: cdc.Row{"id": int64(id), "email": email, "name": oldName, "v": v},
-		After:  cdc.Row{"id": int64(id), "email": email, "name": name, "v": v + 1}}
+		Before: cdc.RowOf("id", int64(id), "email", email, "name", oldName, "v", v),
+		After:  cdc.RowOf("id", int64(id), "email", email, "name", name, "v", v+1)}
 	commitMu.Lock()
 	err = tx.Commit()
 	if err == nil && variant != variantAppDelete {

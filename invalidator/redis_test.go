@@ -142,12 +142,12 @@ func TestApply(t *testing.T) {
 			evs := []cdc.Event{
 				// email changes: old and new email keys go; name unchanged: card stays.
 				{DB: "shop", Table: "users", Op: cdc.Update,
-					Before: cdc.Row{"id": int64(1), "email": "A@x", "name": "a"},
-					After:  cdc.Row{"id": int64(1), "email": "b@x", "name": "a"}},
+					Before: cdc.RowOf("id", int64(1), "email", "A@x", "name", "a"),
+					After:  cdc.RowOf("id", int64(1), "email", "b@x", "name", "a")},
 				// other table: ignored.
-				{DB: "shop", Table: "orders", Op: cdc.Delete, Before: cdc.Row{"id": int64(2)}},
+				{DB: "shop", Table: "orders", Op: cdc.Delete, Before: cdc.RowOf("id", int64(2))},
 				// NULL email: no email key, no error.
-				{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.Row{"id": int64(2), "email": nil, "name": "c"}},
+				{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.RowOf("id", int64(2), "email", nil, "name", "c")},
 			}
 			if err := v.Apply(context.Background(), evs); err != nil {
 				t.Fatal(err)
@@ -172,8 +172,8 @@ func TestApplyBatchError(t *testing.T) {
 	v := newInvalidator(t, c, Config{}, usersRule(p, 0))
 	setAll(t, c, p+"user:1", p+"user:2")
 	err := v.Apply(context.Background(), []cdc.Event{
-		{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.Row{"id": int64(1)}},
-		{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.Row{"id": int64(2), "profile": "{not json"}},
+		{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.RowOf("id", int64(1))},
+		{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.RowOf("id", int64(2), "profile", "{not json")},
 	})
 	var be *cdc.BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[1] == nil {
@@ -187,7 +187,7 @@ func TestApplyBatchError(t *testing.T) {
 func TestApplyRedisDown(t *testing.T) {
 	v := newInvalidator(t, newClientNoDial(t), Config{}, usersRule("x:", time.Second))
 	err := v.Apply(context.Background(), []cdc.Event{
-		{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.Row{"id": int64(1)}},
+		{DB: "shop", Table: "users", Op: cdc.Insert, After: cdc.RowOf("id", int64(1))},
 	})
 	var be *cdc.BatchError
 	if err == nil || errors.As(err, &be) {
@@ -249,8 +249,8 @@ func TestBroadcast(t *testing.T) {
 	go func() { done <- v.Run(ctx) }()
 
 	err := v.Apply(context.Background(), []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Update,
-		Before: cdc.Row{"id": int64(1), "email": "a@x", "name": "a"},
-		After:  cdc.Row{"id": int64(1), "email": "b@x\n" + p + "user:2", "name": "b"}}})
+		Before: cdc.RowOf("id", int64(1), "email", "a@x", "name", "a"),
+		After:  cdc.RowOf("id", int64(1), "email", "b@x\n"+p+"user:2", "name", "b")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestDelayedDelete(t *testing.T) {
 			var keys []string
 			for i := range 10 {
 				evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Delete,
-					Before: cdc.Row{"id": int64(i), "email": fmt.Sprintf("u%d@x", i)}})
+					Before: cdc.RowOf("id", int64(i), "email", fmt.Sprintf("u%d@x", i))})
 				keys = append(keys, fmt.Sprintf("%suser:%d", p, i), fmt.Sprintf("%suser:email:u%d@x", p, i),
 					fmt.Sprintf("%suser:%d:card", p, i))
 			}
@@ -358,7 +358,7 @@ func TestDelayedSurvivesRestart(t *testing.T) {
 	first := newInvalidator(t, c, cfg, usersRule(p, 100*time.Millisecond))
 	keys := []string{p + "user:1", p + "user:email:a@x", p + "user:1:card"}
 	if err := first.Apply(context.Background(), []cdc.Event{{DB: "shop", Table: "users", Op: cdc.Delete,
-		Before: cdc.Row{"id": int64(1), "email": "a@x"}}}); err != nil {
+		Before: cdc.RowOf("id", int64(1), "email", "a@x")}}); err != nil {
 		t.Fatal(err)
 	}
 	// first never runs its scheduler: it "crashed". A leased key of a
@@ -425,7 +425,7 @@ func TestBackfilledRows(t *testing.T) {
 			}}
 			v := newInvalidator(t, c, Config{}, rules)
 			setAll(t, c, p+"user:1")
-			ev := cdc.Event{DB: "shop", Table: "users", Op: cdc.Insert, Read: true, After: cdc.Row{"id": int64(1)}}
+			ev := cdc.Event{DB: "shop", Table: "users", Op: cdc.Insert, Read: true, After: cdc.RowOf("id", int64(1))}
 			if err := v.Apply(context.Background(), []cdc.Event{ev}); err != nil {
 				t.Fatal(err)
 			}

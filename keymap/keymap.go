@@ -7,6 +7,11 @@
 // output) and json:PATH (pick a value out of a JSON column: json:a.b[0]).
 // "{{" and "}}" stand for literal braces. Rendering is pure and allocates
 // only the result.
+//
+// A template remembers where in its rows' layout it last found each column
+// it reads (a hint per column, checked against the column name before it
+// is used), so that rendering the rows of one table reads the key columns
+// by index instead of looking each up by name.
 package keymap
 
 import (
@@ -17,8 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/rowsync/rowsync/cdc"
 )
@@ -27,12 +34,26 @@ import (
 // absent from the row: such a key cannot be named.
 var ErrNull = errors.New("column is NULL or missing")
 
-// Template is a parsed key template. It is immutable and safe for
-// concurrent use.
+// Template is a parsed key template. It is safe for concurrent use: the
+// only state it changes is its hints, which change where it looks for a
+// column first, never what it renders.
 type Template struct {
 	raw   string
 	parts []part
+	// at is, for each column part (part.at), where the last row rendered
+	// held the column: its index in the row's layout; pkAt is the same
+	// for the first primary-key columns. A hint is only a first guess,
+	// used when the row's column there has that name, so it need not be
+	// keyed by layout: rows of one table hit it, a row of another shape
+	// (or a pooled row whose layout was reused, see cdc.RowPool) misses
+	// and looks the name up.
+	at   []atomic.Int32
+	pkAt [pkHints]atomic.Int32
 }
+
+// pkHints is the number of primary-key columns a template keeps hints
+// for; further ones are looked up by name.
+const pkHints = 4
 
 type partKind uint8
 
@@ -48,6 +69,7 @@ type part struct {
 	kind    partKind
 	text    string // literal text or column name
 	filters []filter
+	at      int // column: its hint in Template.at
 }
 
 type filter func(string) (string, error)
@@ -93,6 +115,14 @@ func Parse(s string) (*Template, error) {
 		}
 	}
 	flush()
+	n := 0
+	for i := range t.parts {
+		if t.parts[i].kind == column {
+			t.parts[i].at = n
+			n++
+		}
+	}
+	t.at = make([]atomic.Int32, n)
 	return t, nil
 }
 
@@ -219,7 +249,7 @@ func (t *Template) CheckColumns(known []string) error {
 type Input struct {
 	DB, Table string
 	PK        []string // primary-key column names in key order
-	Row       cdc.Row
+	Row       *cdc.Row
 	Columns   []cdc.Column // optional: types for value text
 }
 
@@ -239,7 +269,8 @@ func (t *Template) Render(in Input) (string, error) {
 // AppendRender appends the rendered key to b, for a caller that keeps
 // keys in a buffer of its own; on error b's content is unspecified.
 func (t *Template) AppendRender(b []byte, in Input) ([]byte, error) {
-	for _, p := range t.parts {
+	for pi := range t.parts {
+		p := &t.parts[pi]
 		var s string
 		switch p.kind {
 		case literal:
@@ -255,25 +286,26 @@ func (t *Template) AppendRender(b []byte, in Input) ([]byte, error) {
 			}
 			if len(p.filters) == 0 {
 				var err error
-				if b, err = appendPK(b, in); err != nil {
+				if b, err = t.appendPK(b, in); err != nil {
 					return b, err
 				}
 				continue
 			}
-			kb, err := appendPK(nil, in)
+			kb, err := t.appendPK(nil, in)
 			if err != nil {
 				return b, err
 			}
 			s = string(kb)
 		case column:
+			hint := &t.at[p.at]
 			if len(p.filters) == 0 {
 				var err error
-				if b, err = appendValue(b, in, p.text); err != nil {
+				if b, err = appendValue(b, in, p.text, hint); err != nil {
 					return b, err
 				}
 				continue
 			}
-			v, err := valueText(in, p.text)
+			v, err := valueText(in, p.text, hint)
 			if err != nil {
 				return b, err
 			}
@@ -291,11 +323,16 @@ func (t *Template) AppendRender(b []byte, in Input) ([]byte, error) {
 }
 
 // value returns the value of column name and its description (nil when
-// the event has none), or ErrNull when it is NULL or absent.
-func value(in Input, name string) (*cdc.Column, cdc.Value, error) {
-	v, ok := in.Row[name]
+// the event has none), or ErrNull when it is NULL or absent. hint is where
+// the column was in the last row: see Template.at.
+func value(in Input, name string, hint *atomic.Int32) (*cdc.Column, cdc.Value, error) {
+	i, v, ok := lookup(in.Row, name, hint)
 	if !ok || v == nil {
 		return nil, nil, fmt.Errorf("column %q: %w", name, ErrNull)
+	}
+	// The event's columns are usually the layout's, in its order.
+	if i < len(in.Columns) && in.Columns[i].Name == name {
+		return &in.Columns[i], v, nil
 	}
 	for i := range in.Columns {
 		if in.Columns[i].Name == name {
@@ -305,8 +342,29 @@ func value(in Input, name string) (*cdc.Column, cdc.Value, error) {
 	return nil, v, nil
 }
 
-func valueText(in Input, name string) (string, error) {
-	col, v, err := value(in, name)
+// lookup returns the index in row's layout of the column named name and
+// its value, false when row does not carry it. It tries hint's index
+// first and, when the column is elsewhere, moves hint there.
+func lookup(row *cdc.Row, name string, hint *atomic.Int32) (int, cdc.Value, bool) {
+	if i := int(hint.Load()); i < row.Width() {
+		if n, v, ok := row.At(i); n == name {
+			return i, v, ok
+		}
+	}
+	i, ok := row.Layout().Index(name)
+	if !ok || i >= row.Width() {
+		// Beyond the row's values: see cdc.Row.Lookup.
+		return 0, nil, false
+	}
+	if i <= math.MaxInt32 && hint.Load() != int32(i) {
+		hint.Store(int32(i))
+	}
+	_, v, ok := row.At(i)
+	return i, v, ok
+}
+
+func valueText(in Input, name string, hint *atomic.Int32) (string, error) {
+	col, v, err := value(in, name, hint)
 	if err != nil {
 		return "", err
 	}
@@ -315,13 +373,18 @@ func valueText(in Input, name string) (string, error) {
 }
 
 // appendPK appends the primary key's values to b, ':'-separated.
-func appendPK(b []byte, in Input) ([]byte, error) {
+func (t *Template) appendPK(b []byte, in Input) ([]byte, error) {
+	var spare atomic.Int32 // for the key columns past pkAt's
 	for i, c := range in.PK {
 		if i > 0 {
 			b = append(b, ':')
 		}
+		hint := &spare
+		if i < len(t.pkAt) {
+			hint = &t.pkAt[i]
+		}
 		var err error
-		if b, err = appendValue(b, in, c); err != nil {
+		if b, err = appendValue(b, in, c, hint); err != nil {
 			return b, err
 		}
 	}
@@ -329,8 +392,8 @@ func appendPK(b []byte, in Input) ([]byte, error) {
 }
 
 // appendValue appends the text of column name to b.
-func appendValue(b []byte, in Input, name string) ([]byte, error) {
-	col, v, err := value(in, name)
+func appendValue(b []byte, in Input, name string, hint *atomic.Int32) ([]byte, error) {
+	col, v, err := value(in, name, hint)
 	if err != nil {
 		return b, err
 	}

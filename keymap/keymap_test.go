@@ -10,8 +10,7 @@ import (
 )
 
 func TestRender(t *testing.T) {
-	row := cdc.Row{"id": int64(8), "org": int64(3), "email": "  Zoe@Example.COM ", "name": nil,
-		"prefs": cdc.JSON(`{"lang":"de","tags":["a","b"],"n":1.50}`), "at": time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
+	row := cdc.RowOf("id", int64(8), "org", int64(3), "email", "  Zoe@Example.COM ", "name", nil, "prefs", cdc.JSON(`{"lang":"de","tags":["a","b"],"n":1.50}`), "at", time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC))
 	cols := []cdc.Column{cdc.ParseColumnType("at", "datetime")}
 	cases := []struct {
 		tmpl, want string
@@ -96,5 +95,63 @@ func TestIntrospection(t *testing.T) {
 	}
 	if err := tp.CheckColumns([]string{"org_id"}); err == nil || !strings.Contains(err.Error(), `"email"`) {
 		t.Fatalf("CheckColumns = %v", err)
+	}
+}
+
+// TestRenderHints renders one template against rows whose columns sit at
+// other positions each time (rows of other tables, a row whose layout was
+// emptied and refilled as a pooled row's is), from several goroutines: the
+// position a hint remembers must never stand in for a name.
+func TestRenderHints(t *testing.T) {
+	tp := MustParse("{org}/{pk}/{email}")
+	shared, err := cdc.NewLayout([]string{"id", "org", "email", "name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onShared := cdc.NewRow(shared)
+	for i, v := range []cdc.Value{int64(1), int64(2), "a@x", "ann"} {
+		onShared.SetAt(i, v)
+	}
+	reused := cdc.RowOf("email", "b@x", "id", int64(3), "org", int64(4))
+	rows := []struct {
+		row  *cdc.Row
+		pk   []string
+		want string
+	}{
+		{onShared, []string{"id"}, "2/1/a@x"},
+		{cdc.RowOf("email", "c@x", "org", int64(5), "id", int64(6)), []string{"id"}, "5/6/c@x"},
+		{reused, []string{"org", "id"}, "4/4:3/b@x"},
+		{cdc.RowOf("name", "x", "id", int64(7), "org", int64(8), "email", "d@x"), []string{"id"}, "8/7/d@x"},
+	}
+	check := func(t *testing.T) {
+		for _, r := range rows {
+			got, err := tp.Render(Input{DB: "d", Table: "t", PK: r.pk, Row: r.row})
+			if err != nil || got != r.want {
+				t.Errorf("Render(%v) = %q, %v; want %q", r.row, got, err, r.want)
+			}
+		}
+	}
+	check(t)
+	// Same layout object, other columns at the remembered positions.
+	reused.Reset()
+	reused.Set("org", int64(9))
+	reused.Set("email", "e@x")
+	reused.Set("id", int64(10))
+	rows[2].want = "9/9:10/e@x"
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				check(t)
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	// A row missing a column the hint points past.
+	if _, err := tp.Render(Input{PK: []string{"id"}, Row: cdc.RowOf("id", int64(1))}); !errors.Is(err, ErrNull) {
+		t.Errorf("Render(row without org) = %v, want ErrNull", err)
 	}
 }

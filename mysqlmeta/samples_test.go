@@ -75,11 +75,11 @@ func TestSamplesWithSchemaSource(t *testing.T) {
 		if got.Op != want.Op {
 			t.Errorf("op %v, want %v", got.Op, want.Op)
 		}
-		if !reflect.DeepEqual(got.Before, want.Before) {
-			t.Errorf("before\n%#v\ncanal\n%#v", got.Before, want.Before)
+		if !got.Before.Equal(want.Before) {
+			t.Errorf("before\n%#v\ncanal\n%#v", got.Before.Map(), want.Before.Map())
 		}
-		if !reflect.DeepEqual(got.After, want.After) {
-			t.Errorf("after\n%#v\ncanal\n%#v", got.After, want.After)
+		if !got.After.Equal(want.After) {
+			t.Errorf("after\n%#v\ncanal\n%#v", got.After.Map(), want.After.Map())
 		}
 		if !reflect.DeepEqual(got.PK, want.PK) {
 			t.Errorf("pk %v, canal %v", got.PK, want.PK)

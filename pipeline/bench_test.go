@@ -33,9 +33,9 @@ func BenchmarkDispatch(b *testing.B) {
 	mk := func(n int) []cdc.Event {
 		evs := make([]cdc.Event, n)
 		for i := range evs {
-			r := make(cdc.Row, len(cols))
+			r := new(cdc.Row)
 			for j, c := range cols {
-				r[c] = int64(i*10 + j)
+				r.Set(c, int64(i*10+j))
 			}
 			evs[i] = cdc.Event{DB: "shop", Table: "items", Op: cdc.Update, PK: []string{"id"}, Before: r, After: r}
 		}
@@ -87,12 +87,14 @@ func BenchmarkPerEvent(b *testing.B) {
 	cols := []string{"id", "user_id", "sku", "qty", "price", "discount", "status", "note", "created_at", "updated_at"}
 	evs := make([]cdc.Event, perBatch)
 	for i := range evs {
-		before, after := make(cdc.Row, len(cols)), make(cdc.Row, len(cols))
+		before, after := new(cdc.Row), new(cdc.Row)
 		for j, c := range cols {
 			if j%2 == 0 {
-				before[c], after[c] = int64(i*10+j), int64(i*10+j)
+				before.Set(c, int64(i*10+j))
+				after.Set(c, int64(i*10+j))
 			} else {
-				before[c], after[c] = fmt.Sprintf("value-%d", i*10+j), fmt.Sprintf("value-%d", i*10+j+1)
+				before.Set(c, fmt.Sprintf("value-%d", i*10+j))
+				after.Set(c, fmt.Sprintf("value-%d", i*10+j+1))
 			}
 		}
 		evs[i] = cdc.Event{DB: "shop", Table: "items", Op: cdc.Update, PK: []string{"id"}, Before: before, After: after}

@@ -479,7 +479,7 @@ const eventOverhead, valueOverhead = 256, 48
 // (a run ends where the table or the operation changes) and every 64th
 // within a run, and counts each sized event for the ones it stands for:
 // the estimate bounds memory, it need not be exact, and sizing an event
-// (iterating its row maps) stays off the per-row CPU budget. Sizing every
+// (iterating its rows) stays off the per-row CPU budget. Sizing every
 // eighth event, regardless of runs, was 4% of a binlog drain's CPU and
 // could miss a table of wide rows interleaved with a table of narrow ones.
 func batchBytes(events []cdc.Event) int64 {
@@ -503,8 +503,8 @@ func sameRun(a, b *cdc.Event) bool {
 
 func eventBytes(ev *cdc.Event) int64 {
 	n := int64(eventOverhead + len(ev.DB) + len(ev.Table) + len(ev.Pos.Text))
-	for _, row := range [2]cdc.Row{ev.Before, ev.After} {
-		for k, v := range row {
+	for _, row := range [2]*cdc.Row{ev.Before, ev.After} {
+		for k, v := range row.All() {
 			n += valueOverhead + int64(len(k))
 			switch v := v.(type) {
 			case string:
@@ -540,7 +540,7 @@ func keyChanged(ev *cdc.Event) bool {
 	}
 	var ab, bb [32]byte // the key's text, without a string per value
 	for _, c := range ev.PK {
-		va, vb := ev.Before[c], ev.After[c]
+		va, vb := ev.Before.Get(c), ev.After.Get(c)
 		// The common key types compare as themselves: equal values are one
 		// key. Unequal ones are compared by text, which also finds 5 and
 		// "5" one key; a key that really changed is rare.
@@ -581,7 +581,7 @@ func (p *Pipeline) shard(ev *cdc.Event, n int) int {
 	row := ev.Image()
 	for _, c := range ev.PK {
 		var v uint64
-		switch x := row[c].(type) {
+		switch x := row.Get(c).(type) {
 		case int64:
 			v = uint64(x)
 		case string:

@@ -122,12 +122,12 @@ func (s *recordSink) Apply(ctx context.Context, events []cdc.Event) error {
 	}
 	var be cdc.BatchError
 	for i, ev := range events {
-		seq := ev.After["seq"].(int64)
+		seq := ev.After.Get("seq").(int64)
 		if s.poison[seq] {
 			be.Fail(i, fmt.Errorf("poison %d", seq))
 			continue
 		}
-		key := fmt.Sprint(ev.After["id"])
+		key := fmt.Sprint(ev.After.Get("id"))
 		if last, ok := s.lastSeq[key]; ok && last >= seq && s.violation == nil {
 			s.violation = fmt.Errorf("key %s: seq %d applied after %d", key, seq, last)
 		}
@@ -148,7 +148,7 @@ func makeBatches(nBatches, perBatch, keys int) [][]cdc.Event {
 			seq++
 			id := rand.Int64N(int64(keys))
 			evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Update, PK: []string{"id"},
-				After: cdc.Row{"id": id, "seq": seq}, Pos: cdc.Position{Text: fmt.Sprint(seq)}})
+				After: cdc.RowOf("id", id, "seq", seq), Pos: cdc.Position{Text: fmt.Sprint(seq)}})
 		}
 		out = append(out, evs)
 	}
@@ -248,13 +248,13 @@ func TestPermanentFailuresGoToDeadLetterAndStreamGoesOn(t *testing.T) {
 
 func TestKeyChangeIsSplitIntoDeleteAndInsert(t *testing.T) {
 	ev := cdc.Event{DB: "d", Table: "t", Op: cdc.Update, PK: []string{"id"},
-		Before: cdc.Row{"id": int64(1), "v": "a"}, After: cdc.Row{"id": int64(2), "v": "a"}}
+		Before: cdc.RowOf("id", int64(1), "v", "a"), After: cdc.RowOf("id", int64(2), "v", "a")}
 	old, nw, split := splitKeyChange(ev)
-	if !split || old.Op != cdc.Delete || old.Before["id"] != int64(1) || old.After != nil ||
-		nw.Op != cdc.Insert || nw.After["id"] != int64(2) || nw.Before != nil {
+	if !split || old.Op != cdc.Delete || old.Before.Get("id") != int64(1) || old.After != nil ||
+		nw.Op != cdc.Insert || nw.After.Get("id") != int64(2) || nw.Before != nil {
 		t.Fatalf("split = %v %+v %+v", split, old, nw)
 	}
-	ev.After["id"] = int64(1)
+	ev.After.Set("id", int64(1))
 	if _, _, split := splitKeyChange(ev); split {
 		t.Fatal("same key must not split")
 	}
@@ -441,7 +441,7 @@ func TestRouteWantsSelectsTables(t *testing.T) {
 			table = "cache_only"
 		}
 		evs = append(evs, cdc.Event{DB: "shop", Table: table, Op: cdc.Insert, PK: []string{"id"},
-			After: cdc.Row{"id": i, "seq": i}, Pos: cdc.Position{Text: fmt.Sprint(i)}})
+			After: cdc.RowOf("id", i, "seq", i), Pos: cdc.Position{Text: fmt.Sprint(i)}})
 	}
 	src := finiteSource{newSliceSource([][]cdc.Event{evs})}
 	hashes := &recordSink{lastSeq: map[string]int64{}}
@@ -469,9 +469,9 @@ func TestTableLabelsAreBounded(t *testing.T) {
 	var evs []cdc.Event
 	for i := range 50 {
 		evs = append(evs, cdc.Event{DB: "shop", Table: fmt.Sprintf("invented_%d", i), Op: cdc.Insert, PK: []string{"id"},
-			After: cdc.Row{"id": int64(i), "seq": int64(i)}})
+			After: cdc.RowOf("id", int64(i), "seq", int64(i))})
 	}
-	evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(99), "seq": int64(99)}})
+	evs = append(evs, cdc.Event{DB: "shop", Table: "users", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(99), "seq", int64(99))})
 	src := newSliceSource([][]cdc.Event{evs})
 	m := metrics.New()
 	run(t, src, &recordSink{lastSeq: map[string]int64{}}, &deadletter.Memory{}, Options{Metrics: m,
@@ -582,9 +582,9 @@ func TestMaxInFlightBytes(t *testing.T) {
 }
 
 func TestBatchBytes(t *testing.T) {
-	small := cdc.Event{DB: "d", Table: "t", After: cdc.Row{"id": int64(1)}}
-	wide := cdc.Event{DB: "d", Table: "t", Before: cdc.Row{"b": strings.Repeat("x", 1000)},
-		After: cdc.Row{"b": []byte(strings.Repeat("y", 2000)), "j": cdc.JSON(`{"k": 1}`), "d": cdc.Decimal("1.50")}}
+	small := cdc.Event{DB: "d", Table: "t", After: cdc.RowOf("id", int64(1))}
+	wide := cdc.Event{DB: "d", Table: "t", Before: cdc.RowOf("b", strings.Repeat("x", 1000)),
+		After: cdc.RowOf("b", []byte(strings.Repeat("y", 2000)), "j", cdc.JSON(`{"k": 1}`), "d", cdc.Decimal("1.50"))}
 	one := eventBytes(&small)
 	if want := int64(eventOverhead + 2 + valueOverhead + 2); one != want {
 		t.Fatalf("small event %d bytes, want %d", one, want)
@@ -628,7 +628,7 @@ func TestBatchBytes(t *testing.T) {
 
 func TestKeyChanged(t *testing.T) {
 	upd := func(before, after cdc.Value) *cdc.Event {
-		return &cdc.Event{Op: cdc.Update, PK: []string{"k"}, Before: cdc.Row{"k": before, "v": 1}, After: cdc.Row{"k": after, "v": 2}}
+		return &cdc.Event{Op: cdc.Update, PK: []string{"k"}, Before: cdc.RowOf("k", before, "v", 1), After: cdc.RowOf("k", after, "v", 2)}
 	}
 	for _, tc := range []struct {
 		name string
@@ -646,9 +646,9 @@ func TestKeyChanged(t *testing.T) {
 		{"bytes and string of one text", upd([]byte("ab"), "ab"), false},
 		{"other bytes", upd([]byte("ab"), []byte("ac")), true},
 		{"null to value", upd(nil, int64(1)), true},
-		{"insert", &cdc.Event{Op: cdc.Insert, PK: []string{"k"}, After: cdc.Row{"k": int64(1)}}, false},
+		{"insert", &cdc.Event{Op: cdc.Insert, PK: []string{"k"}, After: cdc.RowOf("k", int64(1))}, false},
 		{"second key column changes", &cdc.Event{Op: cdc.Update, PK: []string{"a", "b"},
-			Before: cdc.Row{"a": int64(1), "b": "x"}, After: cdc.Row{"a": int64(1), "b": "y"}}, true},
+			Before: cdc.RowOf("a", int64(1), "b", "x"), After: cdc.RowOf("a", int64(1), "b", "y")}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := keyChanged(tc.ev); got != tc.want {
@@ -694,11 +694,11 @@ type keyRefetcher struct{}
 func (keyRefetcher) Refetch(_ context.Context, events []cdc.Event) ([]cdc.Event, error) {
 	last := map[any]int{}
 	for i, ev := range events {
-		last[ev.After["id"]] = i
+		last[ev.After.Get("id")] = i
 	}
 	var out []cdc.Event
 	for i, ev := range events {
-		if last[ev.After["id"]] == i {
+		if last[ev.After.Get("id")] == i {
 			out = append(out, ev)
 		}
 	}
@@ -737,14 +737,14 @@ func (s *stateSink) Apply(_ context.Context, events []cdc.Event) error {
 	for _, ev := range events {
 		switch ev.Op {
 		case cdc.Delete:
-			delete(s.state, ev.Before["id"].(int64))
+			delete(s.state, ev.Before.Get("id").(int64))
 		case cdc.Update:
-			if ev.Before["id"] != ev.After["id"] && s.violation == nil {
-				s.violation = fmt.Errorf("key change %v -> %v reached the sink unsplit", ev.Before["id"], ev.After["id"])
+			if ev.Before.Get("id") != ev.After.Get("id") && s.violation == nil {
+				s.violation = fmt.Errorf("key change %v -> %v reached the sink unsplit", ev.Before.Get("id"), ev.After.Get("id"))
 			}
 			fallthrough
 		default:
-			s.state[ev.After["id"].(int64)] = ev.After["seq"].(int64)
+			s.state[ev.After.Get("id").(int64)] = ev.After.Get("seq").(int64)
 		}
 	}
 	return nil
@@ -767,10 +767,10 @@ func TestKeyChangesKeepPerKeyOrder(t *testing.T) {
 			seq++
 			id := rand.Int64N(keys)
 			ev := cdc.Event{DB: "shop", Table: "users", Op: cdc.Update, PK: []string{"id"},
-				Before: cdc.Row{"id": id}, After: cdc.Row{"id": id, "seq": seq}, Pos: cdc.Position{Text: fmt.Sprint(seq)}}
+				Before: cdc.RowOf("id", id), After: cdc.RowOf("id", id, "seq", seq), Pos: cdc.Position{Text: fmt.Sprint(seq)}}
 			if rand.IntN(4) == 0 {
 				to := rand.Int64N(keys)
-				ev.After = cdc.Row{"id": to, "seq": seq}
+				ev.After = cdc.RowOf("id", to, "seq", seq)
 				delete(want, id)
 				id = to
 			}
@@ -800,13 +800,13 @@ func TestFilterAndCountByRuns(t *testing.T) {
 		if i%3 == 0 {
 			op = cdc.Update
 		}
-		evs = append(evs, cdc.Event{DB: "d", Table: tb, Op: op, After: cdc.Row{"i": int64(i)}})
+		evs = append(evs, cdc.Event{DB: "d", Table: tb, Op: op, After: cdc.RowOf("i", int64(i))})
 	}
 	asked := 0
 	got := filter(evs, func(db, table string) bool { asked++; return db == "d" && table != "b" })
 	var order []int64
 	for _, ev := range got {
-		order = append(order, ev.After["i"].(int64))
+		order = append(order, ev.After.Get("i").(int64))
 	}
 	if fmt.Sprint(order) != "[0 1 3 4 5 6 9]" || asked > 2*6 {
 		t.Fatalf("filter kept %v asking %d times, want [0 1 3 4 5 6 9] asking at most 12 (twice per run)", order, asked)
@@ -853,7 +853,7 @@ func TestShard(t *testing.T) {
 	}
 	const shards, keys = 4, 20000
 	ev := func(db, table string, key cdc.Value) *cdc.Event {
-		return &cdc.Event{DB: db, Table: table, Op: cdc.Insert, PK: []string{"k"}, After: cdc.Row{"k": key}}
+		return &cdc.Event{DB: db, Table: table, Op: cdc.Insert, PK: []string{"k"}, After: cdc.RowOf("k", key)}
 	}
 	for _, tc := range []struct {
 		name string
@@ -890,7 +890,7 @@ func TestShard(t *testing.T) {
 	}
 	// Multi-column keys: the column order and each column matter.
 	two := func(a, b cdc.Value) *cdc.Event {
-		return &cdc.Event{DB: "d", Table: "t", PK: []string{"a", "b"}, After: cdc.Row{"a": a, "b": b}}
+		return &cdc.Event{DB: "d", Table: "t", PK: []string{"a", "b"}, After: cdc.RowOf("a", a, "b", b)}
 	}
 	counts := make([]int, shards)
 	for i := range keys {

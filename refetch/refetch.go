@@ -143,8 +143,8 @@ type keyState struct {
 	args        []any  // query arguments, in pk order
 	last        int    // input index of the key's last event
 	idx         []int  // every input index of the key
-	firstBefore cdc.Row
-	found       cdc.Row
+	firstBefore *cdc.Row
+	found       *cdc.Row
 	cols        []cdc.Column // definition the row was read with
 	err         error        // permanent failure of this key
 }
@@ -358,9 +358,9 @@ func (r *Refetcher) prepare(ctx context.Context, g *group, events []cdc.Event, b
 }
 
 // eventKey fills vals with the canonical key values of img.
-func eventKey(img cdc.Row, pk []string, pkCols []*cdc.Column, vals []cdc.Value) error {
+func eventKey(img *cdc.Row, pk []string, pkCols []*cdc.Column, vals []cdc.Value) error {
 	for j, name := range pk {
-		v, ok := img[name]
+		v, ok := img.Lookup(name)
 		if !ok || v == nil {
 			return fmt.Errorf("primary key column %q missing or NULL", name)
 		}
@@ -385,7 +385,7 @@ func (ti *tableInfo) stale(g *group, events []cdc.Event) bool {
 			}
 			continue
 		}
-		for name := range ev.Image() {
+		for name := range ev.Image().All() {
 			if _, ok := ti.Index(name); !ok {
 				return true
 			}
@@ -548,7 +548,7 @@ func (r *Refetcher) query(ctx context.Context, c *chunk, ti *tableInfo) error {
 		row, convErr := ti.row(raw)
 		kb.Reset()
 		for j := range pkCols {
-			vals[j] = row[pkCols[j].Name]
+			vals[j] = row.Get(pkCols[j].Name)
 		}
 		writeKey(&kb, pkCols, vals)
 		ks := byKey[kb.String()]
@@ -621,21 +621,22 @@ func (c *chunk) sql(ti *tableInfo, pkCols []*cdc.Column) (string, []any) {
 }
 
 // row types one row read with ti.sel: NULL is nil, everything else goes
-// through cdc.ParseText with the column's type. It returns the row with
-// every column it could convert and the first conversion error.
-func (ti *tableInfo) row(raw []sql.RawBytes) (cdc.Row, error) {
-	row := make(cdc.Row, len(ti.cols))
+// through cdc.ParseText with the column's type. It returns the row, of
+// ti's layout, with every column it could convert and the first
+// conversion error.
+func (ti *tableInfo) row(raw []sql.RawBytes) (*cdc.Row, error) {
+	row := cdc.NewRow(ti.layout)
 	var convErr error
 	for i := range ti.cols {
 		if raw[i] == nil {
-			row[ti.cols[i].Name] = nil
+			row.SetAt(i, nil)
 			continue
 		}
 		v, err := cdc.ParseText(&ti.cols[i], string(raw[i]))
 		if err != nil && convErr == nil {
 			convErr = err
 		}
-		row[ti.cols[i].Name] = v
+		row.SetAt(i, v)
 	}
 	return row, convErr
 }

@@ -3,7 +3,6 @@ package refetch
 import (
 	"errors"
 	"io"
-	"reflect"
 	"slices"
 	"testing"
 
@@ -49,7 +48,7 @@ func TestCursorSeekNextInReadKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 2 || rows[0]["v"] != int64(3) || rows[1]["v"] != int64(4) {
+	if len(rows) != 2 || rows[0].Get("v") != int64(3) || rows[1].Get("v") != int64(4) {
 		t.Fatalf("rows after %q: %v", saved, rows)
 	}
 	if _, _, err := c2.NextIn(ctx, conn, ""); !errors.Is(err, io.EOF) {
@@ -63,19 +62,19 @@ func TestCursorSeekNextInReadKeys(t *testing.T) {
 	if err != nil || len(bad) > 0 {
 		t.Fatal(err, bad)
 	}
-	if len(found) != 1 || found[0]["v"] != int64(3) {
+	if len(found) != 1 || found[0].Get("v") != int64(3) {
 		t.Fatalf("found %v", found)
 	}
-	if want := []cdc.Row{{"a": int64(9), "b": "q"}}; !reflect.DeepEqual(missing, want) {
+	if want := []*cdc.Row{cdc.RowOf("a", int64(9), "b", "q")}; !rowsEqual(missing, want) {
 		t.Fatalf("missing %v, want %v", missing, want)
 	}
 	// the same key from a text source and from a typed one
-	k1, ok1 := c.KeyOf(cdc.Row{"a": "2", "b": "x", "v": nil})
+	k1, ok1 := c.KeyOf(cdc.RowOf("a", "2", "b", "x", "v", nil))
 	k2, ok2 := c.KeyOf(found[0])
 	if !ok1 || !ok2 || k1 != k2 {
 		t.Fatalf("KeyOf: %q %v, %q %v", k1, ok1, k2, ok2)
 	}
-	if _, ok := c.KeyOf(cdc.Row{"a": int64(1)}); ok {
+	if _, ok := c.KeyOf(cdc.RowOf("a", int64(1))); ok {
 		t.Fatal("KeyOf without b worked")
 	}
 

@@ -136,7 +136,7 @@ func (c *Cursor) PK() []string { return c.pk }
 // After an error a keyed cursor may be called again: it reads the same
 // chunk once more. A keyless cursor cannot resume: its scan is gone and
 // every later call fails.
-func (c *Cursor) Next(ctx context.Context) (rows []cdc.Row, bad []BadRow, err error) {
+func (c *Cursor) Next(ctx context.Context) (rows []*cdc.Row, bad []BadRow, err error) {
 	if c.done {
 		return nil, nil, io.EOF
 	}
@@ -155,7 +155,7 @@ type Querier = mysqlmeta.Querier
 // watermarks) with lock appended (" LOCK IN SHARE MODE" for a locking
 // read, "" for none). A table without a primary key is an error wrapping
 // ErrNoKey.
-func (c *Cursor) NextIn(ctx context.Context, q Querier, lock string) (rows []cdc.Row, bad []BadRow, err error) {
+func (c *Cursor) NextIn(ctx context.Context, q Querier, lock string) (rows []*cdc.Row, bad []BadRow, err error) {
 	if len(c.pk) == 0 {
 		return nil, nil, c.wrap(ErrNoKey)
 	}
@@ -201,18 +201,18 @@ func (c *Cursor) Seek(key []string) error {
 }
 
 // keyRow types a key given as text into a row of its key columns.
-func (c *Cursor) keyRow(key []string) (cdc.Row, error) {
+func (c *Cursor) keyRow(key []string) (*cdc.Row, error) {
 	if len(key) != len(c.pk) {
 		return nil, fmt.Errorf("key %q has %d values, the primary key (%s) %d", key, len(key), strings.Join(c.pk, ","), len(c.pk))
 	}
-	row := make(cdc.Row, len(key))
+	row := new(cdc.Row)
 	for j, i := range c.pkIdx {
 		col := &c.ti.cols[i]
 		v, err := cdc.ParseText(col, key[j])
 		if err != nil {
 			return nil, fmt.Errorf("key column %q: %w", col.Name, err)
 		}
-		row[col.Name] = v
+		row.Set(col.Name, v)
 	}
 	return row, nil
 }
@@ -221,7 +221,7 @@ func (c *Cursor) keyRow(key []string) (cdc.Row, error) {
 // compares keys: a key value of another type, "42" from a text source,
 // names the same key as int64(42)), or false when a key column is
 // missing, NULL or not convertible.
-func (c *Cursor) KeyOf(row cdc.Row) (string, bool) {
+func (c *Cursor) KeyOf(row *cdc.Row) (string, bool) {
 	var b strings.Builder
 	if !c.writeKeyOf(&b, row) {
 		return "", false
@@ -229,7 +229,7 @@ func (c *Cursor) KeyOf(row cdc.Row) (string, bool) {
 	return b.String(), true
 }
 
-func (c *Cursor) writeKeyOf(b *strings.Builder, row cdc.Row) bool {
+func (c *Cursor) writeKeyOf(b *strings.Builder, row *cdc.Row) bool {
 	if len(c.pk) == 0 {
 		return false
 	}
@@ -252,7 +252,7 @@ func (c *Cursor) writeKeyOf(b *strings.Builder, row cdc.Row) bool {
 // a key no row has comes back in missing as a row of its key columns, so
 // a caller can delete it from the sinks. A key that cannot be typed for
 // its column is an error wrapping cdc.ErrPermanent.
-func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]string) (found, missing []cdc.Row, bad []BadRow, err error) {
+func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]string) (found, missing []*cdc.Row, bad []BadRow, err error) {
 	if len(c.pk) == 0 {
 		return nil, nil, nil, c.wrap(ErrNoKey)
 	}
@@ -263,7 +263,7 @@ func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]
 	for j, i := range c.pkIdx {
 		cols[j] = &c.ti.cols[i]
 	}
-	want := make(map[string]cdc.Row, len(keys))
+	want := make(map[string]*cdc.Row, len(keys))
 	order := make([]string, 0, len(keys))
 	ch := &chunk{g: &group{k: tableKey{c.db, c.table}, pk: c.pk}}
 	vals := make([]cdc.Value, len(c.pk))
@@ -282,7 +282,7 @@ func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]
 		want[kb.String()] = row
 		order = append(order, kb.String())
 		for j := range c.pk {
-			vals[j] = row[c.pk[j]]
+			vals[j] = row.Get(c.pk[j])
 		}
 		ch.keys = append(ch.keys, &keyState{key: kb.String(), args: queryArgs(cols, vals)})
 	}
@@ -323,7 +323,7 @@ func (c *Cursor) ReadKeys(ctx context.Context, q Querier, lock string, keys [][]
 	return found, missing, bad, nil
 }
 
-func (c *Cursor) nextKeyed(ctx context.Context, db Querier, lock string) ([]cdc.Row, []BadRow, error) {
+func (c *Cursor) nextKeyed(ctx context.Context, db Querier, lock string) ([]*cdc.Row, []BadRow, error) {
 	q, args := c.sel, c.after
 	if c.after != nil {
 		q += " WHERE " + keysetWhere(c.pk)
@@ -337,10 +337,10 @@ func (c *Cursor) nextKeyed(ctx context.Context, db Querier, lock string) ([]cdc.
 		return nil, nil, c.wrap(err)
 	}
 	defer res.Close()
-	var rows []cdc.Row
+	var rows []*cdc.Row
 	var bad []BadRow
 	var last []any
-	var lastRow cdc.Row
+	var lastRow *cdc.Row
 	n := 0
 	for res.Next() {
 		if err := res.Scan(c.dest...); err != nil {
@@ -375,7 +375,7 @@ func (c *Cursor) nextKeyed(ctx context.Context, db Querier, lock string) ([]cdc.
 	c.last = make([]string, len(c.pkIdx)) // a new slice: After's callers keep theirs
 	for j, i := range c.pkIdx {
 		col := &c.ti.cols[i]
-		c.last[j], _ = cdc.FormatText(col, lastRow[col.Name])
+		c.last[j], _ = cdc.FormatText(col, lastRow.Get(col.Name))
 	}
 	return rows, bad, nil
 }
@@ -403,11 +403,11 @@ func keysetWhere(pk []string) string {
 }
 
 // keyArgs returns the arguments of keysetWhere for the key of row.
-func (c *Cursor) keyArgs(row cdc.Row) ([]any, error) {
+func (c *Cursor) keyArgs(row *cdc.Row) ([]any, error) {
 	vals := make([]any, len(c.pk))
 	for j, i := range c.pkIdx {
 		col := &c.ti.cols[i]
-		v, err := keysetArg(col, row[col.Name])
+		v, err := keysetArg(col, row.Get(col.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -458,20 +458,20 @@ func keysetArg(col *cdc.Column, v cdc.Value) (any, error) {
 
 // keyText names a row by its key for logs and the dead letter: "id=7" or
 // "user_id=1,order_no=2".
-func (c *Cursor) keyText(row cdc.Row) string {
+func (c *Cursor) keyText(row *cdc.Row) string {
 	var b strings.Builder
 	for j, i := range c.pkIdx {
 		if j > 0 {
 			b.WriteByte(',')
 		}
 		col := &c.ti.cols[i]
-		s, _ := cdc.FormatText(col, row[col.Name])
+		s, _ := cdc.FormatText(col, row.Get(col.Name))
 		b.WriteString(col.Name + "=" + s)
 	}
 	return b.String()
 }
 
-func (c *Cursor) nextKeyless(ctx context.Context) ([]cdc.Row, []BadRow, error) {
+func (c *Cursor) nextKeyless(ctx context.Context) ([]*cdc.Row, []BadRow, error) {
 	if c.rows == nil {
 		// The scan outlives this call, so it runs on its own context,
 		// cancelled by Close (or by ctx while a call is reading).
@@ -487,7 +487,7 @@ func (c *Cursor) nextKeyless(ctx context.Context) ([]cdc.Row, []BadRow, error) {
 	}
 	stop := context.AfterFunc(ctx, c.cancel)
 	defer stop()
-	var rows []cdc.Row
+	var rows []*cdc.Row
 	var bad []BadRow
 	for len(rows)+len(bad) < c.chunk && c.rows.Next() {
 		if err := c.rows.Scan(c.dest...); err != nil {

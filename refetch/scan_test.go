@@ -14,14 +14,14 @@ import (
 )
 
 // scanAll reads a whole table and returns its rows and the chunk sizes.
-func scanAll(t *testing.T, r *Refetcher, db, table string, chunk int) ([]cdc.Row, []int, *Cursor) {
+func scanAll(t *testing.T, r *Refetcher, db, table string, chunk int) ([]*cdc.Row, []int, *Cursor) {
 	t.Helper()
 	c, err := r.Scan(ctxT(t), db, table, chunk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	var rows []cdc.Row
+	var rows []*cdc.Row
 	var sizes []int
 	for {
 		got, bad, err := c.Next(ctxT(t))
@@ -58,27 +58,37 @@ func TestScanAllTypesEqualsRefetch(t *testing.T) {
 	if !slices.Equal(sizes, []int{2, 1}) {
 		t.Fatalf("chunk sizes = %v, want [2 1]", sizes)
 	}
-	want := []cdc.Row{rowA, rowB1, rowB2} // (1,a) < (1,b) < (2,b)
-	if !reflect.DeepEqual(rows, want) {
+	want := []*cdc.Row{rowA, rowB1, rowB2} // (1,a) < (1,b) < (2,b)
+	if !rowsEqual(rows, want) {
 		for i := range want {
-			for col, v := range want[i] {
-				if i < len(rows) && !reflect.DeepEqual(rows[i][col], v) {
-					t.Errorf("row %d column %s: got %#v (%T), want %#v (%T)", i, col, rows[i][col], rows[i][col], v, v)
+			for col, v := range want[i].All() {
+				if i < len(rows) && !reflect.DeepEqual(rows[i].Get(col), v) {
+					t.Errorf("row %d column %s: got %#v (%T), want %#v (%T)", i, col, rows[i].Get(col), rows[i].Get(col), v, v)
 				}
 			}
 		}
 		t.Fatalf("rows differ: got %d rows", len(rows))
 	}
+	// rows carry the table's columns in ordinal order, all of one layout
+	var names []string
+	for _, col := range c.Columns() {
+		names = append(names, col.Name)
+	}
+	for i, row := range rows {
+		if !slices.Equal(row.Names(), names) || row.Layout() != rows[0].Layout() {
+			t.Errorf("row %d: columns %v (layout %p), want %v (layout %p)", i, row.Names(), row.Layout(), names, rows[0].Layout())
+		}
+	}
 	var evs []cdc.Event
 	for _, row := range rows {
-		evs = append(evs, cdc.Event{DB: s, Table: "all_types", Op: cdc.Insert, PK: c.PK(), After: cdc.Row{"id": row["id"], "code": row["code"]}})
+		evs = append(evs, cdc.Event{DB: s, Table: "all_types", Op: cdc.Insert, PK: c.PK(), After: cdc.RowOf("id", row.Get("id"), "code", row.Get("code"))})
 	}
 	out, err := r.Refetch(ctxT(t), evs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range out {
-		if !reflect.DeepEqual(out[i].After, rows[i]) {
+		if !out[i].After.Equal(rows[i]) {
 			t.Errorf("row %d: scan %v, refetch %v", i, rows[i], out[i].After)
 		}
 		if !reflect.DeepEqual(out[i].Columns, c.Columns()) {
@@ -135,7 +145,7 @@ func TestScanPaginationBoundaries(t *testing.T) {
 				for _, row := range rows {
 					var parts []string
 					for _, c := range strings.Split(tc.order, ", ") {
-						parts = append(parts, fmt.Sprint(row[c]))
+						parts = append(parts, fmt.Sprint(row.Get(c)))
 					}
 					got = append(got, strings.Join(parts, "|"))
 				}
@@ -182,7 +192,7 @@ func TestScanKeyOrders(t *testing.T) {
 			res.Close()
 			var got []int64
 			for _, row := range rows {
-				got = append(got, row["v"].(int64))
+				got = append(got, row.Get("v").(int64))
 			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("rows by v: %v, want the server's order %v", got, want)
@@ -208,7 +218,7 @@ func TestScanKeylessTable(t *testing.T) {
 	}
 	var got []string
 	for _, row := range rows {
-		got = append(got, fmt.Sprint(row["at"], "/", row["msg"]))
+		got = append(got, fmt.Sprint(row.Get("at"), "/", row.Get("msg")))
 	}
 	slices.Sort(got)
 	want := []string{"2024-01-01 00:00:00 +0000 UTC/a", "2024-01-01 00:00:00 +0000 UTC/a", "2024-01-02 00:00:00 +0000 UTC/<nil>",
@@ -255,7 +265,7 @@ func TestScanMissingTableAndCancel(t *testing.T) {
 	}
 	// a keyed cursor resumes after an error
 	rows, _, err := c.Next(ctxT(t))
-	if err != nil || len(rows) != 1 || rows[0]["id"] != int64(1) {
+	if err != nil || len(rows) != 1 || rows[0].Get("id") != int64(1) {
 		t.Fatalf("after the error: %v %v", rows, err)
 	}
 }

@@ -3,6 +3,7 @@ package refetch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -26,7 +27,11 @@ type tableInfo struct {
 	// text protocol sends BIT as raw bytes) and FLOAT widened to DOUBLE
 	// (MariaDB prints FLOAT with 6 significant digits; the widened double
 	// parses back to the exact float32 the binlog carries).
-	sel    string
+	sel string
+	// layout is cols' names, shared by every row read with sel: a row is
+	// filled by index (cdc.Row.SetAt) instead of hashing or scanning for
+	// each column's name, and a sink resolves a column once per layout.
+	layout *cdc.Layout
 	loaded time.Time
 }
 
@@ -83,7 +88,25 @@ func (r *Refetcher) loadTable(ctx context.Context, k tableKey) (*tableInfo, erro
 	if err != nil {
 		return nil, err
 	}
+	ti, err := newTableInfo(t)
+	if err != nil {
+		return nil, fmt.Errorf("table %s.%s: %w", k.db, k.table, err)
+	}
+	return ti, nil
+}
+
+// newTableInfo returns the tableInfo of t: its select list and its rows'
+// layout.
+func newTableInfo(t *cdc.TableDef) (*tableInfo, error) {
 	ti := &tableInfo{TableDef: t, cols: t.Columns, loaded: time.Now()}
+	names := make([]string, len(ti.cols))
+	for i := range ti.cols {
+		names[i] = ti.cols[i].Name
+	}
+	var err error
+	if ti.layout, err = cdc.NewLayout(names); err != nil {
+		return nil, err
+	}
 	var sel strings.Builder
 	for i, c := range ti.cols {
 		if i > 0 {

@@ -32,7 +32,7 @@ type mongoSink struct {
 // idKey encodes an _id (type and bytes) as the projector compares them.
 func idKey(t bson.Type, data []byte) string { return string(rune(t)) + string(data) }
 
-func (s *mongoSink) name(c *check, row cdc.Row, cols []cdc.Column) (string, error) {
+func (s *mongoSink) name(c *check, row *cdc.Row, cols []cdc.Column) (string, error) {
 	id, err := s.im.ID(row, cols, c.pk)
 	if err != nil {
 		return "", err
@@ -44,10 +44,10 @@ func (s *mongoSink) name(c *check, row cdc.Row, cols []cdc.Column) (string, erro
 	return idKey(t, data), nil
 }
 
-func (s *mongoSink) compare(ctx context.Context, c *check, rows []cdc.Row) error {
+func (s *mongoSink) compare(ctx context.Context, c *check, rows []*cdc.Row) error {
 	type want struct {
 		doc bson.Raw
-		row cdc.Row
+		row *cdc.Row
 	}
 	wants := make(map[string]want, len(rows))
 	order := make([]string, 0, len(rows))

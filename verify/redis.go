@@ -30,15 +30,15 @@ type redisSink struct {
 	pattern string
 }
 
-func (s *redisSink) name(c *check, row cdc.Row, cols []cdc.Column) (string, error) {
+func (s *redisSink) name(c *check, row *cdc.Row, cols []cdc.Column) (string, error) {
 	return s.im.Key(row, cols, c.pk)
 }
 
-func (s *redisSink) compare(ctx context.Context, c *check, rows []cdc.Row) error {
+func (s *redisSink) compare(ctx context.Context, c *check, rows []*cdc.Row) error {
 	type want struct {
 		key    string
 		fields map[string]string
-		row    cdc.Row
+		row    *cdc.Row
 	}
 	wants := make([]want, 0, len(rows))
 	for _, row := range rows {
@@ -168,14 +168,14 @@ func (s *redisSink) entries(ctx context.Context, c *check, keys []string) ([]ent
 }
 
 // hashKey returns the primary key a hash holds in its fields.
-func hashKey(vals []any, pk []string) (cdc.Row, error) {
-	row := make(cdc.Row, len(pk))
+func hashKey(vals []any, pk []string) (*cdc.Row, error) {
+	row := new(cdc.Row)
 	for j, v := range vals {
 		s, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf("the hash has no field %s (excluded, or not written)", pk[j])
 		}
-		row[pk[j]] = s
+		row.Set(pk[j], s)
 	}
 	return row, nil
 }

@@ -51,9 +51,9 @@ func (o *owner) run(ctx context.Context) {
 			}
 			evs := make([]cdc.Event, len(st.Keys))
 			for i, k := range st.Keys {
-				row := cdc.Row{}
+				row := cdc.RowOf()
 				for j, c := range o.pk {
-					row[c] = k[j]
+					row.Set(c, k[j])
 				}
 				evs[i] = cdc.Event{DB: st.DB, Table: st.Table, Op: cdc.Update, PK: o.pk, Before: row, After: row}
 			}

@@ -109,20 +109,20 @@ type Options struct {
 type sink interface {
 	// compare looks rows (one MySQL chunk) up in the sink and reports the
 	// missing and different ones.
-	compare(ctx context.Context, c *check, rows []cdc.Row) error
+	compare(ctx context.Context, c *check, rows []*cdc.Row) error
 	// walk calls fn with the sink's entries of the table, at most c.chunk
 	// at a time.
 	walk(ctx context.Context, c *check, fn func([]entry) error) error
 	// name returns the sink's key of row, as entry.key holds it.
-	name(c *check, row cdc.Row, cols []cdc.Column) (string, error)
+	name(c *check, row *cdc.Row, cols []cdc.Column) (string, error)
 }
 
 // entry is one hash or document found in the sink.
 type entry struct {
-	key  string  // as sink.name renders it
-	show string  // as Mismatch.Key prints it
-	pk   cdc.Row // the primary-key values it names; nil when unknown
-	why  error   // why pk is nil
+	key  string   // as sink.name renders it
+	show string   // as Mismatch.Key prints it
+	pk   *cdc.Row // the primary-key values it names; nil when unknown
+	why  error    // why pk is nil
 }
 
 // check is the state of one table's comparison.
@@ -153,13 +153,13 @@ func (c *check) mismatch(m Mismatch) {
 
 // pkText returns row's primary key in MySQL text form; nil when a value
 // is missing.
-func (c *check) pkText(row cdc.Row) []string {
+func (c *check) pkText(row *cdc.Row) []string {
 	if len(c.pk) == 0 {
 		return nil
 	}
 	out := make([]string, len(c.pk))
 	for i, name := range c.pk {
-		v, ok := row[name]
+		v, ok := row.Lookup(name)
 		if !ok || v == nil {
 			return nil
 		}

@@ -75,14 +75,14 @@ func (c *Change) SQL() (string, []any) {
 	name := quoteIdent(t.DB) + "." + quoteIdent(t.Name)
 	var b strings.Builder
 	var args []any
-	where := func(row cdc.Row) {
+	where := func(row *cdc.Row) {
 		b.WriteString(" WHERE ")
 		for i, k := range t.PK {
 			if i > 0 {
 				b.WriteString(" AND ")
 			}
 			b.WriteString(quoteIdent(k) + " = ?")
-			args = append(args, applyArg(t.Column(k), row[k]))
+			args = append(args, applyArg(t.Column(k), row.Get(k)))
 		}
 	}
 	switch c.Op {
@@ -93,7 +93,7 @@ func (c *Change) SQL() (string, []any) {
 				b.WriteString(", ")
 			}
 			b.WriteString(quoteIdent(t.cols[i].Name))
-			args = append(args, applyArg(&t.cols[i], c.After[t.cols[i].Name]))
+			args = append(args, applyArg(&t.cols[i], c.After.Get(t.cols[i].Name)))
 		}
 		b.WriteString(") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ") + ")")
 	case cdc.Update:
@@ -103,7 +103,7 @@ func (c *Change) SQL() (string, []any) {
 				b.WriteString(", ")
 			}
 			b.WriteString(quoteIdent(t.cols[i].Name) + " = ?")
-			args = append(args, applyArg(&t.cols[i], c.After[t.cols[i].Name]))
+			args = append(args, applyArg(&t.cols[i], c.After.Get(t.cols[i].Name)))
 		}
 		where(c.Before)
 	case cdc.Delete:

@@ -140,11 +140,11 @@ type canalFlat struct {
 
 // canalRow is the canal text of every column of row, in table order; nil
 // for NULL.
-func canalRow(t *Table, row cdc.Row) []*string {
+func canalRow(t *Table, row *cdc.Row) []*string {
 	out := make([]*string, len(t.cols))
 	for i := range t.cols {
 		c := &t.cols[i]
-		if s, ok := canalText(c, row[c.Name]); ok {
+		if s, ok := canalText(c, row.Get(c.Name)); ok {
 			out[i] = &s
 		}
 	}
@@ -191,7 +191,7 @@ func CanalJSON(c *Change) []byte {
 	img := c.Image()
 	m.MysqlType = canalObject(t, nil, func(i int) []byte { return jsonString(t.Defs[i].Type) })
 	m.SQLType = canalObject(t, nil, func(i int) []byte {
-		return strconv.AppendInt(nil, int64(canalSQLType(&t.cols[i], img[t.cols[i].Name])), 10)
+		return strconv.AppendInt(nil, int64(canalSQLType(&t.cols[i], img.Get(t.cols[i].Name))), 10)
 	})
 	after := canalRow(t, img)
 	m.Data = []json.RawMessage{canalObject(t, nil, func(i int) []byte { return canalValue(after[i]) })}
@@ -243,10 +243,10 @@ func pbBool(b []byte, num protowire.Number, v bool) []byte {
 
 // pbColumns encodes row as canal Column messages; changed is nil for
 // before images (updated=false) and INSERT after images (updated=true).
-func pbColumns(b []byte, field protowire.Number, t *Table, row cdc.Row, updated func(string) bool) []byte {
+func pbColumns(b []byte, field protowire.Number, t *Table, row *cdc.Row, updated func(string) bool) []byte {
 	for i := range t.cols {
 		col := &t.cols[i]
-		v := row[col.Name]
+		v := row.Get(col.Name)
 		var cb []byte
 		cb = pbVarint(cb, 1, uint64(i))
 		cb = pbVarint(cb, 2, uint64(int64(canalSQLType(col, v)))) // negative: 10-byte varint
@@ -316,8 +316,8 @@ func CanalProtobuf(c *Change) []byte {
 		rd = pbColumns(rd, 1, t, c.Before, func(string) bool { return false })
 		rd = pbColumns(rd, 2, t, c.After, func(name string) bool {
 			col := t.Column(name)
-			a, aok := canalText(col, c.After[name])
-			b, bok := canalText(col, c.Before[name])
+			a, aok := canalText(col, c.After.Get(name))
+			b, bok := canalText(col, c.Before.Get(name))
 			return a != b || aok != bok
 		})
 	}

@@ -148,7 +148,7 @@ func unscaledBytes(s string) []byte {
 	return b
 }
 
-func debeziumRow(t *Table, row cdc.Row) json.RawMessage {
+func debeziumRow(t *Table, row *cdc.Row) json.RawMessage {
 	if row == nil {
 		return json.RawMessage("null")
 	}
@@ -161,7 +161,7 @@ func debeziumRow(t *Table, row cdc.Row) json.RawMessage {
 		}
 		b.Write(jsonString(c.Name))
 		b.WriteByte(':')
-		b.Write(marshal(debeziumValue(c, row[c.Name])))
+		b.Write(marshal(debeziumValue(c, row.Get(c.Name))))
 	}
 	b.WriteByte('}')
 	return b.Bytes()
@@ -237,7 +237,7 @@ func newDebeziumSchema(t *Table) [2]json.RawMessage {
 // cannot be typed by a decoder; see the debezium package doc.
 func Debezium(c *Change, withSchema bool) []Message {
 	t := c.Table
-	rec := func(op string, before, after cdc.Row) Message {
+	rec := func(op string, before, after *cdc.Row) Message {
 		img := after
 		if img == nil {
 			img = before
@@ -282,7 +282,7 @@ func Debezium(c *Change, withSchema bool) []Message {
 }
 
 // keyJSON is the record key payload: the primary-key columns.
-func keyJSON(t *Table, row cdc.Row) []byte {
+func keyJSON(t *Table, row *cdc.Row) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, name := range t.PK {
@@ -291,7 +291,7 @@ func keyJSON(t *Table, row cdc.Row) []byte {
 		}
 		b.Write(jsonString(name))
 		b.WriteByte(':')
-		b.Write(marshal(debeziumValue(t.Column(name), row[name])))
+		b.Write(marshal(debeziumValue(t.Column(name), row.Get(name))))
 	}
 	b.WriteByte('}')
 	return b.Bytes()

@@ -110,8 +110,8 @@ type Change struct {
 	Seq    int // 0-based index in the sequence
 	Table  *Table
 	Op     cdc.Op
-	Before cdc.Row // nil for Insert
-	After  cdc.Row // nil for Delete
+	Before *cdc.Row // nil for Insert
+	After  *cdc.Row // nil for Delete
 	Commit time.Time
 }
 
@@ -119,7 +119,7 @@ type Change struct {
 func (c *Change) Offset() uint64 { return 4 + uint64(c.Seq)*256 }
 
 // Image is After, or Before for a delete.
-func (c *Change) Image() cdc.Row {
+func (c *Change) Image() *cdc.Row {
 	if c.After != nil {
 		return c.After
 	}
@@ -168,7 +168,7 @@ type Set struct {
 	Tables  []*Table
 	Changes []Change
 	// Final holds each table's rows after the last change, by KeyOf.
-	Final map[*Table]map[string]cdc.Row
+	Final map[*Table]map[string]*cdc.Row
 }
 
 // Generate builds a change sequence. It is deterministic in cfg.
@@ -181,7 +181,7 @@ func Generate(cfg Config) *Set {
 	}
 	g := &generator{rnd: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), cfg: cfg,
 		base: baseTime}
-	set := &Set{Config: cfg, Final: map[*Table]map[string]cdc.Row{}}
+	set := &Set{Config: cfg, Final: map[*Table]map[string]*cdc.Row{}}
 	for _, t := range Tables {
 		if len(cfg.Tables) == 0 || slices.Contains(cfg.Tables, t.Name) {
 			set.Tables = append(set.Tables, t.inDB(cfg.DB))
@@ -191,7 +191,7 @@ func Generate(cfg Config) *Set {
 		panic(fmt.Sprintf("changegen: no table among %v", cfg.Tables))
 	}
 	for _, t := range set.Tables {
-		g.state = append(g.state, &tableState{t: t, rows: map[string]cdc.Row{}, idx: map[string]int{}})
+		g.state = append(g.state, &tableState{t: t, rows: map[string]*cdc.Row{}, idx: map[string]int{}})
 	}
 	if len(g.state) == 1 {
 		g.state[0].limit = cfg.Keys
@@ -210,15 +210,15 @@ func Generate(cfg Config) *Set {
 
 type tableState struct {
 	t     *Table
-	limit int                // how many keys to create before reusing
-	made  int                // fresh keys created so far
-	rows  map[string]cdc.Row // live rows
-	live  []string           // keys of rows, for random picks
-	idx   map[string]int     // key -> index in live
-	dead  []cdc.Row          // deleted rows' pk images, for re-inserts
+	limit int                 // how many keys to create before reusing
+	made  int                 // fresh keys created so far
+	rows  map[string]*cdc.Row // live rows
+	live  []string            // keys of rows, for random picks
+	idx   map[string]int      // key -> index in live
+	dead  []*cdc.Row          // deleted rows' pk images, for re-inserts
 }
 
-func (s *tableState) add(k string, row cdc.Row) {
+func (s *tableState) add(k string, row *cdc.Row) {
 	s.rows[k] = row
 	s.idx[k] = len(s.live)
 	s.live = append(s.live, k)
@@ -250,7 +250,7 @@ func (g *generator) next(seq int) Change {
 	r := g.rnd.Float64()
 	switch {
 	case len(s.live) == 0 || (r < 0.25 && (s.made < s.limit || len(s.dead) > 0)) || len(s.live) < 3:
-		var pk cdc.Row
+		var pk *cdc.Row
 		if s.made >= s.limit && len(s.dead) > 0 || len(s.dead) > 0 && g.rnd.IntN(3) == 0 {
 			i := g.rnd.IntN(len(s.dead))
 			pk = s.dead[i]
@@ -279,8 +279,8 @@ func (g *generator) next(seq int) Change {
 		old := s.rows[k]
 		pk := g.freshPK(s, Partition(s.t, old, g.cfg.Partitions))
 		row := g.mutate(s.t, old)
-		for name, v := range pk {
-			row[name] = v
+		for name, v := range pk.All() {
+			row.Set(name, v)
 		}
 		c.Op, c.Before, c.After = cdc.Update, old, row
 		s.remove(k)
@@ -290,29 +290,29 @@ func (g *generator) next(seq int) Change {
 	return c
 }
 
-func pkOnly(t *Table, row cdc.Row) cdc.Row {
-	pk := cdc.Row{}
+func pkOnly(t *Table, row *cdc.Row) *cdc.Row {
+	pk := cdc.RowOf()
 	for _, c := range t.PK {
-		pk[c] = row[c]
+		pk.Set(c, row.Get(c))
 	}
 	return pk
 }
 
 // freshPK returns a key never used before; with part ≥ 0, one whose
 // Partition is part.
-func (g *generator) freshPK(s *tableState, part int) cdc.Row {
+func (g *generator) freshPK(s *tableState, part int) *cdc.Row {
 	for {
 		g.fresh++
 		n := g.fresh
-		var pk cdc.Row
+		var pk *cdc.Row
 		if s.t.Name == Users.Name {
 			var id cdc.Value = int64(n)
 			if n%41 == 0 { // BIGINT UNSIGNED beyond int64
 				id = uint64(math.MaxUint64) - uint64(n)
 			}
-			pk = cdc.Row{"id": id}
+			pk = cdc.RowOf("id", id)
 		} else {
-			pk = cdc.Row{"shop_id": int64(1 + n%17), "sku": fmt.Sprintf("SKU-%05d-%s", n, []string{"a", "β", "ç"}[n%3])}
+			pk = cdc.RowOf("shop_id", int64(1+n%17), "sku", fmt.Sprintf("SKU-%05d-%s", n, []string{"a", "β", "ç"}[n%3]))
 		}
 		if part < 0 || Partition(s.t, pk, g.cfg.Partitions) == part {
 			s.made++
@@ -334,25 +334,25 @@ var prefsTexts = []string{`{"theme": "dark", "n": 3}`, `{"lang": "fr", "tags": [
 var statuses = []string{"active", "banned", "pending"}
 var tagLabels = []string{"a", "b", "c", "vip"}
 
-func (g *generator) row(t *Table, pk cdc.Row) cdc.Row {
-	row := cdc.Row{}
-	for k, v := range pk {
-		row[k] = v
+func (g *generator) row(t *Table, pk *cdc.Row) *cdc.Row {
+	row := cdc.RowOf()
+	for k, v := range pk.All() {
+		row.Set(k, v)
 	}
 	for _, d := range t.Defs {
 		if t.isPK(d.Name) {
 			continue
 		}
-		row[d.Name] = g.value(t, d)
+		row.Set(d.Name, g.value(t, d))
 	}
 	return row
 }
 
 // mutate returns a copy of row with one to three non-key columns changed.
-func (g *generator) mutate(t *Table, row cdc.Row) cdc.Row {
-	out := cdc.Row{}
-	for k, v := range row {
-		out[k] = v
+func (g *generator) mutate(t *Table, row *cdc.Row) *cdc.Row {
+	out := cdc.RowOf()
+	for k, v := range row.All() {
+		out.Set(k, v)
 	}
 	n := 1 + g.rnd.IntN(3)
 	for range n {
@@ -361,10 +361,10 @@ func (g *generator) mutate(t *Table, row cdc.Row) cdc.Row {
 			continue
 		}
 		if d.Nullable && g.rnd.IntN(4) == 0 {
-			out[d.Name] = nil // set to NULL
+			out.Set(d.Name, nil) // set to NULL
 			continue
 		}
-		out[d.Name] = g.value(t, d)
+		out.Set(d.Name, g.value(t, d))
 	}
 	return out
 }
@@ -444,27 +444,27 @@ func decimal(unscaled int64, scale int) cdc.Decimal {
 
 // KeyOf renders the primary-key values of row joined by ":", the {pk} of
 // a key template.
-func KeyOf(t *Table, row cdc.Row) string {
+func KeyOf(t *Table, row *cdc.Row) string {
 	parts := make([]string, len(t.PK))
 	for i, c := range t.PK {
-		parts[i], _ = cdc.FormatText(t.Column(c), row[c])
+		parts[i], _ = cdc.FormatText(t.Column(c), row.Get(c))
 	}
 	return strings.Join(parts, ":")
 }
 
 // RedisKey is the default redis_hash key "{db}_{table}_{pk}" of row,
 // behind prefix.
-func RedisKey(prefix string, t *Table, row cdc.Row) string {
+func RedisKey(prefix string, t *Table, row *cdc.Row) string {
 	return prefix + t.DB + "_" + t.Name + "_" + KeyOf(t, row)
 }
 
 // Hash is the Redis hash of row: every non-NULL column in MySQL text form
 // (cdc.FormatText), as the redis projector writes it.
-func Hash(t *Table, row cdc.Row) map[string]string {
-	h := make(map[string]string, len(row))
+func Hash(t *Table, row *cdc.Row) map[string]string {
+	h := make(map[string]string, row.Len())
 	for i := range t.cols {
 		c := &t.cols[i]
-		if s, ok := cdc.FormatText(c, row[c.Name]); ok {
+		if s, ok := cdc.FormatText(c, row.Get(c.Name)); ok {
 			h[c.Name] = s
 		}
 	}
@@ -486,13 +486,13 @@ func (s *Set) Expected(prefix string) map[string]map[string]string {
 // Partition is where canal's partitionHash "db.table:$pk$" puts row among n
 // partitions (spec section 3, canal.mq.database.hash=true): the Java
 // String.hashCode of the database XOR that of each key value's text.
-func Partition(t *Table, row cdc.Row, n int) int {
+func Partition(t *Table, row *cdc.Row, n int) int {
 	if n <= 1 {
 		return 0
 	}
 	h := javaHash(t.DB)
 	for _, c := range t.PK {
-		s, _ := canalText(t.Column(c), row[c])
+		s, _ := canalText(t.Column(c), row.Get(c))
 		h ^= javaHash(s)
 	}
 	// Java: Math.abs(Math.abs(h) % n); Math.abs(MinInt32) stays negative

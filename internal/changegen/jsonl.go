@@ -19,7 +19,7 @@ var JSONLLossy = map[string]bool{"score": true, "avatar": true, "status": true, 
 // JSONLLossy.
 func JSONL(c *Change) []byte {
 	t := c.Table
-	obj := func(row cdc.Row) []byte {
+	obj := func(row *cdc.Row) []byte {
 		if row == nil {
 			return []byte(`""`)
 		}
@@ -30,7 +30,7 @@ func JSONL(c *Change) []byte {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			s, _ := canalText(col, row[col.Name])
+			s, _ := canalText(col, row.Get(col.Name))
 			b.Write(jsonString(col.Name))
 			b.WriteByte(':')
 			b.Write(jsonString(s))

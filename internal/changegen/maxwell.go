@@ -52,7 +52,7 @@ func jsonString(s string) json.RawMessage {
 }
 
 // maxwellObject writes the members in table order (Maxwell keeps it).
-func maxwellObject(t *Table, row cdc.Row, only map[string]bool) json.RawMessage {
+func maxwellObject(t *Table, row *cdc.Row, only map[string]bool) json.RawMessage {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	first := true
@@ -67,7 +67,7 @@ func maxwellObject(t *Table, row cdc.Row, only map[string]bool) json.RawMessage 
 		first = false
 		b.Write(jsonString(c.Name))
 		b.WriteByte(':')
-		b.Write(maxwellValue(c, row[c.Name]))
+		b.Write(maxwellValue(c, row.Get(c.Name)))
 	}
 	b.WriteByte('}')
 	return b.Bytes()
@@ -86,7 +86,7 @@ func MaxwellKey(c *Change) []byte {
 		b.WriteByte(',')
 		b.Write(jsonString("pk." + strings.ToLower(name)))
 		b.WriteByte(':')
-		b.Write(maxwellValue(t.Column(name), img[name]))
+		b.Write(maxwellValue(t.Column(name), img.Get(name)))
 	}
 	b.WriteByte('}')
 	return b.Bytes()
@@ -124,7 +124,7 @@ func maxwell(c *Change, withPosition bool) []byte {
 		changed := map[string]bool{}
 		for i := range t.cols {
 			col := &t.cols[i]
-			if !bytes.Equal(maxwellValue(col, c.Before[col.Name]), maxwellValue(col, c.After[col.Name])) {
+			if !bytes.Equal(maxwellValue(col, c.Before.Get(col.Name)), maxwellValue(col, c.After.Get(col.Name))) {
 				changed[col.Name] = true
 			}
 		}

@@ -135,7 +135,7 @@ func TestConfigDB(t *testing.T) {
 	}
 	for i := range a.Changes {
 		ca, cb := &a.Changes[i], &b.Changes[i]
-		if ca.Op != cb.Op || !reflect.DeepEqual(ca.After, cb.After) || !reflect.DeepEqual(ca.Before, cb.Before) {
+		if ca.Op != cb.Op || !ca.After.Equal(cb.After) || !ca.Before.Equal(cb.Before) {
 			t.Fatalf("change %d differs beyond the database name", i)
 		}
 	}

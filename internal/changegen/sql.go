@@ -76,7 +76,7 @@ func (s *Set) LoadFinal(ctx context.Context, db *sql.DB) error {
 			for i, k := range chunk {
 				tuples[i] = tuple
 				for j := range t.cols {
-					args = append(args, sqlArg(&t.cols[j], rows[k][t.cols[j].Name]))
+					args = append(args, sqlArg(&t.cols[j], rows[k].Get(t.cols[j].Name)))
 				}
 			}
 			if _, err := db.ExecContext(ctx, head+strings.Join(tuples, ", "), args...); err != nil {

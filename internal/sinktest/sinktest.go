@@ -71,23 +71,16 @@ var Columns = []cdc.Column{
 }
 
 // Item builds a row of the suite's table; note nil is NULL.
-func Item(id int64, name string, note any) cdc.Row {
-	return cdc.Row{
-		"id":      id,
-		"name":    name,
-		"price":   cdc.Decimal(fmt.Sprintf("%d.%02d", 1000000+id, id%100)),
-		"note":    note,
-		"created": time.Date(2024, 2, 29, 23, 59, 58, 123_000_000, time.UTC).Add(time.Duration(id) * time.Second),
-		"data":    []byte{0, 0xff, byte(id), '\n'},
-	}
+func Item(id int64, name string, note any) *cdc.Row {
+	return cdc.RowOf("id", id, "name", name, "price", cdc.Decimal(fmt.Sprintf("%d.%02d", 1000000+id, id%100)), "note", note, "created", time.Date(2024, 2, 29, 23, 59, 58, 123_000_000, time.UTC).Add(time.Duration(id)*time.Second), "data", []byte{0, 0xff, byte(id), '\n'})
 }
 
 // Text renders row the way Read reports it: non-NULL columns as MySQL text.
-func Text(row cdc.Row) map[string]string {
+func Text(row *cdc.Row) map[string]string {
 	out := map[string]string{}
 	for i := range Columns {
 		c := &Columns[i]
-		if s, ok := cdc.FormatText(c, row[c.Name]); ok {
+		if s, ok := cdc.FormatText(c, row.Get(c.Name)); ok {
 			out[c.Name] = s
 		}
 	}
@@ -144,14 +137,14 @@ func (c *caseT) next() cdc.Position {
 	return cdc.Position{Version: c.ver, Text: "sinktest:" + strconv.FormatUint(c.ver, 10)}
 }
 
-func (c *caseT) event(op cdc.Op, before, after cdc.Row) cdc.Event {
+func (c *caseT) event(op cdc.Op, before, after *cdc.Row) cdc.Event {
 	return cdc.Event{DB: c.db, Table: Table, Op: op, PK: []string{"id"}, Before: before, After: after,
 		Columns: Columns, Commit: time.Unix(1700000000, 0).UTC(), Pos: c.next()}
 }
 
-func (c *caseT) ins(row cdc.Row) cdc.Event           { return c.event(cdc.Insert, nil, row) }
-func (c *caseT) upd(before, after cdc.Row) cdc.Event { return c.event(cdc.Update, before, after) }
-func (c *caseT) del(row cdc.Row) cdc.Event           { return c.event(cdc.Delete, row, nil) }
+func (c *caseT) ins(row *cdc.Row) cdc.Event           { return c.event(cdc.Insert, nil, row) }
+func (c *caseT) upd(before, after *cdc.Row) cdc.Event { return c.event(cdc.Update, before, after) }
+func (c *caseT) del(row *cdc.Row) cdc.Event           { return c.event(cdc.Delete, row, nil) }
 
 // apply applies events and fails the test on any error.
 func (c *caseT) apply(events ...cdc.Event) {
@@ -162,7 +155,7 @@ func (c *caseT) apply(events ...cdc.Event) {
 }
 
 // want checks the stored row id: absent when row is nil.
-func (c *caseT) want(id int64, row cdc.Row) {
+func (c *caseT) want(id int64, row *cdc.Row) {
 	c.Helper()
 	got, ok := c.h.Read(c.T, c.db, Table, []string{strconv.FormatInt(id, 10)})
 	switch {
@@ -238,7 +231,7 @@ func lifecycleAcross(c *caseT) {
 func updateSetsNull(c *caseT) {
 	c.apply(c.ins(Item(1, "a", "note")))
 	after := Item(1, "a", nil)
-	after["data"] = nil
+	after.Set("data", nil)
 	c.apply(c.upd(Item(1, "a", "note"), after))
 	c.want(1, after)
 	if got, _ := c.h.Read(c.T, c.db, Table, []string{"1"}); got != nil {
@@ -296,7 +289,7 @@ func cancelledContext(c *caseT) {
 
 func missingKeyFailsAlone(c *caseT) {
 	bad := Item(2, "nokey", nil)
-	delete(bad, "id")
+	bad.Delete("id")
 	err := c.sink.Apply(c.Context(), []cdc.Event{c.ins(Item(1, "a", nil)), c.ins(bad), c.ins(Item(3, "c", nil))})
 	var be *cdc.BatchError
 	if !errors.As(err, &be) {

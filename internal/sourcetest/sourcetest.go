@@ -1,7 +1,7 @@
 // Package sourcetest checks a cdc.Source against the memory part of
 // cdc.Batch's contract: a batch's events stay as they were handed out
 // until the batch is acked, however many later batches the source
-// decodes meanwhile (into row maps it recycled from batches acked
+// decodes meanwhile (into rows it recycled from batches acked
 // before, cdc.RowPool).
 package sourcetest
 
@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -33,7 +34,7 @@ func Held(ctx context.Context, t testing.TB, src cdc.Source, n, hold int) []cdc.
 	go func() {
 		var first error
 		for h := range toAck {
-			if first == nil && !reflect.DeepEqual(h.b.Events, h.copy) {
+			if first == nil && !SameEvents(h.b.Events, h.copy) {
 				first = fmt.Errorf("batch %d changed before its ack:\n now %+v\nread %+v", h.seq, h.b.Events, h.copy)
 			}
 			if err := h.b.Ack(ctx, nil); err != nil && first == nil {
@@ -72,4 +73,20 @@ func Held(ctx context.Context, t testing.TB, src cdc.Source, n, hold int) []cdc.
 		t.Fatal(err)
 	}
 	return out
+}
+
+// SameEvent reports whether a and b are the same change: every field
+// equal as reflect.DeepEqual compares it, the row images as cdc.Row.Equal
+// does (whatever their layouts, column order and pooling).
+func SameEvent(a, b cdc.Event) bool {
+	if !a.Before.Equal(b.Before) || !a.After.Equal(b.After) {
+		return false
+	}
+	a.Before, a.After, b.Before, b.After = nil, nil, nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// SameEvents is SameEvent for every event of two lists, one for one.
+func SameEvents(a, b []cdc.Event) bool {
+	return slices.EqualFunc(a, b, SameEvent)
 }

@@ -57,7 +57,7 @@ type plan struct {
 	index  map[string]*op
 	failed cdc.BatchError
 	now    time.Time
-	merge  cdc.Row // scratch for before-images
+	merge  *cdc.Row // scratch for before-images
 }
 
 func (pl *plan) permanent(i int, err error) {
@@ -249,7 +249,7 @@ func (pl *plan) putDelete(i int, t *target, r *rule, id any, key string, version
 // beforeImage returns the row to name the old document from. Some formats
 // (Maxwell's "old") carry only the changed columns in the before-image; a
 // key column missing there did not change, so it is taken from After.
-func (pl *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
+func (pl *plan) beforeImage(e *cdc.Event, r *rule, pk []string) *cdc.Row {
 	cols := pk
 	if r.tmpl != nil {
 		cols = r.tmpl.Columns()
@@ -262,7 +262,7 @@ func (pl *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
 	}
 	complete := true
 	for _, c := range cols {
-		if _, ok := e.Before[c]; !ok {
+		if _, ok := e.Before.Lookup(c); !ok {
 			complete = false
 			break
 		}
@@ -271,14 +271,14 @@ func (pl *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
 		return e.Before
 	}
 	if pl.merge == nil {
-		pl.merge = cdc.Row{}
+		pl.merge = cdc.RowOf()
 	}
-	clear(pl.merge)
+	pl.merge.Reset()
 	for _, c := range cols {
-		if v, ok := e.Before[c]; ok {
-			pl.merge[c] = v
-		} else if v, ok := e.After[c]; ok {
-			pl.merge[c] = v
+		if v, ok := e.Before.Lookup(c); ok {
+			pl.merge.Set(c, v)
+		} else if v, ok := e.After.Lookup(c); ok {
+			pl.merge.Set(c, v)
 		}
 	}
 	return pl.merge
@@ -299,7 +299,7 @@ func (t *target) rawKey(v bson.RawValue) string {
 }
 
 // id computes the _id of row.
-func (r *rule) id(e *cdc.Event, row cdc.Row, pk []string) (any, error) {
+func (r *rule) id(e *cdc.Event, row *cdc.Row, pk []string) (any, error) {
 	if r.tmpl != nil {
 		if r.tmpl.UsesPK() && len(pk) == 0 {
 			return nil, fmt.Errorf("id %q needs {pk} but %s.%s has no primary key in the event or the config", r.tmpl, e.DB, e.Table)
@@ -361,13 +361,13 @@ func (r *rule) keyValue(e *cdc.Event, what, name string, v cdc.Value) (any, erro
 
 // shardValues returns the shard key fields of row for a write filter; nil
 // without shard_key. A NULL value is kept (it matches null or missing).
-func (r *rule) shardValues(e *cdc.Event, row cdc.Row) (bson.D, error) {
+func (r *rule) shardValues(e *cdc.Event, row *cdc.Row) (bson.D, error) {
 	if len(r.shardKey) == 0 {
 		return nil, nil
 	}
 	d := make(bson.D, 0, len(r.shardKey))
 	for _, name := range r.shardKey {
-		v, ok := row[name]
+		v, ok := row.Lookup(name)
 		if !ok {
 			return nil, fmt.Errorf("shard key column %s missing from the row image", name)
 		}
@@ -433,11 +433,12 @@ func (r *rule) value(col *cdc.Column, name string, v cdc.Value) (any, error) {
 }
 
 // document builds the replacement document of row: _id first, then the
-// columns in the event's column order (columns it does not describe after
-// them, sorted by name), then the version field and the metadata. Column
-// values NULL in the row are kept as null fields.
-func (r *rule) document(e *cdc.Event, row cdc.Row, id any, version uint64) (bson.Raw, error) {
-	doc := make(bson.D, 0, len(row)+3)
+// columns in the event's column order (the table's, whichever order the
+// source sent the row's columns in; columns the event does not describe
+// after them, in the row's order), then the version field and the
+// metadata. Column values NULL in the row are kept as null fields.
+func (r *rule) document(e *cdc.Event, row *cdc.Row, id any, version uint64) (bson.Raw, error) {
+	doc := make(bson.D, 0, row.Len()+3)
 	doc = append(doc, bson.E{Key: "_id", Value: id})
 	add := func(col *cdc.Column, name string, v cdc.Value) error {
 		if !r.keep(name) {
@@ -460,10 +461,23 @@ func (r *rule) document(e *cdc.Event, row cdc.Row, id any, version uint64) (bson
 		doc = append(doc, bson.E{Key: f, Value: val})
 		return nil
 	}
-	seen := 0
+	l := row.Layout()
+	names := l.Names()
+	names = names[:min(len(names), row.Width())] // see cdc.Row.Lookup
+	seen, prev := 0, -1
 	for ci := range e.Columns {
 		c := &e.Columns[ci]
-		v, ok := row[c.Name]
+		// The event's columns usually are the row's, in its order: the
+		// next one is at the index after the last one's.
+		at := prev + 1
+		if at >= len(names) || names[at] != c.Name {
+			var ok bool
+			if at, ok = l.Index(c.Name); !ok || at >= len(names) {
+				continue
+			}
+		}
+		prev = at
+		_, v, ok := row.At(at)
 		if !ok {
 			continue
 		}
@@ -472,16 +486,16 @@ func (r *rule) document(e *cdc.Event, row cdc.Row, id any, version uint64) (bson
 			return nil, err
 		}
 	}
-	if seen < len(row) {
-		var rest []string
-		for name := range row {
-			if _, ok := e.Column(name); !ok {
-				rest = append(rest, name)
+	if seen < row.Len() {
+		for i := range names {
+			name, v, ok := row.At(i)
+			if !ok {
+				continue
 			}
-		}
-		slices.Sort(rest)
-		for _, name := range rest {
-			if err := add(nil, name, row[name]); err != nil {
+			if _, described := e.Column(name); described {
+				continue
+			}
+			if err := add(nil, name, v); err != nil {
 				return nil, err
 			}
 		}

@@ -15,7 +15,7 @@ import (
 
 // hostileEvent is a change whose primary key or row was written by an
 // untrusted producer.
-func hostileEvent(db string, op cdc.Op, row cdc.Row, cols ...cdc.Column) cdc.Event {
+func hostileEvent(db string, op cdc.Op, row *cdc.Row, cols ...cdc.Column) cdc.Event {
 	e := cdc.Event{DB: db, Table: "users", Op: op, PK: []string{"id"}, Columns: cols}
 	if op == cdc.Delete {
 		e.Before = row
@@ -33,8 +33,8 @@ func TestKeyInjection(t *testing.T) {
 	p := newProjector(t, rules(t, db+`\.users`, TableConfig{}))
 	idCol := cdc.ParseColumnType("id", "int")
 	seed := []cdc.Event{
-		hostileEvent(db, cdc.Insert, cdc.Row{"id": int64(1), "name": "a"}, idCol),
-		hostileEvent(db, cdc.Insert, cdc.Row{"id": int64(2), "name": "b"}, idCol),
+		hostileEvent(db, cdc.Insert, cdc.RowOf("id", int64(1), "name", "a"), idCol),
+		hostileEvent(db, cdc.Insert, cdc.RowOf("id", int64(2), "name", "b"), idCol),
 	}
 	if err := p.Apply(t.Context(), seed); err != nil {
 		t.Fatal(err)
@@ -44,16 +44,16 @@ func TestKeyInjection(t *testing.T) {
 		name string
 		e    cdc.Event
 	}{
-		{"delete json value", hostileEvent(db, cdc.Delete, cdc.Row{"id": cdc.JSON(`{"$ne":null}`)})},
-		{"delete json column", hostileEvent(db, cdc.Delete, cdc.Row{"id": `{"$ne":null}`}, jsonCol)},
-		{"delete json array", hostileEvent(db, cdc.Delete, cdc.Row{"id": cdc.JSON(`[1,2]`)})},
-		{"delete set", hostileEvent(db, cdc.Delete, cdc.Row{"id": cdc.Set{"a"}})},
-		{"insert json value", hostileEvent(db, cdc.Insert, cdc.Row{"id": cdc.JSON(`{"$ne":null}`), "name": "x"})},
-		{"update json value", hostileEvent(db, cdc.Update, cdc.Row{"id": cdc.JSON(`{"$gt":0}`), "name": "x"})},
+		{"delete json value", hostileEvent(db, cdc.Delete, cdc.RowOf("id", cdc.JSON(`{"$ne":null}`)))},
+		{"delete json column", hostileEvent(db, cdc.Delete, cdc.RowOf("id", `{"$ne":null}`), jsonCol)},
+		{"delete json array", hostileEvent(db, cdc.Delete, cdc.RowOf("id", cdc.JSON(`[1,2]`)))},
+		{"delete set", hostileEvent(db, cdc.Delete, cdc.RowOf("id", cdc.Set{"a"}))},
+		{"insert json value", hostileEvent(db, cdc.Insert, cdc.RowOf("id", cdc.JSON(`{"$ne":null}`), "name", "x"))},
+		{"update json value", hostileEvent(db, cdc.Update, cdc.RowOf("id", cdc.JSON(`{"$gt":0}`), "name", "x"))},
 		{"delete composite operator fields", cdc.Event{DB: db, Table: "users", Op: cdc.Delete, PK: []string{"$ne", "$exists"},
-			Before: cdc.Row{"$ne": int64(0), "$exists": true}}},
+			Before: cdc.RowOf("$ne", int64(0), "$exists", true)}},
 		{"delete composite dotted field", cdc.Event{DB: db, Table: "users", Op: cdc.Delete, PK: []string{"a.b", "k"},
-			Before: cdc.Row{"a.b": int64(0), "k": int64(1)}}},
+			Before: cdc.RowOf("a.b", int64(0), "k", int64(1))}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -83,16 +83,16 @@ func TestFieldNames(t *testing.T) {
 		rules(t, db+`\.renamed`, TableConfig{Rename: map[string]string{"a.b": "a_b", "$x": "x"}}, "id")[0],
 		rules(t, db+`\..*`, TableConfig{}, "id")[0],
 	})
-	ev := func(table string, row cdc.Row) cdc.Event {
+	ev := func(table string, row *cdc.Row) cdc.Event {
 		return cdc.Event{DB: db, Table: table, Op: cdc.Insert, PK: []string{"id"}, After: row}
 	}
 	batch := []cdc.Event{
-		ev("users", cdc.Row{"id": int64(1), "a.b": "dotted"}),
-		ev("users", cdc.Row{"id": int64(2), "$set": "dollar"}),
-		ev("users", cdc.Row{"id": int64(3), "prefs": cdc.JSON(`{"theme":{"$where":"1"}}`)}),
-		ev("users", cdc.Row{"id": int64(4), "prefs": cdc.JSON(`[{"a.b":1}]`)}),
-		ev("users", cdc.Row{"id": int64(5), "prefs": cdc.JSON(`{"ok":"$not a key","price":"1.5"}`)}),
-		ev("renamed", cdc.Row{"id": int64(6), "a.b": "dotted", "$x": "dollar"}),
+		ev("users", cdc.RowOf("id", int64(1), "a.b", "dotted")),
+		ev("users", cdc.RowOf("id", int64(2), "$set", "dollar")),
+		ev("users", cdc.RowOf("id", int64(3), "prefs", cdc.JSON(`{"theme":{"$where":"1"}}`))),
+		ev("users", cdc.RowOf("id", int64(4), "prefs", cdc.JSON(`[{"a.b":1}]`))),
+		ev("users", cdc.RowOf("id", int64(5), "prefs", cdc.JSON(`{"ok":"$not a key","price":"1.5"}`))),
+		ev("renamed", cdc.RowOf("id", int64(6), "a.b", "dotted", "$x", "dollar")),
 	}
 	err := p.Apply(t.Context(), batch)
 	var be *cdc.BatchError

@@ -43,7 +43,7 @@ func (im *Image) Collection() *mongo.Collection { return im.t.coll }
 
 // event is what Apply would see for row: the table's names, its primary
 // key (the rule's pk when the table has none) and its columns.
-func (im *Image) event(row cdc.Row, cols []cdc.Column, pk []string) (cdc.Event, []string) {
+func (im *Image) event(row *cdc.Row, cols []cdc.Column, pk []string) (cdc.Event, []string) {
 	if len(pk) == 0 {
 		pk = im.r.pk
 	}
@@ -52,7 +52,7 @@ func (im *Image) event(row cdc.Row, cols []cdc.Column, pk []string) (cdc.Event, 
 
 // ID returns row's _id. pk is the table's primary key (nil for none: the
 // rule's pk is used, as Apply does); cols are the table's columns.
-func (im *Image) ID(row cdc.Row, cols []cdc.Column, pk []string) (any, error) {
+func (im *Image) ID(row *cdc.Row, cols []cdc.Column, pk []string) (any, error) {
 	e, pk := im.event(row, cols, pk)
 	return im.r.id(&e, row, pk)
 }
@@ -60,7 +60,7 @@ func (im *Image) ID(row cdc.Row, cols []cdc.Column, pk []string) (any, error) {
 // Document returns the document Apply writes for row, _id first. Without
 // a change to describe, it holds no version field and an empty metadata
 // field (see ChangeFields).
-func (im *Image) Document(row cdc.Row, cols []cdc.Column, pk []string) (bson.Raw, error) {
+func (im *Image) Document(row *cdc.Row, cols []cdc.Column, pk []string) (bson.Raw, error) {
 	e, pk := im.event(row, cols, pk)
 	id, err := im.r.id(&e, row, pk)
 	if err != nil {
@@ -112,7 +112,7 @@ func (im *Image) KeyProjection(pk []string) bson.D {
 // the table's primary key (nil: the rule's). An error means the document
 // names no row of the table (a field missing, a value of a type no key
 // column has).
-func (im *Image) KeyOf(doc bson.Raw, pk []string) (cdc.Row, error) {
+func (im *Image) KeyOf(doc bson.Raw, pk []string) (*cdc.Row, error) {
 	if len(pk) == 0 {
 		pk = im.r.pk
 	}
@@ -130,7 +130,7 @@ func (im *Image) KeyOf(doc bson.Raw, pk []string) (cdc.Row, error) {
 			if err != nil {
 				return nil, fmt.Errorf("_id: %w", err)
 			}
-			return cdc.Row{pk[0]: v}, nil
+			return cdc.RowOf(pk[0], v), nil
 		}
 		sub, ok := id.DocumentOK()
 		if !ok {
@@ -138,7 +138,7 @@ func (im *Image) KeyOf(doc bson.Raw, pk []string) (cdc.Row, error) {
 		}
 		src = sub
 	}
-	row := make(cdc.Row, len(pk))
+	row := new(cdc.Row)
 	for _, c := range pk {
 		f := im.r.field(c)
 		rv, err := src.LookupErr(f)
@@ -149,7 +149,7 @@ func (im *Image) KeyOf(doc bson.Raw, pk []string) (cdc.Row, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key field %s: %w", f, err)
 		}
-		row[c] = v
+		row.Set(c, v)
 	}
 	return row, nil
 }

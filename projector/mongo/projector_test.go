@@ -133,7 +133,7 @@ func TestIDShapes(t *testing.T) {
 		rules(t, db+`\.tmpl`, TableConfig{ID: "user:{email|lower}"})...)
 	p := newProjector(t, rs)
 	cols := []cdc.Column{cdc.ParseColumnType("a", "int"), cdc.ParseColumnType("b", "varchar(10)"), cdc.ParseColumnType("email", "varchar(64)")}
-	row := cdc.Row{"a": int64(1), "b": "x", "email": "Ann@Example.COM"}
+	row := cdc.RowOf("a", int64(1), "b", "x", "email", "Ann@Example.COM")
 	err := p.Apply(t.Context(), []cdc.Event{
 		{DB: db, Table: "pair", Op: cdc.Insert, After: row, Columns: cols}, // PK from the rule
 		{DB: db, Table: "tmpl", Op: cdc.Insert, PK: []string{"a"}, After: row, Columns: cols},
@@ -159,7 +159,7 @@ func TestRenameIncludeExclude(t *testing.T) {
 		rules(t, db+`\.exc`, TableConfig{Exclude: []string{"secret"}, Database: db, Collection: "renamed"})...)
 	p := newProjector(t, rs)
 	cols := []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("name", "varchar(9)"), cdc.ParseColumnType("secret", "varchar(9)")}
-	row := cdc.Row{"id": int64(1), "name": "ann", "secret": "pw"}
+	row := cdc.RowOf("id", int64(1), "name", "ann", "secret", "pw")
 	ev := func(table string) cdc.Event {
 		return cdc.Event{DB: db, Table: table, Op: cdc.Insert, PK: []string{"id"}, After: row, Columns: cols}
 	}
@@ -181,10 +181,10 @@ func TestMetadata(t *testing.T) {
 	db := uniqueDB(t)
 	p := newProjector(t, rules(t, db+`\.t`, TableConfig{Metadata: "_rowsync"}))
 	commit := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	e := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)},
+	e := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1)),
 		Commit: commit, Pos: cdc.Position{Text: "mysql-bin.000001:99"}}
 	noCommit := e
-	noCommit.After, noCommit.Commit = cdc.Row{"id": int64(2)}, time.Time{}
+	noCommit.After, noCommit.Commit = cdc.RowOf("id", int64(2)), time.Time{}
 	if err := p.Apply(t.Context(), []cdc.Event{e, noCommit}); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestIndexes(t *testing.T) {
 	if got, want := indexNames(t, db, "users"), []string{"_id_", "a_1_b_-1", "email_u"}; !slices.Equal(got, want) {
 		t.Errorf("users indexes after New = %v, want %v", got, want)
 	}
-	e := cdc.Event{DB: db, Table: "logs_1", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}}
+	e := cdc.Event{DB: db, Table: "logs_1", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1))}
 	if err := p.Apply(t.Context(), []cdc.Event{e}); err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestUniqueIndexBatchError(t *testing.T) {
 	p := newProjector(t, rules(t, db+`\.users`, TableConfig{Indexes: []Index{{Keys: IndexKeys{{"email", 1}}, Unique: true}}}))
 	user := func(id int64, email string) cdc.Event {
 		return cdc.Event{DB: db, Table: "users", Op: cdc.Insert, PK: []string{"id"},
-			After: cdc.Row{"id": id, "email": email}, Columns: []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("email", "varchar(64)")}}
+			After: cdc.RowOf("id", id, "email", email), Columns: []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("email", "varchar(64)")}}
 	}
 	batch := []cdc.Event{user(1, "a@x"), user(2, "a@x"), user(3, "b@x"), user(4, "c@x"), user(5, "b@x"), user(6, "d@x")}
 	for round := range 2 { // and again: a replay fails the same way
@@ -274,8 +274,8 @@ func TestUniqueIndexBatchError(t *testing.T) {
 func TestDocumentTooLarge(t *testing.T) {
 	db := uniqueDB(t)
 	p := newProjector(t, rules(t, db+`\.t`, TableConfig{}))
-	big := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(2), "blob": make([]byte, MaxDocumentSize)}}
-	ok := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}}
+	big := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(2), "blob", make([]byte, MaxDocumentSize))}
+	ok := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1))}
 	err := p.Apply(t.Context(), []cdc.Event{ok, big})
 	var be *cdc.BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[1] == nil {
@@ -334,7 +334,7 @@ func TestCoalescing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := func(id, n int64) cdc.Row { return cdc.Row{"id": id, "n": n} }
+	row := func(id, n int64) *cdc.Row { return cdc.RowOf("id", id, "n", n) }
 	var batch []cdc.Event
 	for n := range int64(200) {
 		batch = append(batch, cdc.Event{DB: db, Table: "t", Op: cdc.Update, PK: []string{"id"}, Before: row(1, n-1), After: row(1, n)})
@@ -370,15 +370,15 @@ func TestCoalescing(t *testing.T) {
 func TestPKChangeAndReplay(t *testing.T) {
 	db := uniqueDB(t)
 	p := newProjector(t, rules(t, db+`\.t`, TableConfig{}))
-	row := func(id int64, s string) cdc.Row { return cdc.Row{"id": id, "s": s} }
-	ev := func(op cdc.Op, before, after cdc.Row) cdc.Event {
+	row := func(id int64, s string) *cdc.Row { return cdc.RowOf("id", id, "s", s) }
+	ev := func(op cdc.Op, before, after *cdc.Row) cdc.Event {
 		return cdc.Event{DB: db, Table: "t", Op: op, PK: []string{"id"}, Before: before, After: after}
 	}
 	batch := []cdc.Event{
 		ev(cdc.Insert, nil, row(1, "a")),
 		ev(cdc.Update, row(1, "a"), row(2, "a")), // pk 1 -> 2
 		ev(cdc.Insert, nil, row(5, "e")),
-		ev(cdc.Update, cdc.Row{"s": "e"}, row(5, "e2")), // Maxwell-style partial before image
+		ev(cdc.Update, cdc.RowOf("s", "e"), row(5, "e2")), // Maxwell-style partial before image
 	}
 	want := []string{`{"_id":{"$numberLong":"2"},"id":{"$numberLong":"2"},"s":"a"}`, `{"_id":{"$numberLong":"5"},"id":{"$numberLong":"5"},"s":"e2"}`}
 	for round := range 3 {
@@ -414,7 +414,7 @@ func TestVersionGuard(t *testing.T) {
 	}
 	ev := func(op cdc.Op, id int64, s string, ver uint64) cdc.Event {
 		e := cdc.Event{DB: db, Table: "t", Op: op, PK: []string{"id"}, Pos: cdc.Position{Version: ver}}
-		row := cdc.Row{"id": id, "s": s}
+		row := cdc.RowOf("id", id, "s", s)
 		if op != cdc.Insert {
 			e.Before = row
 		}
@@ -490,8 +490,8 @@ func TestVersionRace(t *testing.T) {
 	if _, err := tg.coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: int64(1)}, {Key: "_v", Value: int64(100)}, {Key: "s", Value: "newer"}}); err != nil {
 		t.Fatal(err)
 	}
-	e := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, Pos: cdc.Position{Version: 50}, After: cdc.Row{"id": int64(1), "s": "older"}}
-	e2 := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, Pos: cdc.Position{Version: 50}, After: cdc.Row{"id": int64(2), "s": "fresh"}}
+	e := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, Pos: cdc.Position{Version: 50}, After: cdc.RowOf("id", int64(1), "s", "older")}
+	e2 := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, Pos: cdc.Position{Version: 50}, After: cdc.RowOf("id", int64(2), "s", "fresh")}
 	pl := &plan{index: map[string]*op{}, now: time.Now()}
 	for i, ev := range []cdc.Event{e, e2} {
 		if err := p.plan(pl, i, &ev, p.tables.Lookup(db, "t")); err != nil {
@@ -519,17 +519,17 @@ func TestApplyContextAndErrors(t *testing.T) {
 	p := newProjector(t, rules(t, db+`\.t`, TableConfig{}))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := p.Apply(ctx, []cdc.Event{{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}}}); !errors.Is(err, context.Canceled) {
+	if err := p.Apply(ctx, []cdc.Event{{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1))}}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply(cancelled) = %v", err)
 	}
 	// Events of other tables are ignored; bad events fail alone.
 	err := p.Apply(t.Context(), []cdc.Event{
-		{DB: "other", Table: "t", Op: cdc.Insert, After: cdc.Row{"id": int64(1)}},
-		{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}},                                                                                     // no after image
-		{DB: db, Table: "t", Op: cdc.Delete, PK: []string{"id"}},                                                                                     // no before image
-		{DB: db, Table: "t", Op: cdc.Insert, After: cdc.Row{"id": int64(1)}},                                                                         // no pk
-		{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": "x"}, Columns: []cdc.Column{cdc.ParseColumnType("id", "int")}}, // bad text
-		{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(9)}},
+		{DB: "other", Table: "t", Op: cdc.Insert, After: cdc.RowOf("id", int64(1))},
+		{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}},                                                                                       // no after image
+		{DB: db, Table: "t", Op: cdc.Delete, PK: []string{"id"}},                                                                                       // no before image
+		{DB: db, Table: "t", Op: cdc.Insert, After: cdc.RowOf("id", int64(1))},                                                                         // no pk
+		{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", "x"), Columns: []cdc.Column{cdc.ParseColumnType("id", "int")}}, // bad text
+		{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(9))},
 	})
 	var be *cdc.BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 4 || be.Failed[0] != nil || be.Failed[5] != nil {
@@ -558,7 +558,7 @@ func TestOpenUnreachable(t *testing.T) {
 	if err := p.Ping(ctx); err == nil {
 		t.Error("Ping to a closed port = nil")
 	}
-	e := cdc.Event{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}}
+	e := cdc.Event{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1))}
 	p2, err := Open(ctx, cfg, rules(t, `d\..*`, TableConfig{}), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -68,11 +68,11 @@ func TestShardKeyFilters(t *testing.T) {
 	}
 	cols := []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("region", "varchar(8)"),
 		cdc.ParseColumnType("tenant", "int"), cdc.ParseColumnType("name", "varchar(8)")}
-	ev := func(op cdc.Op, before, after cdc.Row) cdc.Event {
+	ev := func(op cdc.Op, before, after *cdc.Row) cdc.Event {
 		return cdc.Event{DB: "shop", Table: "users", Op: op, PK: []string{"id"}, Before: before, After: after, Columns: cols}
 	}
-	row := func(id int64, region string, tenant int64) cdc.Row {
-		return cdc.Row{"id": id, "region": region, "tenant": tenant, "name": "n"}
+	row := func(id int64, region string, tenant int64) *cdc.Row {
+		return cdc.RowOf("id", id, "region", region, "tenant", tenant, "name", "n")
 	}
 	cases := []struct {
 		name   string
@@ -90,7 +90,7 @@ func TestShardKeyFilters(t *testing.T) {
 				`delete {"_id":{"$numberInt":"1"},"region":"eu","t":{"$numberInt":"7"}}`,
 				`replace {"_id":{"$numberInt":"1"},"region":"us","t":{"$numberInt":"7"}}`,
 			}},
-		{"maxwell old holds only changed columns", []cdc.Event{ev(cdc.Update, cdc.Row{"tenant": int64(6)}, row(1, "eu", 7))},
+		{"maxwell old holds only changed columns", []cdc.Event{ev(cdc.Update, cdc.RowOf("tenant", int64(6)), row(1, "eu", 7))},
 			[]string{
 				`delete {"_id":{"$numberInt":"1"},"region":"eu","t":{"$numberInt":"6"}}`,
 				`replace {"_id":{"$numberInt":"1"},"region":"eu","t":{"$numberInt":"7"}}`,
@@ -128,11 +128,11 @@ func TestShardKeyFilters(t *testing.T) {
 	}
 	// A shard key value that is not a scalar never reaches a filter.
 	pl := &plan{index: map[string]*op{}}
-	bad := ev(cdc.Delete, cdc.Row{"id": int64(1), "region": cdc.JSON(`{"$ne":null}`), "tenant": int64(7)}, nil)
+	bad := ev(cdc.Delete, cdc.RowOf("id", int64(1), "region", cdc.JSON(`{"$ne":null}`), "tenant", int64(7)), nil)
 	if err := p.plan(pl, 0, &bad, p.tables.Lookup("shop", "users")); err == nil {
 		t.Error("a JSON shard key value was planned")
 	}
-	missing := ev(cdc.Delete, cdc.Row{"id": int64(1), "region": "eu"}, nil)
+	missing := ev(cdc.Delete, cdc.RowOf("id", int64(1), "region", "eu"), nil)
 	if err := p.plan(pl, 0, &missing, p.tables.Lookup("shop", "users")); err == nil {
 		t.Error("a delete without its shard key was planned")
 	}
@@ -152,12 +152,12 @@ func TestShardKeyMove(t *testing.T) {
 			}
 			p := newProjector(t, rules(t, db+`\.users`, tc, "id"))
 			version := uint64(0)
-			ev := func(op cdc.Op, before, after cdc.Row) cdc.Event {
+			ev := func(op cdc.Op, before, after *cdc.Row) cdc.Event {
 				version++
 				return cdc.Event{DB: db, Table: "users", Op: op, PK: []string{"id"}, Before: before, After: after,
 					Pos: cdc.Position{Version: version}}
 			}
-			row := func(id int64, region string) cdc.Row { return cdc.Row{"id": id, "region": region} }
+			row := func(id int64, region string) *cdc.Row { return cdc.RowOf("id", id, "region", region) }
 			steps := [][]cdc.Event{
 				{ev(cdc.Insert, nil, row(1, "eu")), ev(cdc.Insert, nil, row(2, "eu"))},
 				{ev(cdc.Update, row(1, "eu"), row(1, "us"))},
@@ -224,7 +224,7 @@ func TestWriteConcern(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := func(op cdc.Op, row cdc.Row) cdc.Event {
+	ev := func(op cdc.Op, row *cdc.Row) cdc.Event {
 		e := cdc.Event{DB: db, Table: "users", Op: op, PK: []string{"id"}}
 		if op == cdc.Delete {
 			e.Before = row
@@ -233,10 +233,10 @@ func TestWriteConcern(t *testing.T) {
 		}
 		return e
 	}
-	if err := p.Apply(t.Context(), []cdc.Event{ev(cdc.Insert, cdc.Row{"id": int64(1)}), ev(cdc.Insert, cdc.Row{"id": int64(2)})}); err != nil {
+	if err := p.Apply(t.Context(), []cdc.Event{ev(cdc.Insert, cdc.RowOf("id", int64(1))), ev(cdc.Insert, cdc.RowOf("id", int64(2)))}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Apply(t.Context(), []cdc.Event{ev(cdc.Delete, cdc.Row{"id": int64(1)})}); err != nil {
+	if err := p.Apply(t.Context(), []cdc.Event{ev(cdc.Delete, cdc.RowOf("id", int64(1)))}); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -43,24 +43,41 @@ var benchCols = []cdc.Column{
 }
 
 // benchBatches returns n batches of benchBatch updates with distinct keys.
+// Their rows share one layout, as the binlog decoder's rows of a table do.
 func benchBatches(db string, n int) [][]cdc.Event {
+	return benchBatchesOf(db, n, true)
+}
+
+// benchBatchesOf is benchBatches with rows that share one layout (shared)
+// or each have their own, as rows decoded from JSON messages do.
+func benchBatchesOf(db string, n int, shared bool) [][]cdc.Event {
+	names := make([]string, len(benchCols))
+	for i := range benchCols {
+		names[i] = benchCols[i].Name
+	}
+	layout, err := cdc.NewLayout(names)
+	if err != nil {
+		panic(err)
+	}
 	out := make([][]cdc.Event, n)
 	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	for b := range out {
 		evs := make([]cdc.Event, benchBatch)
 		for i := range evs {
 			id := int64(b*benchBatch + i)
-			row := cdc.Row{
-				"id":      id,
-				"name":    fmt.Sprintf("user %d", id),
-				"email":   fmt.Sprintf("user%d@example.com", id),
-				"price":   cdc.Decimal(fmt.Sprintf("%d.%02d", id%10000, id%100)),
-				"qty":     id % 50,
-				"created": t0.Add(time.Duration(id) * time.Millisecond),
-				"updated": t0.Add(time.Duration(id) * time.Second),
-				"status":  "paid",
-				"note":    "a short note about the order, with ünïcödé",
-				"score":   float64(id) / 7,
+			vals := []cdc.Value{id, fmt.Sprintf("user %d", id), fmt.Sprintf("user%d@example.com", id), cdc.Decimal(fmt.Sprintf("%d.%02d", id%10000, id%100)),
+				id % 50, t0.Add(time.Duration(id) * time.Millisecond), t0.Add(time.Duration(id) * time.Second), "paid", "a short note about the order, with ünïcödé", float64(id) / 7}
+			var row *cdc.Row
+			if shared {
+				row = cdc.NewRow(layout)
+				for j, v := range vals {
+					row.SetAt(j, v)
+				}
+			} else {
+				row = new(cdc.Row)
+				for j, v := range vals {
+					row.Set(names[j], v)
+				}
 			}
 			evs[i] = cdc.Event{DB: db, Table: "orders", Op: cdc.Update, PK: []string{"id"},
 				Before: row, After: row, Columns: benchCols}
@@ -184,11 +201,11 @@ func BenchmarkCeiling(b *testing.B) {
 	for n := 0; b.Loop(); n++ {
 		pipe := c.Pipeline()
 		for _, e := range batches[n%len(batches)] {
-			key := fmt.Sprintf("%s_%s_%d", e.DB, e.Table, e.After["id"])
-			args := make([]any, 0, 2*len(e.After))
+			key := fmt.Sprintf("%s_%s_%d", e.DB, e.Table, e.After.Get("id"))
+			args := make([]any, 0, 2*e.After.Len())
 			for i := range e.Columns {
 				col := &e.Columns[i]
-				if s, ok := cdc.FormatText(col, e.After[col.Name]); ok {
+				if s, ok := cdc.FormatText(col, e.After.Get(col.Name)); ok {
 					args = append(args, col.Name, s)
 				}
 			}
@@ -214,11 +231,11 @@ func BenchmarkNaive(b *testing.B) {
 			cpu := startCPU(b, c)
 			for n := 0; b.Loop(); n++ {
 				for _, e := range batches[n%len(batches)] {
-					key := fmt.Sprintf("%s_%s_%d", e.DB, e.Table, e.After["id"])
-					args := make([]any, 0, 2*len(e.After))
+					key := fmt.Sprintf("%s_%s_%d", e.DB, e.Table, e.After.Get("id"))
+					args := make([]any, 0, 2*e.After.Len())
 					for i := range e.Columns {
 						col := &e.Columns[i]
-						if s, ok := cdc.FormatText(col, e.After[col.Name]); ok {
+						if s, ok := cdc.FormatText(col, e.After.Get(col.Name)); ok {
 							args = append(args, col.Name, s)
 						}
 					}
@@ -295,25 +312,32 @@ func (m *cpuMeter) report(b *testing.B, rows int) {
 // lists (what Apply does before the first byte is sent).
 //
 //	go test -run '^$' -bench Encode -benchmem ./projector/redis/
+//
+// layout=table rows share their table's layout, as the binlog decoder's
+// do; layout=row rows each have their own, as rows decoded from JSON.
 func BenchmarkEncode(b *testing.B) {
-	c := newClient(b) // only to find redis-server for startCPU; Encode sends nothing
-	p := newProjector(b, c, rules(b, `bench\..*`, TableConfig{}))
-	batches := benchBatches("bench", 4)
-	r := p.tables.Lookup("bench", "orders").Config
-	b.ReportAllocs()
-	cpu := startCPU(b, c) // go-cpu-µs/row counts the GC's work on the other core too
-	for n := 0; b.Loop(); n++ {
-		evs := batches[n%len(batches)]
-		pl := p.getPlan(len(evs)) // a plan of an earlier call, as Apply takes
-		for i := range evs {
-			pl.add(i, &evs[i], r)
-		}
-		if len(p.encode(evs, pl)) == 0 {
-			b.Fatal("no chunks")
-		}
-		p.putPlan(pl)
+	for _, shared := range []bool{true, false} {
+		b.Run(map[bool]string{true: "layout=table", false: "layout=row"}[shared], func(b *testing.B) {
+			c := newClient(b) // only to find redis-server for startCPU; Encode sends nothing
+			p := newProjector(b, c, rules(b, `bench\..*`, TableConfig{}))
+			batches := benchBatchesOf("bench", 4, shared)
+			r := p.tables.Lookup("bench", "orders").Config
+			b.ReportAllocs()
+			cpu := startCPU(b, c) // go-cpu-µs/row counts the GC's work on the other core too
+			for n := 0; b.Loop(); n++ {
+				evs := batches[n%len(batches)]
+				pl := p.getPlan(len(evs)) // a plan of an earlier call, as Apply takes
+				for i := range evs {
+					pl.add(i, &evs[i], r)
+				}
+				if len(p.encode(evs, pl)) == 0 {
+					b.Fatal("no chunks")
+				}
+				p.putPlan(pl)
+			}
+			cpu.report(b, b.N*benchBatch)
+		})
 	}
-	cpu.report(b, b.N*benchBatch)
 }
 
 // BenchmarkSend measures the Redis client's share: the same encoded

@@ -113,11 +113,11 @@ func TestCluster(t *testing.T) {
 		var evs []cdc.Event
 		for i := range 200 {
 			evs = append(evs, cdc.Event{DB: "c", Table: "t", Op: cdc.Insert, PK: []string{"id"},
-				After: cdc.Row{"id": int64(i), "name": fmt.Sprint("n", i)}, Pos: cdc.Position{Version: 5}})
+				After: cdc.RowOf("id", int64(i), "name", fmt.Sprint("n", i)), Pos: cdc.Position{Version: 5}})
 		}
 		// A key with "}" but no hash tag cannot keep its side keys in its slot.
 		evs = append(evs, cdc.Event{DB: "c", Table: "t", Op: cdc.Insert, PK: []string{"id"},
-			After: cdc.Row{"id": int64(999), "name": "x"}, Pos: cdc.Position{Version: 5}})
+			After: cdc.RowOf("id", int64(999), "name", "x"), Pos: cdc.Position{Version: 5}})
 		p2, err := New(c, rules(t, `c\..*`, TableConfig{Key: "v:{id}}}", VersionField: "_v"}), nil)
 		must(t, err)
 		must(t, p.Apply(t.Context(), evs[:200]))
@@ -139,9 +139,9 @@ func TestCluster(t *testing.T) {
 		var evs []cdc.Event
 		for i := range 100 {
 			evs = append(evs, cdc.Event{DB: "f", Table: "t", Op: cdc.Insert, PK: []string{"id"},
-				After: cdc.Row{"id": int64(i), "name": fmt.Sprint("n", i)}})
+				After: cdc.RowOf("id", int64(i), "name", fmt.Sprint("n", i))})
 		}
-		evs = append(evs, cdc.Event{DB: "f", Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.Row{"id": int64(0)}})
+		evs = append(evs, cdc.Event{DB: "f", Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.RowOf("id", int64(0))})
 		must(t, p.Apply(t.Context(), evs))
 		for i := range 100 {
 			got := c.HGet(context.Background(), fmt.Sprintf("f:%d}", i), "name").Val()

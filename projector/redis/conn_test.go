@@ -34,7 +34,7 @@ func rowsOf(db string, n int, tag string, version uint64) []cdc.Event {
 	evs := make([]cdc.Event, n)
 	for i := range evs {
 		evs[i] = cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"},
-			After: cdc.Row{"id": int64(i), "v": tag}, Pos: cdc.Position{Version: version}}
+			After: cdc.RowOf("id", int64(i), "v", tag), Pos: cdc.Position{Version: version}}
 	}
 	return evs
 }

@@ -40,7 +40,7 @@ func (im *Image) event(cols []cdc.Column, pk []string) (cdc.Event, []string) {
 // Key returns the key of row's hash. pk is the table's primary key (nil
 // for none: the rule's pk is used, as Apply does); cols, the table's
 // columns, type the values the template reads.
-func (im *Image) Key(row cdc.Row, cols []cdc.Column, pk []string) (string, error) {
+func (im *Image) Key(row *cdc.Row, cols []cdc.Column, pk []string) (string, error) {
 	e, pk := im.event(cols, pk)
 	return im.r.render(&e, row, pk)
 }
@@ -48,13 +48,13 @@ func (im *Image) Key(row cdc.Row, cols []cdc.Column, pk []string) (string, error
 // Fields returns the hash Apply writes for row: its non-NULL columns
 // after include/exclude, each in MySQL text form (cdc.FormatText). The
 // version field is not among them: it belongs to the change, not the row.
-func (im *Image) Fields(row cdc.Row, cols []cdc.Column) map[string]string {
+func (im *Image) Fields(row *cdc.Row, cols []cdc.Column) map[string]string {
 	e, _ := im.event(cols, nil)
 	// Buffers sized to the row: Apply's plan allocates blocks for a whole
 	// batch (1024 strings, 8 KiB of text), which the map's strings would
 	// keep alive row by row.
-	pl := &plan{strs: make([]string, 0, 2*len(row)), text: make([]byte, 0, 64+48*len(row))}
-	args := pl.fields(make([]any, 0, 2*len(row)), im.r, &e, row)
+	pl := &plan{strs: make([]string, 0, 2*row.Len()), text: make([]byte, 0, 64+48*row.Len())}
+	args := pl.fields(make([]any, 0, 2*row.Len()), im.r, &e, row)
 	out := make(map[string]string, len(args)/2)
 	for i := 0; i+1 < len(args); i += 2 {
 		out[*args[i].(*string)] = *args[i+1].(*string)

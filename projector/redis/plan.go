@@ -45,7 +45,7 @@ type plan struct {
 	index  map[string]int
 	failed cdc.BatchError
 	// merge is scratch space for partial before-images.
-	merge cdc.Row
+	merge *cdc.Row
 	// strs holds the text of field values: the Redis client takes *string
 	// arguments without the allocation that boxing a string in an
 	// interface costs, and a row has many fields. It is the block being
@@ -69,7 +69,52 @@ type plan struct {
 	// indexPeak is the most keys index held; reset drops an index grown
 	// far past what calls need (clearing a map costs its capacity).
 	indexPeak int
+	// layouts says how fields reads the rows of the layouts this call
+	// met twice (see rowFields): at most maxLayouts, the oldest replaced
+	// first (next), with seen as scratch space for building one. once is
+	// the layout of the last row fields read whose layout it had not met:
+	// a row with a layout of its own (decoded from a message naming its
+	// columns) is read without building an entry that no other row uses.
+	layouts []rowFields
+	last    int // the entry of layouts that fields used last
+	next    int
+	seen    []bool
+	once    *cdc.Layout
 }
+
+// rowFields is how fields reads the rows of one layout, for one rule and
+// one list of event columns: which of the layout's columns become hash
+// fields (include/exclude applied), in which order, with which
+// description. fields builds it once per layout in an Apply call and then
+// reads each row by index, instead of looking every column up by name and
+// deciding include/exclude per row (with the key's lookups, a tenth of the
+// binlog path's CPU when rows were maps).
+//
+// It lives no longer than the call: a layout is immutable only while rows
+// use it, and a pooled row's own layout is emptied and refilled once its
+// batch is acked (cdc.RowPool), so an entry kept across calls could find
+// another layout's columns behind the same pointer. In one call the rows
+// are those of its events, unchanged until it returns.
+type rowFields struct {
+	layout *cdc.Layout
+	cols   *cdc.Column // the event's Columns: first element and length
+	ncols  int
+	rule   *rule
+	slots  []fieldSlot
+}
+
+// fieldSlot is a column of a layout that becomes a hash field when the row
+// carries it with a non-NULL value.
+type fieldSlot struct {
+	at   int         // its index in the layout
+	col  *cdc.Column // its description; nil when the event has none
+	name *string     // the field name: &col.Name or the layout's name
+}
+
+// maxLayouts bounds plan.layouts. A batch holds rows of a few tables,
+// each with its layout; rows with a layout of their own (formats whose
+// messages name their columns) miss anyway, and replace an entry each.
+const maxLayouts = 8
 
 const (
 	strBlock  = 4096     // strings per block of plan.strs
@@ -87,7 +132,7 @@ func (pl *plan) reset() {
 	pl.indexPeak = max(pl.indexPeak, len(pl.index))
 	clear(pl.index)
 	pl.failed = cdc.BatchError{}
-	clear(pl.merge)
+	pl.merge.Reset()
 	for _, b := range pl.strBlocks[:pl.nstrs] {
 		clear(b[:cap(b)])
 	}
@@ -99,6 +144,12 @@ func (pl *plan) reset() {
 		c.reset()
 	}
 	pl.nchunks = 0
+	for i := range pl.layouts {
+		rf := &pl.layouts[i]
+		clear(rf.slots[:cap(rf.slots)])
+		*rf = rowFields{slots: rf.slots[:0]}
+	}
+	pl.last, pl.next, pl.once = 0, 0, nil
 }
 
 // prepare readies a reset plan for n events.
@@ -282,7 +333,7 @@ func (p *plan) add(i int, e *cdc.Event, r *rule) {
 // beforeImage) or holds a value equal to after's. It saves rendering the
 // old key of the common update that leaves the key alone; false means
 // "render both and compare".
-func (r *rule) sameKey(before, after cdc.Row, pk []string) bool {
+func (r *rule) sameKey(before, after *cdc.Row, pk []string) bool {
 	for _, c := range r.tmplCols {
 		if !sameValue(before, after, c) {
 			return false
@@ -298,12 +349,21 @@ func (r *rule) sameKey(before, after cdc.Row, pk []string) bool {
 	return true
 }
 
-func sameValue(before, after cdc.Row, col string) bool {
-	b, ok := before[col]
+func sameValue(before, after *cdc.Row, col string) bool {
+	i, ok := before.Layout().Index(col)
+	if !ok || i >= before.Width() {
+		return true
+	}
+	_, b, ok := before.At(i)
 	if !ok {
 		return true
 	}
-	a, ok := after[col]
+	var a cdc.Value
+	if after.Layout() == before.Layout() && i < after.Width() {
+		_, a, ok = after.At(i) // the images of a binlog update share the table's layout
+	} else {
+		a, ok = after.Lookup(col)
+	}
 	if !ok {
 		return false
 	}
@@ -335,10 +395,10 @@ func sameValue(before, after cdc.Row, col string) bool {
 // beforeImage returns the row to render the old key from. Some formats
 // (Maxwell's "old") carry only the changed columns in the before-image; a
 // key column missing there did not change, so it is taken from After.
-func (p *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
+func (p *plan) beforeImage(e *cdc.Event, r *rule, pk []string) *cdc.Row {
 	complete := true
 	for _, c := range r.keyColumns(pk) {
-		if _, ok := e.Before[c]; !ok {
+		if _, ok := e.Before.Lookup(c); !ok {
 			complete = false
 			break
 		}
@@ -347,21 +407,21 @@ func (p *plan) beforeImage(e *cdc.Event, r *rule, pk []string) cdc.Row {
 		return e.Before
 	}
 	if p.merge == nil {
-		p.merge = cdc.Row{}
+		p.merge = cdc.RowOf()
 	}
-	clear(p.merge)
+	p.merge.Reset()
 	for _, c := range r.keyColumns(pk) {
-		if v, ok := e.Before[c]; ok {
-			p.merge[c] = v
-		} else if v, ok := e.After[c]; ok {
-			p.merge[c] = v
+		if v, ok := e.Before.Lookup(c); ok {
+			p.merge.Set(c, v)
+		} else if v, ok := e.After.Lookup(c); ok {
+			p.merge.Set(c, v)
 		}
 	}
 	return p.merge
 }
 
 // render names the hash of row.
-func (r *rule) render(e *cdc.Event, row cdc.Row, pk []string) (string, error) {
+func (r *rule) render(e *cdc.Event, row *cdc.Row, pk []string) (string, error) {
 	var buf [128]byte
 	b, err := r.appendKey(buf[:0], e, row, pk)
 	if err != nil {
@@ -372,7 +432,7 @@ func (r *rule) render(e *cdc.Event, row cdc.Row, pk []string) (string, error) {
 
 // appendKey appends the name of row's hash to b; b is returned unchanged
 // with an error.
-func (r *rule) appendKey(b []byte, e *cdc.Event, row cdc.Row, pk []string) ([]byte, error) {
+func (r *rule) appendKey(b []byte, e *cdc.Event, row *cdc.Row, pk []string) ([]byte, error) {
 	if r.usesPK && len(pk) == 0 {
 		return b, fmt.Errorf("key %q needs {pk} but %s.%s has no primary key in the event or the config", r.tmpl, e.DB, e.Table)
 	}
@@ -388,7 +448,7 @@ func (r *rule) appendKey(b []byte, e *cdc.Event, row cdc.Row, pk []string) ([]by
 
 // render is rule.render with the key's text in p.text: no allocation of
 // its own.
-func (p *plan) render(r *rule, e *cdc.Event, row cdc.Row, pk []string) (string, error) {
+func (p *plan) render(r *rule, e *cdc.Event, row *cdc.Row, pk []string) (string, error) {
 	var err error
 	key := p.textString(func(b []byte) []byte {
 		var out []byte
@@ -413,12 +473,47 @@ func (r *rule) keyColumns(pk []string) []string {
 }
 
 // fields appends the hash field/value pairs of row: its non-NULL columns
-// after include/exclude, in the event's column order where known.
-func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row cdc.Row) []any {
-	seen := 0
+// after include/exclude, the ones the event describes in its column order,
+// then the others in the row's.
+func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any {
+	rf := p.rowFields(r, e, row.Layout())
+	if rf == nil {
+		return p.fieldsOnce(dst, r, e, row)
+	}
+	w := row.Width()
+	for _, s := range rf.slots {
+		if s.at >= w {
+			continue // see layoutNames
+		}
+		_, v, ok := row.At(s.at)
+		if !ok {
+			continue
+		}
+		if text, ok := p.textOf(s.col, v); ok { // NULL: the field is absent
+			dst = append(dst, s.name, text)
+		}
+	}
+	return dst
+}
+
+// fieldsOnce is fields for a row whose layout the call has not met yet: the
+// same fields in the same order, each column found by name, starting at
+// the index after the last one's.
+func (p *plan) fieldsOnce(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any {
+	l := row.Layout()
+	names := layoutNames(row)
+	seen, prev := 0, -1
 	for ci := range e.Columns {
 		c := &e.Columns[ci]
-		v, ok := row[c.Name]
+		at := prev + 1
+		if at >= len(names) || names[at] != c.Name {
+			var ok bool
+			if at, ok = l.Index(c.Name); !ok || at >= len(names) {
+				continue
+			}
+		}
+		prev = at
+		_, v, ok := row.At(at)
 		if !ok {
 			continue
 		}
@@ -426,26 +521,97 @@ func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row cdc.Row) []any {
 		if !r.keep(c.Name) {
 			continue
 		}
-		if s, ok := p.textOf(c, v); ok { // NULL: the field is absent
-			dst = append(dst, &c.Name, s)
+		if text, ok := p.textOf(c, v); ok { // NULL: the field is absent
+			dst = append(dst, &c.Name, text)
 		}
 	}
-	if seen == len(row) {
+	if seen == row.Len() {
 		return dst
 	}
 	// Columns the event did not describe (or no descriptions at all).
-	for name, v := range row {
-		if _, ok := e.Column(name); ok {
+	for i := range names {
+		_, v, ok := row.At(i)
+		if !ok || !r.keep(names[i]) {
 			continue
 		}
-		if !r.keep(name) {
+		if _, described := e.Column(names[i]); described {
 			continue
 		}
-		if s, ok := p.textOf(nil, v); ok {
-			dst = append(dst, p.str(name), s)
+		if text, ok := p.textOf(nil, v); ok {
+			dst = append(dst, &names[i], text)
 		}
 	}
 	return dst
+}
+
+// layoutNames returns the names of row's layout that it has values for:
+// all of them, unless the row was (wrongly) made of another row's own
+// layout, which grew since (see cdc.Row.Lookup).
+func layoutNames(row *cdc.Row) []string {
+	names := row.Layout().Names()
+	return names[:min(len(names), row.Width())]
+}
+
+// rowFields returns how fields reads rows of layout l for rule r and e's
+// columns, building it when the call meets l the second time; nil the
+// first time.
+func (p *plan) rowFields(r *rule, e *cdc.Event, l *cdc.Layout) *rowFields {
+	var cols *cdc.Column
+	if len(e.Columns) > 0 {
+		cols = &e.Columns[0]
+	}
+	if p.last < len(p.layouts) {
+		if rf := &p.layouts[p.last]; rf.layout == l && rf.cols == cols && rf.ncols == len(e.Columns) && rf.rule == r {
+			return rf
+		}
+	}
+	for i := range p.layouts {
+		if rf := &p.layouts[i]; rf.layout == l && rf.cols == cols && rf.ncols == len(e.Columns) && rf.rule == r {
+			p.last = i
+			return rf
+		}
+	}
+	if l != p.once {
+		p.once = l
+		return nil
+	}
+	if len(p.layouts) < maxLayouts {
+		p.layouts = append(p.layouts, rowFields{})
+		p.last = len(p.layouts) - 1
+	} else {
+		p.last = p.next
+		p.next = (p.next + 1) % maxLayouts
+	}
+	rf := &p.layouts[p.last]
+	slots := rf.slots[:0]
+	*rf = rowFields{layout: l, cols: cols, ncols: len(e.Columns), rule: r}
+	names := l.Names()
+	p.seen = append(p.seen[:0], make([]bool, len(names))...)
+	prev := -1
+	for ci := range e.Columns {
+		c := &e.Columns[ci]
+		// The columns usually are the layout's, in its order.
+		at := prev + 1
+		if at >= len(names) || names[at] != c.Name {
+			var ok bool
+			if at, ok = l.Index(c.Name); !ok {
+				continue
+			}
+		}
+		prev = at
+		p.seen[at] = true
+		if r.keep(c.Name) {
+			slots = append(slots, fieldSlot{at: at, col: c, name: &c.Name})
+		}
+	}
+	// Columns the event does not describe (or no descriptions at all).
+	for i := range names {
+		if !p.seen[i] && r.keep(names[i]) {
+			slots = append(slots, fieldSlot{at: i, name: &names[i]})
+		}
+	}
+	rf.slots = slots
+	return rf
 }
 
 func (r *rule) keep(name string) bool {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -43,11 +42,11 @@ func planned(t *testing.T, tc TableConfig, pk []string, events []cdc.Event) stri
 	return strings.Join(out, "; ")
 }
 
-func users(op cdc.Op, before, after cdc.Row, version uint64) cdc.Event {
+func users(op cdc.Op, before, after *cdc.Row, version uint64) cdc.Event {
 	return cdc.Event{DB: "shop", Table: "users", Op: op, PK: []string{"id"}, Before: before, After: after, Pos: cdc.Position{Version: version}}
 }
 
-func u(id int64, email any) cdc.Row { return cdc.Row{"id": id, "email": email} }
+func u(id int64, email any) *cdc.Row { return cdc.RowOf("id", id, "email", email) }
 
 func TestPlan(t *testing.T) {
 	guarded := TableConfig{VersionField: "_v"}
@@ -63,7 +62,7 @@ func TestPlan(t *testing.T) {
 			[]cdc.Event{users(cdc.Insert, nil, u(8, "a"), 0)},
 			"w shop_users_8@0"},
 		{"composite pk", TableConfig{}, nil,
-			[]cdc.Event{{DB: "shop", Table: "lines", Op: cdc.Insert, PK: []string{"order", "line"}, After: cdc.Row{"order": int64(5), "line": "b"}}},
+			[]cdc.Event{{DB: "shop", Table: "lines", Op: cdc.Insert, PK: []string{"order", "line"}, After: cdc.RowOf("order", int64(5), "line", "b")}},
 			"w shop_lines_5:b@0"},
 		{"configured pk when the event has none", TableConfig{}, []string{"id"},
 			[]cdc.Event{{DB: "shop", Table: "users", Op: cdc.Insert, After: u(3, "x")}},
@@ -110,7 +109,7 @@ func TestPlan(t *testing.T) {
 			[]cdc.Event{users(cdc.Update, u(1, "a@x"), u(1, nil), 0)},
 			"d user:a@x@0; fail 0"},
 		{"partial before-image", byEmail, nil,
-			[]cdc.Event{users(cdc.Update, cdc.Row{"name": "old"}, u(1, "a@x"), 0)},
+			[]cdc.Event{users(cdc.Update, cdc.RowOf("name", "old"), u(1, "a@x"), 0)},
 			"w user:a@x@0"},
 		{"missing images", TableConfig{}, nil,
 			[]cdc.Event{users(cdc.Insert, nil, nil, 0), users(cdc.Delete, nil, nil, 0), users(0, nil, u(1, "a"), 0)},
@@ -152,20 +151,39 @@ func TestPlan(t *testing.T) {
 func TestSameKey(t *testing.T) {
 	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := &rule{tmplCols: []string{"k"}, usesPK: true}
+	layout, err := cdc.NewLayout([]string{"x", "id", "k"})
+	must(t, err)
+	// onLayout is a row of the shared layout, as the binlog decoder makes
+	// both images of an update: k, then id (nil: absent).
+	onLayout := func(k, id cdc.Value) *cdc.Row {
+		row := cdc.NewRow(layout)
+		if k != nil {
+			row.SetAt(2, k)
+		}
+		if id != nil {
+			row.SetAt(1, id)
+		}
+		return row
+	}
 	cases := []struct {
 		name          string
-		before, after cdc.Row
+		before, after *cdc.Row
 		want          bool
 	}{
-		{"equal ints", cdc.Row{"k": int64(1), "id": int64(7)}, cdc.Row{"k": int64(1), "id": int64(7)}, true},
-		{"pk changed", cdc.Row{"k": int64(1), "id": int64(7)}, cdc.Row{"k": int64(1), "id": int64(8)}, false},
-		{"key column changed", cdc.Row{"k": "a", "id": int64(7)}, cdc.Row{"k": "b", "id": int64(7)}, false},
-		{"types differ", cdc.Row{"k": int64(1), "id": int64(7)}, cdc.Row{"k": uint64(1), "id": int64(7)}, false},
-		{"partial before-image", cdc.Row{"x": 1}, cdc.Row{"k": "a", "id": int64(7)}, true},
-		{"missing in after", cdc.Row{"k": "a", "id": int64(7)}, cdc.Row{"id": int64(7)}, false},
-		{"bytes, times, decimals, NULL", cdc.Row{"k": []byte("a"), "id": t0}, cdc.Row{"k": []byte("a"), "id": t0}, true},
-		{"NULL to value", cdc.Row{"k": nil, "id": cdc.Decimal("1.0")}, cdc.Row{"k": "a", "id": cdc.Decimal("1.0")}, false},
-		{"other types render", cdc.Row{"k": 1.5, "id": int64(7)}, cdc.Row{"k": 1.5, "id": int64(7)}, false},
+		{"equal ints", cdc.RowOf("k", int64(1), "id", int64(7)), cdc.RowOf("k", int64(1), "id", int64(7)), true},
+		{"pk changed", cdc.RowOf("k", int64(1), "id", int64(7)), cdc.RowOf("k", int64(1), "id", int64(8)), false},
+		{"key column changed", cdc.RowOf("k", "a", "id", int64(7)), cdc.RowOf("k", "b", "id", int64(7)), false},
+		{"types differ", cdc.RowOf("k", int64(1), "id", int64(7)), cdc.RowOf("k", uint64(1), "id", int64(7)), false},
+		{"partial before-image", cdc.RowOf("x", 1), cdc.RowOf("k", "a", "id", int64(7)), true},
+		{"missing in after", cdc.RowOf("k", "a", "id", int64(7)), cdc.RowOf("id", int64(7)), false},
+		{"bytes, times, decimals, NULL", cdc.RowOf("k", []byte("a"), "id", t0), cdc.RowOf("k", []byte("a"), "id", t0), true},
+		{"NULL to value", cdc.RowOf("k", nil, "id", cdc.Decimal("1.0")), cdc.RowOf("k", "a", "id", cdc.Decimal("1.0")), false},
+		{"other types render", cdc.RowOf("k", 1.5, "id", int64(7)), cdc.RowOf("k", 1.5, "id", int64(7)), false},
+		{"shared layout, equal", onLayout("a", int64(7)), onLayout("a", int64(7)), true},
+		{"shared layout, pk changed", onLayout("a", int64(7)), onLayout("a", int64(8)), false},
+		{"shared layout, key column changed", onLayout("a", int64(7)), onLayout("b", int64(7)), false},
+		{"shared layout, partial before-image", onLayout(nil, nil), onLayout("a", int64(7)), true},
+		{"shared layout, missing in after", onLayout("a", int64(7)), onLayout(nil, int64(7)), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,10 +198,10 @@ func TestEncode(t *testing.T) {
 	cols := []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("at", "datetime(3)"), cdc.ParseColumnType("n", "text")}
 	evs := []cdc.Event{
 		{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, Columns: cols, Pos: cdc.Position{Version: 7},
-			After: cdc.Row{"id": int64(1), "at": time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), "n": nil, "secret": "s"}},
-		{DB: "d", Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.Row{"id": int64(2)}},
+			After: cdc.RowOf("id", int64(1), "at", time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), "n", nil, "secret", "s")},
+		{DB: "d", Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.RowOf("id", int64(2))},
 		{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, Columns: cols, Pos: cdc.Position{Version: 8},
-			After: cdc.Row{"id": int64(3), "at": nil, "n": "x"}},
+			After: cdc.RowOf("id", int64(3), "at", nil, "n", "x")},
 	}
 	cases := []struct {
 		name string
@@ -408,13 +426,13 @@ func TestPlanReuse(t *testing.T) {
 		big[i].Pos.Version = uint64(i + 1)
 		if i%40 == 0 {
 			// 1,000 bytes of BLOB text: some land where a block has less room left.
-			row := maps.Clone(big[i].After)
-			row["note"] = bytes.Repeat([]byte{'b'}, 1000)
+			row := big[i].After.Clone()
+			row.Set("note", bytes.Repeat([]byte{'b'}, 1000))
 			big[i].After = row
 		}
 	}
 	small := []cdc.Event{{DB: "d", Table: "orders", Op: cdc.Insert, PK: []string{"id"}, Columns: benchCols[:2], Pos: cdc.Position{Version: 9},
-		After: cdc.Row{"id": int64(7), "name": "x"}}}
+		After: cdc.RowOf("id", int64(7), "name", "x")}}
 	for name, tc := range map[string]TableConfig{"fast": {}, "ttl": {TTL: time.Second}, "guarded": {VersionField: "_v"},
 		"type_check include": {TypeCheck: true, Include: []string{"id", "name", "email", "price", "created", "note"}}} {
 		t.Run(name, func(t *testing.T) {
@@ -509,4 +527,112 @@ func TestEvalShaArgs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFields: fields, which reads rows by index through what it worked
+// out per layout, writes what looking every column up by name writes
+// (oldFields): in one call and across calls of a reused plan, with rows
+// sharing a layout or having their own, partial and NULL columns, event
+// columns in another order than the row's or naming columns it lacks,
+// include and exclude, more layouts than a plan keeps, and a row whose
+// own layout is emptied and refilled between calls as a pooled row's is.
+func TestFields(t *testing.T) {
+	compiled := func(tc TableConfig) *rule {
+		r, err := compile(rules(t, ".*", tc)[0])
+		must(t, err)
+		return r
+	}
+	rs := []*rule{compiled(TableConfig{}), compiled(TableConfig{Exclude: []string{"b"}}), compiled(TableConfig{Include: []string{"a", "c", "x"}})}
+	colsABC := []cdc.Column{cdc.ParseColumnType("a", "int"), cdc.ParseColumnType("b", "datetime"), cdc.ParseColumnType("c", "text")}
+	colsCA := []cdc.Column{colsABC[2], cdc.ParseColumnType("zz", "int"), colsABC[0]}
+	layout, err := cdc.NewLayout([]string{"a", "b", "c", "x"})
+	must(t, err)
+	shared := func(vals ...cdc.Value) *cdc.Row { // nil: absent; "NULL": NULL
+		row := cdc.NewRow(layout)
+		for i, v := range vals {
+			switch v {
+			case nil:
+			case "NULL":
+				row.SetAt(i, nil)
+			default:
+				row.SetAt(i, v)
+			}
+		}
+		return row
+	}
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	pooled := cdc.RowOf("c", "c1", "a", int64(1), "x", "x1")
+	rows := []*cdc.Row{
+		shared(int64(1), t0, "c", "x"),
+		shared(int64(2), nil, "NULL", "x"),
+		shared(nil, t0, nil, nil),
+		pooled,
+		cdc.RowOf("x", "x2", "b", t0, "a", int64(3)),
+		cdc.RowOf("b", "NULL", "y", "y"),
+		nil,
+	}
+	var evs []cdc.Event
+	for round := range 3 { // > maxLayouts layouts, interleaved
+		for _, cols := range [][]cdc.Column{colsABC, colsCA, nil} {
+			for _, row := range rows {
+				evs = append(evs, cdc.Event{DB: "d", Table: fmt.Sprint("t", round), Op: cdc.Insert, Columns: cols, After: row})
+			}
+		}
+	}
+	check := func(pl *plan) {
+		t.Helper()
+		for i := range evs {
+			for _, r := range rs {
+				e := &evs[i]
+				got := texts(pl.fields(nil, r, e, e.After))
+				want := texts(oldFields(r, e, e.After))
+				if !slices.Equal(got, want) {
+					t.Fatalf("fields(%v, columns %d, include %v exclude %v) = %q, want %q", e.After, len(e.Columns), r.include, r.exclude, got, want)
+				}
+			}
+		}
+	}
+	pl := newPlan(len(evs))
+	check(pl)
+	if len(pl.layouts) != maxLayouts {
+		t.Fatalf("plan keeps %d layouts, want %d", len(pl.layouts), maxLayouts)
+	}
+	pl.reset()
+	for _, rf := range pl.layouts {
+		if rf.layout != nil || rf.cols != nil || rf.rule != nil || slices.ContainsFunc(rf.slots[:cap(rf.slots)], func(s fieldSlot) bool { return s.col != nil || s.name != nil }) {
+			t.Fatal("reset plan keeps a layout's fields")
+		}
+	}
+	// The pooled row's layout, same pointer, now holds other columns.
+	pooled.Reset()
+	pooled.Set("x", "x3")
+	pooled.Set("c", "c3")
+	pooled.Set("b", t0)
+	check(pl)
+}
+
+// oldFields is fields as it was before rows had layouts: every column
+// looked up by name, per row.
+func oldFields(r *rule, e *cdc.Event, row *cdc.Row) []any {
+	var dst []any
+	text := func(col *cdc.Column, v cdc.Value) (string, bool) { return cdc.FormatText(col, v) }
+	for ci := range e.Columns {
+		c := &e.Columns[ci]
+		v, ok := row.Lookup(c.Name)
+		if !ok || !r.keep(c.Name) {
+			continue
+		}
+		if s, ok := text(c, v); ok {
+			dst = append(dst, c.Name, s)
+		}
+	}
+	for name, v := range row.All() {
+		if _, ok := e.Column(name); ok || !r.keep(name) {
+			continue
+		}
+		if s, ok := text(nil, v); ok {
+			dst = append(dst, name, s)
+		}
+	}
+	return dst
 }

@@ -443,7 +443,7 @@ func (p *Projector) encode(events []cdc.Event, pl *plan) []*chunk {
 	need := 0
 	for oi := range pl.ops {
 		if o := &pl.ops[oi]; o.kind == opWrite {
-			need += 2*len(events[o.ev].After) + 7
+			need += 2*events[o.ev].After.Len() + 7
 		}
 	}
 	arena := slices.Grow(pl.args[:0], need)

@@ -175,22 +175,7 @@ func TestApplyTextForms(t *testing.T) {
 		cdc.ParseColumnType("dur", "time(3)"),
 		cdc.ParseColumnType("gone", "int"),
 	}
-	row := cdc.Row{
-		"id":     uint64(18446744073709551615),
-		"amount": cdc.Decimal("-12345678901234.5000"),
-		"at":     time.Date(2024, 1, 2, 3, 4, 5, 120000000, time.UTC),
-		"day":    time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC),
-		"ts0":    time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
-		"blob":   []byte{0, 1, 0xfe, 0xff},
-		"name":   "Grüße, 世界 🚀",
-		"f":      float64(float32(0.1)),
-		"d":      0.1,
-		"doc":    cdc.JSON(`{"a": [1, 2]}`),
-		"tags":   cdc.Set{"a", "c"},
-		"dur":    -(25*time.Hour + 500*time.Millisecond),
-		"gone":   nil,
-		"extra":  "no column info",
-	}
+	row := cdc.RowOf("id", uint64(18446744073709551615), "amount", cdc.Decimal("-12345678901234.5000"), "at", time.Date(2024, 1, 2, 3, 4, 5, 120000000, time.UTC), "day", time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC), "ts0", time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), "blob", []byte{0, 1, 0xfe, 0xff}, "name", "Grüße, 世界 🚀", "f", float64(float32(0.1)), "d", 0.1, "doc", cdc.JSON(`{"a": [1, 2]}`), "tags", cdc.Set{"a", "c"}, "dur", -(25*time.Hour + 500*time.Millisecond), "gone", nil, "extra", "no column info")
 	ev := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: row, Columns: cols}
 	if err := p.Apply(t.Context(), []cdc.Event{ev}); err != nil {
 		t.Fatal(err)
@@ -223,8 +208,8 @@ func TestKeyColumnChangeMovesHash(t *testing.T) {
 	c := newClient(t)
 	db := uniqueDB(t, c)
 	p := newProjector(t, c, rules(t, db+`\.users`, TableConfig{Key: db + ":user:{email|lower}", Exclude: []string{"secret"}}, "id"))
-	before := cdc.Row{"id": int64(1), "email": "A@x.io", "secret": "pw"}
-	after := cdc.Row{"id": int64(1), "email": "b@x.io", "secret": "pw"}
+	before := cdc.RowOf("id", int64(1), "email", "A@x.io", "secret", "pw")
+	after := cdc.RowOf("id", int64(1), "email", "b@x.io", "secret", "pw")
 	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "users", Op: cdc.Insert, After: before}}))
 	if n := c.Exists(t.Context(), db+":user:a@x.io").Val(); n != 1 {
 		t.Fatalf("old key missing before update")
@@ -239,8 +224,8 @@ func TestKeyColumnChangeMovesHash(t *testing.T) {
 	}
 	// A partial before-image (only changed columns, as Maxwell's "old")
 	// still finds the old key.
-	after2 := cdc.Row{"id": int64(1), "email": "c@x.io", "secret": "pw"}
-	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "users", Op: cdc.Update, Before: cdc.Row{"email": "b@x.io"}, After: after2}}))
+	after2 := cdc.RowOf("id", int64(1), "email", "c@x.io", "secret", "pw")
+	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "users", Op: cdc.Update, Before: cdc.RowOf("email", "b@x.io"), After: after2}}))
 	if n := c.Exists(t.Context(), db+":user:b@x.io", db+":user:c@x.io").Val(); n != 1 {
 		t.Errorf("after partial before-image: %d of old+new keys exist, want only the new", n)
 	}
@@ -251,7 +236,7 @@ func TestIncludeAndTTL(t *testing.T) {
 	db := uniqueDB(t, c)
 	p := newProjector(t, c, rules(t, db+`\..*`, TableConfig{Include: []string{"id", "name"}, TTL: time.Hour}))
 	ev := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"a", "b"},
-		After: cdc.Row{"a": int64(1), "b": "x", "id": int64(7), "name": "n", "other": "o"}}
+		After: cdc.RowOf("a", int64(1), "b", "x", "id", int64(7), "name", "n", "other", "o")}
 	must(t, p.Apply(t.Context(), []cdc.Event{ev}))
 	key := db + "_t_1:x"
 	if got := fmt.Sprint(c.HGetAll(t.Context(), key).Val()); got != "map[id:7 name:n]" {
@@ -266,7 +251,7 @@ func TestTombstone(t *testing.T) {
 	c := newClient(t)
 	db := uniqueDB(t, c)
 	p := newProjector(t, c, rules(t, db+`\..*`, TableConfig{VersionField: "_v", TombstoneTTL: time.Minute}))
-	row := cdc.Row{"id": int64(1), "n": "a"}
+	row := cdc.RowOf("id", int64(1), "n", "a")
 	big := uint64(1)<<60 + 5 // beyond float precision: compared as text
 	ins := cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: row, Pos: cdc.Position{Version: big}}
 	must(t, p.Apply(t.Context(), []cdc.Event{ins}))
@@ -276,7 +261,7 @@ func TestTombstone(t *testing.T) {
 	}
 	older := ins
 	older.Pos.Version = big - 1
-	older.After = cdc.Row{"id": int64(1), "n": "older"}
+	older.After = cdc.RowOf("id", int64(1), "n", "older")
 	must(t, p.Apply(t.Context(), []cdc.Event{older}))
 	if v := c.HGet(t.Context(), key, "n").Val(); v != "a" {
 		t.Errorf("older version (differs only past 2^53) applied: n = %q", v)
@@ -328,12 +313,12 @@ func TestWrongType(t *testing.T) {
 			p := newProjector(t, c, rules(t, db+`\..*`, tc.tc))
 			must(t, c.Set(t.Context(), db+"_t_2", "not a hash", 0).Err())
 			evs := []cdc.Event{
-				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}},
-				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(2)}},
-				{DB: db, Table: "t", Op: cdc.Update, PK: []string{"id"}, Before: cdc.Row{"id": int64(2)}, After: cdc.Row{"id": int64(2), "x": "y"}},
-				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": nil}},
-				{DB: db, Table: "t", Op: cdc.Insert, After: cdc.Row{"id": int64(5)}}, // no PK anywhere
-				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(3)}},
+				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1))},
+				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(2))},
+				{DB: db, Table: "t", Op: cdc.Update, PK: []string{"id"}, Before: cdc.RowOf("id", int64(2)), After: cdc.RowOf("id", int64(2), "x", "y")},
+				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", nil)},
+				{DB: db, Table: "t", Op: cdc.Insert, After: cdc.RowOf("id", int64(5))}, // no PK anywhere
+				{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(3))},
 			}
 			err := p.Apply(t.Context(), evs)
 			var be *cdc.BatchError
@@ -377,7 +362,7 @@ func TestRulePKFallback(t *testing.T) {
 	c := newClient(t)
 	db := uniqueDB(t, c)
 	p := newProjector(t, c, rules(t, db+`\..*`, TableConfig{}, "k1", "k2"))
-	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "t", Op: cdc.Insert, After: cdc.Row{"k1": "a", "k2": int64(2)}}}))
+	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "t", Op: cdc.Insert, After: cdc.RowOf("k1", "a", "k2", int64(2))}}))
 	if n := c.Exists(t.Context(), db+"_t_a:2").Val(); n != 1 {
 		t.Errorf("key from configured pk missing")
 	}
@@ -390,14 +375,14 @@ func TestNoScriptReloads(t *testing.T) {
 	// A script body never loaded on the server gets NOSCRIPT first, as
 	// after a restart or failover; SCRIPT FLUSH would disturb other tests.
 	p.script = newLuaScript(commitScript + "\n-- " + db)
-	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}}}))
+	must(t, p.Apply(t.Context(), []cdc.Event{{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1))}}))
 	if n := c.Exists(t.Context(), db+"_t_1").Val(); n != 1 {
 		t.Errorf("row not written after NOSCRIPT")
 	}
 }
 
 func TestTransientErrors(t *testing.T) {
-	ev := []cdc.Event{{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.Row{"id": int64(1)}}}
+	ev := []cdc.Event{{DB: "d", Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: cdc.RowOf("id", int64(1))}}
 	down := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", DialTimeout: time.Second, MaxRetries: -1})
 	defer down.Close()
 	p := newProjector(t, down, rules(t, ".*", TableConfig{}))
@@ -427,9 +412,9 @@ func TestCoalescedBatchRoundTrips(t *testing.T) {
 	for i := range 50 {
 		id := int64(i % 7)
 		evs = append(evs, cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"},
-			After: cdc.Row{"id": id, "n": int64(i)}, Pos: cdc.Position{Version: uint64(100 + i)}})
+			After: cdc.RowOf("id", id, "n", int64(i)), Pos: cdc.Position{Version: uint64(100 + i)}})
 	}
-	evs = append(evs, cdc.Event{DB: db, Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.Row{"id": int64(0)}, Pos: cdc.Position{Version: 1000}})
+	evs = append(evs, cdc.Event{DB: db, Table: "t", Op: cdc.Delete, PK: []string{"id"}, Before: cdc.RowOf("id", int64(0)), Pos: cdc.Position{Version: 1000}})
 	must(t, p.Apply(t.Context(), evs))
 	for id := range int64(7) {
 		got := c.HGetAll(t.Context(), fmt.Sprintf("%s_t_%d", db, id)).Val()
@@ -481,7 +466,7 @@ func testConcurrentApply(t *testing.T, tc TableConfig) {
 				var evs []cdc.Event
 				for i := range 50 {
 					evs = append(evs, cdc.Event{DB: db, Table: "t", Op: cdc.Insert, PK: []string{"id"},
-						After: cdc.Row{"id": int64(w*100000 + b*100 + i), "grp": int64(i), "w": int64(w), "b": int64(b)}})
+						After: cdc.RowOf("id", int64(w*100000+b*100+i), "grp", int64(i), "w", int64(w), "b", int64(b))})
 				}
 				if err := p.Apply(ctx, evs); err != nil {
 					return err

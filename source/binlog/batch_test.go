@@ -43,7 +43,7 @@ func TestLoneCommitNoWait(t *testing.T) {
 			t.Fatalf("round %d: %d events, want the 3 rows of the transaction", round, len(b.Events))
 		}
 		for i, e := range b.Events {
-			if e.After["id"] != int64(base+i+1) {
+			if e.After.Get("id") != int64(base+i+1) {
 				t.Fatalf("round %d event %d: %v, want id %d", round, i, e.After, base+i+1)
 			}
 		}
@@ -87,7 +87,7 @@ func TestBurstBatches(t *testing.T) {
 			t.Fatalf("next after %d of %d: %v", got, n, err)
 		}
 		for i, e := range b.Events {
-			if e.After["id"] != int64(got+i) {
+			if e.After.Get("id") != int64(got+i) {
 				t.Fatalf("event %d: %v, want id %d", got+i, e.After, got+i)
 			}
 		}

@@ -51,43 +51,30 @@ func testTypes(t *testing.T, withJSON bool) {
 	mustExec(t, db, `DELETE FROM t WHERE id = 2`)
 
 	ev := collect(t, s, 5)
-	full := cdc.Row{
-		"id": int64(1), "ti": int64(-128), "tu": int64(255), "si": int64(-32768), "mi": int64(16777215),
-		"i": int64(math.MinInt32), "iu": int64(math.MaxUint32), "bi": int64(math.MinInt64), "bu": uint64(math.MaxUint64),
-		"f": float64(float32(0.1)), "d": 3.141592653589793, "dm": cdc.Decimal("-1234567890.05"),
-		"s": "héllo 世界 🎉", "c": "ab", "tx": "emoji 😀 text",
-		"bin": []byte{0x00, 0xff, 0x00, 0x00}, "vb": []byte{0x00, 0xff, 0x00}, "bl": []byte{0x00, 0xff, 0x7f, 0x80},
-		"dt":  time.Date(2024, 2, 29, 23, 59, 58, 123e6, time.UTC),
-		"dt0": time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
-		"da":  time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC),
-		"ts":  time.Date(2024, 6, 1, 12, 0, 0, 654321e3, time.UTC),
-		"tm":  -(123*time.Hour + 45*time.Minute + 6*time.Second + 780*time.Millisecond),
-		"y":   int64(2024), "j": cdc.JSON(`{"a": [1, 2, {"b": "ü"}]}`), "e": "medium",
-		"st": cdc.Set{"a", "c"}, "b8": int64(0xa5), "b64": uint64(math.MaxUint64),
-	}
+	full := cdc.RowOf("id", int64(1), "ti", int64(-128), "tu", int64(255), "si", int64(-32768), "mi", int64(16777215), "i", int64(math.MinInt32), "iu", int64(math.MaxUint32), "bi", int64(math.MinInt64), "bu", uint64(math.MaxUint64), "f", float64(float32(0.1)), "d", 3.141592653589793, "dm", cdc.Decimal("-1234567890.05"), "s", "héllo 世界 🎉", "c", "ab", "tx", "emoji 😀 text", "bin", []byte{0x00, 0xff, 0x00, 0x00}, "vb", []byte{0x00, 0xff, 0x00}, "bl", []byte{0x00, 0xff, 0x7f, 0x80}, "dt", time.Date(2024, 2, 29, 23, 59, 58, 123e6, time.UTC), "dt0", time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), "da", time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC), "ts", time.Date(2024, 6, 1, 12, 0, 0, 654321e3, time.UTC), "tm", -(123*time.Hour + 45*time.Minute + 6*time.Second + 780*time.Millisecond), "y", int64(2024), "j", cdc.JSON(`{"a": [1, 2, {"b": "ü"}]}`), "e", "medium", "st", cdc.Set{"a", "c"}, "b8", int64(0xa5), "b64", uint64(math.MaxUint64))
 	if !withJSON {
-		delete(full, "j")
+		full.Delete("j")
 	}
-	nulls := cdc.Row{"id": int64(2)}
-	zero := cdc.Row{"id": int64(3), "dm": cdc.Decimal("7.00"), "dt0": "0000-00-00 00:00:00", "da": "0000-00-00",
-		"e": "", "st": cdc.Set{}, "tu": int64(0), "b8": int64(0)}
-	for name := range full {
-		if _, ok := nulls[name]; !ok {
-			nulls[name] = nil
+	nulls := cdc.RowOf("id", int64(2))
+	zero := cdc.RowOf("id", int64(3), "dm", cdc.Decimal("7.00"), "dt0", "0000-00-00 00:00:00", "da", "0000-00-00", "e", "", "st", cdc.Set{}, "tu", int64(0), "b8", int64(0))
+	for name := range full.All() {
+		if _, ok := nulls.Lookup(name); !ok {
+			nulls.Set(name, nil)
 		}
-		if _, ok := zero[name]; !ok {
-			zero[name] = nil
+		if _, ok := zero.Lookup(name); !ok {
+			zero.Set(name, nil)
 		}
 	}
-	updated := cdc.Row{}
-	for k, v := range full {
-		updated[k] = v
+	updated := cdc.RowOf()
+	for k, v := range full.All() {
+		updated.Set(k, v)
 	}
-	updated["s"], updated["dm"] = "ünïcödé ✓ 🚀", cdc.Decimal("-1234567889.55")
+	updated.Set("s", "ünïcödé ✓ 🚀")
+	updated.Set("dm", cdc.Decimal("-1234567889.55"))
 
 	want := []struct {
 		op            cdc.Op
-		before, after cdc.Row
+		before, after *cdc.Row
 	}{
 		{cdc.Insert, nil, full},
 		{cdc.Insert, nil, nulls},
@@ -139,19 +126,19 @@ func testTypes(t *testing.T, withJSON bool) {
 			t.Errorf("column %s: %+v", c.name, cols[c.name])
 		}
 	}
-	if len(ev[0].Columns) != len(full) {
-		t.Errorf("%d columns, want %d", len(ev[0].Columns), len(full))
+	if len(ev[0].Columns) != full.Len() {
+		t.Errorf("%d columns, want %d", len(ev[0].Columns), full.Len())
 	}
 }
 
-func diffRow(t *testing.T, what string, got, want cdc.Row) {
+func diffRow(t *testing.T, what string, got, want *cdc.Row) {
 	t.Helper()
 	if (got == nil) != (want == nil) {
 		t.Errorf("%s: got %v, want %v", what, got, want)
 		return
 	}
-	for k, w := range want {
-		g, ok := got[k]
+	for k, w := range want.All() {
+		g, ok := got.Lookup(k)
 		if !ok {
 			t.Errorf("%s.%s missing", what, k)
 			continue
@@ -160,9 +147,9 @@ func diffRow(t *testing.T, what string, got, want cdc.Row) {
 			t.Errorf("%s.%s = %#v (%T), want %#v (%T)", what, k, g, g, w, w)
 		}
 	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s.%s unexpected = %#v", what, k, got[k])
+	for k := range got.All() {
+		if _, ok := want.Lookup(k); !ok {
+			t.Errorf("%s.%s unexpected = %#v", what, k, got.Get(k))
 		}
 	}
 }
@@ -192,10 +179,10 @@ func TestKeysAndMultiRow(t *testing.T) {
 			t.Errorf("composite pk %v, want [id tenant]", e.PK)
 		}
 	}
-	if ev[1].After["tenant"] != "b" || ev[1].After["v"] != int64(20) {
+	if ev[1].After.Get("tenant") != "b" || ev[1].After.Get("v") != int64(20) {
 		t.Errorf("multi-row insert row 2: %v", ev[1].After)
 	}
-	if ev[4].Before["v"] != int64(20) || ev[4].After["v"] != int64(21) {
+	if ev[4].Before.Get("v") != int64(20) || ev[4].After.Get("v") != int64(21) {
 		t.Errorf("multi-row update: %v -> %v", ev[4].Before, ev[4].After)
 	}
 	for _, e := range ev[5:] {
@@ -347,7 +334,7 @@ func TestRestartFromCheckpoint(t *testing.T) {
 	s2 := newSource(t, schema, store, nil)
 	ev = collect(t, s2, 3)
 	for i, e := range ev {
-		if e.After["id"] != int64(i+4) {
+		if e.After.Get("id") != int64(i+4) {
 			t.Fatalf("after restart event %d: %v, want id %d", i, e.After, i+4)
 		}
 	}
@@ -385,7 +372,7 @@ func TestRotation(t *testing.T) {
 	s.Close(context.Background())
 	mustExec(t, db, "INSERT INTO rot VALUES (3)")
 	s2 := newSource(t, schema, store, nil)
-	if ev := collect(t, s2, 1); ev[0].After["id"] != int64(3) {
+	if ev := collect(t, s2, 1); ev[0].After.Get("id") != int64(3) {
 		t.Fatalf("after restart: %v", ev[0].After)
 	}
 }
@@ -435,7 +422,7 @@ func TestReconnect(t *testing.T) {
 	mustExec(t, db, "INSERT INTO rc VALUES (4)")
 	ev := collect(t, s, 3)
 	for i, e := range ev {
-		if e.After["id"] != int64(i+2) {
+		if e.After.Get("id") != int64(i+2) {
 			t.Fatalf("event %d after reconnect: %v", i, e.After)
 		}
 	}

@@ -66,15 +66,15 @@ func TestCharsets(t *testing.T) {
 			ev := collect(t, s, 3)
 			ins, upd, ins2 := ev[0].After, ev[1].After, ev[2].After
 			for _, c := range cols {
-				if ins[c] != text[c] {
-					t.Errorf("insert %s = %q, want %q", c, ins[c], text[c])
+				if ins.Get(c) != text[c] {
+					t.Errorf("insert %s = %q, want %q", c, ins.Get(c), text[c])
 				}
-				if upd[c] != server[c] {
-					t.Errorf("update %s = %q, the server returns %q", c, upd[c], server[c])
+				if upd.Get(c) != server[c] {
+					t.Errorf("update %s = %q, the server returns %q", c, upd.Get(c), server[c])
 				}
 			}
-			if ev[1].Before["l1"] != text["l1"] || ins2["l1"] != "ascii only" {
-				t.Errorf("before %q, ascii row %q", ev[1].Before["l1"], ins2["l1"])
+			if ev[1].Before.Get("l1") != text["l1"] || ins2.Get("l1") != "ascii only" {
+				t.Errorf("before %q, ascii row %q", ev[1].Before.Get("l1"), ins2.Get("l1"))
 			}
 			var latin *cdc.Column
 			for i := range ev[0].Columns {

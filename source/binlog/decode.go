@@ -158,9 +158,10 @@ var errTruncated = errors.New("row image truncated")
 // decodeImage decodes one row image from data with the column bitmap of
 // the event, as image does for go-mysql's values: columns the bitmap
 // leaves out take before's value or are reported missing. n is the image's
-// length. The row's map comes from rows. Any error means: decode this
-// event with go-mysql instead.
-func (p *plan) decodeImage(rows *cdc.BatchRows, data, bitmap []byte, before cdc.Row) (r cdc.Row, missing []string, n int, err error) {
+// length. The row comes from rows, of the plan's layout; a column the
+// image does not carry stays absent. Any error means: decode this event
+// with go-mysql instead.
+func (p *plan) decodeImage(rows *cdc.BatchRows, data, bitmap []byte, before *cdc.Row) (r *cdc.Row, missing []string, n int, err error) {
 	ncol := len(p.cols)
 	if len(bitmap) < (ncol+7)/8 {
 		return nil, nil, 0, errTruncated
@@ -176,22 +177,21 @@ func (p *plan) decodeImage(rows *cdc.BatchRows, data, bitmap []byte, before cdc.
 		return nil, nil, 0, errTruncated
 	}
 	nulls := data[:pos]
-	r = rows.Get(ncol)
+	r = p.row(rows)
 	k := 0
 	for i := range ncol {
-		name := p.names[i]
 		if bitmap[i>>3]&(1<<(i&7)) == 0 {
-			if bv, ok := before[name]; ok {
-				r[name] = bv
+			if bv, ok := p.beforeValue(before, i); ok {
+				p.set(r, i, bv)
 			} else {
-				missing = append(missing, name)
+				missing = append(missing, p.names[i])
 			}
 			continue
 		}
 		null := nulls[k>>3]&(1<<(k&7)) != 0
 		k++
 		if null {
-			r[name] = nil
+			p.set(r, i, nil)
 			continue
 		}
 		v, n, err := p.decodeValue(i, data[pos:])
@@ -199,9 +199,41 @@ func (p *plan) decodeImage(rows *cdc.BatchRows, data, bitmap []byte, before cdc.
 			return nil, nil, 0, err
 		}
 		pos += n
-		r[name] = v
+		p.set(r, i, v)
 	}
 	return r, missing, pos, nil
+}
+
+// row returns an empty row for an image of p's table, from rows: of p's
+// layout, or, without one, a row filled by name.
+func (p *plan) row(rows *cdc.BatchRows) *cdc.Row {
+	if p.layout != nil {
+		return rows.Of(p.layout)
+	}
+	return rows.Get(len(p.names))
+}
+
+// set sets column i of r, a row from p.row.
+func (p *plan) set(r *cdc.Row, i int, v cdc.Value) {
+	if p.layout != nil {
+		r.SetAt(i, v)
+		return
+	}
+	r.Set(p.names[i], v)
+}
+
+// beforeValue returns the value of column i in before (nil, or an image
+// decoded earlier), false when before lacks it: by index when before has
+// p's layout, as it has unless it came through the JSON memory.
+func (p *plan) beforeValue(before *cdc.Row, i int) (cdc.Value, bool) {
+	if before == nil {
+		return nil, false
+	}
+	if p.layout != nil && before.Layout() == p.layout {
+		_, v, ok := before.At(i)
+		return v, ok
+	}
+	return before.Lookup(p.names[i])
 }
 
 // decodeValue decodes the non-NULL value of column i at the start of data

@@ -18,21 +18,21 @@ const jsonCacheRows = 1 << 16
 // It is emptied whenever that chain might break: on reconnect (events are
 // read again), on DDL, and when full.
 type jsonCache struct {
-	rows map[string]cdc.Row
+	rows map[string]*cdc.Row
 }
 
 func (c *jsonCache) reset() { c.rows = nil }
 
 // rowKey names a row by its table and primary key; "" when the key is
 // not known.
-func rowKey(table string, pk []string, r cdc.Row) string {
+func rowKey(table string, pk []string, r *cdc.Row) string {
 	if len(pk) == 0 {
 		return ""
 	}
 	var b strings.Builder
 	b.WriteString(table)
 	for _, k := range pk {
-		v, ok := r[k]
+		v, ok := r.Lookup(k)
 		if !ok {
 			return ""
 		}
@@ -41,7 +41,7 @@ func rowKey(table string, pk []string, r cdc.Row) string {
 	return b.String()
 }
 
-func (c *jsonCache) get(key string) cdc.Row {
+func (c *jsonCache) get(key string) *cdc.Row {
 	if key == "" {
 		return nil
 	}
@@ -50,20 +50,20 @@ func (c *jsonCache) get(key string) cdc.Row {
 
 // put remembers the JSON columns of r (those p decodes from binary JSON).
 // A column r lacks is forgotten: its value is no longer known.
-func (c *jsonCache) put(key string, p *plan, r cdc.Row) {
+func (c *jsonCache) put(key string, p *plan, r *cdc.Row) {
 	if key == "" {
 		return
 	}
 	if c.rows == nil || len(c.rows) >= jsonCacheRows {
-		c.rows = make(map[string]cdc.Row)
+		c.rows = make(map[string]*cdc.Row)
 	}
-	m := make(cdc.Row, 1)
+	m := new(cdc.Row)
 	for i, name := range p.names {
 		if !p.jsonBin[i] {
 			continue
 		}
-		if v, ok := r[name]; ok {
-			m[name] = v
+		if v, ok := r.Lookup(name); ok {
+			m.Set(name, v)
 		}
 	}
 	c.rows[key] = m

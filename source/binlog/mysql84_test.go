@@ -97,7 +97,7 @@ func TestMySQL84OverTLS(t *testing.T) {
 		}
 	}
 	last := got[17].After
-	if last["json_col"] != cdc.JSON(`{"age": 42, "data": "zzzzzzzzzz", "name": "Pete"}`) || last["age"] != int64(42) {
+	if last.Get("json_col") != cdc.JSON(`{"age": 42, "data": "zzzzzzzzzz", "name": "Pete"}`) || last.Get("age") != int64(42) {
 		t.Fatalf("last row %v", last)
 	}
 	if n := srv.Plain(); n != 0 {

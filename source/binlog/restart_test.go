@@ -31,7 +31,7 @@ func TestServerRestart(t *testing.T) {
 	go func() {
 		defer close(done)
 		for _, e := range collect(t, s, 2) {
-			ids = append(ids, e.After["id"])
+			ids = append(ids, e.After.Get("id"))
 		}
 	}()
 	time.Sleep(2 * time.Second) // let it fail a few reconnects; not an assertion

@@ -30,7 +30,7 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 		// at the cut (see cut): 1/16 headroom keeps that append from
 		// regrowing, and so copying, the whole batch.
 		n := min(s.cfg.BatchSize, max(16, s.lastLen))
-		s.cur = make([]cdc.Event, 0, n+n/16)
+		s.cur = s.eventList(n + n/16)
 	}
 	// a table whose plan fits this table map is wanted (plans hold wanted
 	// tables only): found without building the key
@@ -102,7 +102,7 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 			ev.After, missing, err = p.image(rows, e.Rows[i], skipped(e, i), nil, nil)
 		case cdc.Delete:
 			ev.Before, missing, err = p.image(rows, e.Rows[i], skipped(e, i), nil, nil)
-			if err == nil && hasAll(ev.Before, p.pk) {
+			if err == nil && p.hasKey(ev.Before) {
 				missing = nil // a delete needs only its key
 			}
 		case cdc.Update:
@@ -145,6 +145,9 @@ func (s *Source) rows(ctx context.Context, ev *replication.BinlogEvent, e *repli
 		}
 		// With refetch, the row is read again by key: the columns known
 		// here (the key among them) are enough.
+		if len(s.cur) == cap(s.cur) {
+			s.growEvents()
+		}
 		s.cur = append(s.cur, ev)
 	}
 	return nil
@@ -185,9 +188,14 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 	rows := s.batchRows()
 	firstMissing, missingAt := []string(nil), -1
 	for off := 0; off < len(data); {
-		row := cdc.Event{DB: db, Table: table, Op: op, PK: p.pk, Columns: p.cols, Commit: commit, Pos: pos}
+		// the event is made in place (160 bytes, not copied again)
+		if len(s.cur) == cap(s.cur) {
+			s.growEvents()
+		}
+		s.cur = append(s.cur, cdc.Event{DB: db, Table: table, Op: op, PK: p.pk, Columns: p.cols, Commit: commit, Pos: pos})
+		row := &s.cur[len(s.cur)-1]
 		var (
-			img     cdc.Row
+			img     *cdc.Row
 			missing []string
 			n       int
 			err     error
@@ -208,7 +216,7 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 			row.After = img
 		case cdc.Delete:
 			row.Before = img
-			if hasAll(img, p.pk) {
+			if p.hasKey(img) {
 				missing = nil // a delete needs only its key
 			}
 		case cdc.Update:
@@ -219,9 +227,8 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 			off += n
 		}
 		if len(missing) > 0 && missingAt < 0 {
-			firstMissing, missingAt = missing, len(s.cur)
+			firstMissing, missingAt = missing, len(s.cur)-1
 		}
-		s.cur = append(s.cur, row)
 	}
 	if missingAt >= 0 && (s.cfg.Refetched == nil || !s.cfg.Refetched(db, table)) {
 		// the old path stops at that row, the rows before it taken
@@ -234,17 +241,20 @@ func (s *Source) ownRows(ev *replication.BinlogEvent, e *replication.RowsEvent, 
 }
 
 // withRemembered returns before completed with the remembered JSON values
-// of the columns it lacks.
-func withRemembered(before, remembered cdc.Row) cdc.Row {
-	if len(remembered) == 0 {
+// of the columns it lacks: a copy, read while decoding the after image
+// and put in no event.
+func withRemembered(before, remembered *cdc.Row) *cdc.Row {
+	if remembered.Len() == 0 {
 		return before
 	}
-	r := make(cdc.Row, len(before)+len(remembered))
-	for k, v := range remembered {
-		r[k] = v
+	r := before.Clone()
+	if r == nil {
+		r = new(cdc.Row)
 	}
-	for k, v := range before {
-		r[k] = v
+	for k, v := range remembered.All() {
+		if !r.Has(k) {
+			r.Set(k, v)
+		}
 	}
 	return r
 }
@@ -258,10 +268,26 @@ func skipped(e *replication.RowsEvent, i int) []int {
 	return nil
 }
 
+// hasKey reports whether r, a row from p.row, holds every key column.
+func (p *plan) hasKey(r *cdc.Row) bool {
+	if p.layout == nil {
+		return hasAll(r, p.pk)
+	}
+	for _, i := range p.pkAt {
+		if i < 0 {
+			return false
+		}
+		if _, _, ok := r.At(i); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // hasAll reports whether r holds every column of names.
-func hasAll(r cdc.Row, names []string) bool {
+func hasAll(r *cdc.Row, names []string) bool {
 	for _, n := range names {
-		if _, ok := r[n]; !ok {
+		if _, ok := r.Lookup(n); !ok {
 			return false
 		}
 	}
@@ -274,17 +300,17 @@ func hasAll(r cdc.Row, names []string) bool {
 // change and takes the before image's value, and a partial JSON update
 // (diffOps: the number of diff operations per column) is applied to the
 // before image's value. Columns whose value stays unknown are returned in
-// missing. The row's map comes from rows.
-func (p *plan) image(rows *cdc.BatchRows, vals []any, skip []int, before cdc.Row, diffOps map[int]int) (r cdc.Row, missing []string, err error) {
-	r = rows.Get(len(vals))
+// missing. The row comes from rows (see plan.row).
+func (p *plan) image(rows *cdc.BatchRows, vals []any, skip []int, before *cdc.Row, diffOps map[int]int) (r *cdc.Row, missing []string, err error) {
+	r = p.row(rows)
 	for i, v := range vals {
 		if i >= len(p.cols) {
 			break
 		}
 		name := p.names[i]
 		if slices.Contains(skip, i) {
-			if bv, ok := before[name]; ok {
-				r[name] = bv
+			if bv, ok := p.beforeValue(before, i); ok {
+				p.set(r, i, bv)
 			} else {
 				missing = append(missing, name)
 			}
@@ -299,14 +325,14 @@ func (p *plan) image(rows *cdc.BatchRows, vals []any, skip []int, before cdc.Row
 				missing = append(missing, name)
 				continue
 			}
-			r[name] = x
+			p.set(r, i, x)
 			continue
 		}
 		x, err := p.value(i, v)
 		if err != nil {
 			return nil, nil, err
 		}
-		r[name] = x
+		p.set(r, i, x)
 	}
 	return r, missing, nil
 }
@@ -327,8 +353,8 @@ func (p *plan) value(i int, v any) (cdc.Value, error) {
 // in before and a partial update. known is false when the previous value is
 // not in the event or the update holds more operations than go-mysql
 // decodes (it keeps only the first of a column's diff vector).
-func (p *plan) applyDiff(i int, d *replication.JsonDiff, before cdc.Row, ops int) (cdc.Value, bool, error) {
-	prev, ok := before[p.names[i]].(cdc.JSON)
+func (p *plan) applyDiff(i int, d *replication.JsonDiff, before *cdc.Row, ops int) (cdc.Value, bool, error) {
+	prev, ok := before.Get(p.names[i]).(cdc.JSON)
 	if !ok || ops != 1 {
 		return nil, false, nil
 	}

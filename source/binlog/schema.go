@@ -31,12 +31,18 @@ func loadTable(ctx context.Context, cat *mysqlmeta.Catalog, db, table string) (*
 // for every column the event carries, matched by name against the table's
 // current definition.
 type plan struct {
-	names   []string
+	names []string
+	// layout is names as the layout of every row the plan decodes, so a
+	// value goes to its column by index (Row.SetAt), no name hashed; nil
+	// when names repeat one (only a table map naming a column "@N" as
+	// rowsync names an unnamed one could), and rows are filled by name.
+	layout  *cdc.Layout
 	cols    []cdc.Column // per event column; also Event.Columns (read-only)
 	binLen  []int        // BINARY(n) width to pad to, 0 otherwise
 	jsonBin []bool       // MySQL's binary JSON: values arrive as go-mysql's text of it
 	hasJSON bool         // some jsonBin
 	pk      []string
+	pkAt    []int // pk's places in layout (nil without a layout; -1: none)
 	gen     uint64
 	types   []byte
 	metas   []uint16
@@ -122,6 +128,7 @@ func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log 
 		p.jsonBin[i] = isJSONType(tm.ColumnType[i])
 		p.hasJSON = p.hasJSON || p.jsonBin[i]
 	}
+	p.layout, _ = cdc.NewLayout(p.names)
 	// primary key: the definition's, if every key column is in the event;
 	// else the table map's own (FULL metadata); else none.
 	if len(ti.PK) > 0 && allIn(ti.PK, p.names) {
@@ -131,6 +138,15 @@ func buildPlan(tm *replication.TableMapEvent, ti *cdc.TableDef, gen uint64, log 
 			if int(k) < n {
 				p.pk = append(p.pk, p.names[k])
 			}
+		}
+	}
+	if p.layout != nil {
+		for _, k := range p.pk {
+			i, ok := p.layout.Index(k)
+			if !ok {
+				i = -1
+			}
+			p.pkAt = append(p.pkAt, i)
 		}
 	}
 	return p

@@ -29,19 +29,19 @@ func TestAlterMidStream(t *testing.T) {
 	live := newSource(t, schema, nil, nil)
 	steps := []struct {
 		sql  []string
-		want []cdc.Row // After images
+		want []*cdc.Row // After images
 	}{
 		{[]string{"INSERT INTO al VALUES (1, 10, 1.5)"},
-			[]cdc.Row{{"id": int64(1), "a": int64(10), "b": cdc.Decimal("1.50")}}},
+			[]*cdc.Row{cdc.RowOf("id", int64(1), "a", int64(10), "b", cdc.Decimal("1.50"))}},
 		{[]string{"ALTER TABLE al ADD COLUMN c VARCHAR(10) NOT NULL DEFAULT 'x'", "INSERT INTO al VALUES (2, 20, 2.5, 'y')"},
-			[]cdc.Row{{"id": int64(2), "a": int64(20), "b": cdc.Decimal("2.50"), "c": "y"}}},
+			[]*cdc.Row{cdc.RowOf("id", int64(2), "a", int64(20), "b", cdc.Decimal("2.50"), "c", "y")}},
 		{[]string{"ALTER TABLE al DROP COLUMN b", "INSERT INTO al VALUES (3, 30, 'z')"},
-			[]cdc.Row{{"id": int64(3), "a": int64(30), "c": "z"}}},
+			[]*cdc.Row{cdc.RowOf("id", int64(3), "a", int64(30), "c", "z")}},
 		{[]string{"ALTER TABLE al MODIFY COLUMN a VARCHAR(20)", "INSERT INTO al VALUES (4, 'forty', 'w')"},
-			[]cdc.Row{{"id": int64(4), "a": "forty", "c": "w"}}},
+			[]*cdc.Row{cdc.RowOf("id", int64(4), "a", "forty", "c", "w")}},
 		{[]string{"ALTER TABLE al ADD COLUMN b ENUM('p','q') AFTER id", "INSERT INTO al VALUES (5, 'q', 'fifty', 'v')",
 			"UPDATE al SET c = 'u' WHERE id = 1"},
-			[]cdc.Row{{"id": int64(5), "b": "q", "a": "fifty", "c": "v"}, {"id": int64(1), "b": nil, "a": "10", "c": "u"}}},
+			[]*cdc.Row{cdc.RowOf("id", int64(5), "b", "q", "a", "fifty", "c", "v"), cdc.RowOf("id", int64(1), "b", nil, "a", "10", "c", "u")}},
 	}
 	var all []cdc.Event
 	for i, st := range steps {
@@ -57,7 +57,7 @@ func TestAlterMidStream(t *testing.T) {
 		}
 		all = append(all, ev...)
 	}
-	if all[5].Before["c"] != "x" || all[5].Before["a"] != "10" {
+	if all[5].Before.Get("c") != "x" || all[5].Before.Get("a") != "10" {
 		t.Errorf("update before image %v", all[5].Before)
 	}
 
@@ -92,7 +92,7 @@ func TestPlanWithoutNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(row, cdc.Row{"id": int64(7), "price": cdc.Decimal("12.500")}) || !reflect.DeepEqual(p.pk, []string{"id"}) {
+	if !row.Equal(cdc.RowOf("id", int64(7), "price", cdc.Decimal("12.500"))) || !reflect.DeepEqual(p.pk, []string{"id"}) {
 		t.Fatalf("row %v pk %v", row, p.pk)
 	}
 	tm3 := &replication.TableMapEvent{Schema: []byte("d"), Table: []byte("t"), ColumnCount: 3,
@@ -102,7 +102,7 @@ func TestPlanWithoutNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if row["@3"] != "extra" || len(row) != 3 {
+	if row.Get("@3") != "extra" || row.Len() != 3 {
 		t.Fatalf("extra column: %v", row)
 	}
 	if !p.matches(tm, 0) || p.matches(tm3, 0) || p.matches(tm, 1) {

@@ -20,10 +20,10 @@ type Message struct {
 	Offset    int64
 	// Headers are the transport headers, where the transport has them.
 	Headers map[string][]byte
-	// Rows, when not nil, gives the maps of the rows the decoder makes:
-	// a decoder takes each Row it returns from Rows.Get (or Rows.Clone)
-	// instead of make, and the source recycles them once the message's
-	// batch is acked (cdc.RowPool). nil: Get makes new maps.
+	// Rows, when not nil, gives the rows the decoder makes: a decoder
+	// takes each Row it returns from Rows.Of, Get or Clone instead of
+	// making it, and the source recycles them once the message's batch is
+	// acked (cdc.RowPool). nil: they make new rows.
 	Rows *cdc.BatchRows
 }
 

@@ -52,9 +52,9 @@ func EventJSON(ev cdc.Event) ([]byte, error) {
 		b = append(b, "null"...)
 	} else {
 		img := ev.Image()
-		pk := make(cdc.Row, len(ev.PK))
+		pk := new(cdc.Row)
 		for _, c := range ev.PK {
-			pk[c] = img[c]
+			pk.Set(c, img.Get(c))
 		}
 		var err error
 		if b, err = appendRow(b, cols, pk); err != nil {
@@ -120,12 +120,12 @@ func (ix columnIndex) get(name string) *cdc.Column {
 	return nil
 }
 
-func appendRow(b []byte, cols columnIndex, row cdc.Row) ([]byte, error) {
+func appendRow(b []byte, cols columnIndex, row *cdc.Row) ([]byte, error) {
 	if row == nil {
 		return append(b, "null"...), nil
 	}
-	keys := make([]string, 0, len(row))
-	for k := range row {
+	keys := make([]string, 0, row.Len())
+	for k := range row.All() {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
@@ -137,7 +137,7 @@ func appendRow(b []byte, cols columnIndex, row cdc.Row) ([]byte, error) {
 		b = appendString(b, k)
 		b = append(b, ':')
 		var err error
-		if b, err = appendValue(b, cols.get(k), row[k]); err != nil {
+		if b, err = appendValue(b, cols.get(k), row.Get(k)); err != nil {
 			return nil, fmt.Errorf("column %s: %w", k, err)
 		}
 	}

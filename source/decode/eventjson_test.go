@@ -21,16 +21,8 @@ func TestEventJSON(t *testing.T) {
 	}
 	ev := cdc.Event{
 		DB: "shop", Table: "t<x>", Op: cdc.Update, PK: []string{"id"}, Columns: cols,
-		Before: cdc.Row{"id": uint64(math.MaxUint64), "n": nil},
-		After: cdc.Row{
-			"id": uint64(math.MaxUint64), "z": int64(-5), "w": float64(float32(5.17)), "dbl": 1e20,
-			"dec": cdc.Decimal("1234.50"), "s": "é \"q\" <b>", "b": []byte{0, 0xff},
-			"created": time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC),
-			"d":       time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
-			"t":       -(838*time.Hour + 500*time.Millisecond),
-			"j":       cdc.JSON(`{ "a" : [1, 2] }`), "badj": cdc.JSON(`{`), "set": cdc.Set{"a", "c"},
-			"nan": math.NaN(), "n": nil, "zero": "0000-00-00",
-		},
+		Before: cdc.RowOf("id", uint64(math.MaxUint64), "n", nil),
+		After:  cdc.RowOf("id", uint64(math.MaxUint64), "z", int64(-5), "w", float64(float32(5.17)), "dbl", 1e20, "dec", cdc.Decimal("1234.50"), "s", "é \"q\" <b>", "b", []byte{0, 0xff}, "created", time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC), "d", time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), "t", -(838*time.Hour + 500*time.Millisecond), "j", cdc.JSON(`{ "a" : [1, 2] }`), "badj", cdc.JSON(`{`), "set", cdc.Set{"a", "c"}, "nan", math.NaN(), "n", nil, "zero", "0000-00-00"),
 		Commit: time.UnixMilli(1714558830123),
 		Pos:    cdc.Position{Version: 1, Text: "mysql-bin.000003:4711"},
 	}
@@ -49,7 +41,7 @@ func TestEventJSON(t *testing.T) {
 	if !json.Valid(got) {
 		t.Fatal("invalid JSON")
 	}
-	del := cdc.Event{DB: "a", Table: "b", Op: cdc.Delete, Before: cdc.Row{"k": int64(1)}}
+	del := cdc.Event{DB: "a", Table: "b", Op: cdc.Delete, Before: cdc.RowOf("k", int64(1))}
 	got, _ = EventJSON(del)
 	if string(got) != `{"db":"a","table":"b","op":"delete","pk":null,"before":{"k":1},"after":null,"ts":null,"pos":""}` {
 		t.Fatalf("delete: %s", got)
@@ -71,7 +63,7 @@ func TestEventJSONHostile(t *testing.T) {
 	for _, name := range names {
 		t.Run(strconv.Quote(name), func(t *testing.T) {
 			ev := cdc.Event{DB: name, Table: name, Op: cdc.Insert, PK: []string{name},
-				After:   cdc.Row{name: name, "bytes": []byte(name)},
+				After:   cdc.RowOf(name, name, "bytes", []byte(name)),
 				Columns: []cdc.Column{{Name: name, Kind: cdc.KindString}},
 				Pos:     cdc.Position{Text: name}}
 			got, err := EventJSON(ev)
@@ -95,7 +87,7 @@ func TestEventJSONHostile(t *testing.T) {
 	}
 	// invalid UTF-8: names degrade to U+FFFD, string values keep their bytes
 	bad := "x\xff\xfey"
-	got, err := EventJSON(cdc.Event{DB: bad, Table: "t", Op: cdc.Delete, Before: cdc.Row{"v": bad}, Pos: cdc.Position{Text: bad}})
+	got, err := EventJSON(cdc.Event{DB: bad, Table: "t", Op: cdc.Delete, Before: cdc.RowOf("v", bad), Pos: cdc.Position{Text: bad}})
 	if err != nil || !json.Valid(got) {
 		t.Fatalf("%s %v", got, err)
 	}
@@ -110,11 +102,11 @@ func TestEventJSONHostile(t *testing.T) {
 // width. go test ./source/decode -run '^$' -bench EventJSONWide
 func BenchmarkEventJSONWide(b *testing.B) {
 	for _, n := range []int{400, 40000} {
-		ev := cdc.Event{DB: "d", Table: "t", Op: cdc.Insert, After: cdc.Row{}}
+		ev := cdc.Event{DB: "d", Table: "t", Op: cdc.Insert, After: cdc.RowOf()}
 		for i := range n {
 			name := "c" + strconv.Itoa(i)
 			ev.Columns = append(ev.Columns, cdc.Column{Name: name, Kind: cdc.KindInt})
-			ev.After[name] = int64(i)
+			ev.After.Set(name, int64(i))
 		}
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			for b.Loop() {

@@ -174,11 +174,11 @@ func checkEvent(ev *cdc.Event, cols []cdc.Column, keyColumns func(db, table stri
 			return err
 		}
 	}
-	for _, row := range []cdc.Row{ev.Before, ev.After} {
-		if err := CheckColumns(len(row)); err != nil {
+	for _, row := range []*cdc.Row{ev.Before, ev.After} {
+		if err := CheckColumns(row.Len()); err != nil {
 			return err
 		}
-		for name, v := range row {
+		for name, v := range row.All() {
 			if err := CheckName("column", name); err != nil {
 				return err
 			}
@@ -198,11 +198,11 @@ func checkEvent(ev *cdc.Event, cols []cdc.Column, keyColumns func(db, table stri
 		if err := CheckName("primary key column", c); err != nil {
 			return err
 		}
-		if v, ok := img[c]; (!ok || v == nil) && len(ev.PK) > 0 {
+		if v, ok := img.Lookup(c); (!ok || v == nil) && len(ev.PK) > 0 {
 			return fmt.Errorf("primary key column %q missing or NULL", c)
 		}
-		for _, row := range []cdc.Row{ev.Before, ev.After} {
-			if v, ok := row[c]; ok && v != nil && !scalar(v) {
+		for _, row := range []*cdc.Row{ev.Before, ev.After} {
+			if v, ok := row.Lookup(c); ok && v != nil && !scalar(v) {
 				return fmt.Errorf("primary key column %q: a %s value is not a scalar key", c, kindOf(v))
 			}
 		}

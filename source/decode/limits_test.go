@@ -17,12 +17,12 @@ func (f fixed) Decode(Message) ([]cdc.Event, error) { return f, nil }
 func TestBoundedRejectsWithReason(t *testing.T) {
 	good := func() cdc.Event {
 		return cdc.Event{DB: "shop", Table: "users", Op: cdc.Insert, PK: []string{"id"},
-			After: cdc.Row{"id": int64(1), "doc": cdc.JSON(`{"a":[1]}`)}, Pos: cdc.Position{Text: "t/0@1"}}
+			After: cdc.RowOf("id", int64(1), "doc", cdc.JSON(`{"a":[1]}`)), Pos: cdc.Position{Text: "t/0@1"}}
 	}
 	with := func(f func(*cdc.Event)) []cdc.Event { e := good(); f(&e); return []cdc.Event{e} }
-	wide := cdc.Row{"id": int64(1)}
+	wide := cdc.RowOf("id", int64(1))
 	for i := range MaxColumns {
-		wide["c"+strconv.Itoa(i)] = nil
+		wide.Set("c"+strconv.Itoa(i), nil)
 	}
 	many := make([]cdc.Event, DefaultMaxRows+1)
 	for i := range many {
@@ -38,19 +38,19 @@ func TestBoundedRejectsWithReason(t *testing.T) {
 		"invalid utf8 db":        {evs: with(func(e *cdc.Event) { e.DB = "d\xff" }), want: "database name \"d\\xff\" is not valid UTF-8"},
 		"replacement char":       {evs: with(func(e *cdc.Event) { e.DB = "d\ufffd" }), want: "U+FFFD"},
 		"long table name":        {evs: with(func(e *cdc.Event) { e.Table = strings.Repeat("é", 65) }), want: "longer than MySQL's 64 characters"},
-		"control char in column": {evs: with(func(e *cdc.Event) { e.After["a\x00"] = int64(1) }), want: "column name"},
+		"control char in column": {evs: with(func(e *cdc.Event) { e.After.Set("a\x00", int64(1)) }), want: "column name"},
 		"control char in pos":    {evs: with(func(e *cdc.Event) { e.Pos.Text = "bin.1:\x1b[2J" }), want: "position"},
-		"object key":             {evs: with(func(e *cdc.Event) { e.After["id"] = cdc.JSON(`{"$ne":null}`) }), want: `primary key column "id": a JSON value is not a scalar key`},
-		"set key":                {evs: with(func(e *cdc.Event) { e.After["id"] = cdc.Set{"a"} }), want: "a SET value"},
-		"configured key object": {evs: with(func(e *cdc.Event) { e.PK = nil; e.After["id"] = cdc.JSON(`{"$gt":""}`) }),
+		"object key":             {evs: with(func(e *cdc.Event) { e.After.Set("id", cdc.JSON(`{"$ne":null}`)) }), want: `primary key column "id": a JSON value is not a scalar key`},
+		"set key":                {evs: with(func(e *cdc.Event) { e.After.Set("id", cdc.Set{"a"}) }), want: "a SET value"},
+		"configured key object": {evs: with(func(e *cdc.Event) { e.PK = nil; e.After.Set("id", cdc.JSON(`{"$gt":""}`)) }),
 			opts: Options{KeyColumns: func(db, table string) []string { return []string{"id"} }}, want: `primary key column "id": a JSON value`},
-		"null key":       {evs: with(func(e *cdc.Event) { e.After["id"] = nil }), want: `primary key column "id" missing or NULL`},
-		"deep json":      {evs: with(func(e *cdc.Event) { e.After["doc"] = cdc.JSON(strings.Repeat("[", 101) + strings.Repeat("]", 101)) }), want: "column doc: JSON nested deeper than MySQL's 100 levels"},
+		"null key":       {evs: with(func(e *cdc.Event) { e.After.Set("id", nil) }), want: `primary key column "id" missing or NULL`},
+		"deep json":      {evs: with(func(e *cdc.Event) { e.After.Set("doc", cdc.JSON(strings.Repeat("[", 101)+strings.Repeat("]", 101))) }), want: "column doc: JSON nested deeper than MySQL's 100 levels"},
 		"too many cols":  {evs: with(func(e *cdc.Event) { e.After = wide }), want: "more than 4096 columns"},
 		"too many rows":  {evs: many, want: "more than 10000 rows in one message (max_rows)"},
 		"row cap option": {evs: many[:3], opts: Options{Limits: Limits{MaxRows: 2}}, want: "more than 2 rows"},
 		"big message":    {evs: with(func(*cdc.Event) {}), msg: Message{Value: make([]byte, 100)}, opts: Options{Limits: Limits{MaxMessageBytes: 99}}, want: "message of 100 bytes exceeds max_message_bytes 99"},
-		"no after":       {evs: with(func(e *cdc.Event) { e.After = nil; e.Before = cdc.Row{"id": int64(1)} }), want: "insert without an after image"},
+		"no after":       {evs: with(func(e *cdc.Event) { e.After = nil; e.Before = cdc.RowOf("id", int64(1)) }), want: "insert without an after image"},
 		"bad op":         {evs: with(func(e *cdc.Event) { e.Op = 9 }), want: "unknown op 9"},
 	}
 	for name, c := range cases {
@@ -62,7 +62,7 @@ func TestBoundedRejectsWithReason(t *testing.T) {
 		})
 	}
 	ok := []cdc.Event{good(), with(func(e *cdc.Event) {
-		e.Op, e.Before, e.After = cdc.Update, nil, cdc.Row{"id": "k", "t": time.Now(), "b": []byte{0}, "é🚀 name": cdc.Decimal("1.5")}
+		e.Op, e.Before, e.After = cdc.Update, nil, cdc.RowOf("id", "k", "t", time.Now(), "b", []byte{0}, "é🚀 name", cdc.Decimal("1.5"))
 	})[0]}
 	if _, err := Bounded(fixed(ok), Options{}).Decode(Message{}); err != nil {
 		t.Fatalf("good events rejected: %v", err)
@@ -76,12 +76,12 @@ func TestBoundedRejectsWithReason(t *testing.T) {
 // update: go test ./source/decode -run '^$' -bench CheckEvents
 func BenchmarkCheckEvents(b *testing.B) {
 	cols := make([]cdc.Column, 10)
-	row := cdc.Row{}
+	row := cdc.RowOf()
 	for i := range cols {
 		cols[i] = cdc.Column{Name: "column_" + strconv.Itoa(i), Kind: cdc.KindString}
-		row[cols[i].Name] = "value"
+		row.Set(cols[i].Name, "value")
 	}
-	row["column_0"] = int64(7)
+	row.Set("column_0", int64(7))
 	evs := []cdc.Event{{DB: "shop", Table: "order_item", Op: cdc.Update, PK: []string{"column_0"}, Columns: cols,
 		Before: row, After: row, Pos: cdc.Position{Text: "mysql-bin.000003:4711"}}}
 	var l Limits

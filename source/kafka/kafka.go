@@ -115,7 +115,7 @@ type Source struct {
 	met       sourceMetrics
 	revokedAt atomic.Int64 // unix nanos when the last generation ended, 0 before
 
-	// rowPool holds the row maps of acked batches for the decoder
+	// rowPool holds the rows of acked batches for the decoder
 	// (decode.Message.Rows); each chunk takes its own.
 	rowPool cdc.RowPool
 
@@ -136,7 +136,7 @@ type chunk struct {
 	room    int   // events the chunk is sized for: handed over when reached
 	events  []cdc.Event
 	rejects []cdc.Reject
-	// rows are the maps of events' rows (nil until the first), the
+	// rows are the events' rows (nil until the first), the
 	// batch's once Next takes the chunk, recycled when it is acked.
 	rows *cdc.BatchRows
 }

@@ -39,7 +39,7 @@ func (testDecoder) Decode(m decode.Message) ([]cdc.Event, error) {
 	}
 	return []cdc.Event{{
 		DB: "db", Table: m.Topic, Op: cdc.Insert, PK: []string{"v"},
-		After: cdc.Row{"v": v},
+		After: cdc.RowOf("v", v),
 	}}, nil
 }
 
@@ -208,7 +208,7 @@ func values(b cdc.Batch) []string {
 	for _, e := range b.Events {
 		// A recycled (cleared or refilled) row must fail the comparison
 		// that follows, not panic here.
-		v, ok := e.After["v"].(string)
+		v, ok := e.After.Get("v").(string)
 		if !ok {
 			v = fmt.Sprintf("<no string v: %v>", e.After)
 		}
@@ -234,7 +234,7 @@ func TestDecodeOrderAndCommit(t *testing.T) {
 			t.Fatalf("batch of %d events, batch_size %d", n, cfg.BatchSize)
 		}
 		for _, e := range b.Events {
-			v := e.After["v"].(string)
+			v := e.After.Get("v").(string)
 			p, seq := parseValue(t, v)
 			if seq != nextSeq[p] {
 				t.Fatalf("partition %d: got seq %d, want %d", p, seq, nextSeq[p])

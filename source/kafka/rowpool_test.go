@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"reflect"
 	"testing"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 // columns; inserts, updates with old, deletes) from two partitions in
 // batches of 10 messages acked three batches late from another goroutine:
 // no batch changes before its ack although later chunks are decoded into
-// the recycled row maps of acked batches (sourcetest.Held; -race), and
+// the recycled rows of acked batches (sourcetest.Held; -race), and
 // every event equals what a decoder without recycling gives.
 func TestRowsKeptUntilAck(t *testing.T) {
 	const topic, parts = "rowpool", 2
@@ -51,7 +50,7 @@ func TestRowsKeptUntilAck(t *testing.T) {
 	got := sourcetest.Held(ctx, t, s, len(set.Changes), 3)
 	for _, ev := range got {
 		w := want[ev.Pos.Text]
-		if len(w) != 1 || !reflect.DeepEqual(ev, w[0]) {
+		if len(w) != 1 || !sourcetest.SameEvent(ev, w[0]) {
 			t.Fatalf("event at %s:\n got %+v\nwant %+v", ev.Pos.Text, ev, w)
 		}
 		delete(want, ev.Pos.Text)
@@ -60,6 +59,6 @@ func TestRowsKeptUntilAck(t *testing.T) {
 		t.Fatalf("%d messages not delivered", len(want))
 	}
 	if reused, made := s.rowPool.Stats(); reused == 0 {
-		t.Errorf("row maps reused %d, made %d: the acked batches' maps were not recycled", reused, made)
+		t.Errorf("rows reused %d, made %d: the acked batches' rows were not recycled", reused, made)
 	}
 }

@@ -20,7 +20,7 @@ type pending struct {
 	sess    *session
 	events  []cdc.Event
 	rejects []cdc.Reject
-	rows    *cdc.BatchRows // the maps of events' rows, recycled once acked
+	rows    *cdc.BatchRows // the events' rows, recycled once acked
 	msgs    int
 	last    uint64 // highest delivery tag
 
@@ -94,7 +94,7 @@ func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) error {
 }
 
 // decode runs the (guarded) decoder on d, retrying while the schema source
-// does not answer; the rows' maps come from rows.
+// does not answer; the events' rows come from rows.
 func (s *Source) decode(ctx context.Context, rows *cdc.BatchRows, d *amqp.Delivery) ([]cdc.Event, error) {
 	return decode.Retry(ctx, s.dec, decode.Message{
 		Value:   d.Body,
@@ -152,7 +152,7 @@ func (b *pending) batch() cdc.Batch {
 // be acked on the new one. A failed ack frame is logged and also returns
 // nil for the same reason: an unacked delivery is redelivered, never lost.
 //
-// With err == nil the events' row maps go back to the source's pool
+// With err == nil the events' rows go back to the source's pool
 // (cdc.RowPool), whatever becomes of the ack frame: the pipeline is done
 // with them.
 func (b *pending) ack(_ context.Context, err error) error {

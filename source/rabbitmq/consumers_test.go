@@ -21,7 +21,7 @@ type versionDecoder struct{ idDecoder }
 func (d versionDecoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	evs, err := d.idDecoder.Decode(msg)
 	for i := range evs {
-		evs[i].Pos.Version = uint64(evs[i].After["id"].(int64))
+		evs[i].Pos.Version = uint64(evs[i].After.Get("id").(int64))
 	}
 	return evs, err
 }

@@ -21,6 +21,6 @@ func (s *Source) Conn() (local string, raw net.Conn, ok bool) {
 // for the first, +1 for every reopened channel.
 func (s *Source) Generation() uint64 { return s.lanes[0].gen.Load() }
 
-// RowPoolStats returns how many row maps the source's decoding reused and
+// RowPoolStats returns how many rows the source's decoding reused and
 // made.
 func (s *Source) RowPoolStats() (reused, made uint64) { return s.rowPool.Stats() }

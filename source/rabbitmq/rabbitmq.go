@@ -71,7 +71,7 @@ type Source struct {
 
 	ackFrames atomic.Int64 // basic.ack / basic.nack frames sent, for tests
 
-	// rowPool holds the row maps of acked batches for the decoder
+	// rowPool holds the rows of acked batches for the decoder
 	// (decode.Message.Rows); each batch takes its own.
 	rowPool cdc.RowPool
 

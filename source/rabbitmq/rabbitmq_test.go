@@ -51,7 +51,7 @@ func (idDecoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	}
 	return []cdc.Event{{
 		DB: "test", Table: "t", Op: cdc.Insert, PK: []string{"id"},
-		After: cdc.Row{"id": n},
+		After: cdc.RowOf("id", n),
 	}}, nil
 }
 
@@ -238,7 +238,7 @@ func ack(t testing.TB, b cdc.Batch, err error) {
 func ids(b cdc.Batch) []int {
 	out := make([]int, 0, len(b.Events))
 	for _, e := range b.Events {
-		out = append(out, int(e.After["id"].(int64)))
+		out = append(out, int(e.After.Get("id").(int64)))
 	}
 	return out
 }

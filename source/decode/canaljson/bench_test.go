@@ -112,11 +112,11 @@ func BenchmarkDecodeBaseline(b *testing.B) {
 				for n, t := range m.MysqlType {
 					cols[n] = cdc.ParseColumnType(n, t)
 				}
-				conv := func(r map[string]*string) cdc.Row {
-					row := cdc.Row{}
+				conv := func(r map[string]*string) *cdc.Row {
+					row := cdc.RowOf()
 					for n, v := range r {
 						if v == nil {
-							row[n] = nil
+							row.Set(n, nil)
 							continue
 						}
 						c := cols[n]
@@ -124,7 +124,7 @@ func BenchmarkDecodeBaseline(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						row[n] = x
+						row.Set(n, x)
 					}
 					return row
 				}
@@ -132,8 +132,8 @@ func BenchmarkDecodeBaseline(b *testing.B) {
 				for i, r := range m.Data {
 					evs[i].After = conv(r)
 					before := conv(r)
-					for k, v := range conv(m.Old[i]) {
-						before[k] = v
+					for k, v := range conv(m.Old[i]).All() {
+						before.Set(k, v)
 					}
 					evs[i].Before = before
 				}

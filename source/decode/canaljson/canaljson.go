@@ -58,6 +58,51 @@ type schema struct {
 	// ordered is cols in the schema source's column order, for the
 	// definition it was computed from.
 	ordered atomic.Pointer[orderedCols]
+	// shape is the member order of the last data row that was given one
+	// (see dataRow).
+	shape atomic.Pointer[shape]
+}
+
+// shape is the member names of a data row, in order, as the layout of the
+// rows decoded from such rows, with each member's column: the messages of
+// one table list the same members in the same order, so a row is filled
+// by position (Row.SetAt) once its names are seen to match, no name
+// hashed or looked up. It is never modified once stored.
+type shape struct {
+	layout *cdc.Layout
+	cols   []*cdc.Column
+	st     []int32
+}
+
+// fits reports whether fs names the shape's columns, in its order.
+func (sh *shape) fits(fs []field) bool {
+	names := sh.layout.Names()
+	if len(fs) != len(names) {
+		return false
+	}
+	for j := range fs {
+		if string(fs[j].name) != names[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// newShape returns the shape of the members fs, nil when they name a
+// column twice (a layout holds each name once: such a row is filled by
+// name, the last member winning, as it always was).
+func (s *schema) newShape(fs []field) *shape {
+	sh := &shape{cols: make([]*cdc.Column, len(fs)), st: make([]int32, len(fs))}
+	names := make([]string, len(fs))
+	for j := range fs {
+		sh.cols[j], sh.st[j] = s.lookup(fs[j].name, j)
+		names[j] = sh.cols[j].Name
+	}
+	var err error
+	if sh.layout, err = cdc.NewLayout(names); err != nil {
+		return nil
+	}
+	return sh
 }
 
 type orderedCols struct {
@@ -419,7 +464,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
 		}
-		row, err := d.row(sch, m.fields[r.lo:r.hi], msg.Rows.Get(r.hi-r.lo), &text, &m.vals)
+		row, err := d.dataRow(sch, m.fields[r.lo:r.hi], msg.Rows, &text, &m.vals)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -444,7 +489,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		}
 		img := ev.Image()
 		for _, c := range pk {
-			if v, ok := img[c]; !ok || v == nil {
+			if v, ok := img.Lookup(c); !ok || v == nil {
 				return nil, fmt.Errorf("canal-json: data[%d]: primary key column %q missing or NULL", i, c)
 			}
 		}
@@ -452,13 +497,35 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	return events, nil
 }
 
+// dataRow types the members fs of a data row into a row from rows, as row
+// does: by position into a row of the schema's shape when fs has it (a
+// new shape is made and kept when fs has another), else by name.
+func (d *Decoder) dataRow(sch *schema, fs []field, rows *cdc.BatchRows, text *[]byte, a *cdc.Arena) (*cdc.Row, error) {
+	sh := sch.shape.Load()
+	if sh == nil || !sh.fits(fs) {
+		if sh = sch.newShape(fs); sh == nil {
+			return d.row(sch, fs, rows.Get(len(fs)), text, a)
+		}
+		sch.shape.Store(sh)
+	}
+	r := rows.Of(sh.layout)
+	for j := range fs {
+		v, err := d.value(sh.cols[j], sh.st[j], fs[j].val, text, a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sh.cols[j].Name, err)
+		}
+		r.SetAt(j, v)
+	}
+	return r, nil
+}
+
 // row types the members fs into into (a new row when nil), boxing the
 // values in a. Text values keep is copied to the end of *text, which has
 // room for all of fs's string members (see value). Errors start with the
 // column name, so the caller can prefix "data[i].".
-func (d *Decoder) row(sch *schema, fs []field, into cdc.Row, text *[]byte, a *cdc.Arena) (cdc.Row, error) {
+func (d *Decoder) row(sch *schema, fs []field, into *cdc.Row, text *[]byte, a *cdc.Arena) (*cdc.Row, error) {
 	if into == nil {
-		into = make(cdc.Row, len(fs))
+		into = new(cdc.Row)
 	}
 	for j := range fs {
 		f := &fs[j]
@@ -467,7 +534,7 @@ func (d *Decoder) row(sch *schema, fs []field, into cdc.Row, text *[]byte, a *cd
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", col.Name, err)
 		}
-		into[col.Name] = v
+		into.Set(col.Name, v)
 	}
 	return into, nil
 }

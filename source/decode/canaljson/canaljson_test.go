@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
-	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/sourcetest"
 	"github.com/rowsync/rowsync/source/decode"
 	"github.com/rowsync/rowsync/source/decode/internal/golden"
 )
@@ -67,31 +67,31 @@ func TestScenario(t *testing.T) {
 	checks := map[string]cdc.Value{"id": int64(1001), "nickname": "张三🚀", "balance": cdc.Decimal("1234.50"), "score": 1e10,
 		"is_vip": int64(1), "bio": nil, "status": "active"}
 	for k, w := range checks {
-		if a[k] != w {
-			t.Errorf("%s = %#v, want %#v", k, a[k], w)
+		if a.Get(k) != w {
+			t.Errorf("%s = %#v, want %#v", k, a.Get(k), w)
 		}
 	}
-	if !bytes.Equal(a["avatar"].([]byte), []byte{0, 0xff, 0x89, 'P', 'N', 'G'}) {
-		t.Errorf("avatar % x", a["avatar"])
+	if !bytes.Equal(a.Get("avatar").([]byte), []byte{0, 0xff, 0x89, 'P', 'N', 'G'}) {
+		t.Errorf("avatar % x", a.Get("avatar"))
 	}
-	if ts := a["updated_at"].(time.Time); !ts.Equal(time.Date(2024, 5, 1, 2, 20, 30, 0, time.UTC)) {
+	if ts := a.Get("updated_at").(time.Time); !ts.Equal(time.Date(2024, 5, 1, 2, 20, 30, 0, time.UTC)) {
 		t.Errorf("timestamp read in the canal zone: %v", ts)
 	}
-	if dt := a["created_at"].(time.Time); !dt.Equal(time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)) {
+	if dt := a.Get("created_at").(time.Time); !dt.Equal(time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)) {
 		t.Errorf("datetime not shifted: %v", dt)
 	}
-	if evs[1].After["nickname"] != "quote \" back \\ slash \n" || evs[1].After["status"] != "banned" {
+	if evs[1].After.Get("nickname") != "quote \" back \\ slash \n" || evs[1].After.Get("status") != "banned" {
 		t.Errorf("row 2: %v", evs[1].After)
 	}
 
 	evs = mustDecode(t, d, scenario["update-null-to-value"])
-	if len(evs) != 1 || evs[0].Before["bio"] != nil || evs[0].After["bio"] != "now set" || evs[0].Before["nickname"] != "张三🚀" ||
-		evs[0].Before["score"] != 1e10 || evs[0].Before["balance"] != cdc.Decimal("1234.50") {
+	if len(evs) != 1 || evs[0].Before.Get("bio") != nil || evs[0].After.Get("bio") != "now set" || evs[0].Before.Get("nickname") != "张三🚀" ||
+		evs[0].Before.Get("score") != 1e10 || evs[0].Before.Get("balance") != cdc.Decimal("1234.50") {
 		t.Fatalf("update: %+v", evs)
 	}
 
 	evs = mustDecode(t, d, scenario["delete"])
-	if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].After != nil || evs[0].Before["id"] != int64(1002) {
+	if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].After != nil || evs[0].Before.Get("id") != int64(1002) {
 		t.Fatalf("delete: %+v", evs)
 	}
 
@@ -103,11 +103,11 @@ func TestScenario(t *testing.T) {
 	if len(evs) != 2 {
 		t.Fatalf("update 2 rows: %d", len(evs))
 	}
-	if evs[1].Before["score"] != evs[1].After["score"] || evs[1].Before["status"] != "banned" || evs[1].After["status"] != "active" {
+	if evs[1].Before.Get("score") != evs[1].After.Get("score") || evs[1].Before.Get("status") != "banned" || evs[1].After.Get("status") != "active" {
 		t.Errorf("quirk row: before %v after %v", evs[1].Before, evs[1].After)
 	}
-	if evs[0].Before["score"] != 98.6 || evs[0].After["score"] != 99.5 {
-		t.Errorf("row 1: %v", evs[0].Before["score"])
+	if evs[0].Before.Get("score") != 98.6 || evs[0].After.Get("score") != 99.5 {
+		t.Errorf("row 1: %v", evs[0].Before.Get("score"))
 	}
 }
 
@@ -120,13 +120,13 @@ func TestQuirks(t *testing.T) {
 	}})
 	t.Run("seconds es and full old (CKafka)", func(t *testing.T) {
 		evs := mustDecode(t, d, `{"type":"update","database":"d","table":"t","es":1714558830,"pkNames":["id"],"mysqlType":{"id":"int","v":"varchar(3)"},"data":[{"id":"1","v":"b"}],"old":[{"id":"1","v":"a"}]}`)
-		if len(evs) != 1 || !evs[0].Commit.Equal(time.Unix(1714558830, 0)) || evs[0].Before["v"] != "a" || evs[0].After["v"] != "b" || evs[0].Op != cdc.Update {
+		if len(evs) != 1 || !evs[0].Commit.Equal(time.Unix(1714558830, 0)) || evs[0].Before.Get("v") != "a" || evs[0].After.Get("v") != "b" || evs[0].Op != cdc.Update {
 			t.Fatalf("%+v", evs)
 		}
 	})
 	t.Run("update without old", func(t *testing.T) {
 		evs := mustDecode(t, d, `{"type":"UPDATE","database":"d","table":"t","pkNames":["id"],"mysqlType":{"id":"int"},"data":[{"id":"1"}],"old":null}`)
-		if len(evs) != 1 || evs[0].Before != nil || evs[0].After["id"] != int64(1) {
+		if len(evs) != 1 || evs[0].Before != nil || evs[0].After.Get("id") != int64(1) {
 			t.Fatalf("%+v", evs)
 		}
 	})
@@ -136,20 +136,20 @@ func TestQuirks(t *testing.T) {
 			t.Fatalf("%+v", evs)
 		}
 		evs = mustDecode(t, d, `{"type":"INSERT","database":"d","table":"other","data":[{"k":"7"}]}`)
-		if len(evs) != 1 || len(evs[0].PK) != 0 || evs[0].After["k"] != "7" {
+		if len(evs) != 1 || len(evs[0].PK) != 0 || evs[0].After.Get("k") != "7" {
 			t.Fatalf("%+v", evs)
 		}
 	})
 	t.Run("typed values without mysqlType (Flink writer)", func(t *testing.T) {
 		evs := mustDecode(t, d, `{"old":null,"data":[{"id":101,"big":18446744073709551615,"w":3.14,"ok":true,"doc":{"a":[1]},"s":"x"}],"type":"INSERT","database":"inv","table":"p","pkNames":["id"],"ts":1}`)
 		a := evs[0].After
-		if a["id"] != int64(101) || a["big"] != uint64(18446744073709551615) || a["w"] != 3.14 || a["ok"] != int64(1) || a["doc"] != cdc.JSON(`{"a":[1]}`) || a["s"] != "x" {
+		if a.Get("id") != int64(101) || a.Get("big") != uint64(18446744073709551615) || a.Get("w") != 3.14 || a.Get("ok") != int64(1) || a.Get("doc") != cdc.JSON(`{"a":[1]}`) || a.Get("s") != "x" {
 			t.Fatalf("%#v", a)
 		}
 	})
 	t.Run("sqlType only", func(t *testing.T) {
 		evs := mustDecode(t, d, `{"type":"INSERT","database":"d","table":"t","pkNames":["id"],"sqlType":{"id":-5,"b":2004},"data":[{"id":"9","b":"\u00ff"}]}`)
-		if evs[0].After["id"] != int64(9) || !bytes.Equal(evs[0].After["b"].([]byte), []byte{0xff}) {
+		if evs[0].After.Get("id") != int64(9) || !bytes.Equal(evs[0].After.Get("b").([]byte), []byte{0xff}) {
 			t.Fatalf("%#v", evs[0].After)
 		}
 	})
@@ -169,7 +169,7 @@ func TestQuirks(t *testing.T) {
 	})
 	t.Run("whitespace and key order", func(t *testing.T) {
 		evs := mustDecode(t, d, " {\n \"pkNames\" : [ \"id\" ] , \"data\" : [ { \"id\" : \"1\" } ] ,\"type\":\"delete\", \"mysqlType\":{\"id\":\"INTEGER\"},\"database\":\"d\",\"table\":\"t\"}\n")
-		if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].Before["id"] != int64(1) {
+		if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].Before.Get("id") != int64(1) {
 			t.Fatalf("%+v", evs)
 		}
 	})
@@ -240,7 +240,7 @@ func TestConcurrent(t *testing.T) {
 			for i := range 200 {
 				var evs []cdc.Event
 				evs, err = d.Decode(decode.Message{Value: []byte(scenario["insert-2rows"]), Offset: int64(g*1000 + i)})
-				if err == nil && (len(evs) != 2 || evs[1].After["id"] != int64(1002)) {
+				if err == nil && (len(evs) != 2 || evs[1].After.Get("id") != int64(1002)) {
 					err = fmt.Errorf("bad events %v", evs)
 				}
 				if err != nil {
@@ -474,7 +474,7 @@ func TestLastTable(t *testing.T) {
 	for i, s := range seq {
 		fresh, _ := New(decode.Options{})
 		want, wantErr := fresh.Decode(decode.Message{Value: []byte(s), Topic: "t", Offset: int64(i)})
-		if fmt.Sprint(got[i].err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got[i].evs, want) {
+		if fmt.Sprint(got[i].err) != fmt.Sprint(wantErr) || !sourcetest.SameEvents(got[i].evs, want) {
 			t.Fatalf("message %d %s:\n%+v (%v)\nnew decoder:\n%+v (%v)", i, s, got[i].evs, got[i].err, want, wantErr)
 		}
 	}
@@ -506,7 +506,7 @@ func TestValuesOutliveTheirMessage(t *testing.T) {
 	runtime.GC()
 	for i, s := range msgs {
 		fresh, _ := New(decode.Options{TimeZone: time.FixedZone("CST", 8*3600)})
-		if want := mustDecode(t, fresh, s); !reflect.DeepEqual(kept[i], want) {
+		if want := mustDecode(t, fresh, s); !sourcetest.SameEvents(kept[i], want) {
 			t.Fatalf("message %d changed after later decodes:\n%+v\nwant\n%+v", i, kept[i], want)
 		}
 	}

@@ -296,18 +296,18 @@ func (d *Decoder) entry(b []byte, msg *decode.Message, events []cdc.Event) ([]cd
 		}
 		ev.Columns, ev.PK = cols, pk
 		if len(after) > 0 && op != cdc.Delete {
-			if ev.After, err = d.row(after); err != nil {
+			if ev.After, err = d.row(after, msg.Rows); err != nil {
 				return events, fmt.Errorf("rowDatas[%d].afterColumns.%w", i, err)
 			}
 		}
 		if len(before) > 0 && op != cdc.Insert {
-			if ev.Before, err = d.row(before); err != nil {
+			if ev.Before, err = d.row(before, msg.Rows); err != nil {
 				return events, fmt.Errorf("rowDatas[%d].beforeColumns.%w", i, err)
 			}
 		}
 		image := ev.Image()
 		for _, c := range pk {
-			if v, ok := image[c]; !ok || v == nil {
+			if v, ok := image.Lookup(c); !ok || v == nil {
 				return events, fmt.Errorf("rowDatas[%d]: primary key column %q missing or NULL", i, c)
 			}
 		}
@@ -432,8 +432,9 @@ func (d *Decoder) column(c *column) (*cdc.Column, error) {
 	})
 }
 
-func (d *Decoder) row(cols []column) (cdc.Row, error) {
-	row := make(cdc.Row, len(cols))
+// row types an image's columns into a row from rows.
+func (d *Decoder) row(cols []column, rows *cdc.BatchRows) (*cdc.Row, error) {
+	row := rows.Get(len(cols))
 	for j := range cols {
 		c := &cols[j]
 		col, err := d.column(c)
@@ -441,7 +442,7 @@ func (d *Decoder) row(cols []column) (cdc.Row, error) {
 			return nil, err
 		}
 		if c.isNull {
-			row[col.Name] = nil
+			row.Set(col.Name, nil)
 			continue
 		}
 		text := ""
@@ -457,7 +458,7 @@ func (d *Decoder) row(cols []column) (cdc.Row, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", col.Name, err)
 		}
-		row[col.Name] = v
+		row.Set(col.Name, v)
 	}
 	return row, nil
 }

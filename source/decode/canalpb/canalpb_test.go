@@ -202,15 +202,9 @@ func TestInsertMultiRow(t *testing.T) {
 	if !e.Commit.Equal(time.UnixMilli(1714558830000)) {
 		t.Errorf("commit %v", e.Commit)
 	}
-	want := cdc.Row{
-		"id": int64(1001), "nickname": "张三🚀", "balance": cdc.Decimal("1234.50"), "score": 1e10,
-		"is_vip": int64(1), "birthday": time.Date(1990, 1, 31, 0, 0, 0, 0, time.UTC),
-		"created_at": time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC),
-		"updated_at": time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC),
-		"avatar":     []byte{0, 0xff, 0x89, 'P', 'N', 'G'}, "bio": nil, "status": "banned",
-	}
+	want := cdc.RowOf("id", int64(1001), "nickname", "张三🚀", "balance", cdc.Decimal("1234.50"), "score", 1e10, "is_vip", int64(1), "birthday", time.Date(1990, 1, 31, 0, 0, 0, 0, time.UTC), "created_at", time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC), "updated_at", time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC), "avatar", []byte{0, 0xff, 0x89, 'P', 'N', 'G'}, "bio", nil, "status", "banned")
 	checkRow(t, "after", e.After, want)
-	if evs[1].After["nickname"] != `quote " back \ slash` || evs[1].After["bio"] != "hi" {
+	if evs[1].After.Get("nickname") != `quote " back \ slash` || evs[1].After.Get("bio") != "hi" {
 		t.Errorf("row 2: %v", evs[1].After)
 	}
 	if len(e.Columns) != 11 || e.Columns[2].Kind != cdc.KindDecimal || e.Columns[2].Precision != 2 {
@@ -218,13 +212,13 @@ func TestInsertMultiRow(t *testing.T) {
 	}
 }
 
-func checkRow(t *testing.T, id string, got, want cdc.Row) {
+func checkRow(t *testing.T, id string, got, want *cdc.Row) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Errorf("%s: %d columns, want %d: %v", id, len(got), len(want), got)
+	if got.Len() != want.Len() {
+		t.Errorf("%s: %d columns, want %d: %v", id, got.Len(), want.Len(), got)
 	}
-	for k, w := range want {
-		g, ok := got[k]
+	for k, w := range want.All() {
+		g, ok := got.Lookup(k)
 		if !ok {
 			t.Errorf("%s: %s missing", id, k)
 			continue
@@ -250,14 +244,14 @@ func TestUpdateNullToValue(t *testing.T) {
 		t.Fatalf("events %+v", evs)
 	}
 	e := evs[0]
-	if e.Before["bio"] != nil || e.After["bio"] != "now set" || e.Before["nickname"] != "old" || e.After["nickname"] != "new" {
+	if e.Before.Get("bio") != nil || e.After.Get("bio") != "now set" || e.Before.Get("nickname") != "old" || e.After.Get("nickname") != "new" {
 		t.Errorf("before %v after %v", e.Before, e.After)
 	}
 	// TIMESTAMP text is in the canal JVM zone (here +08:00); DATETIME is not shifted.
-	if ts := e.After["updated_at"].(time.Time); !ts.Equal(time.Date(2024, 5, 1, 2, 20, 30, 0, time.UTC)) {
+	if ts := e.After.Get("updated_at").(time.Time); !ts.Equal(time.Date(2024, 5, 1, 2, 20, 30, 0, time.UTC)) {
 		t.Errorf("timestamp %v", ts)
 	}
-	if dt := e.After["created_at"].(time.Time); !dt.Equal(time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)) {
+	if dt := e.After.Get("created_at").(time.Time); !dt.Equal(time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)) {
 		t.Errorf("datetime %v", dt)
 	}
 }
@@ -266,7 +260,7 @@ func TestDelete(t *testing.T) {
 	pkt := rawPacket(7, entry(pbHeader("mysql-bin.000003", 7000, 1714558832000, "shop", "user_profile", 3), 2,
 		pbRowChange(3, false, "", rowData(profile("1002", "x", "", true, nil), nil))))
 	evs := decodeAll(t, pkt, decode.Options{})
-	if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].After != nil || evs[0].Before["id"] != int64(1002) {
+	if len(evs) != 1 || evs[0].Op != cdc.Delete || evs[0].After != nil || evs[0].Before.Get("id") != int64(1002) {
 		t.Fatalf("events %+v", evs)
 	}
 }
@@ -282,7 +276,7 @@ func TestUpdateTwoRows(t *testing.T) {
 	if len(evs) != 2 {
 		t.Fatalf("got %d", len(evs))
 	}
-	if evs[0].After["score"] != 98.6 || evs[0].Before["score"] != 1e10 || evs[1].After["status"] != "active" || evs[1].Before["status"] != "banned" {
+	if evs[0].After.Get("score") != 98.6 || evs[0].Before.Get("score") != 1e10 || evs[1].After.Get("status") != "active" || evs[1].Before.Get("status") != "banned" {
 		t.Errorf("rows %v / %v", evs[0].After, evs[1].After)
 	}
 	if evs[0].Pos != evs[1].Pos {

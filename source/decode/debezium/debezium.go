@@ -55,6 +55,12 @@ type Decoder struct {
 	// of the same table version starts with these very bytes, and one
 	// comparison finds its schema without scanning it.
 	last atomic.Pointer[lastSchema]
+	// layouts are the schema source's definitions' row layouts, for
+	// schemaless messages (typedRow)
+	layouts decode.Layouts
+	// width is the columns of the last row typed by its JSON form alone
+	// (no schema): the room the next one is made with
+	width atomic.Int32
 }
 
 type lastSchema struct {
@@ -168,7 +174,7 @@ func (s *source) read(b []byte) error {
 		*dst = json.Number(t)
 		return nil
 	}
-	return eachMember(b, func(name, m []byte) error {
+	return jsonvalue.EachMember(b, func(name, m []byte) error {
 		var err error
 		switch n := string(name); {
 		case strings.EqualFold(n, "db"):
@@ -208,7 +214,7 @@ func (v *value) read(b []byte, top bool) error {
 		return json.Unmarshal(raw, *dst)
 	}
 	raw := func(raw []byte) json.RawMessage { return raw }
-	return eachMember(b, func(name, m []byte) error {
+	return jsonvalue.EachMember(b, func(name, m []byte) error {
 		var err error
 		switch n := string(name); {
 		case strings.EqualFold(n, "before"):
@@ -345,18 +351,18 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 		if op != cdc.Delete {
 			after = p.After
 		}
-		if ev.Before, ev.After, typedDef, err = d.typedImages(ev.DB, ev.Table, before, after); err != nil {
+		if ev.Before, ev.After, typedDef, err = d.typedImages(ev.DB, ev.Table, before, after, msg.Rows); err != nil {
 			return ev, err
 		}
 		ev.Columns = typedDef.Columns
 	} else {
 		if op != cdc.Insert {
-			if ev.Before, err = convertRow(rs, p.Before); err != nil {
+			if ev.Before, err = d.convertRow(rs, p.Before, msg.Rows); err != nil {
 				return ev, fmt.Errorf("before: %w", err)
 			}
 		}
 		if op != cdc.Delete {
-			if ev.After, err = convertRow(rs, p.After); err != nil {
+			if ev.After, err = d.convertRow(rs, p.After, msg.Rows); err != nil {
 				return ev, fmt.Errorf("after: %w", err)
 			}
 		}
@@ -381,12 +387,13 @@ func (d *Decoder) event(op cdc.Op, p *payload, rs *rowSchema, msg *decode.Messag
 
 // convertRow types a before/after object by the message's schema (rs nil:
 // by the JSON form); JSON null gives a nil Row.
-func convertRow(rs *rowSchema, raw json.RawMessage) (cdc.Row, error) {
-	n := 8
+func (d *Decoder) convertRow(rs *rowSchema, raw json.RawMessage, rows *cdc.BatchRows) (*cdc.Row, error) {
+	n := max(8, int(d.width.Load()))
+	var layout *cdc.Layout
 	if rs != nil {
-		n = len(rs.cols)
+		n, layout = len(rs.cols), rs.layout
 	}
-	return imageRow(raw, n, func(name, r []byte) (string, cdc.Value, error) {
+	row, err := imageRow(raw, rows, layout, n, func(name, r []byte) (string, cdc.Value, error) {
 		f := rs.field(name)
 		key := ""
 		if f != nil {
@@ -400,6 +407,10 @@ func convertRow(rs *rowSchema, raw json.RawMessage) (cdc.Row, error) {
 		}
 		return key, v, nil
 	})
+	if rs == nil && row != nil {
+		d.width.Store(int32(min(row.Width(), decode.MaxColumns)))
+	}
+	return row, err
 }
 
 // where reads source.ts_ms (binlog event time, 1 s resolution; 0 in old
@@ -467,13 +478,13 @@ func (d *Decoder) ddl(p *payload, msg *decode.Message) error {
 // primaryKey takes the key columns from the record key, else from
 // Options.KeyColumns; none leaves the PK empty. Every key column named must
 // be in the row image and not NULL.
-func (d *Decoder) primaryKey(key []byte, db, table string, image cdc.Row) ([]string, error) {
+func (d *Decoder) primaryKey(key []byte, db, table string, image *cdc.Row) ([]string, error) {
 	pk := keyColumns(key)
 	if len(pk) == 0 && d.opts.KeyColumns != nil {
 		pk = d.opts.KeyColumns(db, table)
 	}
 	for _, c := range pk {
-		if v, ok := image[c]; !ok || v == nil {
+		if v, ok := image.Lookup(c); !ok || v == nil {
 			return nil, fmt.Errorf("primary key column %q missing or NULL", c)
 		}
 	}
@@ -511,7 +522,7 @@ func members(obj []byte) ([]string, []json.RawMessage, error) {
 	}
 	var names []string
 	var vals []json.RawMessage
-	err := eachMember(obj, func(name, v []byte) error {
+	err := jsonvalue.EachMember(obj, func(name, v []byte) error {
 		names, vals = append(names, string(name)), append(vals, v)
 		return nil
 	})

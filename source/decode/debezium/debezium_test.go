@@ -81,37 +81,14 @@ func TestSchemaTypes(t *testing.T) {
 		t.Fatalf("%d events", len(evs))
 	}
 	ev := evs[0]
-	want := cdc.Row{
-		"id":         int64(1001),
-		"balance":    cdc.Decimal("1234.50"),
-		"neg":        cdc.Decimal("-0.05"),
-		"ubig":       uint64(math.MaxUint64),
-		"ulong":      uint64(math.MaxUint64),
-		"birthday":   time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
-		"created_at": time.Date(2024, 5, 1, 10, 20, 30, 120e6, time.UTC),
-		"micro_at":   time.Date(2024, 5, 1, 10, 20, 30, 123456e3, time.UTC),
-		"updated_at": time.Date(2024, 5, 1, 10, 20, 31, 0, time.UTC),
-		"dur":        -(838*time.Hour + 59*time.Minute + 59*time.Second),
-		"doc":        cdc.JSON(`{"a": [1, 2]}`),
-		"flags":      cdc.Set{"a", "c"},
-		"noflags":    cdc.Set{},
-		"status":     "banned",
-		"avatar":     []byte{0, 0xff, 0x10},
-		"bits":       int64(0x0f05),
-		"flag":       int64(1),
-		"ratio":      float64(float32(3.14)),
-		"score":      1e10,
-		"yr":         int64(2024),
-		"bio":        nil,
-		"geo":        []byte{1, 1},
-	}
-	for k, v := range want {
-		if !reflect.DeepEqual(ev.After[k], v) {
-			t.Errorf("%s: got %T %#v, want %T %#v", k, ev.After[k], ev.After[k], v, v)
+	want := cdc.RowOf("id", int64(1001), "balance", cdc.Decimal("1234.50"), "neg", cdc.Decimal("-0.05"), "ubig", uint64(math.MaxUint64), "ulong", uint64(math.MaxUint64), "birthday", time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), "created_at", time.Date(2024, 5, 1, 10, 20, 30, 120e6, time.UTC), "micro_at", time.Date(2024, 5, 1, 10, 20, 30, 123456e3, time.UTC), "updated_at", time.Date(2024, 5, 1, 10, 20, 31, 0, time.UTC), "dur", -(838*time.Hour + 59*time.Minute + 59*time.Second), "doc", cdc.JSON(`{"a": [1, 2]}`), "flags", cdc.Set{"a", "c"}, "noflags", cdc.Set{}, "status", "banned", "avatar", []byte{0, 0xff, 0x10}, "bits", int64(0x0f05), "flag", int64(1), "ratio", float64(float32(3.14)), "score", 1e10, "yr", int64(2024), "bio", nil, "geo", []byte{1, 1})
+	for k, v := range want.All() {
+		if !reflect.DeepEqual(ev.After.Get(k), v) {
+			t.Errorf("%s: got %T %#v, want %T %#v", k, ev.After.Get(k), ev.After.Get(k), v, v)
 		}
 	}
-	if len(ev.After) != len(want) {
-		t.Errorf("got %d columns, want %d", len(ev.After), len(want))
+	if ev.After.Len() != want.Len() {
+		t.Errorf("got %d columns, want %d", ev.After.Len(), want.Len())
 	}
 	if ev.Op != cdc.Insert || ev.Before != nil {
 		t.Errorf("op %v before %v", ev.Op, ev.Before)
@@ -185,7 +162,7 @@ func TestDecode(t *testing.T) {
 			},
 			check: func(t *testing.T, evs []cdc.Event) {
 				if len(evs) != 2 || evs[0].Op != cdc.Delete || evs[1].Op != cdc.Insert ||
-					evs[0].Before["id"] != int64(1004) || evs[1].After["id"] != int64(2004) || evs[0].After != nil {
+					evs[0].Before.Get("id") != int64(1004) || evs[1].After.Get("id") != int64(2004) || evs[0].After != nil {
 					t.Fatalf("got %+v", evs)
 				}
 				for _, ev := range evs {
@@ -201,9 +178,9 @@ func TestDecode(t *testing.T) {
 				`{"id":18446744073709551615,"n":2.25,"d":19844,"s":"x","b":false,"g":{"wkb":"AQ=="}}`, "u"))}},
 			check: func(t *testing.T, evs []cdc.Event) {
 				ev := evs[0]
-				want := cdc.Row{"id": uint64(math.MaxUint64), "n": 2.25, "d": int64(19844), "s": "x", "b": int64(0), "g": cdc.JSON(`{"wkb": "AQ=="}`)}
-				if ev.Op != cdc.Update || !reflect.DeepEqual(ev.After, want) || ev.Before["n"] != 1.5 {
-					t.Errorf("got %#v / %#v", ev.Before, ev.After)
+				want := cdc.RowOf("id", uint64(math.MaxUint64), "n", 2.25, "d", int64(19844), "s", "x", "b", int64(0), "g", cdc.JSON(`{"wkb": "AQ=="}`))
+				if ev.Op != cdc.Update || !ev.After.Equal(want) || ev.Before.Get("n") != 1.5 {
+					t.Errorf("got %v / %v", ev.Before, ev.After)
 				}
 				if ev.Pos.Version != cdc.BinlogVersion(3, 805) || ev.Pos.Text != "mysql-bin.000003:805" {
 					t.Errorf("pos %+v", ev.Pos)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/source/decode/internal/jsonvalue"
 )
 
 // field is a Kafka Connect schema as the JsonConverter writes it with
@@ -25,6 +26,9 @@ type field struct {
 type rowSchema struct {
 	fields map[string]*field
 	cols   []cdc.Column // shared by events, never modified
+	// layout is the fields' names as the layout of the rows typed by the
+	// schema (see imageRow); nil when a name repeats.
+	layout *cdc.Layout
 }
 
 func (r *rowSchema) field(name []byte) *field {
@@ -75,12 +79,12 @@ func (c *schemaCache) get(raw []byte) (*rowSchema, error) {
 // payload is parsed in full. Any other layout gives ok false (the caller
 // parses the whole message).
 func splitEnvelope(b []byte) (schema, payload []byte, ok bool) {
-	i := skipSpace(b, 0)
+	i := jsonvalue.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, nil, false
 	}
 	for n := 0; n < 2; n++ {
-		i = skipSpace(b, i+1)
+		i = jsonvalue.SkipSpace(b, i+1)
 		var key string
 		switch {
 		case bytes.HasPrefix(b[i:], []byte(`"schema"`)):
@@ -90,12 +94,12 @@ func splitEnvelope(b []byte) (schema, payload []byte, ok bool) {
 		default:
 			return nil, nil, false
 		}
-		i = skipSpace(b, i)
+		i = jsonvalue.SkipSpace(b, i)
 		if i >= len(b) || b[i] != ':' {
 			return nil, nil, false
 		}
-		start := skipSpace(b, i+1)
-		end, ok := skipValue(b, start)
+		start := jsonvalue.SkipSpace(b, i+1)
+		end, ok := jsonvalue.SkipValue(b, start)
 		if !ok {
 			return nil, nil, false
 		}
@@ -110,7 +114,7 @@ func splitEnvelope(b []byte) (schema, payload []byte, ok bool) {
 			}
 			payload = b[start:end]
 		}
-		i = skipSpace(b, end)
+		i = jsonvalue.SkipSpace(b, end)
 		if i >= len(b) {
 			return nil, nil, false
 		}
@@ -118,77 +122,10 @@ func splitEnvelope(b []byte) (schema, payload []byte, ok bool) {
 			return nil, nil, false
 		}
 	}
-	if skipSpace(b, i+1) != len(b) || schema == nil || payload == nil {
+	if jsonvalue.SkipSpace(b, i+1) != len(b) || schema == nil || payload == nil {
 		return nil, nil, false
 	}
 	return schema, payload, true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the JSON value at b[i] by matching brackets
-// outside strings; it does not validate the value.
-func skipValue(b []byte, i int) (int, bool) {
-	if i >= len(b) {
-		return 0, false
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				end, ok := skipString(b, i)
-				if !ok {
-					return 0, false
-				}
-				i = end
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, true
-				}
-			}
-			i++
-		}
-		return 0, false
-	}
-	start := i
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-		i++
-	}
-	return i, i > start
-}
-
-// skipString returns the index after the string starting at b[i] == '"'.
-func skipString(b []byte, i int) (int, bool) {
-	for i++; i < len(b); {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return 0, false
-		}
-		i += q
-		// escaped if an odd number of backslashes precede it
-		n := 0
-		for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
-			n++
-		}
-		i++
-		if n%2 == 0 {
-			return i, true
-		}
-	}
-	return 0, false
 }
 
 // parseSchema finds the row struct (the "after" field, else "before") of
@@ -221,6 +158,11 @@ func parseSchema(raw json.RawMessage) (*rowSchema, error) {
 		rs.fields[f.Field] = f
 		rs.cols = append(rs.cols, column(f))
 	}
+	names := make([]string, len(rs.cols))
+	for i := range rs.cols {
+		names[i] = row.Fields[i].Field
+	}
+	rs.layout, _ = cdc.NewLayout(names)
 	return rs, nil
 }
 

@@ -25,7 +25,7 @@ var errStale = errors.New("stale definition")
 // typedImages types the before/after objects of a schemaless message from
 // the schema source's definition of db.table, reading the definition again
 // once if the message does not fit it.
-func (d *Decoder) typedImages(db, table string, before, after json.RawMessage) (b, a cdc.Row, def *cdc.TableDef, err error) {
+func (d *Decoder) typedImages(db, table string, before, after json.RawMessage, rows *cdc.BatchRows) (b, a *cdc.Row, def *cdc.TableDef, err error) {
 	for refresh := false; ; refresh = true {
 		def, err = d.opts.Schemas.Table(context.Background(), db, table, refresh)
 		if err != nil {
@@ -37,8 +37,8 @@ func (d *Decoder) typedImages(db, table string, before, after json.RawMessage) (
 			}
 			return nil, nil, nil, errors.New("the schema source has no such table")
 		}
-		if b, err = d.typedRow(def, before); err == nil {
-			a, err = d.typedRow(def, after)
+		if b, err = d.typedRow(def, before, rows); err == nil {
+			a, err = d.typedRow(def, after, rows)
 		}
 		if err == nil || !errors.Is(err, errStale) || refresh {
 			if err != nil && errors.Is(err, errStale) {
@@ -56,8 +56,8 @@ func (e staleError) Error() string   { return e.err.Error() }
 func (e staleError) Unwrap() error   { return e.err }
 func (e staleError) Is(t error) bool { return t == errStale }
 
-func (d *Decoder) typedRow(def *cdc.TableDef, raw json.RawMessage) (cdc.Row, error) {
-	return imageRow(raw, len(def.Columns), func(name, r []byte) (string, cdc.Value, error) {
+func (d *Decoder) typedRow(def *cdc.TableDef, raw json.RawMessage, rows *cdc.BatchRows) (*cdc.Row, error) {
+	return imageRow(raw, rows, d.layouts.Of(def), len(def.Columns), func(name, r []byte) (string, cdc.Value, error) {
 		col := def.Column(string(name))
 		if col == nil {
 			return "", nil, staleError{fmt.Errorf("column %s: not in the table's definition", name)}

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode/internal/jsonvalue"
@@ -314,80 +312,41 @@ func bits(raw json.RawMessage) (cdc.Value, error) {
 	return cdc.Int(u), nil
 }
 
-// imageRow reads a before/after object, typing each member with conv,
-// which returns the row's key for the member (a name it already holds, so
-// a known column costs no string) and its value; JSON null gives a nil
-// Row. n sizes the row.
-func imageRow(raw json.RawMessage, n int, conv func(name []byte, v []byte) (string, cdc.Value, error)) (cdc.Row, error) {
+// imageRow reads a before/after object into a row from rows, typing each
+// member with conv, which returns the row's key for the member (a name it
+// already holds, so a known column costs no string) and its value; JSON
+// null gives a nil Row. With a layout (the schema's fields, which
+// Debezium lists in that order) the row is of it and a member in its
+// field's place is set by position, any other by name (a member the
+// layout lacks is added after its columns, a repeated one keeps its last
+// value); without one, n sizes the row.
+func imageRow(raw json.RawMessage, rows *cdc.BatchRows, layout *cdc.Layout, n int,
+	conv func(name []byte, v []byte) (string, cdc.Value, error)) (*cdc.Row, error) {
 	if raw == nil || string(raw) == "null" {
 		return nil, nil
 	}
-	row := make(cdc.Row, n)
-	err := eachMember(raw, func(name, v []byte) error {
+	var row *cdc.Row
+	if layout != nil {
+		row = rows.Of(layout)
+	} else {
+		row = rows.Get(n)
+	}
+	names, j := layout.Names(), 0
+	err := jsonvalue.EachMember(raw, func(name, v []byte) error {
 		k, val, err := conv(name, v)
 		if err != nil {
 			return err
 		}
-		row[k] = val
+		if j < len(names) && names[j] == k {
+			row.SetAt(j, val)
+		} else {
+			row.Set(k, val)
+		}
+		j++
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return row, nil
-}
-
-var errNotObject = errors.New("row is not an object")
-
-// eachMember calls fn with each member of the JSON object obj in order: the
-// unescaped name and the raw value. It reads a value of a message already
-// validated as a whole (json.Unmarshal of the payload), so it only finds
-// boundaries; a malformed object is an error, never a panic.
-func eachMember(obj []byte, fn func(name, v []byte) error) error {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return errNotObject
-	}
-	i = skipSpace(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		return nil
-	}
-	for {
-		if i >= len(obj) || obj[i] != '"' {
-			return errNotObject
-		}
-		end, ok := skipString(obj, i)
-		if !ok {
-			return errNotObject
-		}
-		name := obj[i+1 : end-1]
-		if bytes.IndexByte(name, '\\') >= 0 || !utf8.Valid(name) {
-			s, err := jsonvalue.String(obj[i:end])
-			if err != nil {
-				return errNotObject
-			}
-			name = []byte(s)
-		}
-		i = skipSpace(obj, end)
-		if i >= len(obj) || obj[i] != ':' {
-			return errNotObject
-		}
-		start := skipSpace(obj, i+1)
-		vend, ok := skipValue(obj, start)
-		if !ok {
-			return errNotObject
-		}
-		if err := fn(name, obj[start:vend]); err != nil {
-			return err
-		}
-		i = skipSpace(obj, vend)
-		switch {
-		case i < len(obj) && obj[i] == ',':
-			i = skipSpace(obj, i+1)
-		case i < len(obj) && obj[i] == '}':
-			return nil
-		default:
-			return errNotObject
-		}
-	}
 }

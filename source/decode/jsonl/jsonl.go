@@ -40,12 +40,14 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/jsonvalue"
 )
 
 // Decoder decodes liukelin JSON lines. It is safe for concurrent use.
 type Decoder struct {
-	opts decode.Options
-	loc  *time.Location
+	opts    decode.Options
+	loc     *time.Location
+	layouts decode.Layouts // of the schema source's definitions (typeRow)
 }
 
 var _ decode.Decoder = (*Decoder)(nil)
@@ -113,11 +115,11 @@ func (d *Decoder) decodeLine(b []byte, msg *decode.Message) (cdc.Event, error) {
 
 func (d *Decoder) event(l *line, msg *decode.Message) (cdc.Event, error) {
 	ev := cdc.Event{DB: l.DB, Table: l.Table}
-	before, err := row(l.Before)
+	before, err := row(l.Before, msg.Rows)
 	if err != nil {
 		return ev, fmt.Errorf("before: %w", err)
 	}
-	after, err := row(l.After)
+	after, err := row(l.After, msg.Rows)
 	if err != nil {
 		return ev, fmt.Errorf("after: %w", err)
 	}
@@ -158,7 +160,7 @@ func (d *Decoder) event(l *line, msg *decode.Message) (cdc.Event, error) {
 	}
 	var def *cdc.TableDef
 	if d.opts.Schemas != nil {
-		if def, err = d.typeImages(&ev); err != nil {
+		if def, err = d.typeImages(&ev, msg.Rows); err != nil {
 			return ev, err
 		}
 	}
@@ -173,7 +175,7 @@ func (d *Decoder) event(l *line, msg *decode.Message) (cdc.Event, error) {
 	}
 	img := ev.Image()
 	for _, c := range ev.PK {
-		if _, ok := img[c]; !ok {
+		if _, ok := img.Lookup(c); !ok {
 			return ev, fmt.Errorf("key column %q not in the row", c)
 		}
 	}
@@ -196,8 +198,10 @@ func position(s string, msg *decode.Message) (cdc.Position, error) {
 	return cdc.Position{Version: cdc.BinlogPosVersion(s[:i], off), Text: s}, nil
 }
 
-// row reads a row object; "" (and null) mean no row.
-func row(raw json.RawMessage) (cdc.Row, error) {
+// row reads a row object into a row from rows, its members in order; ""
+// (and null) mean no row. A repeated member keeps its first place and its
+// last value, the only one read (as when rows were maps).
+func row(raw json.RawMessage, rows *cdc.BatchRows) (*cdc.Row, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == `""` || string(raw) == "null" {
 		return nil, nil
@@ -205,17 +209,24 @@ func row(raw json.RawMessage) (cdc.Row, error) {
 	if raw[0] != '{' {
 		return nil, fmt.Errorf("%.40s is neither an object nor \"\"", raw)
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	r := rows.Get(16)
+	// the raw values first, so a repeated member is read once
+	if err := jsonvalue.EachMember(raw, func(name, v []byte) error {
+		r.Set(string(name), json.RawMessage(v))
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	r := make(cdc.Row, len(obj))
-	for k, v := range obj {
-		s, err := text(v)
-		if err != nil {
-			return nil, fmt.Errorf("column %s: %w", k, err)
+	for i := range r.Width() {
+		name, v, ok := r.At(i)
+		if !ok {
+			continue
 		}
-		r[k] = s
+		s, err := text(v.(json.RawMessage))
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", name, err)
+		}
+		r.SetAt(i, s)
 	}
 	return r, nil
 }

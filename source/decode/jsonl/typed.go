@@ -16,7 +16,7 @@ import (
 // (a column it lacks, a value that does not parse). The client prints
 // values as canal's text (BLOBs as ISO-8859-1, TIMESTAMP in the canal
 // JVM's zone, Options.TimeZone), so canal's conversion types them.
-func (d *Decoder) typeImages(ev *cdc.Event) (*cdc.TableDef, error) {
+func (d *Decoder) typeImages(ev *cdc.Event, rows *cdc.BatchRows) (*cdc.TableDef, error) {
 	for refresh := false; ; refresh = true {
 		def, err := d.opts.Schemas.Table(context.Background(), ev.DB, ev.Table, refresh)
 		if err != nil {
@@ -28,10 +28,10 @@ func (d *Decoder) typeImages(ev *cdc.Event) (*cdc.TableDef, error) {
 			}
 			return nil, errors.New("the schema source has no such table")
 		}
-		before, err := d.typeRow(def, ev.Before)
-		var after cdc.Row
+		before, err := d.typeRow(def, ev.Before, rows)
+		var after *cdc.Row
 		if err == nil {
-			after, err = d.typeRow(def, ev.After)
+			after, err = d.typeRow(def, ev.After, rows)
 		}
 		if err == nil {
 			ev.Before, ev.After, ev.Columns = before, after, def.Columns
@@ -43,26 +43,37 @@ func (d *Decoder) typeImages(ev *cdc.Event) (*cdc.TableDef, error) {
 	}
 }
 
-func (d *Decoder) typeRow(def *cdc.TableDef, text cdc.Row) (cdc.Row, error) {
+// typeRow types a text image into a row from rows (not in place: the text
+// is typed again after a refresh), of def's layout when it has one.
+func (d *Decoder) typeRow(def *cdc.TableDef, text *cdc.Row, rows *cdc.BatchRows) (*cdc.Row, error) {
 	if text == nil {
 		return nil, nil
 	}
-	row := make(cdc.Row, len(text))
-	for name, v := range text {
-		col := def.Column(name)
-		if col == nil {
+	layout := d.layouts.Of(def)
+	var row *cdc.Row
+	if layout != nil {
+		row = rows.Of(layout)
+	} else {
+		row = rows.Get(text.Len())
+	}
+	for name, v := range text.All() {
+		i, ok := def.Index(name)
+		if !ok {
 			return nil, fmt.Errorf("column %s: not in the table's definition", name)
 		}
-		s, ok := v.(string)
-		if !ok { // JSON null
-			row[name] = v
-			continue
+		col := &def.Columns[i]
+		if s, ok := v.(string); ok { // else JSON null
+			tv, err := typedText(col, s, d.loc)
+			if err != nil {
+				return nil, fmt.Errorf("column %s (%s): %w", name, col.Type, err)
+			}
+			v = tv
 		}
-		tv, err := typedText(col, s, d.loc)
-		if err != nil {
-			return nil, fmt.Errorf("column %s (%s): %w", name, col.Type, err)
+		if layout != nil {
+			row.SetAt(i, v)
+		} else {
+			row.Set(name, v)
 		}
-		row[name] = tv
 	}
 	return row, nil
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/jsonvalue"
 )
 
 // Decoder decodes Maxwell JSON. It is safe for concurrent use; the schema
@@ -37,6 +38,7 @@ import (
 type Decoder struct {
 	opts    decode.Options
 	schemas schemas
+	layouts decode.Layouts // of the definitions rows are typed by
 }
 
 var _ decode.Decoder = (*Decoder)(nil)
@@ -50,18 +52,37 @@ func New(opts decode.Options) (decode.Decoder, error) {
 
 // message is one Maxwell JSON object (RowMap.toJSON / DDLMap.toJSON).
 type message struct {
-	Database          string                     `json:"database"`
-	Table             string                     `json:"table"`
-	Type              string                     `json:"type"`
-	TS                json.Number                `json:"ts"`
-	Position          string                     `json:"position"`
-	SQL               string                     `json:"sql"`
-	PrimaryKeyColumns []string                   `json:"primary_key_columns"`
-	Data              map[string]json.RawMessage `json:"data"`
+	Database          string      `json:"database"`
+	Table             string      `json:"table"`
+	Type              string      `json:"type"`
+	TS                json.Number `json:"ts"`
+	Position          string      `json:"position"`
+	SQL               string      `json:"sql"`
+	PrimaryKeyColumns []string    `json:"primary_key_columns"`
+	Data              object      `json:"data"`
 	// Old is the changed columns' previous values for an update, and the
 	// previous table def for table-alter.
 	Old json.RawMessage `json:"old"`
 	Def *tableDef       `json:"def"`
+}
+
+// object is a JSON object kept as its text (nil for null), so its members
+// are read in order: a row's columns keep the order Maxwell wrote them in
+// (the table's), which a map would lose.
+type object []byte
+
+// UnmarshalJSON keeps a copy of an object's text; anything but an object
+// or null is an error, as it was for a map.
+func (o *object) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		*o = nil
+	case len(b) > 0 && b[0] == '{':
+		*o = append((*o)[:0], b...)
+	default:
+		return fmt.Errorf("%.20s is not an object", b)
+	}
+	return nil
 }
 
 // Decode returns the row changes in msg.Value. The value is normally one
@@ -136,7 +157,7 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 	ev := cdc.Event{DB: m.Database, Table: m.Table, Op: op}
 	var err error
 	if d.opts.Schemas == nil {
-		err = images(&ev, m, tbl, false)
+		err = d.images(&ev, m, tbl, false, msg.Rows)
 	} else {
 		learnt := tbl
 		// the schema source's definition, read again once if the message
@@ -154,10 +175,10 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 				}
 				// dropped since (a replay): the definition its DDL message taught
 				tbl = learnt
-				err = images(&ev, m, tbl, false)
+				err = d.images(&ev, m, tbl, false, msg.Rows)
 				break
 			}
-			if err = images(&ev, m, tbl, true); err == nil || refresh {
+			if err = d.images(&ev, m, tbl, true, msg.Rows); err == nil || refresh {
 				break
 			}
 		}
@@ -181,10 +202,14 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 }
 
 // images sets ev's row images from m's data and old, typed by tbl (nil:
-// from the JSON form). strict (tbl is the database's current definition)
-// makes a column tbl lacks an error.
-func images(ev *cdc.Event, m *message, tbl *cdc.TableDef, strict bool) error {
-	row, err := convertRow(tbl, m.Data, nil, strict)
+// from the JSON form), in rows from rows. strict (tbl is the database's
+// current definition) makes a column tbl lacks an error.
+func (d *Decoder) images(ev *cdc.Event, m *message, tbl *cdc.TableDef, strict bool, rows *cdc.BatchRows) error {
+	var layout *cdc.Layout
+	if tbl != nil {
+		layout = d.layouts.Of(tbl)
+	}
+	row, err := convertRow(tbl, layout, m.Data, rows, strict)
 	if err != nil {
 		return err
 	}
@@ -196,41 +221,68 @@ func images(ev *cdc.Event, m *message, tbl *cdc.TableDef, strict bool) error {
 		ev.Before = row
 	case cdc.Update:
 		ev.After = row
-		var old map[string]json.RawMessage
+		// before: the after image with old's values (the changed columns)
+		before := rows.Clone(row)
 		if len(m.Old) > 0 && string(m.Old) != "null" {
-			if err := json.Unmarshal(m.Old, &old); err != nil {
+			old, err := convertRow(tbl, nil, m.Old, rows, strict)
+			if err != nil {
 				return fmt.Errorf("old: %w", err)
 			}
-		}
-		before := make(cdc.Row, len(row)+len(old))
-		for k, v := range row {
-			before[k] = v
-		}
-		if _, err := convertRow(tbl, old, before, strict); err != nil {
-			return fmt.Errorf("old: %w", err)
+			for k, v := range old.All() {
+				before.Set(k, v)
+			}
 		}
 		ev.Before = before
 	}
 	return nil
 }
 
-// convertRow types every value of data into into (a new Row when nil).
-func convertRow(tbl *cdc.TableDef, data map[string]json.RawMessage, into cdc.Row, strict bool) (cdc.Row, error) {
-	if into == nil {
-		into = make(cdc.Row, len(data))
+// convertRow types every member of the JSON object data into a row from
+// rows: of layout, tbl's (members Maxwell writes in tbl's order are set by
+// position, others by name, after tbl's columns), or without one in the
+// members' order. A repeated member keeps its first place and its last
+// value, the only one converted (as when data was a map).
+func convertRow(tbl *cdc.TableDef, layout *cdc.Layout, data []byte, rows *cdc.BatchRows, strict bool) (*cdc.Row, error) {
+	var row *cdc.Row
+	if layout != nil {
+		row = rows.Of(layout)
+	} else {
+		row = rows.Get(16)
 	}
-	for name, raw := range data {
-		col := tbl.Column(name)
+	names, j := layout.Names(), 0
+	// the raw values first, so a repeated member is converted once
+	if err := jsonvalue.EachMember(data, func(name, v []byte) error {
+		if j < len(names) && names[j] == string(name) {
+			row.SetAt(j, json.RawMessage(v))
+		} else {
+			row.Set(string(name), json.RawMessage(v))
+		}
+		j++
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for i := range row.Width() {
+		name, raw, ok := row.At(i)
+		if !ok {
+			continue
+		}
+		var col *cdc.Column
+		if i < len(names) {
+			col = &tbl.Columns[i] // layout is tbl's
+		} else {
+			col = tbl.Column(name)
+		}
 		if col == nil && strict {
 			return nil, fmt.Errorf("column %s: not in the table's definition", name)
 		}
-		v, err := convert(col, raw)
+		v, err := convert(col, raw.(json.RawMessage))
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", name, err)
 		}
-		into[name] = v
+		row.SetAt(i, v)
 	}
-	return into, nil
+	return row, nil
 }
 
 // ddl keeps the schema cache in step with Maxwell's DDL events and reports
@@ -319,7 +371,7 @@ func position(m *message, msg *decode.Message) (cdc.Position, error) {
 // (hash or array kafka_key_format), else the learnt schema, else
 // Options.KeyColumns; none leaves the PK empty (cdc.Event.PK). Every key
 // column named must be in the row image and not NULL.
-func (d *Decoder) primaryKey(m *message, key []byte, tbl *cdc.TableDef, image cdc.Row) ([]string, error) {
+func (d *Decoder) primaryKey(m *message, key []byte, tbl *cdc.TableDef, image *cdc.Row) ([]string, error) {
 	pk := m.PrimaryKeyColumns
 	if len(pk) == 0 {
 		pk = keyColumns(key, image)
@@ -331,7 +383,7 @@ func (d *Decoder) primaryKey(m *message, key []byte, tbl *cdc.TableDef, image cd
 		pk = d.opts.KeyColumns(m.Database, m.Table)
 	}
 	for _, c := range pk {
-		if v, ok := image[c]; !ok || v == nil {
+		if v, ok := image.Lookup(c); !ok || v == nil {
 			return nil, fmt.Errorf("primary key column %q missing or NULL", c)
 		}
 	}
@@ -344,7 +396,7 @@ func (d *Decoder) primaryKey(m *message, key []byte, tbl *cdc.TableDef, image cd
 // format, so they are matched to the row's columns ignoring case. A key it
 // cannot read (none, "_uuid" for tables without a key, another format)
 // gives nil.
-func keyColumns(key []byte, image cdc.Row) []string {
+func keyColumns(key []byte, image *cdc.Row) []string {
 	key = bytes.TrimSpace(key)
 	if len(key) == 0 {
 		return nil
@@ -381,10 +433,10 @@ func keyColumns(key []byte, image cdc.Row) []string {
 		}
 	}
 	for i, n := range names {
-		if _, ok := image[n]; ok {
+		if _, ok := image.Lookup(n); ok {
 			continue
 		}
-		for col := range image {
+		for col := range image.All() {
 			if strings.EqualFold(col, n) {
 				names[i] = col
 				break

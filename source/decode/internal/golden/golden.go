@@ -262,7 +262,7 @@ func (s *Suite[V]) checkEvent(t *testing.T, id string, ev *cdc.Event, w Event[V]
 }
 
 // compareRow checks every expected column; subset allows got to hold more.
-func (s *Suite[V]) compareRow(t *testing.T, id string, ev *cdc.Event, got cdc.Row, want map[string]V, bin map[string]string, subset bool) {
+func (s *Suite[V]) compareRow(t *testing.T, id string, ev *cdc.Event, got *cdc.Row, want map[string]V, bin map[string]string, subset bool) {
 	t.Helper()
 	if want == nil {
 		if got != nil && !subset {
@@ -270,11 +270,11 @@ func (s *Suite[V]) compareRow(t *testing.T, id string, ev *cdc.Event, got cdc.Ro
 		}
 		return
 	}
-	if !subset && len(got) != len(want) {
-		t.Errorf("%s: got %d columns, want %d", id, len(got), len(want))
+	if !subset && got.Len() != len(want) {
+		t.Errorf("%s: got %d columns, want %d", id, got.Len(), len(want))
 	}
 	for name, wv := range want {
-		v, ok := got[name]
+		v, ok := got.Lookup(name)
 		if !ok {
 			t.Errorf("%s: column %s missing", id, name)
 			continue

@@ -1,6 +1,7 @@
 // Package jsonvalue holds the reading of single JSON values that the
-// Debezium and Maxwell decoders share: strings, embedded JSON, integer and
-// number literals. Values come from a message already validated as a whole.
+// Debezium, Maxwell and JSON lines decoders share: strings, embedded JSON,
+// integer and number literals, an object's members in order. Values come
+// from a message already validated as a whole.
 package jsonvalue
 
 import (

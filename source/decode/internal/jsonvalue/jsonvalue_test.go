@@ -2,6 +2,7 @@ package jsonvalue
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/rowsync/rowsync/cdc"
@@ -71,5 +72,34 @@ func TestJSON(t *testing.T) {
 	}
 	if _, err := JSON(json.RawMessage(`{`)); err == nil {
 		t.Error("JSON of a broken document: no error")
+	}
+}
+
+func TestEachMember(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // name=value
+		ok   bool
+	}{
+		{`{}`, nil, true},
+		{` { "a" : 1 , "b":"x,}" ,"c":{"d":[1,{"e":"}"}]}} `, []string{`a=1`, `b="x,}"`, `c={"d":[1,{"e":"}"}]}`}, true},
+		{`{"a\"b":null,"\u00e9":true}`, []string{`a"b=null`, `é=true`}, true},
+		{`{"a":1,"a":2}`, []string{`a=1`, `a=2`}, true},
+		{`[1]`, nil, false},
+		{`{"a" 1}`, nil, false},
+		{`{"a":1 "b":2}`, []string{`a=1`}, false},
+		{`{"a":`, nil, false},
+		{`{"a":1`, []string{`a=1`}, false},
+		{`{a:1}`, nil, false},
+		{``, nil, false},
+	} {
+		var got []string
+		err := EachMember([]byte(tc.in), func(name, v []byte) error {
+			got = append(got, string(name)+"="+string(v))
+			return nil
+		})
+		if (err == nil) != tc.ok || !slices.Equal(got, tc.want) {
+			t.Errorf("EachMember(%s) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
 	}
 }
