@@ -19,29 +19,29 @@ func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
 	case nil:
 		return nil, nil
 	case int8:
-		return convertInt(col, int64(x))
+		return convertInt(nil, col, int64(x))
 	case int16:
-		return convertInt(col, int64(x))
+		return convertInt(nil, col, int64(x))
 	case int32:
-		return convertInt(col, int64(x))
+		return convertInt(nil, col, int64(x))
 	case int64:
 		if col.Kind == cdc.KindInt && !col.Unsigned {
 			return v, nil // already the canonical type: no new boxing
 		}
-		return convertInt(col, x)
+		return convertInt(nil, col, x)
 	case int: // YEAR
-		return convertInt(col, int64(x))
+		return convertInt(nil, col, int64(x))
 	// go-mysql gives columns the table map marks unsigned as uint8..uint64
 	// (the MINIMAL and FULL row metadata carry signedness); without that
 	// metadata they arrive signed and col.Unsigned reinterprets them.
 	case uint8:
-		return convertUint(col, uint64(x))
+		return convertUint(nil, col, uint64(x))
 	case uint16:
-		return convertUint(col, uint64(x))
+		return convertUint(nil, col, uint64(x))
 	case uint32:
-		return convertUint(col, uint64(x))
+		return convertUint(nil, col, uint64(x))
 	case uint64:
-		return convertUint(col, x)
+		return convertUint(nil, col, x)
 	case float32:
 		return float64(x), nil
 	case float64:
@@ -50,13 +50,13 @@ func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
 		if col.Kind != cdc.KindDate && x.Location() == time.UTC {
 			return v, nil // no new boxing
 		}
-		return convertTime(col, x)
+		return convertTime(nil, col, x)
 	case string:
 		switch {
 		case col.Kind == cdc.KindString && col.Charset == "", col.Kind == cdc.KindUnknown, col.Kind == cdc.KindEnum:
 			return v, nil // no new boxing
 		}
-		return convertString(col, x, binLen)
+		return convertString(nil, col, x, binLen)
 	case []byte:
 		return convertBytes(col, x, binLen)
 	}
@@ -64,16 +64,16 @@ func convert(col *cdc.Column, v any, binLen int) (cdc.Value, error) {
 }
 
 // convertTime converts a DATETIME or TIMESTAMP read as a time.Time.
-func convertTime(col *cdc.Column, x time.Time) (cdc.Value, error) {
+func convertTime(a *cdc.Arena, col *cdc.Column, x time.Time) (cdc.Value, error) {
 	if col.Kind == cdc.KindDate {
-		return time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.UTC), nil
+		return a.Time(time.Date(x.Year(), x.Month(), x.Day(), 0, 0, 0, 0, time.UTC)), nil
 	}
-	return x.UTC(), nil
+	return a.Time(x.UTC()), nil
 }
 
 // convertString converts a value go-mysql reads as text: CHAR/VARCHAR,
 // DECIMAL, DATE, TIME, zero and pre-1970 DATETIMEs.
-func convertString(col *cdc.Column, x string, binLen int) (cdc.Value, error) {
+func convertString(a *cdc.Arena, col *cdc.Column, x string, binLen int) (cdc.Value, error) {
 	switch col.Kind {
 	case cdc.KindString:
 		if col.Charset != "" {
@@ -81,11 +81,11 @@ func convertString(col *cdc.Column, x string, binLen int) (cdc.Value, error) {
 		}
 		// go-mysql aliases strings into the event's packet buffer, which
 		// is never reused; keeping the alias saves a copy per value.
-		return x, nil
+		return a.String(x), nil
 	case cdc.KindUnknown, cdc.KindEnum:
-		return x, nil
+		return a.String(x), nil
 	}
-	return convertText(col, x, binLen)
+	return convertText(a, col, x, binLen)
 }
 
 // convertBytes converts a BLOB/TEXT, GEOMETRY or VECTOR value; x aliases
@@ -107,10 +107,10 @@ func convertBytes(col *cdc.Column, x []byte, binLen int) (cdc.Value, error) {
 	return cdc.ParseText(col, string(x))
 }
 
-func convertText(col *cdc.Column, s string, binLen int) (cdc.Value, error) {
+func convertText(a *cdc.Arena, col *cdc.Column, s string, binLen int) (cdc.Value, error) {
 	switch col.Kind {
 	case cdc.KindString, cdc.KindUnknown, cdc.KindEnum:
-		return s, nil
+		return a.String(s), nil
 	case cdc.KindBytes:
 		return padBinary([]byte(s), binLen), nil
 	case cdc.KindJSON:
@@ -120,30 +120,30 @@ func convertText(col *cdc.Column, s string, binLen int) (cdc.Value, error) {
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col.Name, err)
 		}
-		return d, nil
+		return a.Decimal(d), nil
 	}
-	return cdc.ParseText(col, s)
+	return cdc.ParseTextIn(a, col, s)
 }
 
-func convertInt(col *cdc.Column, n int64) (cdc.Value, error) {
+func convertInt(a *cdc.Arena, col *cdc.Column, n int64) (cdc.Value, error) {
 	switch col.Kind {
 	case cdc.KindInt:
 		if !col.Unsigned {
-			return n, nil
+			return a.Int64(n), nil
 		}
 		switch col.IntBytes {
 		case 1:
-			return int64(uint8(n)), nil
+			return a.Int64(int64(uint8(n))), nil
 		case 2:
-			return int64(uint16(n)), nil
+			return a.Int64(int64(uint16(n))), nil
 		case 3:
-			return int64(uint32(n) & 0xffffff), nil
+			return a.Int64(int64(uint32(n) & 0xffffff)), nil
 		case 4:
-			return int64(uint32(n)), nil
+			return a.Int64(int64(uint32(n))), nil
 		}
-		return cdc.Int(uint64(n)), nil
+		return a.Int(uint64(n)), nil
 	case cdc.KindBit:
-		return cdc.Int(uint64(n)), nil
+		return a.Int(uint64(n)), nil
 	case cdc.KindEnum:
 		// the binlog holds the 1-based index; 0 is the "" of an invalid value
 		if n == 0 {
@@ -166,24 +166,33 @@ func convertInt(col *cdc.Column, n int64) (cdc.Value, error) {
 		}
 		return set, nil
 	case cdc.KindDecimal:
-		return cdc.NormalizeDecimal(strconv.FormatInt(n, 10), col.Precision)
+		return normalizeDecimal(a, strconv.FormatInt(n, 10), col.Precision)
 	}
-	return n, nil
+	return a.Int64(n), nil
 }
 
 // convertUint is convertInt for a value the binlog says is unsigned: it is
 // already exact, whatever the definition says about signedness.
-func convertUint(col *cdc.Column, u uint64) (cdc.Value, error) {
+func convertUint(a *cdc.Arena, col *cdc.Column, u uint64) (cdc.Value, error) {
 	switch col.Kind {
 	case cdc.KindInt, cdc.KindBit:
-		return cdc.Int(u), nil
+		return a.Int(u), nil
 	case cdc.KindDecimal:
-		return cdc.NormalizeDecimal(strconv.FormatUint(u, 10), col.Precision)
+		return normalizeDecimal(a, strconv.FormatUint(u, 10), col.Precision)
 	}
 	if u > math.MaxInt64 {
 		return nil, fmt.Errorf("column %s: unsigned %d does not fit a %s column", col.Name, u, col.Kind)
 	}
-	return convertInt(col, int64(u))
+	return convertInt(a, col, int64(u))
+}
+
+// normalizeDecimal is cdc.NormalizeDecimal with the Value boxed in a.
+func normalizeDecimal(a *cdc.Arena, s string, precision int) (cdc.Value, error) {
+	d, err := cdc.NormalizeDecimal(s, precision)
+	if err != nil {
+		return nil, err
+	}
+	return a.Decimal(d), nil
 }
 
 func padBinary(b []byte, width int) []byte {

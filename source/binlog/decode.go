@@ -250,9 +250,9 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 			return nil, 0, errTruncated
 		}
 		if p.unsigned[i] {
-			v, err = convertUint(col, uint64(data[0]))
+			v, err = convertUint(&p.vals, col, uint64(data[0]))
 		} else {
-			v, err = convertInt(col, int64(int8(data[0])))
+			v, err = convertInt(&p.vals, col, int64(int8(data[0])))
 		}
 		return v, 1, err
 	case mysql.MYSQL_TYPE_SHORT:
@@ -261,9 +261,9 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		}
 		u := binary.LittleEndian.Uint16(data)
 		if p.unsigned[i] {
-			v, err = convertUint(col, uint64(u))
+			v, err = convertUint(&p.vals, col, uint64(u))
 		} else {
-			v, err = convertInt(col, int64(int16(u)))
+			v, err = convertInt(&p.vals, col, int64(int16(u)))
 		}
 		return v, 2, err
 	case mysql.MYSQL_TYPE_INT24:
@@ -272,12 +272,12 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		}
 		u := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16
 		if p.unsigned[i] {
-			v, err = convertUint(col, uint64(u))
+			v, err = convertUint(&p.vals, col, uint64(u))
 		} else {
 			if u&0x800000 != 0 {
 				u |= 0xff000000
 			}
-			v, err = convertInt(col, int64(int32(u)))
+			v, err = convertInt(&p.vals, col, int64(int32(u)))
 		}
 		return v, 3, err
 	case mysql.MYSQL_TYPE_LONG:
@@ -286,9 +286,9 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		}
 		u := binary.LittleEndian.Uint32(data)
 		if p.unsigned[i] {
-			v, err = convertUint(col, uint64(u))
+			v, err = convertUint(&p.vals, col, uint64(u))
 		} else {
-			v, err = convertInt(col, int64(int32(u)))
+			v, err = convertInt(&p.vals, col, int64(int32(u)))
 		}
 		return v, 4, err
 	case mysql.MYSQL_TYPE_LONGLONG:
@@ -297,27 +297,33 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		}
 		u := binary.LittleEndian.Uint64(data)
 		if p.unsigned[i] {
-			v, err = convertUint(col, u)
+			v, err = convertUint(&p.vals, col, u)
 		} else {
-			v, err = convertInt(col, int64(u))
+			v, err = convertInt(&p.vals, col, int64(u))
 		}
 		return v, 8, err
 	case mysql.MYSQL_TYPE_FLOAT:
 		if !need(4) {
 			return nil, 0, errTruncated
 		}
-		return float64(math.Float32frombits(binary.LittleEndian.Uint32(data))), 4, nil
+		return p.vals.Float64(float64(math.Float32frombits(binary.LittleEndian.Uint32(data)))), 4, nil
 	case mysql.MYSQL_TYPE_DOUBLE:
 		if !need(8) {
 			return nil, 0, errTruncated
 		}
-		return math.Float64frombits(binary.LittleEndian.Uint64(data)), 8, nil
+		return p.vals.Float64(math.Float64frombits(binary.LittleEndian.Uint64(data))), 8, nil
 	case mysql.MYSQL_TYPE_NEWDECIMAL:
-		s, n, err := decodeDecimal(data, int(meta>>8), int(meta&0xff))
+		if cap(p.text)-len(p.text) < maxDecimalText {
+			p.text = make([]byte, 0, textBlock) // the full block stays as it is
+		}
+		at := len(p.text)
+		b, n, err := decodeDecimal(p.text, data, int(meta>>8), int(meta&0xff))
 		if err != nil {
 			return nil, 0, err
 		}
-		v, err = convertString(col, s, p.binLen[i])
+		p.text = b
+		s := unsafe.String(&b[at], len(b)-at)
+		v, err = convertString(&p.vals, col, s, p.binLen[i])
 		return v, n, err
 	case mysql.MYSQL_TYPE_BIT:
 		nbits := int(meta>>8)*8 + int(meta&0xff)
@@ -329,7 +335,7 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		for _, b := range data[:n] {
 			u = u<<8 | uint64(b)
 		}
-		v, err = convertInt(col, int64(u))
+		v, err = convertInt(&p.vals, col, int64(u))
 		return v, n, err
 	case mysql.MYSQL_TYPE_TIMESTAMP2:
 		return p.timestamp2(i, data)
@@ -340,7 +346,7 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		v, err = convertString(col, s, p.binLen[i])
+		v, err = convertString(&p.vals, col, s, p.binLen[i])
 		return v, n, err
 	case mysql.MYSQL_TYPE_DATE:
 		if !need(3) {
@@ -351,14 +357,14 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		if u != 0 && col.Kind == cdc.KindDate && col.Invalid == "" && y <= 9999 {
 			// what cdc.ParseText makes of the text below, without it
 			if t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC); int(t.Month()) == m && t.Day() == d && t.Year() == y {
-				return t, 3, nil
+				return p.vals.Time(t), 3, nil
 			}
 		}
 		s := "0000-00-00"
 		if u != 0 {
 			s = fmt.Sprintf("%04d-%02d-%02d", y, m, d)
 		}
-		v, err = convertString(col, s, p.binLen[i])
+		v, err = convertString(&p.vals, col, s, p.binLen[i])
 		return v, 3, err
 	case mysql.MYSQL_TYPE_YEAR:
 		if !need(1) {
@@ -368,7 +374,7 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		if y != 0 {
 			y += 1900
 		}
-		v, err = convertInt(col, y)
+		v, err = convertInt(&p.vals, col, y)
 		return v, 1, err
 	case mysql.MYSQL_TYPE_ENUM:
 		switch meta & 0xff {
@@ -376,13 +382,13 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 			if !need(1) {
 				return nil, 0, errTruncated
 			}
-			v, err = convertInt(col, int64(data[0]))
+			v, err = convertInt(&p.vals, col, int64(data[0]))
 			return v, 1, err
 		case 2:
 			if !need(2) {
 				return nil, 0, errTruncated
 			}
-			v, err = convertInt(col, int64(binary.LittleEndian.Uint16(data)))
+			v, err = convertInt(&p.vals, col, int64(binary.LittleEndian.Uint16(data)))
 			return v, 2, err
 		}
 		return nil, 0, fmt.Errorf("enum pack length %d", meta&0xff)
@@ -395,7 +401,7 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		for k := n - 1; k >= 0; k-- {
 			u = u<<8 | uint64(data[k])
 		}
-		v, err = convertInt(col, int64(u))
+		v, err = convertInt(&p.vals, col, int64(u))
 		return v, n, err
 	case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_STRING:
 		length := int(meta)
@@ -420,7 +426,7 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		}
 		// an alias into the event's buffer, which is never reused, as
 		// go-mysql's strings are (see convert)
-		v, err = convertString(col, unsafe.String(unsafe.SliceData(s), len(s)), p.binLen[i])
+		v, err = convertString(&p.vals, col, unsafe.String(unsafe.SliceData(s), len(s)), p.binLen[i])
 		return v, n, err
 	case mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_GEOMETRY, mysql.MYSQL_TYPE_VECTOR:
 		if meta < 1 || meta > 4 || !need(int(meta)) {
@@ -437,7 +443,7 @@ func (p *plan) decodeValue(i int, data []byte) (v cdc.Value, n int, err error) {
 		if col.Kind == cdc.KindString && col.Charset == "" {
 			// UTF-8 TEXT: convertBytes would copy; an alias as for VARCHAR
 			b := data[meta:n]
-			return unsafe.String(unsafe.SliceData(b), len(b)), n, nil
+			return p.vals.String(unsafe.String(unsafe.SliceData(b), len(b))), n, nil
 		}
 		v, err = convertBytes(col, data[meta:n], p.binLen[i])
 		return v, n, err
@@ -458,10 +464,10 @@ func (p *plan) timestamp2(i int, data []byte) (cdc.Value, int, error) {
 	sec := int64(binary.BigEndian.Uint32(data))
 	usec := fracPart(data[4:n], dec)
 	if sec == 0 {
-		v, err := convertString(&p.cols[i], formatZeroTime(int(usec), int(dec)), p.binLen[i])
+		v, err := convertString(&p.vals, &p.cols[i], formatZeroTime(int(usec), int(dec)), p.binLen[i])
 		return v, n, err
 	}
-	v, err := convertTime(&p.cols[i], time.Unix(sec, usec*1000))
+	v, err := convertTime(&p.vals, &p.cols[i], time.Unix(sec, usec*1000))
 	return v, n, err
 }
 
@@ -495,7 +501,7 @@ func (p *plan) datetime2(i int, data []byte) (cdc.Value, int, error) {
 	frac := fracPart(data[5:n], dec)
 	col := &p.cols[i]
 	if intPart == 0 {
-		v, err := convertString(col, formatZeroTime(int(frac), int(dec)), p.binLen[i])
+		v, err := convertString(&p.vals, col, formatZeroTime(int(frac), int(dec)), p.binLen[i])
 		return v, n, err
 	}
 	tmp := intPart<<24 + frac
@@ -514,10 +520,10 @@ func (p *plan) datetime2(i int, data []byte) (cdc.Value, int, error) {
 	hour := int(hms >> 12)
 	// go-mysql gives dates before 1970 and those with a zero part as text
 	if intPart < 107420450816 || month == 0 || day == 0 {
-		v, err := convertString(col, formatDatetime(year, month, day, hour, minute, second, int(frac), int(dec)), p.binLen[i])
+		v, err := convertString(&p.vals, col, formatDatetime(year, month, day, hour, minute, second, int(frac), int(dec)), p.binLen[i])
 		return v, n, err
 	}
-	v, err := convertTime(col, time.Date(year, time.Month(month), day, hour, minute, second, int(frac*1000), time.UTC))
+	v, err := convertTime(&p.vals, col, time.Date(year, time.Month(month), day, hour, minute, second, int(frac*1000), time.UTC))
 	return v, n, err
 }
 
@@ -611,21 +617,21 @@ const digitsPerInt = 9
 
 var decimalBytes = [...]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
 
-// decodeDecimal is go-mysql's decodeDecimal (UseDecimal off): the exact
-// text of a DECIMAL(precision, scale) in binary form.
-func decodeDecimal(data []byte, precision, scale int) (string, int, error) {
+// decodeDecimal is go-mysql's decodeDecimal (UseDecimal off): it appends
+// to dst the exact text of a DECIMAL(precision, scale) in binary form
+// (into the plan's text block, not a string of its own per value).
+func decodeDecimal(dst, data []byte, precision, scale int) ([]byte, int, error) {
 	if precision < 1 || scale > precision || precision > 2*cdc.MaxDecimalPrecision {
-		return "", 0, fmt.Errorf("decimal(%d,%d)", precision, scale)
+		return dst, 0, fmt.Errorf("decimal(%d,%d)", precision, scale)
 	}
 	integral := precision - scale
 	uInt, uFrac := integral/digitsPerInt, scale/digitsPerInt
 	cInt, cFrac := integral-uInt*digitsPerInt, scale-uFrac*digitsPerInt
 	size := uInt*4 + decimalBytes[cInt] + uFrac*4 + decimalBytes[cFrac]
 	if len(data) < size || size == 0 {
-		return "", 0, errTruncated
+		return dst, 0, errTruncated
 	}
-	var buf [80]byte
-	b := buf[:0]
+	b := dst
 	var mask uint32
 	neg := data[0]&0x80 == 0
 	if neg {
@@ -681,7 +687,7 @@ func decodeDecimal(data []byte, precision, scale int) (string, int, error) {
 			pos += sz
 		}
 	}
-	return string(b), pos, nil
+	return b, pos, nil
 }
 
 // appendPadded appends v with leading zeros to width digits (more when v

@@ -54,7 +54,19 @@ type plan struct {
 	signedness []byte
 	// the table's filter and plans key (schema NUL table), schema and name
 	key, db, table string
+	// vals boxes the values decodeValue makes, a block of them per
+	// allocation instead of one each (see cdc.Arena): they live as long as
+	// the rows of a batch, together.
+	vals cdc.Arena
+	// text holds the text of the DECIMAL values decodeValue makes, as vals
+	// their boxes: appended to, never rewritten where a value points.
+	text []byte
 }
+
+const (
+	textBlock      = 4 << 10 // bytes per block of plan.text
+	maxDecimalText = 2*cdc.MaxDecimalPrecision + 2
+)
 
 // matches reports whether p was built for a table map of the same shape.
 func (p *plan) matches(tm *replication.TableMapEvent, gen uint64) bool {
