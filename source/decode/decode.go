@@ -25,6 +25,24 @@ type Message struct {
 	// making it, and the source recycles them once the message's batch is
 	// acked (cdc.RowPool). nil: they make new rows.
 	Rows *cdc.BatchRows
+	// Events, when it has room beyond its length, is the caller's slice
+	// of events (a source's batch): a decoder may build msg's events in
+	// that room, Events[len(Events):cap(Events)], and return them there,
+	// so that the caller extends its slice over them (Append) instead of
+	// copying a slice made for one message. Decoders never change
+	// Events[:len(Events)], and may ignore Events altogether.
+	Events []cdc.Event
+}
+
+// Append returns dst with evs, the events Decode returned for a message
+// whose Events was dst, appended: when the decoder built them in dst's
+// room it only extends dst over them, otherwise it copies them, as append
+// does.
+func Append(dst, evs []cdc.Event) []cdc.Event {
+	if n := len(dst); len(evs) > 0 && cap(dst)-n >= len(evs) && &dst[:n+1][n] == &evs[0] {
+		return dst[:n+len(evs)]
+	}
+	return append(dst, evs...)
 }
 
 // Decoder decodes one format. Implementations are safe for concurrent
@@ -36,6 +54,9 @@ type Decoder interface {
 	// names what is wrong and goes to the dead letter, except an error
 	// marked ErrSchemaUnavailable, which is transient: the message is
 	// decoded again once the schema source answers (Retry).
+	//
+	// The events returned may lie in msg.Events' room beyond its length
+	// (see Message.Events): the caller adds them to its slice with Append.
 	Decode(msg Message) ([]cdc.Event, error)
 }
 

@@ -1054,6 +1054,7 @@ func (s *Source) decode(ctx context.Context, c *chunk, msg *kafka.Message) bool 
 		c.rows = s.rowPool.Rows()
 	}
 	dm.Rows = c.rows
+	dm.Events = c.events // a decoder may build msg's events in its room
 	if len(msg.Headers) > 0 {
 		dm.Headers = make(map[string][]byte, len(msg.Headers))
 		for _, h := range msg.Headers {
@@ -1081,7 +1082,7 @@ func (s *Source) decode(ctx context.Context, c *chunk, msg *kafka.Message) bool 
 			events[i].Pos.Text = pos
 		}
 	}
-	c.events = append(c.events, events...)
+	c.events = decode.Append(c.events, events)
 	return true
 }
 

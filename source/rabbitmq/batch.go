@@ -54,7 +54,7 @@ func (s *Source) newPending(sess *session) *pending {
 // an event without a Version is fatal (errFatal): the sinks' version guard
 // could not keep its row's order.
 func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) error {
-	evs, err := s.decode(ctx, b.rows, d)
+	evs, err := s.decode(ctx, b.rows, b.events, d)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -89,19 +89,22 @@ func (s *Source) add(ctx context.Context, b *pending, d *amqp.Delivery) error {
 		// for a full batch at once rather than doubling up to it.
 		b.events = slices.Grow(b.events, max(s.cfg.BatchSize, len(b.events)+len(evs))-len(b.events))
 	}
-	b.events = append(b.events, evs...)
+	b.events = decode.Append(b.events, evs)
 	return nil
 }
 
 // decode runs the (guarded) decoder on d, retrying while the schema source
 // does not answer; the events' rows come from rows.
-func (s *Source) decode(ctx context.Context, rows *cdc.BatchRows, d *amqp.Delivery) ([]cdc.Event, error) {
+// A decoder may build them in the room of evs, the batch's events
+// (decode.Message.Events).
+func (s *Source) decode(ctx context.Context, rows *cdc.BatchRows, evs []cdc.Event, d *amqp.Delivery) ([]cdc.Event, error) {
 	return decode.Retry(ctx, s.dec, decode.Message{
 		Value:   d.Body,
 		Topic:   s.cfg.Queue,
 		Offset:  int64(d.DeliveryTag),
 		Headers: headers(d.Headers),
 		Rows:    rows,
+		Events:  evs,
 	})
 }
 

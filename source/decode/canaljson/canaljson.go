@@ -439,7 +439,12 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	}
 	pos := cdc.Position{Text: msg.PosText()}
 	commit := canal.CommitTime(m.es)
-	events := make([]cdc.Event, len(m.data))
+	// The events go to the room of the caller's slice when it has enough
+	// (decode.Message.Events), else to one slice of their own.
+	events := msg.Events[len(msg.Events):]
+	if cap(events) < len(m.data) {
+		events = make([]cdc.Event, 0, len(m.data))
+	}
 	// The text of the message's string members, copied once into one
 	// buffer that the values it becomes point into: one allocation per
 	// message instead of one per text value kept (strings, decimals,
@@ -459,11 +464,12 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		defer func() { m.vals = cdc.Arena{} }()
 	}
 	for i, r := range m.data {
-		ev := &events[i]
-		ev.DB, ev.Table, ev.Op, ev.PK, ev.Columns, ev.Commit, ev.Pos = db, table, op, pk, cols, commit, pos
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
 		}
+		// the room may hold a recycled batch's events: each is set whole
+		events = append(events, cdc.Event{DB: db, Table: table, Op: op, PK: pk, Columns: cols, Commit: commit, Pos: pos})
+		ev := &events[i]
 		row, err := d.dataRow(sch, m.fields[r.lo:r.hi], msg.Rows, &text, &m.vals)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)

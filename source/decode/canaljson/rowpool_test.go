@@ -64,25 +64,86 @@ func TestRecycledRows(t *testing.T) {
 	}
 }
 
+// TestEventsRoom decodes into the room of a slice of events
+// (decode.Message.Events) that holds stale events of an earlier batch:
+// the events are built there, whole (no stale image left), equal to those
+// of a decode without room, and the slice's own events are untouched; with
+// too little room they come in a slice of their own.
+func TestEventsRoom(t *testing.T) {
+	d, _ := New(decode.Options{})
+	msg := decode.Message{Value: benchMessageOp(3, "INSERT"), Topic: "t", Offset: 7}
+	want, err := d.Decode(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := cdc.Event{DB: "old", Table: "old", Op: cdc.Update, Before: cdc.RowOf("x", int64(1)), After: cdc.RowOf("x", int64(2))}
+	own := cdc.Event{DB: "mine", Table: "t", Op: cdc.Insert, After: cdc.RowOf("id", int64(1))}
+	for _, room := range []int{3, 10, 2} {
+		batch := make([]cdc.Event, 1+room)
+		for i := range batch {
+			batch[i] = stale
+		}
+		batch[0] = own
+		msg.Events = batch[:1]
+		got, err := d.Decode(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sourcetest.SameEvents(got, want) {
+			t.Fatalf("room %d:\n got %+v\nwant %+v", room, got, want)
+		}
+		inRoom := &got[0] == &batch[1]
+		if inRoom != (room >= len(want)) {
+			t.Fatalf("room %d: events built in the room: %v", room, inRoom)
+		}
+		all := decode.Append(msg.Events, got)
+		if len(all) != 1+len(want) || !sourcetest.SameEvents(all[:1], []cdc.Event{own}) || !sourcetest.SameEvents(all[1:], want) {
+			t.Fatalf("room %d: Append gave %+v", room, all)
+		}
+		if inRoom != (&all[0] == &batch[0]) {
+			t.Fatalf("room %d: Append copied events built in the room, or extended a slice without room", room)
+		}
+	}
+}
+
 // BenchmarkDecodePooled is BenchmarkDecode with the rows' maps recycled
 // after every decode, as the Kafka and RabbitMQ sources do once a batch
 // is acked.
 //
 //	go test ./source/decode/canaljson -run '^$' -bench DecodePooled -benchmem
+//
+// The /room cases also give the decoder room in a slice of events to
+// build them in (decode.Message.Events), as the sources' batches do.
 func BenchmarkDecodePooled(b *testing.B) {
-	for _, rows := range []int{1, 10} {
-		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+	for _, c := range []struct {
+		rows int
+		room bool
+	}{{1, false}, {10, false}, {1, true}, {10, true}} {
+		rows := c.rows
+		name := fmt.Sprintf("rows=%d", rows)
+		if c.room {
+			name += "/room"
+		}
+		b.Run(name, func(b *testing.B) {
 			msg := decode.Message{Value: benchMessage(rows), Topic: "canal", Partition: 3, Offset: 1}
 			d, _ := New(decode.Options{})
 			var pool cdc.RowPool
+			var batch []cdc.Event
+			if c.room {
+				batch = make([]cdc.Event, 0, 1000)
+			}
 			b.SetBytes(int64(len(msg.Value)))
 			b.ReportAllocs()
 			cpu0 := processCPU()
 			for b.Loop() {
 				msg.Rows = pool.Rows()
+				msg.Events = batch[:0]
 				evs, err := d.Decode(msg)
 				if err != nil || len(evs) != rows {
 					b.Fatal(err)
+				}
+				if c.room {
+					batch = decode.Append(msg.Events, evs)
 				}
 				msg.Rows.Recycle()
 			}
