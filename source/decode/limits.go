@@ -125,15 +125,9 @@ func (l Limits) CheckEvents(evs []cdc.Event, keyColumns func(db, table string) [
 	if err := l.CheckRows(len(evs)); err != nil {
 		return err
 	}
-	var checked []cdc.Column // the events of a message usually share one Columns slice
+	var c checked
 	for i := range evs {
-		cols := evs[i].Columns
-		if len(cols) > 0 && len(checked) == len(cols) && &checked[0] == &cols[0] {
-			cols = nil
-		} else {
-			checked = cols
-		}
-		if err := checkEvent(&evs[i], cols, keyColumns); err != nil {
+		if err := c.event(&evs[i], keyColumns); err != nil {
 			if len(evs) > 1 {
 				return fmt.Errorf("row %d: %w", i, err)
 			}
@@ -143,16 +137,33 @@ func (l Limits) CheckEvents(evs []cdc.Event, keyColumns func(db, table string) [
 	return nil
 }
 
-// checkEvent checks ev; cols is ev.Columns, or nil when already checked.
-func checkEvent(ev *cdc.Event, cols []cdc.Column, keyColumns func(db, table string) []string) error {
-	if err := CheckName("database", ev.DB); err != nil {
-		return err
-	}
-	if err := CheckName("table", ev.Table); err != nil {
-		return err
-	}
-	if err := checkText("position", ev.Pos.Text, maxPosBytes); err != nil {
-		return err
+// checked is what CheckEvents already found valid in a message's earlier
+// events, which its later events usually share (one table, one position,
+// one set of column names): a text equal to one checked, or a slice or
+// layout that is the one checked, passes without being walked again.
+type checked struct {
+	db, table, pos string
+	named          bool // db, table and pos are checked
+	cols           []cdc.Column
+	pk             []string
+	// layout is a layout all of whose names were checked (a row that
+	// carried every column of it), so any row of it has valid names.
+	layout *cdc.Layout
+}
+
+// event checks ev.
+func (c *checked) event(ev *cdc.Event, keyColumns func(db, table string) []string) error {
+	if !c.named || ev.DB != c.db || ev.Table != c.table || ev.Pos.Text != c.pos {
+		if err := CheckName("database", ev.DB); err != nil {
+			return err
+		}
+		if err := CheckName("table", ev.Table); err != nil {
+			return err
+		}
+		if err := checkText("position", ev.Pos.Text, maxPosBytes); err != nil {
+			return err
+		}
+		c.db, c.table, c.pos, c.named = ev.DB, ev.Table, ev.Pos.Text, true
 	}
 	switch ev.Op {
 	case cdc.Insert, cdc.Update:
@@ -166,48 +177,86 @@ func checkEvent(ev *cdc.Event, cols []cdc.Column, keyColumns func(db, table stri
 	default:
 		return fmt.Errorf("unknown op %d", ev.Op)
 	}
-	if err := CheckColumns(len(cols)); err != nil {
-		return err
-	}
-	for i := range cols {
-		if err := CheckName("column", cols[i].Name); err != nil {
+	if cols := ev.Columns; !sameSlice(cols, c.cols) {
+		if err := CheckColumns(len(cols)); err != nil {
 			return err
 		}
-	}
-	for _, row := range []*cdc.Row{ev.Before, ev.After} {
-		if err := CheckColumns(row.Len()); err != nil {
-			return err
-		}
-		for name, v := range row.All() {
-			if err := CheckName("column", name); err != nil {
+		for i := range cols {
+			if err := CheckName("column", cols[i].Name); err != nil {
 				return err
 			}
-			if j, ok := v.(cdc.JSON); ok {
-				if err := checkJSONDepth(string(j)); err != nil {
-					return fmt.Errorf("column %s: %w", name, err)
-				}
-			}
+		}
+		c.cols = cols
+	}
+	for _, row := range [2]*cdc.Row{ev.Before, ev.After} {
+		if err := c.row(row); err != nil {
+			return err
 		}
 	}
 	pk := ev.PK
 	if len(pk) == 0 && keyColumns != nil {
 		pk = keyColumns(ev.DB, ev.Table) // the pipeline keys on these later
 	}
-	img := ev.Image()
-	for _, c := range pk {
-		if err := CheckName("primary key column", c); err != nil {
-			return err
+	named := sameSlice(pk, c.pk)
+	for _, name := range pk {
+		if !named {
+			if err := CheckName("primary key column", name); err != nil {
+				return err
+			}
 		}
-		if v, ok := img.Lookup(c); (!ok || v == nil) && len(ev.PK) > 0 {
-			return fmt.Errorf("primary key column %q missing or NULL", c)
+		vb, okb := ev.Before.Lookup(name)
+		va, oka := ev.After.Lookup(name)
+		v, ok := va, oka // the value in ev.Image()
+		if ev.After == nil {
+			v, ok = vb, okb
 		}
-		for _, row := range []*cdc.Row{ev.Before, ev.After} {
-			if v, ok := row.Lookup(c); ok && v != nil && !scalar(v) {
-				return fmt.Errorf("primary key column %q: a %s value is not a scalar key", c, kindOf(v))
+		if (!ok || v == nil) && len(ev.PK) > 0 {
+			return fmt.Errorf("primary key column %q missing or NULL", name)
+		}
+		if okb && vb != nil && !scalar(vb) {
+			return fmt.Errorf("primary key column %q: a %s value is not a scalar key", name, kindOf(vb))
+		}
+		if oka && va != nil && !scalar(va) {
+			return fmt.Errorf("primary key column %q: a %s value is not a scalar key", name, kindOf(va))
+		}
+	}
+	c.pk = pk
+	return nil
+}
+
+// row checks row's column count, names and JSON values, walking it by
+// index.
+func (c *checked) row(row *cdc.Row) error {
+	if err := CheckColumns(row.Len()); err != nil {
+		return err
+	}
+	named := row.Layout() == c.layout && c.layout != nil
+	for i := range row.Width() {
+		name, v, ok := row.At(i)
+		if !ok {
+			continue
+		}
+		if !named {
+			if err := CheckName("column", name); err != nil {
+				return err
+			}
+		}
+		if j, ok := v.(cdc.JSON); ok {
+			if err := checkJSONDepth(string(j)); err != nil {
+				return fmt.Errorf("column %s: %w", name, err)
 			}
 		}
 	}
+	if !named && row.Len() == row.Layout().Len() && row.Len() > 0 {
+		c.layout = row.Layout() // every name of it was checked
+	}
 	return nil
+}
+
+// sameSlice reports whether a and b are one slice (same start and
+// length), so checking one checks the other.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0]
 }
 
 func kindOf(v cdc.Value) string {

@@ -92,3 +92,48 @@ func BenchmarkCheckEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/row")
 }
+
+// TestCheckEventsLaterRows: what CheckEvents skips in a message's later
+// events (names, position, layout and key already checked in an earlier
+// one) is only what they share with it; what differs is checked.
+func TestCheckEventsLaterRows(t *testing.T) {
+	l, err := cdc.NewLayout([]string{"id", "a\x00", "doc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := []string{"id"}
+	ev := func(id, a, doc cdc.Value) cdc.Event {
+		r := cdc.NewRow(l)
+		r.SetAt(0, id)
+		if a != nil {
+			r.SetAt(1, a)
+		}
+		if doc != nil {
+			r.SetAt(2, doc)
+		}
+		return cdc.Event{DB: "shop", Table: "t", Op: cdc.Insert, PK: pk, After: r, Pos: cdc.Position{Text: "t/0@1"}}
+	}
+	ok := ev(int64(1), nil, cdc.JSON(`[1]`))
+	moved := ev(int64(2), nil, nil)
+	moved.Pos.Text = "t/0@\x1b"
+	for name, c := range map[string]struct {
+		evs  []cdc.Event
+		want string
+	}{
+		"column the first row lacks": {[]cdc.Event{ok, ev(int64(2), "x", nil)}, "row 1: column name"},
+		"deep json in a later row":   {[]cdc.Event{ok, ev(int64(2), nil, cdc.JSON(strings.Repeat("[", 101)+strings.Repeat("]", 101)))}, "row 1: column doc: JSON nested"},
+		"null key in a later row":    {[]cdc.Event{ok, ev(nil, nil, nil)}, `row 1: primary key column "id" missing or NULL`},
+		"object key in a later row":  {[]cdc.Event{ok, ev(cdc.JSON(`{}`), nil, nil)}, "row 1: primary key column \"id\": a JSON value"},
+		"another position":           {[]cdc.Event{ok, moved}, "row 1: position"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := Limits{}.CheckEvents(c.evs, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want containing %q", err, c.want)
+			}
+		})
+	}
+	if err := (Limits{}).CheckEvents([]cdc.Event{ok, ok, ev(int64(3), nil, nil)}, nil); err != nil {
+		t.Fatalf("good events rejected: %v", err)
+	}
+}
