@@ -107,10 +107,15 @@ func ReportDDL(o Options, d DDL) {
 // position of their own.
 func (m *Message) PosText() string {
 	var buf [64]byte // one allocation: the string
-	b := append(buf[:0], m.Topic...)
+	return string(m.AppendPosText(buf[:0]))
+}
+
+// AppendPosText appends PosText's text to b: a decoder that keeps texts
+// in blocks of its own makes the position's there.
+func (m *Message) AppendPosText(b []byte) []byte {
+	b = append(b, m.Topic...)
 	b = strconv.AppendInt(append(b, '/'), int64(m.Partition), 10)
-	b = strconv.AppendInt(append(b, '@'), m.Offset, 10)
-	return string(b)
+	return strconv.AppendInt(append(b, '@'), m.Offset, 10)
 }
 
 // ErrSchemaUnavailable marks a decode error caused by the schema source not

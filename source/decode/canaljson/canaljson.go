@@ -176,7 +176,18 @@ type message struct {
 	// shared by the rows of consecutive messages, one allocation per
 	// block instead of one per value).
 	vals cdc.Arena
+	// text holds the text values and position texts of the messages
+	// decoded, likewise kept across reset (see Decode).
+	text []byte
 }
+
+// textBlock is the size of a block of message.text: a few dozen messages'
+// text values, so one long-lived value pins little.
+const textBlock = 2 << 10
+
+// posDigits bounds what a position text adds to its topic: "/", a
+// partition, "@", an offset.
+const posDigits = 2 + 11 + 20
 
 // lastTable is one message's schema key (owned copy), database and table
 // names (owned copies) and what Decoder d resolved them to.
@@ -195,7 +206,7 @@ var messages = sync.Pool{New: func() any { return new(message) }}
 
 func (m *message) reset() {
 	*m = message{data: m.data[:0], old: m.old[:0], fields: m.fields[:0], key: m.key[:0],
-		dataNull: true, oldNull: true, seen: m.seen, last: m.last, vals: m.vals}
+		dataNull: true, oldNull: true, seen: m.seen, last: m.last, vals: m.vals, text: m.text}
 }
 
 // release drops references into the input before pooling.
@@ -437,7 +448,6 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	if pk == nil && d.opts.KeyColumns != nil {
 		pk = d.opts.KeyColumns(db, table)
 	}
-	pos := cdc.Position{Text: msg.PosText()}
 	commit := canal.CommitTime(m.es)
 	// The events go to the room of the caller's slice when it has enough
 	// (decode.Message.Events), else to one slice of their own.
@@ -445,24 +455,31 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	if cap(events) < len(m.data) {
 		events = make([]cdc.Event, 0, len(m.data))
 	}
-	// The text of the message's string members, copied once into one
-	// buffer that the values it becomes point into: one allocation per
-	// message instead of one per text value kept (strings, decimals,
-	// dates). Sized for every string member, so it never grows and the
-	// strings made in it stay valid.
-	n := 0
+	// The text of the message's string members, and its position text,
+	// copied into m.text, a block that the values and the position point
+	// into and that later messages continue: one allocation per block
+	// instead of one per text value kept (strings, decimals, dates) and
+	// one per message. The block has room for all of this message's text
+	// before it starts, so it never grows and the strings made in it stay
+	// valid; a byte once written is never written again.
+	n := len(msg.Topic) + posDigits
 	for j := range m.fields {
 		if m.fields[j].val.kind == kString {
 			n += len(m.fields[j].val.b)
 		}
 	}
-	text := make([]byte, 0, n)
 	if n > maxSeen {
-		// a big message's text is not pinned by the value blocks it
-		// would share with the messages around it (see cdc.Arena)
-		m.vals = cdc.Arena{}
-		defer func() { m.vals = cdc.Arena{} }()
+		// a big message's text is not pinned by the blocks it would
+		// share with the messages around it (see cdc.Arena)
+		m.vals, m.text = cdc.Arena{}, make([]byte, 0, n)
+		defer func() { m.vals, m.text = cdc.Arena{}, nil }()
+	} else if cap(m.text)-len(m.text) < n {
+		m.text = make([]byte, 0, textBlock)
 	}
+	at := len(m.text)
+	m.text = msg.AppendPosText(m.text)
+	pos := cdc.Position{Text: unsafe.String(&m.text[at], len(m.text)-at)}
+	text := &m.text
 	for i, r := range m.data {
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
@@ -470,7 +487,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		// the room may hold a recycled batch's events: each is set whole
 		events = append(events, cdc.Event{DB: db, Table: table, Op: op, PK: pk, Columns: cols, Commit: commit, Pos: pos})
 		ev := &events[i]
-		row, err := d.dataRow(sch, m.fields[r.lo:r.hi], msg.Rows, &text, &m.vals)
+		row, err := d.dataRow(sch, m.fields[r.lo:r.hi], msg.Rows, text, &m.vals)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -487,7 +504,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			// Without old[i] the before image is unknown and stays nil.
 			if i < len(m.old) && !m.old[i].null {
 				before := msg.Rows.Clone(row)
-				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before, &text, &m.vals); err != nil {
+				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before, text, &m.vals); err != nil {
 					return nil, fmt.Errorf("canal-json: old[%d].%w", i, err)
 				}
 				ev.Before = before

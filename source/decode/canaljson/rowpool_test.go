@@ -151,3 +151,26 @@ func BenchmarkDecodePooled(b *testing.B) {
 		})
 	}
 }
+
+// TestTextBlocks decodes messages whose text values and positions fill
+// several text blocks, keeping every event: each still holds its own
+// message's texts, none overwritten by a later message's.
+func TestTextBlocks(t *testing.T) {
+	d, _ := New(decode.Options{})
+	var got [][]cdc.Event
+	const n = 300
+	for i := range n {
+		msg := []byte(fmt.Sprintf(`{"data":[{"k":"%d","v":"text-%d"}],"database":"shop","isDdl":false,`+
+			`"mysqlType":{"k":"int(11)","v":"varchar(16)"},"pkNames":["k"],"table":"tiny","type":"INSERT"}`, i, i))
+		evs, err := d.Decode(decode.Message{Value: msg, Topic: "topic", Partition: 2, Offset: int64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, evs)
+	}
+	for i, evs := range got {
+		if len(evs) != 1 || evs[0].After.Get("v") != fmt.Sprintf("text-%d", i) || evs[0].Pos.Text != fmt.Sprintf("topic/2@%d", i) {
+			t.Fatalf("message %d: %+v", i, evs)
+		}
+	}
+}
