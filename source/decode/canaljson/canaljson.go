@@ -204,9 +204,21 @@ const maxSeen = 16 << 10
 
 var messages = sync.Pool{New: func() any { return new(message) }}
 
+// reset readies m for a message. It writes a pointer only where one is
+// left (release drops the texts and raw fields): assigning the whole
+// struct wrote every pointer of it again, each a write barrier while the
+// GC runs.
 func (m *message) reset() {
-	*m = message{data: m.data[:0], old: m.old[:0], fields: m.fields[:0], key: m.key[:0],
-		dataNull: true, oldNull: true, seen: m.seen, last: m.last, vals: m.vals, text: m.text}
+	for _, p := range [...]*[]byte{&m.database, &m.table, &m.typ, &m.sql, &m.pkNames, &m.mysqlType, &m.sqlType} {
+		if *p != nil {
+			*p = nil
+		}
+	}
+	m.data = m.data[:0]
+	m.old = m.old[:0]
+	m.fields = m.fields[:0]
+	m.key = m.key[:0]
+	m.isDdl, m.es, m.dataNull, m.oldNull = false, 0, true, true
 }
 
 // release drops references into the input before pooling.
