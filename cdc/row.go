@@ -31,14 +31,17 @@ type Row struct {
 }
 
 // Layout is the column names of rows of one shape, in order, with an index
-// by name for wide rows. A layout made by NewLayout is never modified: the
-// rows sharing it only read it. A row's own layout (RowOf, RowFromMap,
-// BatchRows.Get, or one Set copied) grows as Set adds columns and is
-// emptied by Reset and by its batch's Recycle: read it only while the row
-// is unchanged, and do not give it to NewRow or BatchRows.Of.
+// by name for wide rows. A layout made by NewLayout is shared: never
+// modified, the rows of it only read it, so a reader may key a cache on
+// it (Shared). A row's own layout (RowOf, RowFromMap, BatchRows.Get, or
+// one Set copied) grows as Set adds columns and is emptied by Reset and by
+// its batch's Recycle: read it only while the row is unchanged. NewRow
+// and BatchRows.Of copy an own layout they are given, so a row always has
+// exactly one value slot per name of its layout.
 type Layout struct {
-	names []string
-	index map[string]int // nil while len(names) <= linearNames
+	names  []string
+	index  map[string]int // nil while len(names) <= linearNames
+	shared bool           // made by NewLayout: never modified
 }
 
 // linearNames is the widest layout searched by scanning its names: below
@@ -62,7 +65,7 @@ func isAbsent(v Value) bool {
 // not modify names afterwards. A repeated name is an error (a row holds
 // one value per column).
 func NewLayout(names []string) (*Layout, error) {
-	l := &Layout{names: names}
+	l := &Layout{names: names, shared: true}
 	l.reindex()
 	if len(names) <= linearNames {
 		for i, name := range names {
@@ -92,6 +95,21 @@ func (l *Layout) reindex() {
 			l.index[name] = i
 		}
 	}
+}
+
+// Shared reports whether l was made by NewLayout: it never changes, and
+// every row of it has the same names at the same indexes.
+func (l *Layout) Shared() bool { return l != nil && l.shared }
+
+// own returns l if it is shared, else a copy: the layout a new row of l's
+// names may hold while l's row goes on changing its own.
+func (l *Layout) own() (*Layout, bool) {
+	if l == nil || l.shared {
+		return l, false
+	}
+	c := &Layout{names: slices.Clone(l.names)}
+	c.reindex()
+	return c, true
 }
 
 // Names returns the column names in order; the caller must not modify them.
@@ -141,7 +159,8 @@ func (l *Layout) appendName(name string) {
 
 // NewRow returns an empty row of layout l: Set and SetAt fill it.
 func NewRow(l *Layout) *Row {
-	r := &Row{layout: l, vals: make([]Value, l.Len())}
+	l, own := l.own()
+	r := &Row{layout: l, own: own, vals: make([]Value, l.Len())}
 	for i := range r.vals {
 		r.vals[i] = absent
 	}
@@ -226,9 +245,7 @@ func (r *Row) Lookup(name string) (Value, bool) {
 		return nil, false
 	}
 	i, ok := r.layout.Index(name)
-	if !ok || i >= len(r.vals) {
-		// i beyond vals: an own layout another row was (wrongly) made of
-		// grew; that row does not carry the column.
+	if !ok {
 		return nil, false
 	}
 	v := r.vals[i]
@@ -236,6 +253,21 @@ func (r *Row) Lookup(name string) (Value, bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// IndexFrom returns the layout index of the column named name, trying
+// index at first: a caller walking columns in the row's order (an event's
+// Columns against a binlog row) passes the index after the last one found
+// and finds each without a search. False when the layout has no such
+// column.
+func (r *Row) IndexFrom(name string, at int) (int, bool) {
+	if r == nil {
+		return 0, false
+	}
+	if at >= 0 && at < len(r.vals) && r.layout.names[at] == name {
+		return at, true
+	}
+	return r.layout.Index(name)
 }
 
 // Get returns the value of the column named name: nil when it is NULL or

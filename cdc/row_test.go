@@ -597,11 +597,58 @@ func TestRowReset(t *testing.T) {
 // absent instead of indexing past its values.
 func TestRowGrownLayout(t *testing.T) {
 	own := RowOf("a", 1)
+	if own.Layout().Shared() {
+		t.Fatal("a RowOf layout reports Shared")
+	}
 	r := NewRow(own.Layout())
-	r.SetAt(0, 2)
+	var batch *BatchRows
+	p := (&RowPool{}).Rows()
+	for _, r2 := range []*Row{r, batch.Of(own.Layout()), p.Of(own.Layout())} {
+		if r2.Layout() == own.Layout() {
+			t.Fatal("a row was made of another row's own layout: it would see that row's columns come and go")
+		}
+		r2.SetAt(0, 2)
+	}
 	own.Set("b", 3)
-	if v, ok := r.Lookup("b"); ok || v != nil || r.Get("a") != 2 {
-		t.Fatalf("Lookup(b) = %v, %v", v, ok)
+	if v, ok := r.Lookup("b"); ok || v != nil || r.Get("a") != 2 || r.Width() != 1 || r.Layout().Len() != 1 {
+		t.Fatalf("Lookup(b) = %v, %v; width %d, layout %d", v, ok, r.Width(), r.Layout().Len())
+	}
+	r.Set("c", 4) // its copy is its own
+	if own.Has("c") || r.Has("b") || r.Get("c") != 4 {
+		t.Fatalf("own %v, r %v", own, r)
+	}
+	p.Recycle()
+}
+
+func TestRowIndexFrom(t *testing.T) {
+	l, err := NewLayout([]string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Shared() {
+		t.Fatal("a NewLayout layout is not Shared")
+	}
+	r := NewRow(l)
+	for _, tc := range []struct {
+		name string
+		at   int
+		want int
+		ok   bool
+	}{
+		{"a", 0, 0, true},
+		{"b", 1, 1, true},
+		{"c", 0, 2, true}, // wrong hint: searched
+		{"c", 3, 2, true}, // hint past the end
+		{"c", -1, 2, true},
+		{"z", 1, 0, false},
+	} {
+		if got, ok := r.IndexFrom(tc.name, tc.at); got != tc.want || ok != tc.ok {
+			t.Errorf("IndexFrom(%q, %d) = %d, %v; want %d, %v", tc.name, tc.at, got, ok, tc.want, tc.ok)
+		}
+	}
+	var nilRow *Row
+	if _, ok := nilRow.IndexFrom("a", 0); ok {
+		t.Error("a nil row found a column")
 	}
 }
 

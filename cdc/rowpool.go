@@ -165,6 +165,9 @@ func (r *BatchRows) take(n int) *Row {
 func (r *BatchRows) Of(l *Layout) *Row {
 	row := r.take(l.Len())
 	row.layout, row.own, row.n = l, false, 0
+	if !l.Shared() {
+		row.layout, row.own = l.own()
+	}
 	row.vals = row.vals[:l.Len()]
 	for i := range row.vals {
 		row.vals[i] = absent

@@ -461,20 +461,14 @@ func (r *rule) document(e *cdc.Event, row *cdc.Row, id any, version uint64) (bso
 		doc = append(doc, bson.E{Key: f, Value: val})
 		return nil
 	}
-	l := row.Layout()
-	names := l.Names()
-	names = names[:min(len(names), row.Width())] // see cdc.Row.Lookup
 	seen, prev := 0, -1
 	for ci := range e.Columns {
 		c := &e.Columns[ci]
 		// The event's columns usually are the row's, in its order: the
 		// next one is at the index after the last one's.
-		at := prev + 1
-		if at >= len(names) || names[at] != c.Name {
-			var ok bool
-			if at, ok = l.Index(c.Name); !ok || at >= len(names) {
-				continue
-			}
+		at, ok := row.IndexFrom(c.Name, prev+1)
+		if !ok {
+			continue
 		}
 		prev = at
 		_, v, ok := row.At(at)
@@ -487,7 +481,7 @@ func (r *rule) document(e *cdc.Event, row *cdc.Row, id any, version uint64) (bso
 		}
 	}
 	if seen < row.Len() {
-		for i := range names {
+		for i := range row.Width() {
 			name, v, ok := row.At(i)
 			if !ok {
 				continue
