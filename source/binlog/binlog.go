@@ -336,6 +336,8 @@ func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
 		EventCacheCount: s.cfg.ReadAhead, Logger: s.log, TLSConfig: s.tls,
 		// row images are decoded by rows() with the table's plan (decode.go)
 		RowsEventDecodeFunc: decodeRowsHeader,
+		// the read deadline moves once per slack, not per event (deadline.go)
+		Dialer: lazyDeadlineDialer(s.cfg.ReadTimeout / 16),
 	})
 	var (
 		stream *replication.BinlogStreamer

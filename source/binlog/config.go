@@ -88,8 +88,8 @@ type Config struct {
 	// Default: 1s
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	// ReadTimeout declares the connection dead when nothing (not even a
-	// heartbeat) arrives for this long; the source then reconnects.
-	// Default: 30s
+	// heartbeat) arrives for this long (up to a sixteenth longer: see
+	// lazyDeadlineConn); the source then reconnects. Default: 30s
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// BackoffMax caps the wait between reconnect attempts (exponential from
 	// 100ms, with jitter); the source retries for ever. Default: 10s
