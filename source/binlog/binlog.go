@@ -73,13 +73,18 @@ type Source struct {
 	// stream state, owned by the goroutine calling Next
 	syncer      *replication.BinlogSyncer
 	stream      *replication.BinlogStreamer
-	file        string        // binlog file being read
-	inTx        bool          // between BEGIN/GTID and XID/COMMIT
-	pendingGTID string        // GTID of the open transaction
-	gset        mysql.GTIDSet // executed set at the last tx end; nil if unknown
-	txEnd       checkpoint.Position
-	txEndSeq    uint64 // bumps at every tx end
-	returnedSeq uint64 // txEndSeq of the last batch returned
+	file        string // binlog file being read
+	inTx        bool   // between BEGIN/GTID and XID/COMMIT
+	pendingGTID string // GTID of the open transaction (MySQL's, as text)
+	// pendingMaria is the open transaction's MariaDB GTID, zero for none:
+	// kept as the event gives it, since formatting it for gset.Update,
+	// which parses it again, cost a transaction two fmt and three strconv
+	// calls and as many allocations.
+	pendingMaria mysql.MariadbGTID
+	gset         mysql.GTIDSet // executed set at the last tx end; nil if unknown
+	txEnd        checkpoint.Position
+	txEndSeq     uint64 // bumps at every tx end
+	returnedSeq  uint64 // txEndSeq of the last batch returned
 	// readVer is the version of the position read to while no
 	// transaction is open and no event waits past the last tx end (it
 	// also moves over events outside transactions, such as MariaDB's
@@ -372,7 +377,7 @@ func (s *Source) connect(ctx context.Context, p checkpoint.Position) error {
 	}
 	s.syncer, s.stream = syncer, stream
 	s.mu.Unlock()
-	s.file, s.inTx, s.pendingGTID = p.File, false, ""
+	s.file, s.inTx, s.pendingGTID, s.pendingMaria = p.File, false, "", mysql.MariadbGTID{}
 	s.txStarted = time.Time{}
 	clear(s.backlog)
 	s.backlog, s.backlogAt = s.backlog[:0], 0
@@ -846,17 +851,17 @@ func (s *Source) handleAt(ctx context.Context, ev *replication.BinlogEvent, oute
 		}
 		return nil
 	case *replication.MariadbGTIDEvent:
-		s.pendingGTID = e.GTID.String()
+		s.pendingGTID, s.pendingMaria = "", e.GTID
 		s.inTx = !e.IsStandalone()
 		return nil
 	case *replication.GTIDEvent:
-		s.pendingGTID = ""
+		s.pendingGTID, s.pendingMaria = "", mysql.MariadbGTID{}
 		if h.EventType != replication.ANONYMOUS_GTID_EVENT {
 			s.pendingGTID = mysqlGTID(e)
 		}
 		return nil
 	case *replication.GtidTaggedLogEvent: // 8.3+: uuid:tag:gno
-		s.pendingGTID = mysqlGTID(&e.GTIDEvent)
+		s.pendingGTID, s.pendingMaria = mysqlGTID(&e.GTIDEvent), mysql.MariadbGTID{}
 		return nil
 	case *replication.QueryEvent:
 		return s.query(outer, e)
@@ -954,12 +959,22 @@ func (s *Source) query(h *replication.EventHeader, e *replication.QueryEvent) er
 // endTx records a transaction boundary at offset of the current file.
 func (s *Source) endTx(offset uint64, gtid bool) {
 	s.inTx = false
-	if gtid && s.pendingGTID != "" && s.gset != nil {
-		if err := s.gset.Update(s.pendingGTID); err != nil {
-			s.log.Warn("gtid set update", "gtid", s.pendingGTID, "err", errText(err))
+	if gtid && s.gset != nil {
+		var err error
+		maria, isMaria := s.gset.(*mysql.MariadbGTIDSet)
+		switch {
+		case s.pendingMaria != (mysql.MariadbGTID{}) && isMaria:
+			err = maria.AddSet(&s.pendingMaria) // what Update does with the text
+		case s.pendingMaria != (mysql.MariadbGTID{}):
+			err = s.gset.Update(s.pendingMaria.String())
+		case s.pendingGTID != "":
+			err = s.gset.Update(s.pendingGTID)
+		}
+		if err != nil {
+			s.log.Warn("gtid set update", "gtid", s.pendingGTID+s.pendingMaria.String(), "err", errText(err))
 		}
 	}
-	s.pendingGTID = ""
+	s.pendingGTID, s.pendingMaria = "", mysql.MariadbGTID{}
 	s.txStarted = time.Time{}
 	s.txEnd = checkpoint.Position{File: s.file, Offset: offset}
 	s.txEndSeq++

@@ -32,3 +32,34 @@ func TestMySQLGTIDText(t *testing.T) {
 		t.Fatalf("set: %s", got)
 	}
 }
+
+// TestMariaDBGTIDEntersSet: a MariaDB transaction's GTID, kept as the event
+// gives it, enters the saved set as its text did through Update: a new
+// domain added, a known one moved forward, the all-zero GTID (which
+// formats as "") ignored.
+func TestMariaDBGTIDEntersSet(t *testing.T) {
+	gs, err := mysql.ParseGTIDSet(mysql.MariaDBFlavor, "0-1-5,2-7-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Source{log: testLogger(t), gset: gs}
+	for _, g := range []mysql.MariadbGTID{{DomainID: 0, ServerID: 3, SequenceNumber: 6}, {DomainID: 1, ServerID: 1, SequenceNumber: 1}, {}} {
+		s.pendingMaria = g
+		s.endTx(100, true)
+		if s.pendingMaria != (mysql.MariadbGTID{}) {
+			t.Fatal("pending GTID kept after the transaction's end")
+		}
+	}
+	if got := s.gset.String(); got != "0-3-6,1-1-1,2-7-9" {
+		t.Fatalf("set: %s", got)
+	}
+	// without a set, or at a non-GTID end, nothing is recorded
+	s.gset, s.pendingMaria = nil, mysql.MariadbGTID{DomainID: 4, ServerID: 1, SequenceNumber: 1}
+	s.endTx(200, true)
+	s.gset, _ = mysql.ParseGTIDSet(mysql.MariaDBFlavor, "0-1-5")
+	s.pendingMaria = mysql.MariadbGTID{DomainID: 4, ServerID: 1, SequenceNumber: 1}
+	s.endTx(300, false)
+	if got := s.gset.String(); got != "0-1-5" {
+		t.Fatalf("set after a non-GTID end: %s", got)
+	}
+}
