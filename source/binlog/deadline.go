@@ -9,9 +9,10 @@ import (
 
 // lazyDeadlineConn is the replication connection as go-mysql sees it. With
 // a ReadTimeout, go-mysql sets the socket's read deadline to now+timeout
-// twice per binlog event (once per packet read, once per event handled),
-// and each set takes the runtime's poller lock and moves a timer: a few
-// percent of a drain's CPU, more on a stream of small transactions.
+// at least three times per binlog event (before reading a packet's header,
+// before each buffer of its body, and once per event handled), and each
+// set takes the runtime's poller lock and moves a timer: a few percent of
+// a drain's CPU, more on a stream of small transactions.
 //
 // It passes a deadline on only when the socket's would be wrong by more
 // than slack: a later deadline goes to the socket slack later than asked,
