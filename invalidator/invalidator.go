@@ -329,13 +329,13 @@ func changed(cols []string, before, after *cdc.Row) bool {
 	shared := before.Layout() == after.Layout()
 	for _, c := range cols {
 		i, ok := before.Layout().Index(c)
-		if !ok || i >= before.Width() {
-			return true // missing (see cdc.Row.Lookup for the width)
+		if !ok {
+			return true // missing
 		}
 		_, a, aok := before.At(i)
 		var b cdc.Value
 		var bok bool
-		if shared && i < after.Width() {
+		if shared {
 			_, b, bok = after.At(i)
 		} else {
 			b, bok = after.Lookup(c)

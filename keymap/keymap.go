@@ -352,8 +352,7 @@ func lookup(row *cdc.Row, name string, hint *atomic.Int32) (int, cdc.Value, bool
 		}
 	}
 	i, ok := row.Layout().Index(name)
-	if !ok || i >= row.Width() {
-		// Beyond the row's values: see cdc.Row.Lookup.
+	if !ok {
 		return 0, nil, false
 	}
 	if i <= math.MaxInt32 && hint.Load() != int32(i) {

@@ -480,11 +480,7 @@ func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any {
 	if rf == nil {
 		return p.fieldsOnce(dst, r, e, row)
 	}
-	w := row.Width()
 	for _, s := range rf.slots {
-		if s.at >= w {
-			continue // see layoutNames
-		}
 		_, v, ok := row.At(s.at)
 		if !ok {
 			continue
@@ -500,17 +496,13 @@ func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any {
 // same fields in the same order, each column found by name, starting at
 // the index after the last one's.
 func (p *plan) fieldsOnce(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any {
-	l := row.Layout()
-	names := layoutNames(row)
+	names := row.Layout().Names()
 	seen, prev := 0, -1
 	for ci := range e.Columns {
 		c := &e.Columns[ci]
-		at := prev + 1
-		if at >= len(names) || names[at] != c.Name {
-			var ok bool
-			if at, ok = l.Index(c.Name); !ok || at >= len(names) {
-				continue
-			}
+		at, ok := row.IndexFrom(c.Name, prev+1)
+		if !ok {
+			continue
 		}
 		prev = at
 		_, v, ok := row.At(at)
@@ -542,14 +534,6 @@ func (p *plan) fieldsOnce(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any 
 		}
 	}
 	return dst
-}
-
-// layoutNames returns the names of row's layout that it has values for:
-// all of them, unless the row was (wrongly) made of another row's own
-// layout, which grew since (see cdc.Row.Lookup).
-func layoutNames(row *cdc.Row) []string {
-	names := row.Layout().Names()
-	return names[:min(len(names), row.Width())]
 }
 
 // rowFields returns how fields reads rows of layout l for rule r and e's
