@@ -243,7 +243,7 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 // the first message until ctx ends, then up to max_wait to fill the batch.
 // The batch's Ack(nil) marks its messages done; their offsets are committed
 // once every earlier message of the same partition is done too, and the
-// batch's memory (its events slice and row maps) is reused for later
+// batch's memory (its events slice and rows) is reused for later
 // batches (cdc.Batch). Ack with an error stops the source: the next Next
 // returns an error and a restart re-reads from the committed offsets.
 func (s *Source) Next(ctx context.Context) (cdc.Batch, error) {
