@@ -33,7 +33,7 @@ type Row struct {
 // Layout is the column names of rows of one shape, in order, with an index
 // by name for wide rows. A layout made by NewLayout is shared: never
 // modified, the rows of it only read it, so a reader may key a cache on
-// it (Shared). A row's own layout (RowOf, RowFromMap, BatchRows.Get, or
+// it (Shared). A row's own layout (RowOf, BatchRows.Get, or
 // one Set copied) grows as Set adds columns and is emptied by Reset and by
 // its batch's Recycle: read it only while the row is unchanged. NewRow
 // and BatchRows.Of copy an own layout they are given, so a row always has
@@ -182,24 +182,6 @@ func RowOf(pairs ...Value) *Row {
 			panic(fmt.Sprintf("cdc.RowOf: argument %d is a %T, not a column name", i, pairs[i]))
 		}
 		r.Set(name, pairs[i+1])
-	}
-	return r
-}
-
-// RowFromMap returns a row of m's entries, in the order of their names.
-func RowFromMap(m map[string]Value) *Row {
-	if m == nil {
-		return nil
-	}
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	r := &Row{layout: &Layout{names: names}, own: true, vals: make([]Value, len(names)), n: len(names)}
-	r.layout.reindex()
-	for i, name := range names {
-		r.vals[i] = m[name]
 	}
 	return r
 }

@@ -92,8 +92,6 @@ func TestRowRead(t *testing.T) {
 			return r
 		}, 4, []col{{"id", int64(1), true}, {"name", nil, false}, {"note", nil, true}, {"gone", nil, false}}},
 		{"NewRow nil layout", func() *Row { return NewRow(nil) }, 0, nil},
-		{"RowFromMap sorts", func() *Row { return RowFromMap(map[string]Value{"b": "x", "a": nil, "c": 3.5}) }, 3,
-			[]col{{"a", nil, true}, {"b", "x", true}, {"c", 3.5, true}}},
 		{"wide shared", func() *Row {
 			r := NewRow(wide)
 			for i := 0; i < wide.Len(); i += 2 {
@@ -334,32 +332,6 @@ func TestRowOfPanics(t *testing.T) {
 			}()
 			RowOf(args...)
 		}()
-	}
-}
-
-func TestRowFromMap(t *testing.T) {
-	if RowFromMap(nil) != nil {
-		t.Fatal("RowFromMap(nil) != nil")
-	}
-	if r := RowFromMap(map[string]Value{}); r == nil || r.Len() != 0 {
-		t.Fatalf("empty map: %v", r)
-	}
-	m := map[string]Value{}
-	for i := range linearNames + 4 {
-		m[fmt.Sprintf("k%02d", i)] = int64(i)
-	}
-	m["nul"] = nil
-	r := RowFromMap(m)
-	if !maps.Equal(r.Map(), m) || !slices.IsSorted(r.Names()) {
-		t.Fatalf("RowFromMap: %v", r)
-	}
-	if i, ok := r.Layout().Index("k15"); !ok || r.Get("k15") != int64(15) || i != slices.Index(r.Names(), "k15") {
-		t.Fatalf("wide index: %d %v", i, ok)
-	}
-	// the row owns its layout: Set appends without touching m
-	r.Set("zz", 1)
-	if _, ok := m["zz"]; ok || r.Get("zz") != 1 {
-		t.Fatal("Set on RowFromMap")
 	}
 }
 

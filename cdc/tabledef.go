@@ -16,15 +16,29 @@ type TableDef struct {
 	// without one.
 	PK     []string
 	byName map[string]int
+	layout *Layout // nil when a name repeats
 }
 
-// NewTableDef indexes cols by name.
+// NewTableDef indexes cols by name and makes the layout of the table's
+// rows (Layout).
 func NewTableDef(cols []Column, pk []string) *TableDef {
 	t := &TableDef{Columns: cols, PK: pk, byName: make(map[string]int, len(cols))}
 	for i, c := range cols {
 		t.byName[c.Name] = i
 	}
+	t.layout, _ = NewLayout(t.Names())
 	return t
+}
+
+// Layout returns the layout of the table's rows, its columns in ordinal
+// order, shared by every row typed by t (BatchRows.Of, Row.SetAt); nil
+// when t names a column twice, or was not made by NewTableDef: such rows
+// are filled by name.
+func (t *TableDef) Layout() *Layout {
+	if t == nil {
+		return nil
+	}
+	return t.layout
 }
 
 // Index returns the position of the column named name (exact match). It

@@ -55,9 +55,6 @@ type Decoder struct {
 	// of the same table version starts with these very bytes, and one
 	// comparison finds its schema without scanning it.
 	last atomic.Pointer[lastSchema]
-	// layouts are the schema source's definitions' row layouts, for
-	// schemaless messages (typedRow)
-	layouts decode.Layouts
 	// width is the columns of the last row typed by its JSON form alone
 	// (no schema): the room the next one is made with
 	width atomic.Int32

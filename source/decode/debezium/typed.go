@@ -57,7 +57,7 @@ func (e staleError) Unwrap() error   { return e.err }
 func (e staleError) Is(t error) bool { return t == errStale }
 
 func (d *Decoder) typedRow(def *cdc.TableDef, raw json.RawMessage, rows *cdc.BatchRows) (*cdc.Row, error) {
-	return imageRow(raw, rows, d.layouts.Of(def), len(def.Columns), func(name, r []byte) (string, cdc.Value, error) {
+	return imageRow(raw, rows, def.Layout(), len(def.Columns), func(name, r []byte) (string, cdc.Value, error) {
 		col := def.Column(string(name))
 		if col == nil {
 			return "", nil, staleError{fmt.Errorf("column %s: not in the table's definition", name)}

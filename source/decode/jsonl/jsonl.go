@@ -45,9 +45,8 @@ import (
 
 // Decoder decodes liukelin JSON lines. It is safe for concurrent use.
 type Decoder struct {
-	opts    decode.Options
-	loc     *time.Location
-	layouts decode.Layouts // of the schema source's definitions (typeRow)
+	opts decode.Options
+	loc  *time.Location
 }
 
 var _ decode.Decoder = (*Decoder)(nil)

@@ -49,7 +49,7 @@ func (d *Decoder) typeRow(def *cdc.TableDef, text *cdc.Row, rows *cdc.BatchRows)
 	if text == nil {
 		return nil, nil
 	}
-	layout := d.layouts.Of(def)
+	layout := def.Layout()
 	var row *cdc.Row
 	if layout != nil {
 		row = rows.Of(layout)

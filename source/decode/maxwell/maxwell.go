@@ -38,7 +38,6 @@ import (
 type Decoder struct {
 	opts    decode.Options
 	schemas schemas
-	layouts decode.Layouts // of the definitions rows are typed by
 }
 
 var _ decode.Decoder = (*Decoder)(nil)
@@ -207,7 +206,7 @@ func (d *Decoder) decodeOne(m *message, msg *decode.Message, events []cdc.Event)
 func (d *Decoder) images(ev *cdc.Event, m *message, tbl *cdc.TableDef, strict bool, rows *cdc.BatchRows) error {
 	var layout *cdc.Layout
 	if tbl != nil {
-		layout = d.layouts.Of(tbl)
+		layout = tbl.Layout()
 	}
 	row, err := convertRow(tbl, layout, m.Data, rows, strict)
 	if err != nil {
