@@ -74,14 +74,15 @@ type shape struct {
 	st     []int32
 }
 
-// fits reports whether fs names the shape's columns, in its order.
-func (sh *shape) fits(fs []field) bool {
+// fits reports whether fs (members of m) names the shape's columns, in
+// its order.
+func (sh *shape) fits(m *message, fs []field) bool {
 	names := sh.layout.Names()
 	if len(fs) != len(names) {
 		return false
 	}
 	for j := range fs {
-		if string(fs[j].name) != names[j] {
+		if string(m.bytes(fs[j].name)) != names[j] {
 			return false
 		}
 	}
@@ -91,11 +92,11 @@ func (sh *shape) fits(fs []field) bool {
 // newShape returns the shape of the members fs, nil when they name a
 // column twice (a layout holds each name once: such a row is filled by
 // name, the last member winning, as it always was).
-func (s *schema) newShape(fs []field) *shape {
+func (s *schema) newShape(m *message, fs []field) *shape {
 	sh := &shape{cols: make([]*cdc.Column, len(fs)), st: make([]int32, len(fs))}
 	names := make([]string, len(fs))
 	for j := range fs {
-		sh.cols[j], sh.st[j] = s.lookup(fs[j].name, j)
+		sh.cols[j], sh.st[j] = s.lookup(m.bytes(fs[j].name), j)
 		names[j] = sh.cols[j].Name
 	}
 	var err error
@@ -147,14 +148,18 @@ type rowRef struct {
 	null   bool
 }
 
+// field is a member of a row object: where its name and value lie (see
+// message.bytes).
 type field struct {
-	name []byte
-	val  span
+	name, val ref
 }
 
 // message is one parsed flat message; slices alias the input and are
 // reused through a pool.
 type message struct {
+	// in is the message parsed and esc the unescaped text of its strings
+	// with escapes (kept across reset): what the fields' refs index.
+	in, esc                   []byte
 	database, table, typ, sql []byte
 	isDdl                     bool
 	es                        int64
@@ -209,7 +214,7 @@ var messages = sync.Pool{New: func() any { return new(message) }}
 // struct wrote every pointer of it again, each a write barrier while the
 // GC runs.
 func (m *message) reset() {
-	for _, p := range [...]*[]byte{&m.database, &m.table, &m.typ, &m.sql, &m.pkNames, &m.mysqlType, &m.sqlType} {
+	for _, p := range [...]*[]byte{&m.in, &m.database, &m.table, &m.typ, &m.sql, &m.pkNames, &m.mysqlType, &m.sqlType} {
 		if *p != nil {
 			*p = nil
 		}
@@ -217,23 +222,36 @@ func (m *message) reset() {
 	m.data = m.data[:0]
 	m.old = m.old[:0]
 	m.fields = m.fields[:0]
+	m.esc = m.esc[:0]
 	m.key = m.key[:0]
 	m.isDdl, m.es, m.dataNull, m.oldNull = false, 0, true, true
 }
 
 // release drops references into the input before pooling.
 func (m *message) release() {
-	clear(m.fields)
 	if cap(m.fields) > 1<<16 { // do not pin the memory of a giant message
 		m.fields, m.data, m.old = nil, nil, nil
 	}
-	m.database, m.table, m.typ, m.sql = nil, nil, nil, nil
+	if cap(m.esc) > maxSeen {
+		m.esc = nil
+	}
+	m.in, m.database, m.table, m.typ, m.sql = nil, nil, nil, nil, nil
 	m.pkNames, m.mysqlType, m.sqlType = nil, nil, nil
 	messages.Put(m)
 }
 
+// bytes returns the text r locates in the message parsed.
+func (m *message) bytes(r ref) []byte {
+	if r.esc {
+		return m.esc[r.lo:r.hi]
+	}
+	return m.in[r.lo:r.hi]
+}
+
 func (m *message) parse(b []byte, lim decode.Limits) error {
-	s := &scanner{b: b}
+	s := &scanner{b: b, esc: m.esc[:0]}
+	m.in = b
+	defer func() { m.esc = s.esc }()
 	if s.peek() != '{' {
 		return fmt.Errorf("not a JSON object")
 	}
@@ -355,17 +373,7 @@ func (m *message) rows(s *scanner, refs []rowRef, lim decode.Limits) ([]rowRef, 
 			return err
 		}
 		lo := len(m.fields)
-		null, err := s.object(func(key []byte) error {
-			if err := decode.CheckColumns(len(m.fields) - lo + 1); err != nil {
-				return fmt.Errorf("[%d]: %w", i, err)
-			}
-			v, err := s.value()
-			if err != nil {
-				return fmt.Errorf("[%d].%s: %w", i, key, err)
-			}
-			m.fields = append(m.fields, field{key, v})
-			return nil
-		})
+		null, err := m.row(s, i)
 		if err != nil {
 			return err
 		}
@@ -373,6 +381,42 @@ func (m *message) rows(s *scanner, refs []rowRef, lim decode.Limits) ([]rowRef, 
 		return nil
 	})
 	return refs, null, err
+}
+
+// row reads the row object (or null) i of an array into m.fields, as
+// scanner.object would.
+func (m *message) row(s *scanner, i int) (null bool, err error) {
+	if s.peek() == 'n' {
+		return true, s.literal("null")
+	}
+	if err := s.expect('{'); err != nil {
+		return false, err
+	}
+	if s.consume('}') {
+		return false, nil
+	}
+	lo := len(m.fields)
+	for {
+		key, err := s.strRef()
+		if err != nil {
+			return false, err
+		}
+		if err := s.expect(':'); err != nil {
+			return false, err
+		}
+		if err := decode.CheckColumns(len(m.fields) - lo + 1); err != nil {
+			return false, fmt.Errorf("[%d]: %w", i, err)
+		}
+		v, err := s.valueRef()
+		if err != nil {
+			return false, fmt.Errorf("[%d].%s: %w", i, s.bytes(key), err)
+		}
+		m.fields = append(m.fields, field{key, v})
+		if s.consume(',') {
+			continue
+		}
+		return false, s.expect('}')
+	}
 }
 
 // rowOp names the canal event types that carry rows.
@@ -476,8 +520,8 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	// valid; a byte once written is never written again.
 	n := len(msg.Topic) + posDigits
 	for j := range m.fields {
-		if m.fields[j].val.kind == kString {
-			n += len(m.fields[j].val.b)
+		if v := m.fields[j].val; v.kind == kString {
+			n += v.hi - v.lo
 		}
 	}
 	if n > maxSeen {
@@ -499,7 +543,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		// the room may hold a recycled batch's events: each is set whole
 		events = append(events, cdc.Event{DB: db, Table: table, Op: op, PK: pk, Columns: cols, Commit: commit, Pos: pos})
 		ev := &events[i]
-		row, err := d.dataRow(sch, m.fields[r.lo:r.hi], msg.Rows, text, &m.vals)
+		row, err := d.dataRow(m, sch, m.fields[r.lo:r.hi], msg.Rows, text)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -516,7 +560,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			// Without old[i] the before image is unknown and stays nil.
 			if i < len(m.old) && !m.old[i].null {
 				before := msg.Rows.Clone(row)
-				if _, err := d.row(sch, m.fields[m.old[i].lo:m.old[i].hi], before, text, &m.vals); err != nil {
+				if _, err := d.row(m, sch, m.fields[m.old[i].lo:m.old[i].hi], before, text); err != nil {
 					return nil, fmt.Errorf("canal-json: old[%d].%w", i, err)
 				}
 				ev.Before = before
@@ -532,20 +576,20 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	return events, nil
 }
 
-// dataRow types the members fs of a data row into a row from rows, as row
-// does: by position into a row of the schema's shape when fs has it (a
-// new shape is made and kept when fs has another), else by name.
-func (d *Decoder) dataRow(sch *schema, fs []field, rows *cdc.BatchRows, text *[]byte, a *cdc.Arena) (*cdc.Row, error) {
+// dataRow types the members fs of a data row of m into a row from rows,
+// as row does: by position into a row of the schema's shape when fs has
+// it (a new shape is made and kept when fs has another), else by name.
+func (d *Decoder) dataRow(m *message, sch *schema, fs []field, rows *cdc.BatchRows, text *[]byte) (*cdc.Row, error) {
 	sh := sch.shape.Load()
-	if sh == nil || !sh.fits(fs) {
-		if sh = sch.newShape(fs); sh == nil {
-			return d.row(sch, fs, rows.Get(len(fs)), text, a)
+	if sh == nil || !sh.fits(m, fs) {
+		if sh = sch.newShape(m, fs); sh == nil {
+			return d.row(m, sch, fs, rows.Get(len(fs)), text)
 		}
 		sch.shape.Store(sh)
 	}
 	r := rows.Of(sh.layout)
 	for j := range fs {
-		v, err := d.value(sh.cols[j], sh.st[j], fs[j].val, text, a)
+		v, err := d.value(sh.cols[j], sh.st[j], fs[j].val.kind, m.bytes(fs[j].val), text, &m.vals)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sh.cols[j].Name, err)
 		}
@@ -554,18 +598,18 @@ func (d *Decoder) dataRow(sch *schema, fs []field, rows *cdc.BatchRows, text *[]
 	return r, nil
 }
 
-// row types the members fs into into (a new row when nil), boxing the
-// values in a. Text values keep is copied to the end of *text, which has
-// room for all of fs's string members (see value). Errors start with the
-// column name, so the caller can prefix "data[i].".
-func (d *Decoder) row(sch *schema, fs []field, into *cdc.Row, text *[]byte, a *cdc.Arena) (*cdc.Row, error) {
+// row types the members fs of m into into (a new row when nil), boxing
+// the values in m.vals. Text values keep is copied to the end of *text,
+// which has room for all of fs's string members (see value). Errors start
+// with the column name, so the caller can prefix "data[i].".
+func (d *Decoder) row(m *message, sch *schema, fs []field, into *cdc.Row, text *[]byte) (*cdc.Row, error) {
 	if into == nil {
 		into = new(cdc.Row)
 	}
 	for j := range fs {
 		f := &fs[j]
-		col, st := sch.lookup(f.name, j)
-		v, err := d.value(col, st, f.val, text, a)
+		col, st := sch.lookup(m.bytes(f.name), j)
+		v, err := d.value(col, st, f.val.kind, m.bytes(f.val), text, &m.vals)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", col.Name, err)
 		}
@@ -586,10 +630,11 @@ func (s *schema) lookup(name []byte, j int) (*cdc.Column, int32) {
 	return &cdc.Column{Name: string(name), Precision: -1}, canal.NoSQLType
 }
 
-// value types one member, boxed in a. Text a value may keep is copied to
-// the end of *text, which has room for it (see row), so the strings made
-// there stay valid.
-func (d *Decoder) value(col *cdc.Column, st int32, v span, text *[]byte, a *cdc.Arena) (cdc.Value, error) {
+// value types one member of kind k and text b, boxed in a. Text a value
+// may keep is copied to the end of *text, which has room for it (see row),
+// so the strings made there stay valid.
+func (d *Decoder) value(col *cdc.Column, st int32, k byte, b []byte, text *[]byte, a *cdc.Arena) (cdc.Value, error) {
+	v := span{b, k}
 	switch v.kind {
 	case kNull:
 		return nil, nil

@@ -511,3 +511,46 @@ func TestValuesOutliveTheirMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestEscapedText decodes messages whose names and string values have
+// escapes (their unescaped text is kept in the pooled message's scratch
+// between parse and conversion), many enough that the scratch grows while
+// a message is read: every value and name is what encoding/json reads,
+// and still is after later messages reused the scratch.
+func TestEscapedText(t *testing.T) {
+	d, _ := New(decode.Options{})
+	type kept struct {
+		evs  []cdc.Event
+		want []map[string]string
+	}
+	var all []kept
+	for n := range 40 {
+		var data, old []string
+		var want []map[string]string
+		for i := range 1 + n%5 {
+			v := fmt.Sprintf(`v\"%d\u00e9\n%s`, n*10+i, strings.Repeat(`\\`, n))
+			data = append(data, fmt.Sprintf(`{"k":"%d","n\u0061me":"%s","o":"x%d"}`, n*10+i, v, i))
+			old = append(old, fmt.Sprintf(`{"n\u0061me":"old\t%d"}`, i))
+			var w map[string]string
+			if err := json.Unmarshal([]byte(fmt.Sprintf(`{"name":"%s","old":"old\t%d"}`, v, i)), &w); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, w)
+		}
+		msg := `{"data":[` + strings.Join(data, ",") + `],"old":[` + strings.Join(old, ",") +
+			`],"database":"sh\u006fp","table":"t","type":"UPDATE","pkNames":["k"],` +
+			`"mysqlType":{"k":"int","name":"varchar(255)","o":"varchar(8)"}}`
+		all = append(all, kept{mustDecode(t, d, msg), want})
+	}
+	for n, k := range all {
+		if len(k.evs) != len(k.want) {
+			t.Fatalf("message %d: %d events, want %d", n, len(k.evs), len(k.want))
+		}
+		for i, ev := range k.evs {
+			if ev.DB != "shop" || ev.After.Get("name") != k.want[i]["name"] || ev.Before.Get("name") != k.want[i]["old"] ||
+				ev.Before.Get("o") != fmt.Sprintf("x%d", i) {
+				t.Fatalf("message %d event %d: %+v, want %v", n, i, ev, k.want[i])
+			}
+		}
+	}
+}

@@ -24,14 +24,37 @@ const (
 	kRaw // object or array, b holds its raw text
 )
 
+// span is a value read: its kind and text (the raw text of an object or
+// array, a string's unescaped text).
 type span struct {
 	b    []byte
 	kind byte
 }
 
+// ref is where a value read lies, as offsets: b[lo:hi] of the scanner's
+// input, or of its unescaped text (esc) for a string with escapes. It
+// holds no pointer, so a slice of them is written without write barriers
+// and need not be cleared before pooling.
+type ref struct {
+	lo, hi int
+	kind   byte
+	esc    bool
+}
+
 type scanner struct {
 	b []byte
 	i int
+	// esc holds the unescaped text of the strings with escapes read so
+	// far, appended to and never overwritten while the scanner is used.
+	esc []byte
+}
+
+// bytes returns the text r locates.
+func (s *scanner) bytes(r ref) []byte {
+	if r.esc {
+		return s.esc[r.lo:r.hi]
+	}
+	return s.b[r.lo:r.hi]
 }
 
 // maxDepth bounds nesting in skipped values so hostile input cannot recurse
@@ -98,13 +121,23 @@ func (s *scanner) literal(lit string) error {
 	return nil
 }
 
-// str reads a string; the result aliases the input unless it had escapes.
+// str reads a string; the result aliases the input unless it had escapes,
+// else the scanner's unescaped text.
 func (s *scanner) str() ([]byte, error) {
+	r, err := s.strRef()
+	if err != nil {
+		return nil, err
+	}
+	return s.bytes(r), nil
+}
+
+// strRef reads a string and returns where its text lies.
+func (s *scanner) strRef() (ref, error) {
 	if c := s.peek(); c != '"' {
 		if c == 0 {
-			return nil, errEOF
+			return ref{}, errEOF
 		}
-		return nil, s.errf("expected string, found %q", c)
+		return ref{}, s.errf("expected string, found %q", c)
 	}
 	start := s.i + 1
 	j := start
@@ -123,15 +156,15 @@ func (s *scanner) str() ([]byte, error) {
 		switch {
 		case c == '"':
 			s.i = j + 1
-			return s.b[start:j], nil
+			return ref{lo: start, hi: j, kind: kString}, nil
 		case c == '\\':
 			return s.strSlow(start, j)
 		case c < 0x20:
 			s.i = j
-			return nil, s.errf("control character in string")
+			return ref{}, s.errf("control character in string")
 		}
 	}
-	return nil, errEOF
+	return ref{}, errEOF
 }
 
 const (
@@ -149,19 +182,21 @@ func special(x uint64) uint64 {
 	return ((x-0x20*lsb) & ^x | (q-lsb) & ^q | (b-lsb) & ^b) & msb
 }
 
-// strSlow unescapes a string whose first escape is at j.
-func (s *scanner) strSlow(start, j int) ([]byte, error) {
-	out := make([]byte, 0, j-start+16)
-	out = append(out, s.b[start:j]...)
+// strSlow unescapes a string whose first escape is at j, to the end of
+// s.esc.
+func (s *scanner) strSlow(start, j int) (ref, error) {
+	lo := len(s.esc)
+	out := append(s.esc, s.b[start:j]...)
+	defer func() { s.esc = out }()
 	for j < len(s.b) {
 		c := s.b[j]
 		switch {
 		case c == '"':
 			s.i = j + 1
-			return out, nil
+			return ref{lo: lo, hi: len(out), kind: kString, esc: true}, nil
 		case c < 0x20:
 			s.i = j
-			return nil, s.errf("control character in string")
+			return ref{}, s.errf("control character in string")
 		case c != '\\':
 			out = append(out, c)
 			j++
@@ -169,7 +204,7 @@ func (s *scanner) strSlow(start, j int) ([]byte, error) {
 		}
 		j++
 		if j >= len(s.b) {
-			return nil, errEOF
+			return ref{}, errEOF
 		}
 		switch s.b[j] {
 		case '"', '\\', '/':
@@ -188,7 +223,7 @@ func (s *scanner) strSlow(start, j int) ([]byte, error) {
 			r, ok := hex4(s.b, j+1)
 			if !ok {
 				s.i = j
-				return nil, s.errf("bad \\u escape")
+				return ref{}, s.errf("bad \\u escape")
 			}
 			j += 4
 			if utf16.IsSurrogate(r) {
@@ -211,11 +246,11 @@ func (s *scanner) strSlow(start, j int) ([]byte, error) {
 			out = utf8.AppendRune(out, r)
 		default:
 			s.i = j
-			return nil, s.errf("bad escape")
+			return ref{}, s.errf("bad escape")
 		}
 		j++
 	}
-	return nil, errEOF
+	return ref{}, errEOF
 }
 
 func hex4(b []byte, i int) (rune, bool) {
@@ -239,8 +274,8 @@ func hex4(b []byte, i int) (rune, bool) {
 	return r, true
 }
 
-// number reads a JSON number and returns its text.
-func (s *scanner) number() ([]byte, error) {
+// number reads a JSON number and returns where its text lies.
+func (s *scanner) number() (ref, error) {
 	start := s.i
 	j := s.i
 	if j < len(s.b) && s.b[j] == '-' {
@@ -254,7 +289,7 @@ func (s *scanner) number() ([]byte, error) {
 			j++
 		}
 	default:
-		return nil, s.errf("invalid number")
+		return ref{}, s.errf("invalid number")
 	}
 	if j < len(s.b) && s.b[j] == '.' {
 		j++
@@ -263,7 +298,7 @@ func (s *scanner) number() ([]byte, error) {
 			j++
 		}
 		if j == d {
-			return nil, s.errf("invalid number")
+			return ref{}, s.errf("invalid number")
 		}
 	}
 	if j < len(s.b) && (s.b[j] == 'e' || s.b[j] == 'E') {
@@ -276,41 +311,60 @@ func (s *scanner) number() ([]byte, error) {
 			j++
 		}
 		if j == d {
-			return nil, s.errf("invalid number")
+			return ref{}, s.errf("invalid number")
 		}
 	}
 	s.i = j
-	return s.b[start:j], nil
+	return ref{lo: start, hi: j, kind: kNumber}, nil
 }
 
 // value reads any JSON value.
 func (s *scanner) value() (span, error) {
+	r, err := s.valueRef()
+	if err != nil {
+		return span{kind: r.kind}, err
+	}
+	if r.kind == kNull || r.kind == kTrue || r.kind == kFalse {
+		return span{kind: r.kind}, nil
+	}
+	return span{s.bytes(r), r.kind}, nil
+}
+
+// valueRef reads any JSON value and returns where its text lies (none for
+// null, true and false).
+func (s *scanner) valueRef() (ref, error) {
 	switch c := s.peek(); {
 	case c == '"':
-		b, err := s.str()
-		return span{b, kString}, err
+		return s.strRef()
 	case c == 'n':
-		return span{nil, kNull}, s.literal("null")
+		return ref{kind: kNull}, s.literal("null")
 	case c == 't':
-		return span{nil, kTrue}, s.literal("true")
+		return ref{kind: kTrue}, s.literal("true")
 	case c == 'f':
-		return span{nil, kFalse}, s.literal("false")
+		return ref{kind: kFalse}, s.literal("false")
 	case c == '-' || (c >= '0' && c <= '9'):
-		b, err := s.number()
-		return span{b, kNumber}, err
+		return s.number()
 	case c == '{' || c == '[':
 		start := s.i
 		err := s.skip(0)
-		return span{s.b[start:s.i], kRaw}, err
+		return ref{lo: start, hi: s.i, kind: kRaw}, err
 	case c == 0:
-		return span{}, errEOF
+		return ref{}, errEOF
 	default:
-		return span{}, s.errf("unexpected %q", c)
+		return ref{}, s.errf("unexpected %q", c)
 	}
 }
 
-// skip reads and discards one value, checking its grammar.
+// skip reads and discards one value, checking its grammar. The unescaped
+// text of its strings is not kept.
 func (s *scanner) skip(depth int) error {
+	n := len(s.esc)
+	err := s.skipValue(depth)
+	s.esc = s.esc[:n]
+	return err
+}
+
+func (s *scanner) skipValue(depth int) error {
 	if depth > maxDepth {
 		return s.errf("nesting too deep")
 	}
@@ -321,13 +375,13 @@ func (s *scanner) skip(depth int) error {
 			return nil
 		}
 		for {
-			if _, err := s.str(); err != nil {
+			if _, err := s.strRef(); err != nil {
 				return err
 			}
 			if err := s.expect(':'); err != nil {
 				return err
 			}
-			if err := s.skip(depth + 1); err != nil {
+			if err := s.skipValue(depth + 1); err != nil {
 				return err
 			}
 			if s.consume(',') {
@@ -341,7 +395,7 @@ func (s *scanner) skip(depth int) error {
 			return nil
 		}
 		for {
-			if err := s.skip(depth + 1); err != nil {
+			if err := s.skipValue(depth + 1); err != nil {
 				return err
 			}
 			if s.consume(',') {
@@ -350,7 +404,7 @@ func (s *scanner) skip(depth int) error {
 			return s.expect(']')
 		}
 	default:
-		_, err := s.value()
+		_, err := s.valueRef()
 		return err
 	}
 }
