@@ -3,6 +3,7 @@ package decode
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -88,14 +89,53 @@ func CheckColumns(n int) error {
 // events d returns are checked by CheckEvents (with opts.KeyColumns). A
 // rejection is an error naming the reason, so the message goes to the dead
 // letter and the stream goes on.
+//
+// Unlike CheckEvents alone, the wrapper remembers the last few shared
+// layouts (cdc.Layout.Shared, never modified) whose every name it checked,
+// and does not check their names again in later messages: a decoder that
+// keeps a table's layout (canal-json's shape, the binlog's table map)
+// gives every message's rows the same one.
 func Bounded(d Decoder, opts Options) Decoder {
-	return &bounded{d: d, l: opts.Limits.WithDefaults(), keyColumns: opts.KeyColumns}
+	return &bounded{d: d, l: opts.Limits.WithDefaults(), keyColumns: opts.KeyColumns, known: new(knownLayouts)}
 }
 
 type bounded struct {
 	d          Decoder
 	l          Limits
 	keyColumns func(db, table string) []string
+	known      *knownLayouts
+}
+
+// knownLayouts holds the shared layouts whose every name was checked: at
+// most len(l), the oldest replaced first, so a stream of ever new layouts
+// (hostile or changing messages) costs a check each and holds nothing
+// more. A Decoder may be called from several goroutines; the entries are
+// read and replaced atomically, and a replacement lost to a race only
+// means a later check.
+type knownLayouts struct {
+	l    [16]atomic.Pointer[cdc.Layout]
+	next atomic.Uint32
+}
+
+// has reports whether l's names were checked.
+func (k *knownLayouts) has(l *cdc.Layout) bool {
+	if k == nil || l == nil {
+		return false
+	}
+	for i := range k.l {
+		if k.l[i].Load() == l {
+			return true
+		}
+	}
+	return false
+}
+
+// add records that every name of the shared layout l was checked.
+func (k *knownLayouts) add(l *cdc.Layout) {
+	if k == nil || !l.Shared() {
+		return // a row's own layout changes with the row
+	}
+	k.l[(k.next.Add(1)-1)%uint32(len(k.l))].Store(l)
 }
 
 func (b *bounded) Decode(msg Message) ([]cdc.Event, error) {
@@ -106,7 +146,7 @@ func (b *bounded) Decode(msg Message) ([]cdc.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.l.CheckEvents(evs, b.keyColumns); err != nil {
+	if err := b.l.checkEvents(evs, b.keyColumns, b.known); err != nil {
 		return nil, err
 	}
 	return evs, nil
@@ -122,10 +162,16 @@ func (b *bounded) Decode(msg Message) ([]cdc.Event, error) {
 // keyColumns (may be nil) gives the configured key of a table, checked in
 // place of Event.PK when the event names none.
 func (l Limits) CheckEvents(evs []cdc.Event, keyColumns func(db, table string) []string) error {
+	return l.checkEvents(evs, keyColumns, nil)
+}
+
+// checkEvents is CheckEvents taking the names of the layouts in known
+// (may be nil) as checked, and adding the shared layouts it checks whole.
+func (l Limits) checkEvents(evs []cdc.Event, keyColumns func(db, table string) []string, known *knownLayouts) error {
 	if err := l.CheckRows(len(evs)); err != nil {
 		return err
 	}
-	var c checked
+	c := checked{known: known}
 	for i := range evs {
 		if err := c.event(&evs[i], keyColumns); err != nil {
 			if len(evs) > 1 {
@@ -149,6 +195,8 @@ type checked struct {
 	// layout is a layout all of whose names were checked (a row that
 	// carried every column of it), so any row of it has valid names.
 	layout *cdc.Layout
+	// known are shared layouts earlier messages checked whole (nil: none).
+	known *knownLayouts
 }
 
 // event checks ev.
@@ -177,7 +225,7 @@ func (c *checked) event(ev *cdc.Event, keyColumns func(db, table string) []strin
 	default:
 		return fmt.Errorf("unknown op %d", ev.Op)
 	}
-	if cols := ev.Columns; !sameSlice(cols, c.cols) {
+	if cols := ev.Columns; !sameSlice(cols, c.cols) && !c.namedLike(cols, ev.After) && !c.namedLike(cols, ev.Before) {
 		if err := CheckColumns(len(cols)); err != nil {
 			return err
 		}
@@ -224,6 +272,24 @@ func (c *checked) event(ev *cdc.Event, keyColumns func(db, table string) []strin
 	return nil
 }
 
+// namedLike reports whether cols name the columns of row's layout, in its
+// order, and that layout's names are known to be valid: so are cols'. A
+// decoder's event columns and row layout are usually the same names,
+// often the same strings (a compare then only compares pointers).
+func (c *checked) namedLike(cols []cdc.Column, row *cdc.Row) bool {
+	l := row.Layout()
+	if l == nil || len(cols) != l.Len() || !c.known.has(l) {
+		return false
+	}
+	names := l.Names()
+	for i := range cols {
+		if cols[i].Name != names[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // row checks row's column count, names and JSON values, walking it by
 // index.
 func (c *checked) row(row *cdc.Row) error {
@@ -231,6 +297,9 @@ func (c *checked) row(row *cdc.Row) error {
 		return err
 	}
 	named := row.Layout() == c.layout && c.layout != nil
+	if !named && c.known.has(row.Layout()) {
+		named, c.layout = true, row.Layout()
+	}
 	for i := range row.Width() {
 		name, v, ok := row.At(i)
 		if !ok {
@@ -249,6 +318,7 @@ func (c *checked) row(row *cdc.Row) error {
 	}
 	if !named && row.Len() == row.Layout().Len() && row.Len() > 0 {
 		c.layout = row.Layout() // every name of it was checked
+		c.known.add(c.layout)
 	}
 	return nil
 }

@@ -137,3 +137,108 @@ func TestCheckEventsLaterRows(t *testing.T) {
 		t.Fatalf("good events rejected: %v", err)
 	}
 }
+
+// TestBoundedKnownLayouts: the boundary skips, in later messages, the
+// names of a shared layout an earlier message carried whole; a row's own
+// layout, which changes with the row, is checked every time, and so is a
+// shared layout no message carried whole.
+func TestBoundedKnownLayouts(t *testing.T) {
+	l, err := cdc.NewLayout([]string{"id", "name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := cdc.NewLayout([]string{"id", "a\x00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(l *cdc.Layout, vals ...cdc.Value) *cdc.Row {
+		r := cdc.NewRow(l)
+		for i, v := range vals {
+			r.SetAt(i, v)
+		}
+		return r
+	}
+	cols := []cdc.Column{{Name: "id"}, {Name: "name"}}
+	var msgs []cdc.Event
+	d := Bounded(decoderFunc(func(Message) ([]cdc.Event, error) { return msgs, nil }), Options{})
+	decode := func(evs ...cdc.Event) error {
+		msgs = evs
+		_, err := d.Decode(Message{})
+		return err
+	}
+	ev := func(r *cdc.Row, cols []cdc.Column) cdc.Event {
+		return cdc.Event{DB: "shop", Table: "t", Op: cdc.Insert, PK: []string{"id"}, After: r, Columns: cols, Pos: cdc.Position{Text: "t/0@1"}}
+	}
+	for i := range 3 {
+		if err := decode(ev(row(l, int64(i), "x"), cols)); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	// Columns with other names than the known layout's are checked.
+	if err := decode(ev(row(l, int64(1), "x"), []cdc.Column{{Name: "id"}, {Name: "n\x01"}})); err == nil || !strings.Contains(err.Error(), "column name") {
+		t.Fatalf("bad event column: %v", err)
+	}
+	// A shared layout whose bad name no row carried is not known.
+	if err := decode(ev(row(bad, int64(1)), nil)); err != nil {
+		t.Fatalf("row without the bad column: %v", err)
+	}
+	if err := decode(ev(row(bad, int64(1), "x"), nil)); err == nil || !strings.Contains(err.Error(), "column name") {
+		t.Fatalf("bad column in a later message: %v", err)
+	}
+	// A row's own layout is checked every time.
+	own := cdc.RowOf("id", int64(1), "name", "x")
+	if err := decode(ev(own, nil)); err != nil {
+		t.Fatal(err)
+	}
+	own.Set("b\x02", "y")
+	if err := decode(ev(own, nil)); err == nil || !strings.Contains(err.Error(), "column name") {
+		t.Fatalf("own layout grown with a bad name: %v", err)
+	}
+	// More layouts than the boundary keeps: each still checked.
+	for i := range 40 {
+		l, err := cdc.NewLayout([]string{"id", "c" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := decode(ev(row(l, int64(i), "x"), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := decode(ev(row(bad, int64(1), "x"), nil)); err == nil {
+		t.Fatal("bad layout accepted after many others")
+	}
+}
+
+type decoderFunc func(Message) ([]cdc.Event, error)
+
+func (f decoderFunc) Decode(m Message) ([]cdc.Event, error) { return f(m) }
+
+// BenchmarkBoundedShared is the boundary's cost per message of one
+// 10-column update whose rows share a layout kept across messages, as
+// canal-json's and the binlog's rows do: go test ./source/decode -run '^$'
+// -bench BoundedShared
+func BenchmarkBoundedShared(b *testing.B) {
+	cols := make([]cdc.Column, 10)
+	names := make([]string, 10)
+	for i := range cols {
+		cols[i] = cdc.Column{Name: "column_" + strconv.Itoa(i), Kind: cdc.KindString}
+		names[i] = cols[i].Name
+	}
+	l, err := cdc.NewLayout(names)
+	if err != nil {
+		b.Fatal(err)
+	}
+	row := cdc.NewRow(l)
+	for i := range names {
+		row.SetAt(i, "value")
+	}
+	row.SetAt(0, int64(7))
+	evs := fixed{{DB: "shop", Table: "order_item", Op: cdc.Update, PK: []string{"column_0"}, Columns: cols,
+		Before: row, After: row, Pos: cdc.Position{Text: "mysql-bin.000003:4711"}}}
+	d := Bounded(evs, Options{})
+	for b.Loop() {
+		if _, err := d.Decode(Message{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
