@@ -72,6 +72,10 @@ type shape struct {
 	layout *cdc.Layout
 	cols   []*cdc.Column
 	st     []int32
+	// toks is the names as scanner.member reads them, nil when a name
+	// has a byte a JSON string must escape; the rows of the next
+	// messages are read expecting these names (see message.row).
+	toks []string
 }
 
 // fits reports whether fs (members of m) names the shape's columns, in
@@ -102,6 +106,16 @@ func (s *schema) newShape(m *message, fs []field) *shape {
 	var err error
 	if sh.layout, err = cdc.NewLayout(names); err != nil {
 		return nil
+	}
+	sh.toks = make([]string, len(names))
+	for j, n := range names {
+		for k := 0; k < len(n); k++ {
+			if c := n[k]; c == '"' || c == '\\' || c < 0x20 {
+				sh.toks = nil
+				return sh
+			}
+		}
+		sh.toks[j] = memberToken(n)
 	}
 	return sh
 }
@@ -142,10 +156,12 @@ func (d *Decoder) columns(sch *schema, db, table string) ([]cdc.Column, error) {
 	return cols, nil
 }
 
-// rowRef locates one row's members in message.fields.
+// rowRef locates one row's members in message.fields; fits says they
+// name the columns of message.guess, in its order.
 type rowRef struct {
 	lo, hi int
 	null   bool
+	fits   bool
 }
 
 // field is a member of a row object: where its name and value lie (see
@@ -174,6 +190,12 @@ type message struct {
 	// them byte for byte in every message of a table, and a text already
 	// scanned once need not be scanned again (see rawField).
 	seen [3][]byte
+	// guess is the shape the data rows are expected to have: the last
+	// one of the table the last message resolved to (see row).
+	guess *shape
+	// top is the top-level member names of the messages parsed, in
+	// order, while they were plain (see members).
+	top []member
 	// last is what the last message this one decoded resolved, for the
 	// next one of the same table: the shared caches are not asked again.
 	last lastTable
@@ -252,27 +274,33 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 	s := &scanner{b: b, esc: m.esc[:0]}
 	m.in = b
 	defer func() { m.esc = s.esc }()
+	m.guess = nil
+	if sch := m.last.sch; sch != nil {
+		if sh := sch.shape.Load(); sh != nil && sh.toks != nil {
+			m.guess = sh
+		}
+	}
 	if s.peek() != '{' {
 		return fmt.Errorf("not a JSON object")
 	}
 	var cur []byte // current top-level key, for errors
-	_, err := s.object(func(key []byte) error {
+	err := m.members(s, func(key []byte, id byte) error {
 		cur = key
 		var err error
-		switch string(key) {
-		case "data":
-			m.data, m.dataNull, err = m.rows(s, m.data, lim)
-		case "old":
-			m.old, m.oldNull, err = m.rows(s, m.old, lim)
-		case "database":
+		switch id {
+		case fData:
+			m.data, m.dataNull, err = m.rows(s, m.data, lim, m.guess)
+		case fOld:
+			m.old, m.oldNull, err = m.rows(s, m.old, lim, nil)
+		case fDatabase:
 			m.database, err = strOrNull(s)
-		case "table":
+		case fTable:
 			m.table, err = strOrNull(s)
-		case "type":
+		case fType:
 			m.typ, err = strOrNull(s)
-		case "sql":
+		case fSQL:
 			m.sql, err = strOrNull(s)
-		case "isDdl":
+		case fIsDdl:
 			var v span
 			if v, err = s.value(); err == nil {
 				switch v.kind {
@@ -284,7 +312,7 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 					err = fmt.Errorf("not a boolean")
 				}
 			}
-		case "es":
+		case fEs:
 			var v span
 			if v, err = s.value(); err == nil {
 				switch v.kind {
@@ -303,11 +331,11 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 					err = fmt.Errorf("not a number")
 				}
 			}
-		case "pkNames":
+		case fPkNames:
 			m.pkNames, err = m.rawField(s, 0)
-		case "mysqlType":
+		case fMysqlType:
 			m.mysqlType, err = m.rawField(s, 1)
-		case "sqlType":
+		case fSQLType:
 			m.sqlType, err = m.rawField(s, 2)
 		default:
 			err = s.skip(0)
@@ -324,6 +352,107 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 		return s.errf("data after the JSON object")
 	}
 	return nil
+}
+
+// The top-level members a flat message has, as read by members.
+const (
+	fOther byte = iota
+	fData
+	fOld
+	fDatabase
+	fTable
+	fType
+	fSQL
+	fIsDdl
+	fEs
+	fPkNames
+	fMysqlType
+	fSQLType
+)
+
+// memberID returns the top-level member named key.
+func memberID(key []byte) byte {
+	switch string(key) {
+	case "data":
+		return fData
+	case "old":
+		return fOld
+	case "database":
+		return fDatabase
+	case "table":
+		return fTable
+	case "type":
+		return fType
+	case "sql":
+		return fSQL
+	case "isDdl":
+		return fIsDdl
+	case "es":
+		return fEs
+	case "pkNames":
+		return fPkNames
+	case "mysqlType":
+		return fMysqlType
+	case "sqlType":
+		return fSQLType
+	}
+	return fOther
+}
+
+// member is a top-level member name of an earlier message, as
+// scanner.member reads it, with its id.
+type member struct {
+	tok string
+	id  byte
+}
+
+// maxMembers bounds the member names a message remembers.
+const maxMembers = 32
+
+// members reads the top-level object as scanner.object does, calling fn
+// with each member's name and id (memberID). A producer writes the same
+// members in the same order in every message, so the name at each place
+// is first tried as the one the last message had there (m.top): the
+// input is compared with it, not scanned for the string's end, and its id
+// is known.
+func (m *message) members(s *scanner, fn func(key []byte, id byte) error) error {
+	if err := s.expect('{'); err != nil {
+		return err
+	}
+	if s.consume('}') {
+		return nil
+	}
+	for n := 0; ; n++ {
+		var key []byte
+		var id byte
+		if n < len(m.top) && s.member(m.top[n].tok) {
+			t := &m.top[n]
+			key, id = s.b[s.i-len(t.tok)+1:s.i-2], t.id
+		} else {
+			r, err := s.strRef()
+			if err != nil {
+				return err
+			}
+			key = s.bytes(r)
+			id = memberID(key)
+			if !r.esc && n <= len(m.top) && n < maxMembers { // a plain name: remembered for the next message
+				if n == len(m.top) {
+					m.top = append(m.top, member{})
+				}
+				m.top[n] = member{memberToken(string(key)), id}
+			}
+			if err := s.expect(':'); err != nil {
+				return err
+			}
+		}
+		if err := fn(key, id); err != nil {
+			return err
+		}
+		if s.consume(',') {
+			continue
+		}
+		return s.expect('}')
+	}
 }
 
 // rawField reads an object or array (nil for null) whose text is kept
@@ -364,58 +493,72 @@ func strOrNull(s *scanner) ([]byte, error) {
 	return nil, fmt.Errorf("not a string")
 }
 
-// rows reads an array of row objects (or nulls) into refs. It stops at
-// lim's row cap and at MySQL's column limit, before holding more.
-func (m *message) rows(s *scanner, refs []rowRef, lim decode.Limits) ([]rowRef, bool, error) {
+// rows reads an array of row objects (or nulls) into refs, expecting
+// rows of shape guess (nil: none). It stops at lim's row cap and at
+// MySQL's column limit, before holding more.
+func (m *message) rows(s *scanner, refs []rowRef, lim decode.Limits, guess *shape) ([]rowRef, bool, error) {
 	refs = refs[:0]
 	null, err := s.array(func(i int) error {
 		if err := lim.CheckRows(i + 1); err != nil {
 			return err
 		}
 		lo := len(m.fields)
-		null, err := m.row(s, i)
+		null, fits, err := m.row(s, i, guess)
 		if err != nil {
 			return err
 		}
-		refs = append(refs, rowRef{lo, len(m.fields), null})
+		refs = append(refs, rowRef{lo, len(m.fields), null, fits})
 		return nil
 	})
 	return refs, null, err
 }
 
 // row reads the row object (or null) i of an array into m.fields, as
-// scanner.object would.
-func (m *message) row(s *scanner, i int) (null bool, err error) {
+// scanner.object would. The rows of a table list the same members in the
+// same order, so each name is first tried as the one at its place in
+// guess (when not nil): the input is compared with it, not scanned for
+// the string's end. fits reports that every name was guess's, in order.
+func (m *message) row(s *scanner, i int, guess *shape) (null, fits bool, err error) {
 	if s.peek() == 'n' {
-		return true, s.literal("null")
+		return true, false, s.literal("null")
 	}
 	if err := s.expect('{'); err != nil {
-		return false, err
+		return false, false, err
+	}
+	var toks []string
+	if guess != nil {
+		toks = guess.toks
 	}
 	if s.consume('}') {
-		return false, nil
+		return false, guess != nil && len(toks) == 0, nil
 	}
+	fits = guess != nil
 	lo := len(m.fields)
-	for {
-		key, err := s.strRef()
-		if err != nil {
-			return false, err
-		}
-		if err := s.expect(':'); err != nil {
-			return false, err
+	for j := 0; ; j++ {
+		var key ref
+		if fits && j < len(toks) && s.member(toks[j]) {
+			key = ref{lo: s.i - len(toks[j]) + 1, hi: s.i - 2, kind: kString}
+		} else {
+			fits = false
+			if key, err = s.strRef(); err != nil {
+				return false, false, err
+			}
+			if err := s.expect(':'); err != nil {
+				return false, false, err
+			}
 		}
 		if err := decode.CheckColumns(len(m.fields) - lo + 1); err != nil {
-			return false, fmt.Errorf("[%d]: %w", i, err)
+			return false, false, fmt.Errorf("[%d]: %w", i, err)
 		}
 		v, err := s.valueRef()
 		if err != nil {
-			return false, fmt.Errorf("[%d].%s: %w", i, s.bytes(key), err)
+			return false, false, fmt.Errorf("[%d].%s: %w", i, s.bytes(key), err)
 		}
 		m.fields = append(m.fields, field{key, v})
 		if s.consume(',') {
 			continue
 		}
-		return false, s.expect('}')
+		return false, fits && j+1 == len(toks), s.expect('}')
 	}
 }
 
@@ -543,7 +686,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		// the room may hold a recycled batch's events: each is set whole
 		events = append(events, cdc.Event{DB: db, Table: table, Op: op, PK: pk, Columns: cols, Commit: commit, Pos: pos})
 		ev := &events[i]
-		row, err := d.dataRow(m, sch, m.fields[r.lo:r.hi], msg.Rows, text)
+		row, err := d.dataRow(m, sch, m.fields[r.lo:r.hi], r.fits, msg.Rows, text)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -579,9 +722,11 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 // dataRow types the members fs of a data row of m into a row from rows,
 // as row does: by position into a row of the schema's shape when fs has
 // it (a new shape is made and kept when fs has another), else by name.
-func (d *Decoder) dataRow(m *message, sch *schema, fs []field, rows *cdc.BatchRows, text *[]byte) (*cdc.Row, error) {
+//
+// fits says fs names the columns of m.guess, in order.
+func (d *Decoder) dataRow(m *message, sch *schema, fs []field, fits bool, rows *cdc.BatchRows, text *[]byte) (*cdc.Row, error) {
 	sh := sch.shape.Load()
-	if sh == nil || !sh.fits(m, fs) {
+	if (!fits || sh != m.guess) && (sh == nil || !sh.fits(m, fs)) {
 		if sh = sch.newShape(m, fs); sh == nil {
 			return d.row(m, sch, fs, rows.Get(len(fs)), text)
 		}

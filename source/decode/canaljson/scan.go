@@ -131,6 +131,24 @@ func (s *scanner) str() ([]byte, error) {
 	return s.bytes(r), nil
 }
 
+// member reads tok, a member's name and colon as `"name":`, if it is
+// next, and reports whether it was; the name is then
+// s.b[s.i-len(tok)+1 : s.i-2]. The name must be plain: without '"', '\\'
+// or control characters, so that the input holds exactly it between
+// quotes where str would read it.
+func (s *scanner) member(tok string) bool {
+	if e := s.i + len(tok); e <= len(s.b) && string(s.b[s.i:e]) == tok {
+		s.i = e
+		return true
+	}
+	return false
+}
+
+// memberToken returns tok for member: `"name":`.
+func memberToken(name string) string {
+	return `"` + name + `":`
+}
+
 // strRef reads a string and returns where its text lies.
 func (s *scanner) strRef() (ref, error) {
 	if c := s.peek(); c != '"' {

@@ -30,6 +30,13 @@ func TestRowShapes(t *testing.T) {
 		{"unknown column", `{"id":"5","a":"v","b":"6","c":"7"}`, []*cdc.Row{cdc.RowOf("id", int64(5), "a", "v", "b", int64(6), "c", "7")}},
 		{"repeated member", `{"id":"6","a":"first","b":"1","a":"last"},{"id":"7","a":"q","b":"2"}`,
 			[]*cdc.Row{cdc.RowOf("id", int64(6), "a", "last", "b", int64(1)), cdc.RowOf("id", int64(7), "a", "q", "b", int64(2))}},
+		// the names a row is read expecting (the last shape) are compared
+		// with the input: an escaped, spaced or longer name is read as such
+		{"escaped names", `{"id":"8","\u0061":"e","b":"9"},{"\u0069d":"9","a":"f","b":"1"}`,
+			[]*cdc.Row{cdc.RowOf("id", int64(8), "a", "e", "b", int64(9)), cdc.RowOf("id", int64(9), "a", "f", "b", int64(1))}},
+		{"spaces", `{ "id" : "10" ,` + "\n" + ` "a":"s", "b" :"1" }`, []*cdc.Row{cdc.RowOf("id", int64(10), "a", "s", "b", int64(1))}},
+		{"longer name", `{"id":"11","ab":"x","b":"1"}`, []*cdc.Row{cdc.RowOf("id", int64(11), "ab", "x", "b", int64(1))}},
+		{"shorter name", `{"i":"12","a":"x","b":"1","id":"12"}`, []*cdc.Row{cdc.RowOf("i", "12", "a", "x", "b", int64(1), "id", int64(12))}},
 	}
 	d, _ := New(decode.Options{})
 	var pool cdc.RowPool
@@ -53,6 +60,29 @@ func TestRowShapes(t *testing.T) {
 					t.Errorf("round %d: rows of one member order have layouts of their own", round)
 				}
 				rows.Recycle()
+			}
+		}
+	}
+}
+
+// TestMemberOrder decodes one change written with its top-level members
+// in canal's order, in another, spaced, escaped and with unknown members,
+// in turn: each gives the same events (a message's member names are read
+// expecting the last message's, see message.members).
+func TestMemberOrder(t *testing.T) {
+	msgs := []string{
+		`{"data":[{"id":"1","a":"x"}],"database":"shop","table":"t","type":"INSERT","isDdl":false,"mysqlType":{"id":"int","a":"varchar(8)"},"pkNames":["id"]}`,
+		`{"type":"INSERT","pkNames":["id"],"table":"t","database":"shop","data":[{"id":"1","a":"x"}],"mysqlType":{"id":"int","a":"varchar(8)"}}`,
+		` { "data" : [{"id":"1","a":"x"}] , "database":"shop", "tab":1, "table":"t","type":"INSERT","isDdl":false,"mysqlType":{"id":"int","a":"varchar(8)"},"pkNames":["id"] } `,
+		`{"d\u0061ta":[{"id":"1","a":"x"}],"database":"shop","tablex":"u","table":"t","type":"INSERT","ty":"x","mysqlType":{"id":"int","a":"varchar(8)"},"pkNames":["id"]}`,
+	}
+	d, _ := New(decode.Options{})
+	want := cdc.RowOf("id", int64(1), "a", "x")
+	for round := range 3 {
+		for i, m := range msgs {
+			evs, err := d.Decode(decode.Message{Value: []byte(m)})
+			if err != nil || len(evs) != 1 || evs[0].DB != "shop" || evs[0].Table != "t" || evs[0].Op != cdc.Insert || !evs[0].After.Equal(want) {
+				t.Fatalf("round %d message %d: %+v %v", round, i, evs, err)
 			}
 		}
 	}
