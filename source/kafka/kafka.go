@@ -211,11 +211,10 @@ func New(cfg Config, dec decode.Decoder, logger *slog.Logger) (*Source, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	dialer, err := kafkaauth.Dialer(cfg.SASL, cfg.TLS, cfg.ClientID, cfg.DialTimeout)
+	dialer, err := Dialer(cfg)
 	if err != nil {
 		return nil, err
 	}
-	bufferReads(dialer)
 	s := &Source{
 		cfg:      cfg,
 		dec:      decode.Guard(dec),
@@ -1095,6 +1094,20 @@ func posText(m *kafka.Message) string {
 	b = append(b, '@')
 	b = strconv.AppendInt(b, m.Offset, 10)
 	return string(b)
+}
+
+// Dialer returns the dialer the source connects to the brokers with:
+// cfg's TLS, SASL, client_id and dial_timeout, and its connections read
+// through a readBuffer buffer (bufferReads). The bench's broker ceiling
+// reads through it too, so that it reads the way the source does.
+func Dialer(cfg Config) (*kafka.Dialer, error) {
+	cfg = cfg.withDefaults()
+	d, err := kafkaauth.Dialer(cfg.SASL, cfg.TLS, cfg.ClientID, cfg.DialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	bufferReads(d)
+	return d, nil
 }
 
 // readBuffer is the socket read buffer of the source's connections.
