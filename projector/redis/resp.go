@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +86,19 @@ func appendStrings(b []byte, args ...string) []byte {
 	return b
 }
 
+// appendHeader appends a RESP header: kind, the decimal n, CRLF. Counts
+// and lengths below 1,000, nearly all a chunk has, are appended digit by
+// digit in one append: through strconv, a field's header cost about as
+// much as the rest of sending it.
 func appendHeader(b []byte, kind byte, n int) []byte {
+	switch {
+	case uint(n) < 10:
+		return append(b, kind, byte('0'+n), '\r', '\n')
+	case uint(n) < 100:
+		return append(b, kind, byte('0'+n/10), byte('0'+n%10), '\r', '\n')
+	case uint(n) < 1000:
+		return append(b, kind, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10), '\r', '\n')
+	}
 	b = strconv.AppendInt(append(b, kind), int64(n), 10)
 	return append(b, '\r', '\n')
 }
@@ -285,10 +298,8 @@ func (rd *respReader) fill() error {
 func (rd *respReader) line() ([]byte, error) {
 	scan := rd.r
 	for {
-		for i := scan; i < rd.w; i++ {
-			if rd.buf[i] != '\n' {
-				continue
-			}
+		if i := bytes.IndexByte(rd.buf[scan:rd.w], '\n'); i >= 0 {
+			i += scan
 			if i == rd.r || rd.buf[i-1] != '\r' {
 				return nil, protocolErr("reply line without CRLF")
 			}

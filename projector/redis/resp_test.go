@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -46,6 +47,28 @@ func TestAppendCommand(t *testing.T) {
 				t.Errorf("got %q, want %q", got, "before"+tc.want)
 			}
 		})
+	}
+}
+
+// TestAppendBulkLengths: a bulk string's header is its length in decimal
+// at every length, around the digit-by-digit writer's bounds too, and
+// whatever room the buffer has left.
+func TestAppendBulkLengths(t *testing.T) {
+	for _, n := range []int{0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001, 12345} {
+		s := strings.Repeat("x", n)
+		want := "$" + strconv.Itoa(n) + "\r\n" + s + "\r\n"
+		for _, room := range []int{0, 1, 7, n + 7, n + 8, n + 100} {
+			b := make([]byte, 3, 3+room)
+			if got := appendBulk(b, s); string(got[3:]) != want || string(got[:3]) != "\x00\x00\x00" {
+				t.Fatalf("appendBulk(%d bytes, room %d) = %q, want %q", n, room, got, want)
+			}
+			if got := appendHeader(b, '*', n); string(got[3:]) != "*"+strconv.Itoa(n)+"\r\n" {
+				t.Fatalf("appendHeader(%d, room %d) = %q", n, room, got)
+			}
+		}
+	}
+	if got := appendHeader(nil, '*', -1); string(got) != "*-1\r\n" {
+		t.Fatalf("appendHeader(-1) = %q", got)
 	}
 }
 
