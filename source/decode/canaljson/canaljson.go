@@ -190,6 +190,11 @@ type message struct {
 	// them byte for byte in every message of a table, and a text already
 	// scanned once need not be scanned again (see rawField).
 	seen [3][]byte
+	// isSeen says this message's text k is seen[k]; seenGen counts the
+	// changes of seen (from 1 on), so a text seen at one count is the
+	// same text at that count later.
+	isSeen  [3]bool
+	seenGen uint64
 	// guess is the shape the data rows are expected to have: the last
 	// one of the table the last message resolved to (see row).
 	guess *shape
@@ -221,6 +226,9 @@ const posDigits = 2 + 11 + 20
 type lastTable struct {
 	d                 *Decoder
 	key, dbRaw, tbRaw []byte
+	// seenGen is message.seenGen when key was made of the seen texts,
+	// else 0.
+	seenGen uint64
 	sch               *schema
 	db, table         string
 }
@@ -247,6 +255,7 @@ func (m *message) reset() {
 	m.esc = m.esc[:0]
 	m.key = m.key[:0]
 	m.isDdl, m.es, m.dataNull, m.oldNull = false, 0, true, true
+	m.isSeen = [3]bool{}
 }
 
 // release drops references into the input before pooling.
@@ -317,7 +326,9 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 			if v, err = s.value(); err == nil {
 				switch v.kind {
 				case kNumber, kString:
-					if m.es, err = strconv.ParseInt(string(v.b), 10, 64); err != nil {
+					if n, ok := digits(v.b); ok {
+						m.es = n
+					} else if m.es, err = strconv.ParseInt(string(v.b), 10, 64); err != nil {
 						// fractional seconds or ms from some producers
 						f, ferr := strconv.ParseFloat(string(v.b), 64)
 						if ferr != nil || f > 1<<62 || f < 0 {
@@ -462,8 +473,10 @@ func (m *message) members(s *scanner, fn func(key []byte, id byte) error) error 
 // have read exactly it, since a value's end is decided by its own bytes.
 func (m *message) rawField(s *scanner, k int) ([]byte, error) {
 	s.ws()
+	m.isSeen[k] = false
 	if p := m.seen[k]; len(p) > 0 && bytes.HasPrefix(s.b[s.i:], p) {
 		s.i += len(p)
+		m.isSeen[k] = true
 		return s.b[s.i-len(p) : s.i], nil
 	}
 	v, err := s.value()
@@ -475,8 +488,26 @@ func (m *message) rawField(s *scanner, k int) ([]byte, error) {
 	}
 	if len(v.b) <= maxSeen {
 		m.seen[k] = append(m.seen[k][:0], v.b...)
+		m.seenGen++
+		m.isSeen[k] = true
 	}
 	return v.b, nil
+}
+
+// digits returns the value of b when it is 1 to 18 decimal digits, as
+// strconv.ParseInt would.
+func digits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c -= '0'; c > 9 {
+			return 0, false
+		}
+		n = n*10 + int64(c)
+	}
+	return n, true
 }
 
 func strOrNull(s *scanner) ([]byte, error) {
@@ -547,8 +578,8 @@ func (m *message) row(s *scanner, i int, guess *shape) (null, fits bool, err err
 				return false, false, err
 			}
 		}
-		if err := decode.CheckColumns(len(m.fields) - lo + 1); err != nil {
-			return false, false, fmt.Errorf("[%d]: %w", i, err)
+		if n := len(m.fields) - lo + 1; n > decode.MaxColumns {
+			return false, false, fmt.Errorf("[%d]: %w", i, decode.CheckColumns(n))
 		}
 		v, err := s.valueRef()
 		if err != nil {
@@ -622,9 +653,17 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	if m.dataNull || len(m.data) == 0 {
 		return nil, nil // statement-based DML: no row images
 	}
-	m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
+	// The schema texts are those the last message resolved when they are
+	// the texts remembered (seen) and those were not replaced since;
+	// else they are compared whole.
 	l := &m.last
-	if l.d != d || !bytes.Equal(m.key, l.key) || !bytes.Equal(m.database, l.dbRaw) || !bytes.Equal(m.table, l.tbRaw) {
+	same := l.d == d && bytes.Equal(m.database, l.dbRaw) && bytes.Equal(m.table, l.tbRaw)
+	if seen := m.isSeen[0] && m.isSeen[1] && m.isSeen[2]; same && !(seen && l.seenGen == m.seenGen) {
+		m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
+		same = bytes.Equal(m.key, l.key)
+	}
+	if !same {
+		m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
 		sch, err := d.schemas.Get(m.key, func() (*schema, error) { return buildSchema(m.mysqlType, m.sqlType, m.pkNames) })
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: %w", err)
@@ -633,6 +672,9 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			sch: sch, db: d.names.Get(m.database), table: d.names.Get(m.table)}
 		if len(m.key) <= 3*maxSeen && len(m.database) <= maxSeen && len(m.table) <= maxSeen {
 			l.d = d
+			if m.isSeen[0] && m.isSeen[1] && m.isSeen[2] {
+				l.seenGen = m.seenGen
+			}
 			l.key = append(l.key, m.key...)
 			l.dbRaw = append(l.dbRaw, m.database...)
 			l.tbRaw = append(l.tbRaw, m.table...)

@@ -455,7 +455,11 @@ func TestLastTable(t *testing.T) {
 	}
 	seq := []string{msg("a", "t", "int"), msg("a", "t", "int"), msg("a", "u", "int"), msg("b", "u", "int"), msg("b", "u", "varchar(4)"),
 		msg("", "u", "varchar(4)"), msg("", "", "varchar(4)"), msg("a", "t", "int"), msg("a", "t", "bad(")[:40], msg("a", "t", "decimal(99,2)"),
-		`{"type":"INSERT","database":"a","table":"t","mysqlType":{"id":5},"data":[{"id":"1"}]}`, msg("a", "t", "int")}
+		`{"type":"INSERT","database":"a","table":"t","mysqlType":{"id":5},"data":[{"id":"1"}]}`, msg("a", "t", "int"),
+		// one table's schema texts changing and back (the remembered texts
+		// replaced): each message is typed by its own
+		msg("a", "t", "varchar(4)"), msg("a", "t", "int"), strings.Replace(msg("a", "t", "int"), `"id":4`, `"id":12`, 1),
+		msg("a", "t", "int"), strings.Replace(msg("a", "t", "int"), `["id"]`, `["n"]`, 1), msg("a", "t", "int")}
 	d1, _ := New(decode.Options{})
 	d2, _ := New(decode.Options{KeyColumns: func(db, table string) []string { return nil }})
 	type result struct {
