@@ -228,9 +228,9 @@ type lastTable struct {
 	key, dbRaw, tbRaw []byte
 	// seenGen is message.seenGen when key was made of the seen texts,
 	// else 0.
-	seenGen uint64
-	sch               *schema
-	db, table         string
+	seenGen   uint64
+	sch       *schema
+	db, table string
 }
 
 // maxSeen bounds a remembered schema text, so a giant one is not pinned
