@@ -829,13 +829,30 @@ func (d *Decoder) value(col *cdc.Column, st int32, k byte, b []byte, text *[]byt
 		if len(v.b) == 0 {
 			return canal.ValueIn(a, col, st, "", d.loc)
 		}
+		if col.Invalid == "" {
+			// the commonest kinds, as canal.ValueIn converts them
+			switch col.Kind {
+			case cdc.KindInt, cdc.KindYear, cdc.KindBit:
+				if n, ok := digits(v.b); ok {
+					return a.Int64(n), nil
+				}
+			case cdc.KindString:
+				return a.String(keep(v.b, text)), nil
+			case cdc.KindDate, cdc.KindDateTime, cdc.KindTimestamp:
+				// the result keeps the text only when it is the text (a
+				// zero date): parsed in place, and again from a copy then
+				x, err := canal.ValueIn(a, col, st, unsafe.String(&v.b[0], len(v.b)), d.loc)
+				if _, ok := x.(string); ok {
+					return canal.ValueIn(a, col, st, keep(v.b, text), d.loc)
+				}
+				return x, err
+			}
+		}
 		if !canal.Retains(col.Kind) {
 			// the result does not keep the text: parse it in place
 			return canal.ValueIn(a, col, st, unsafe.String(&v.b[0], len(v.b)), d.loc)
 		}
-		at := len(*text)
-		*text = append(*text, v.b...)
-		return canal.ValueIn(a, col, st, unsafe.String(&(*text)[at], len(v.b)), d.loc)
+		return canal.ValueIn(a, col, st, keep(v.b, text), d.loc)
 	case kNumber:
 		// canal writes strings; typed producers (Flink) write numbers
 		if col.Kind == cdc.KindUnknown {
@@ -870,6 +887,14 @@ func (d *Decoder) value(col *cdc.Column, st int32, k byte, b []byte, text *[]byt
 		return nil, fmt.Errorf("object or array where a %s value belongs", col.Kind)
 	}
 	return nil, fmt.Errorf("bad value")
+}
+
+// keep copies b (not empty) to the end of *text, which has room for it
+// (see Decode), and returns the copy.
+func keep(b []byte, text *[]byte) string {
+	at := len(*text)
+	*text = append(*text, b...)
+	return unsafe.String(&(*text)[at], len(b))
 }
 
 // buildSchema parses mysqlType, sqlType and pkNames (raw JSON or nil).

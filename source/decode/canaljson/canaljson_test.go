@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/rowsync/rowsync/cdc"
 	"github.com/rowsync/rowsync/internal/sourcetest"
 	"github.com/rowsync/rowsync/source/decode"
+	"github.com/rowsync/rowsync/source/decode/internal/canal"
 	"github.com/rowsync/rowsync/source/decode/internal/golden"
 )
 
@@ -556,5 +558,54 @@ func TestEscapedText(t *testing.T) {
 				t.Fatalf("message %d event %d: %+v, want %v", n, i, ev, k.want[i])
 			}
 		}
+	}
+}
+
+// TestValuesOwnTheirText decodes a row of many kinds, some on the paths
+// that convert the commonest kinds in place, from a buffer that is then
+// overwritten (as a source reuses its buffers): every value is what
+// canal.Value gives for its text, before and after.
+func TestValuesOwnTheirText(t *testing.T) {
+	cols := [][3]string{ // name, MySQL type, text
+		{"id", "bigint(20)", "123456789012345678"}, {"neg", "int(11)", "-42"}, {"big", "bigint(20) unsigned", "18446744073709551615"},
+		{"y", "year(4)", "2024"}, {"b", "bit(8)", "5"}, {"plus", "int(11)", "+7"}, {"s", "varchar(32)", "héllo"},
+		{"d", "date", "2024-05-01"}, {"dt", "datetime(3)", "2024-05-01 10:20:30.123"}, {"zero", "datetime", "0000-00-00 00:00:00"},
+		{"part", "date", "2024-02-00"}, {"ts", "timestamp", "2024-05-01 10:21:00"}, {"zts", "timestamp", "0000-00-00 00:00:00"},
+		{"dec", "decimal(12,2)", "1299.5"}, {"dbl", "double", "0.15"}, {"e", "enum('a','b')", "2"}, {"set", "set('x','y')", "3"},
+		{"j", "json", `{"k":1}`}, {"bin", "varbinary(8)", "ab\u00ff"}, {"tm", "time", "10:20:30"}, {"txt", "text", "t"},
+	}
+	loc := time.FixedZone("CST", 8*3600)
+	var data, types []string
+	for _, c := range cols {
+		v, _ := json.Marshal(c[2])
+		data = append(data, fmt.Sprintf(`"%s":%s`, c[0], v))
+		types = append(types, fmt.Sprintf(`"%s":"%s"`, c[0], c[1]))
+	}
+	msg := `{"data":[{` + strings.Join(data, ",") + `}],"database":"d","table":"t","type":"INSERT","pkNames":["id"],` +
+		`"mysqlType":{` + strings.Join(types, ",") + `}}`
+	d, _ := New(decode.Options{TimeZone: loc})
+	for round := range 2 {
+		buf := []byte(msg)
+		evs, err := d.Decode(decode.Message{Value: buf})
+		if err != nil || len(evs) != 1 {
+			t.Fatal(evs, err)
+		}
+		check := func(when string) {
+			for _, c := range cols {
+				col := cdc.ParseColumnType(c[0], c[1])
+				want, err := canal.Value(&col, canal.NoSQLType, c[2], loc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := evs[0].After.Get(c[0]); !reflect.DeepEqual(got, want) {
+					t.Errorf("round %d %s: %s = %#v, want %#v", round, when, c[0], got, want)
+				}
+			}
+		}
+		check("decoded")
+		for i := range buf {
+			buf[i] = 'x'
+		}
+		check("after the buffer was overwritten")
 	}
 }
