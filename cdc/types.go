@@ -626,19 +626,97 @@ func FormatDateTime(t time.Time, kind Kind, prec int) string {
 }
 
 // AppendDateTime appends FormatDateTime's text of t to dst.
+//
+// It reads the calendar date and the clock off t's Unix seconds in UTC
+// with integer arithmetic (civilDate) instead of t.Date and t.Clock, which
+// each work out the absolute time again: the two cost a temporal column
+// about as much as all the rest of writing it.
 func AppendDateTime(dst []byte, t time.Time, kind Kind, prec int) []byte {
-	t = t.UTC()
-	y, mo, d := t.Date()
+	unix := t.Unix()
+	days, secs := unix/86400, unix%86400
+	if secs < 0 {
+		days, secs = days-1, secs+86400
+	}
+	y, mo, d := civilDate(days)
 	if y < 0 || y > 9999 {
-		return t.AppendFormat(dst, "2006-01-02 15:04:05")
+		return t.UTC().AppendFormat(dst, "2006-01-02 15:04:05")
 	}
-	b := append2(append2(append4(dst, y), '-', int(mo)), '-', d)
+	// Written into a fixed buffer, then appended once: one bounds check
+	// per digit pair, not one growth check per append.
+	var buf [26]byte // 2006-01-02 15:04:05.000000
+	put2(buf[0:], int(y)/100)
+	put2(buf[2:], int(y)%100)
+	buf[4] = '-'
+	put2(buf[5:], mo)
+	buf[7] = '-'
+	put2(buf[8:], d)
 	if kind == KindDate {
-		return b
+		return append(dst, buf[:10]...)
 	}
-	h, mi, sec := t.Clock()
-	b = append2(append2(append2(b, ' ', h), ':', mi), ':', sec)
-	return appendFraction(b, t.Nanosecond(), prec)
+	s := uint(secs) // [0, 86400): unsigned divisions skip the sign fix-ups
+	buf[10] = ' '
+	put2(buf[11:], int(s/3600))
+	buf[13] = ':'
+	put2(buf[14:], int(s/60%60))
+	buf[16] = ':'
+	put2(buf[17:], int(s%60))
+	n := 19
+	if ns := t.Nanosecond(); prec > 0 || (prec < 0 && ns != 0) {
+		us := uint(ns) / 1000
+		put2(buf[20:], int(us/10000))
+		put2(buf[22:], int(us/100%100))
+		put2(buf[24:], int(us%100))
+		buf[19] = '.'
+		switch {
+		case prec < 0:
+			n = 26
+			for n > 21 && buf[n-1] == '0' {
+				n--
+			}
+		case prec < 6:
+			n = 20 + prec
+		default:
+			n = 26
+		}
+	}
+	return append(dst, buf[:n]...)
+}
+
+// put2 writes v (0 <= v < 100) as two decimal digits to b[0:2].
+func put2(b []byte, v int) {
+	_ = b[1]
+	u := 2 * (uint(v) % 100) // a bound the compiler can see; v is in range
+	b[0], b[1] = digitPairs[u], digitPairs[u+1]
+}
+
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// civilDate returns the proleptic Gregorian date of the day days after
+// 1970-01-01 (Howard Hinnant's days-to-civil algorithm, eras of 400
+// years), for days within a few million years of 1970.
+func civilDate(days int64) (year int64, month, day int) {
+	z := days + 719468 // days since 0000-03-01
+	era := z
+	if era < 0 {
+		era -= 146096
+	}
+	era /= 146097
+	doe := uint64(z - era*146097)                          // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365], from March 1
+	mp := (5*doy + 2) / 153                                // [0, 11], from March
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = int64(yoe) + era*400
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
 }
 
 func append4(b []byte, v int) []byte {

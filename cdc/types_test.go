@@ -360,3 +360,58 @@ func TestShortInt(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendDateTimeCalendar: AppendDateTime's own calendar arithmetic
+// writes what time.Format writes, on every day of four centuries around
+// 1970 (leap years, century years, 2000), at times and zones that cross a
+// day's bounds, and out to the years it hands to time.Format.
+func TestAppendDateTimeCalendar(t *testing.T) {
+	zone := time.FixedZone("x", -7*3600-30*60)
+	check := func(ts time.Time) {
+		t.Helper()
+		want := ts.UTC().Format("2006-01-02 15:04:05.000000")
+		if got := string(AppendDateTime(nil, ts, KindDateTime, 6)); got != want {
+			t.Fatalf("AppendDateTime(%v) = %q, want %q", ts, got, want)
+		}
+		if got := string(AppendDateTime(nil, ts, KindDate, -1)); got != want[:10] {
+			t.Fatalf("AppendDateTime(%v, date) = %q, want %q", ts, got, want[:10])
+		}
+	}
+	start := time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC)
+	for d := range 400 * 366 {
+		day := start.AddDate(0, 0, d)
+		check(day)
+		check(day.Add(-time.Nanosecond))
+		check(day.Add(23*time.Hour + 59*time.Minute + 59*time.Second + 999_999_000).In(zone))
+	}
+	for _, y := range []int{0, 1, 4, 100, 400, 1000, 1582, 1969, 1970, 9999} {
+		for _, md := range [][2]int{{1, 1}, {2, 28}, {2, 29}, {3, 1}, {12, 31}} {
+			check(time.Date(y, time.Month(md[0]), md[1], 12, 30, 45, 123_456_000, time.UTC))
+		}
+	}
+	for _, ts := range []time.Time{time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got, want := string(AppendDateTime(nil, ts, KindDateTime, 0)), ts.Format("2006-01-02 15:04:05"); got != want {
+			t.Fatalf("AppendDateTime(%v) = %q, want %q", ts, got, want)
+		}
+	}
+}
+
+// TestAppendDateTimeFraction: the fraction as FormatDateTime always wrote
+// it: prec digits (at most 6), or with prec < 0 the digits needed, none
+// for a whole second and one "0" for less than a microsecond.
+func TestAppendDateTimeFraction(t *testing.T) {
+	base := time.Date(2024, 3, 9, 7, 5, 3, 0, time.UTC)
+	for _, tc := range []struct {
+		ns, prec int
+		want     string
+	}{
+		{0, -1, ""}, {500, -1, ".0"}, {1000, -1, ".000001"}, {120_000_000, -1, ".12"}, {999_999_999, -1, ".999999"},
+		{0, 0, ""}, {120_456_789, 0, ""}, {120_456_789, 1, ".1"}, {120_456_789, 3, ".120"}, {0, 3, ".000"},
+		{120_456_789, 6, ".120456"}, {120_456_789, 9, ".120456"},
+	} {
+		want := "2024-03-09 07:05:03" + tc.want
+		if got := string(AppendDateTime(nil, base.Add(time.Duration(tc.ns)), KindDateTime, tc.prec)); got != want {
+			t.Errorf("ns %d prec %d: %q, want %q", tc.ns, tc.prec, got, want)
+		}
+	}
+}
