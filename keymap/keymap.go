@@ -269,13 +269,42 @@ func (t *Template) Render(in Input) (string, error) {
 // AppendRender appends the rendered key to b, for a caller that keeps
 // keys in a buffer of its own; on error b's content is unspecified.
 func (t *Template) AppendRender(b []byte, in Input) ([]byte, error) {
+	return t.appendRender(b, &in)
+}
+
+// appendRender is AppendRender with in passed by pointer: the walk over the
+// parts of a key, per row, kept in's fields on the stack and reloaded them
+// at every part.
+func (t *Template) appendRender(b []byte, in *Input) ([]byte, error) {
 	for pi := range t.parts {
 		p := &t.parts[pi]
+		if len(p.filters) == 0 {
+			// The common part: appended straight into b.
+			var err error
+			switch p.kind {
+			case literal:
+				b = append(b, p.text...)
+			case builtinDB:
+				b = append(b, in.DB...)
+			case builtinTable:
+				b = append(b, in.Table...)
+			case builtinPK:
+				if len(in.PK) == 0 {
+					return b, fmt.Errorf("{pk}: table %s.%s has no primary key", in.DB, in.Table)
+				}
+				b, err = t.appendPK(b, in)
+			case column:
+				b, err = appendValue(b, in, p.text, &t.at[p.at])
+			}
+			if err != nil {
+				return b, err
+			}
+			continue
+		}
 		var s string
 		switch p.kind {
 		case literal:
-			b = append(b, p.text...)
-			continue
+			s = p.text
 		case builtinDB:
 			s = in.DB
 		case builtinTable:
@@ -284,28 +313,13 @@ func (t *Template) AppendRender(b []byte, in Input) ([]byte, error) {
 			if len(in.PK) == 0 {
 				return b, fmt.Errorf("{pk}: table %s.%s has no primary key", in.DB, in.Table)
 			}
-			if len(p.filters) == 0 {
-				var err error
-				if b, err = t.appendPK(b, in); err != nil {
-					return b, err
-				}
-				continue
-			}
 			kb, err := t.appendPK(nil, in)
 			if err != nil {
 				return b, err
 			}
 			s = string(kb)
 		case column:
-			hint := &t.at[p.at]
-			if len(p.filters) == 0 {
-				var err error
-				if b, err = appendValue(b, in, p.text, hint); err != nil {
-					return b, err
-				}
-				continue
-			}
-			v, err := valueText(in, p.text, hint)
+			v, err := valueText(in, p.text, &t.at[p.at])
 			if err != nil {
 				return b, err
 			}
@@ -325,7 +339,7 @@ func (t *Template) AppendRender(b []byte, in Input) ([]byte, error) {
 // value returns the value of column name and its description (nil when
 // the event has none), or ErrNull when it is NULL or absent. hint is where
 // the column was in the last row: see Template.at.
-func value(in Input, name string, hint *atomic.Int32) (*cdc.Column, cdc.Value, error) {
+func value(in *Input, name string, hint *atomic.Int32) (*cdc.Column, cdc.Value, error) {
 	i, v, ok := lookup(in.Row, name, hint)
 	if !ok || v == nil {
 		return nil, nil, fmt.Errorf("column %q: %w", name, ErrNull)
@@ -362,7 +376,7 @@ func lookup(row *cdc.Row, name string, hint *atomic.Int32) (int, cdc.Value, bool
 	return i, v, ok
 }
 
-func valueText(in Input, name string, hint *atomic.Int32) (string, error) {
+func valueText(in *Input, name string, hint *atomic.Int32) (string, error) {
 	col, v, err := value(in, name, hint)
 	if err != nil {
 		return "", err
@@ -372,7 +386,7 @@ func valueText(in Input, name string, hint *atomic.Int32) (string, error) {
 }
 
 // appendPK appends the primary key's values to b, ':'-separated.
-func (t *Template) appendPK(b []byte, in Input) ([]byte, error) {
+func (t *Template) appendPK(b []byte, in *Input) ([]byte, error) {
 	var spare atomic.Int32 // for the key columns past pkAt's
 	for i, c := range in.PK {
 		if i > 0 {
@@ -391,7 +405,7 @@ func (t *Template) appendPK(b []byte, in Input) ([]byte, error) {
 }
 
 // appendValue appends the text of column name to b.
-func appendValue(b []byte, in Input, name string, hint *atomic.Int32) ([]byte, error) {
+func appendValue(b []byte, in *Input, name string, hint *atomic.Int32) ([]byte, error) {
 	col, v, err := value(in, name, hint)
 	if err != nil {
 		return b, err

@@ -215,10 +215,10 @@ func (p *plan) sideKey(key, suffix string) (string, bool) {
 }
 
 // textOf returns a stable pointer to v's text for col (cdc.FormatText),
-// false for NULL. Values already held as strings are not copied; the
-// others are appended to p.text, one allocation per block of rows instead
-// of one per value.
-func (p *plan) textOf(col *cdc.Column, v cdc.Value) (*string, bool) {
+// as a command argument (a *string), false for NULL. Values already held
+// as strings are not copied; the others are appended to p.text, one
+// allocation per block of rows instead of one per value.
+func (p *plan) textOf(col *cdc.Column, v cdc.Value) (any, bool) {
 	switch x := v.(type) {
 	case nil:
 		return nil, false
@@ -253,6 +253,17 @@ func (p *plan) textOf(col *cdc.Column, v cdc.Value) (*string, bool) {
 		return p.str(""), true
 	}
 	return p.str(unsafe.String(&b[at], len(b)-at)), true
+}
+
+// arg returns the command argument of v's text for col (see textOf), false
+// for NULL. A string value is the argument as the row holds it: the
+// interface already carries a string the clients write, where textOf
+// would copy its header to hand out a *string.
+func (p *plan) arg(col *cdc.Column, v cdc.Value) (any, bool) {
+	if _, ok := v.(string); ok {
+		return v, true
+	}
+	return p.textOf(col, v)
 }
 
 // put records that event i leaves key in state kind. Inside one Apply call
@@ -485,8 +496,10 @@ func (p *plan) fields(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any {
 		if !ok {
 			continue
 		}
-		if text, ok := p.textOf(s.col, v); ok { // NULL: the field is absent
-			dst = append(dst, s.name, text)
+		if _, ok := v.(string); ok { // arg, inline: the loop every row takes
+			dst = append(dst, s.name, v)
+		} else if arg, ok := p.textOf(s.col, v); ok { // NULL: the field is absent
+			dst = append(dst, s.name, arg)
 		}
 	}
 	return dst
@@ -513,8 +526,8 @@ func (p *plan) fieldsOnce(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any 
 		if !r.keep(c.Name) {
 			continue
 		}
-		if text, ok := p.textOf(c, v); ok { // NULL: the field is absent
-			dst = append(dst, &c.Name, text)
+		if arg, ok := p.arg(c, v); ok { // NULL: the field is absent
+			dst = append(dst, &c.Name, arg)
 		}
 	}
 	if seen == row.Len() {
@@ -529,8 +542,8 @@ func (p *plan) fieldsOnce(dst []any, r *rule, e *cdc.Event, row *cdc.Row) []any 
 		if _, described := e.Column(names[i]); described {
 			continue
 		}
-		if text, ok := p.textOf(nil, v); ok {
-			dst = append(dst, &names[i], text)
+		if arg, ok := p.arg(nil, v); ok {
+			dst = append(dst, &names[i], arg)
 		}
 	}
 	return dst

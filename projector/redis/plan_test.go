@@ -421,7 +421,7 @@ func encoded(chunks []*chunk) string {
 // new one does, also past its string and text blocks (values that grow a
 // text block included), and keeps no reference to the last call's events.
 func TestPlanReuse(t *testing.T) {
-	big := benchBatches("d", 1)[0][:600] // 6,000 strings, > one block
+	big := benchBatches("d", 1)[0] // ~6,000 texts of non-string values, > one string block
 	for i := range big {
 		big[i].Pos.Version = uint64(i + 1)
 		if i%40 == 0 {
@@ -434,7 +434,7 @@ func TestPlanReuse(t *testing.T) {
 	small := []cdc.Event{{DB: "d", Table: "orders", Op: cdc.Insert, PK: []string{"id"}, Columns: benchCols[:2], Pos: cdc.Position{Version: 9},
 		After: cdc.RowOf("id", int64(7), "name", "x")}}
 	for name, tc := range map[string]TableConfig{"fast": {}, "ttl": {TTL: time.Second}, "guarded": {VersionField: "_v"},
-		"type_check include": {TypeCheck: true, Include: []string{"id", "name", "email", "price", "created", "note"}}} {
+		"type_check include": {TypeCheck: true, Include: []string{"id", "name", "email", "price", "qty", "created", "note", "score"}}} {
 		t.Run(name, func(t *testing.T) {
 			p := newProjector(t, goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}), rules(t, ".*", tc))
 			r := p.tables.Lookup("d", "orders").Config
