@@ -292,70 +292,14 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 	if s.peek() != '{' {
 		return fmt.Errorf("not a JSON object")
 	}
-	var cur []byte // current top-level key, for errors
-	err := m.members(s, func(key []byte, id byte) error {
-		cur = key
-		var err error
-		switch id {
-		case fData:
-			m.data, m.dataNull, err = m.rows(s, m.data, lim, m.guess)
-		case fOld:
-			m.old, m.oldNull, err = m.rows(s, m.old, lim, nil)
-		case fDatabase:
-			m.database, err = strOrNull(s)
-		case fTable:
-			m.table, err = strOrNull(s)
-		case fType:
-			m.typ, err = strOrNull(s)
-		case fSQL:
-			m.sql, err = strOrNull(s)
-		case fIsDdl:
-			var v span
-			if v, err = s.value(); err == nil {
-				switch v.kind {
-				case kTrue:
-					m.isDdl = true
-				case kFalse, kNull:
-					m.isDdl = false
-				default:
-					err = fmt.Errorf("not a boolean")
-				}
-			}
-		case fEs:
-			var v span
-			if v, err = s.value(); err == nil {
-				switch v.kind {
-				case kNumber, kString:
-					if n, ok := digits(v.b); ok {
-						m.es = n
-					} else if m.es, err = strconv.ParseInt(string(v.b), 10, 64); err != nil {
-						// fractional seconds or ms from some producers
-						f, ferr := strconv.ParseFloat(string(v.b), 64)
-						if ferr != nil || f > 1<<62 || f < 0 {
-							err = fmt.Errorf("%q is not a timestamp", v.b)
-						} else {
-							m.es, err = int64(f), nil
-						}
-					}
-				case kNull:
-				default:
-					err = fmt.Errorf("not a number")
-				}
-			}
-		case fPkNames:
-			m.pkNames, err = m.rawField(s, 0)
-		case fMysqlType:
-			m.mysqlType, err = m.rawField(s, 1)
-		case fSQLType:
-			m.sqlType, err = m.rawField(s, 2)
-		default:
-			err = s.skip(0)
-		}
-		return err
-	})
-	if err != nil {
-		if cur != nil {
-			return fmt.Errorf("field %q: %w", cur, err)
+	var cur curMember // current top-level member, for errors
+	if err := m.members(s, lim, &cur); err != nil {
+		switch {
+		case cur.fast:
+			tok := m.top[cur.n].tok
+			return fmt.Errorf("field %q: %w", tok[1:len(tok)-2], err)
+		case cur.key != nil:
+			return fmt.Errorf("field %q: %w", cur.key, err)
 		}
 		return err
 	}
@@ -420,13 +364,14 @@ type member struct {
 // maxMembers bounds the member names a message remembers.
 const maxMembers = 32
 
-// members reads the top-level object as scanner.object does, calling fn
-// with each member's name and id (memberID). A producer writes the same
+// members reads the top-level object as scanner.object does, each
+// member's value by member, keeping the member read last in *cur. A
+// producer writes the same
 // members in the same order in every message, so the name at each place
 // is first tried as the one the last message had there (m.top): the
 // input is compared with it, not scanned for the string's end, and its id
 // is known.
-func (m *message) members(s *scanner, fn func(key []byte, id byte) error) error {
+func (m *message) members(s *scanner, lim decode.Limits, cur *curMember) error {
 	if err := s.expect('{'); err != nil {
 		return err
 	}
@@ -434,17 +379,16 @@ func (m *message) members(s *scanner, fn func(key []byte, id byte) error) error 
 		return nil
 	}
 	for n := 0; ; n++ {
-		var key []byte
 		var id byte
 		if n < len(m.top) && s.member(m.top[n].tok) {
-			t := &m.top[n]
-			key, id = s.b[s.i-len(t.tok)+1:s.i-2], t.id
+			id = m.top[n].id
+			cur.n, cur.fast = n, true
 		} else {
 			r, err := s.strRef()
 			if err != nil {
 				return err
 			}
-			key = s.bytes(r)
+			key := s.bytes(r)
 			id = memberID(key)
 			if !r.esc && n <= len(m.top) && n < maxMembers { // a plain name: remembered for the next message
 				if n == len(m.top) {
@@ -455,8 +399,9 @@ func (m *message) members(s *scanner, fn func(key []byte, id byte) error) error 
 			if err := s.expect(':'); err != nil {
 				return err
 			}
+			cur.key, cur.fast = key, false
 		}
-		if err := fn(key, id); err != nil {
+		if err := m.member(s, id, lim); err != nil {
 			return err
 		}
 		if s.consume(',') {
@@ -464,6 +409,75 @@ func (m *message) members(s *scanner, fn func(key []byte, id byte) error) error 
 		}
 		return s.expect('}')
 	}
+}
+
+// member reads the value of the top-level member id.
+func (m *message) member(s *scanner, id byte, lim decode.Limits) error {
+	var err error
+	switch id {
+	case fData:
+		m.data, m.dataNull, err = m.rows(s, m.data, lim, m.guess)
+	case fOld:
+		m.old, m.oldNull, err = m.rows(s, m.old, lim, nil)
+	case fDatabase:
+		m.database, err = strOrNull(s)
+	case fTable:
+		m.table, err = strOrNull(s)
+	case fType:
+		m.typ, err = strOrNull(s)
+	case fSQL:
+		m.sql, err = strOrNull(s)
+	case fIsDdl:
+		var v span
+		if v, err = s.value(); err == nil {
+			switch v.kind {
+			case kTrue:
+				m.isDdl = true
+			case kFalse, kNull:
+				m.isDdl = false
+			default:
+				err = fmt.Errorf("not a boolean")
+			}
+		}
+	case fEs:
+		var v span
+		if v, err = s.value(); err == nil {
+			switch v.kind {
+			case kNumber, kString:
+				if n, ok := digits(v.b); ok {
+					m.es = n
+				} else if m.es, err = strconv.ParseInt(string(v.b), 10, 64); err != nil {
+					// fractional seconds or ms from some producers
+					f, ferr := strconv.ParseFloat(string(v.b), 64)
+					if ferr != nil || f > 1<<62 || f < 0 {
+						err = fmt.Errorf("%q is not a timestamp", v.b)
+					} else {
+						m.es, err = int64(f), nil
+					}
+				}
+			case kNull:
+			default:
+				err = fmt.Errorf("not a number")
+			}
+		}
+	case fPkNames:
+		m.pkNames, err = m.rawField(s, 0)
+	case fMysqlType:
+		m.mysqlType, err = m.rawField(s, 1)
+	case fSQLType:
+		m.sqlType, err = m.rawField(s, 2)
+	default:
+		err = s.skip(0)
+	}
+	return err
+}
+
+// curMember is the top-level member members read last: the name at
+// m.top[n] when it was read as that (fast), else key (nil: none yet).
+type curMember struct {
+	key  []byte
+	n    int
+	fast bool
 }
 
 // rawField reads an object or array (nil for null) whose text is kept

@@ -609,3 +609,38 @@ func TestValuesOwnTheirText(t *testing.T) {
 		check("after the buffer was overwritten")
 	}
 }
+
+// TestMemberErrors: an error in a message whose members are read as the
+// last message's names (see message.members) names the member as one read
+// by scanning does: the member whose value was read last.
+func TestMemberErrors(t *testing.T) {
+	d, _ := New(decode.Options{})
+	good := `{"data":[{"id":"1"}],"database":"d","table":"t","type":"INSERT","es":1,"pkNames":["id"],"mysqlType":{"id":"int"}}`
+	cases := []struct{ in, want string }{
+		{`{"data":[{"id":"1"}],"database":"d","table":"t","type":"INSERT","es":"x","pkNames":["id"],"mysqlType":{"id":"int"}}`,
+			`canal-json: field "es": "x" is not a timestamp`},
+		{`{"data":[{"id":"1"}],"database":"d","table":7,"type":"INSERT","es":1,"pkNames":["id"],"mysqlType":{"id":"int"}}`,
+			`canal-json: field "table": not a string`},
+		{`{"data":[{"id":"1"}],"database":"d","table":"t",7:"INSERT","es":1,"pkNames":["id"],"mysqlType":{"id":"int"}}`,
+			`canal-json: field "table": offset 48: expected string, found '7'`},
+		{`{"data":[{"id":"1"}],"database":"d","table":"t","type" "INSERT"}`,
+			`canal-json: field "table": offset 55: expected ':', found '"'`},
+		{`{"data":[{"id":"1"}],"database":"d","table":"t","type":"INSERT","es":1,"pkNames":["id"],"mysqlType":{"id":"int"}`,
+			`canal-json: field "mysqlType": unexpected end of JSON`},
+		{`{"d\u0061ta":[{"id":"1"}],"database":"d","table":"t","type":"INSERT","es":1,"pkNames":["id"],"mysqlType":{"id":"int"}}x`,
+			`canal-json: offset 118: data after the JSON object`},
+		{`{"d\u0061ta":[{"id":"1"}],"database":"d","table":"t","type":"INSERT","es":1,"pkNames":["id"],"mysqlType":{"id":"int"},}`,
+			`canal-json: field "mysqlType": offset 118: expected string, found '}'`},
+		{`{"d\u0061ta":{}}`, `canal-json: field "data": offset 13: expected '[', found '{'`},
+	}
+	for _, c := range cases {
+		for range 2 {
+			if _, err := d.Decode(decode.Message{Value: []byte(good)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Decode(decode.Message{Value: []byte(c.in)}); fmt.Sprint(err) != c.want {
+				t.Errorf("%s:\n got %v\nwant %s", c.in, err, c.want)
+			}
+		}
+	}
+}
