@@ -734,7 +734,6 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	at := len(m.text)
 	m.text = msg.AppendPosText(m.text)
 	pos := cdc.Position{Text: unsafe.String(&m.text[at], len(m.text)-at)}
-	text := &m.text
 	for i, r := range m.data {
 		if r.null {
 			return nil, fmt.Errorf("canal-json: data[%d]: null row", i)
@@ -742,7 +741,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		// the room may hold a recycled batch's events: each is set whole
 		events = append(events, cdc.Event{DB: db, Table: table, Op: op, PK: pk, Columns: cols, Commit: commit, Pos: pos})
 		ev := &events[i]
-		row, err := d.dataRow(m, sch, m.fields[r.lo:r.hi], r.fits, msg.Rows, text)
+		row, err := d.dataRow(m, sch, m.fields[r.lo:r.hi], r.fits, msg.Rows)
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: data[%d].%w", i, err)
 		}
@@ -759,7 +758,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			// Without old[i] the before image is unknown and stays nil.
 			if i < len(m.old) && !m.old[i].null {
 				before := msg.Rows.Clone(row)
-				if _, err := d.row(m, sch, m.fields[m.old[i].lo:m.old[i].hi], before, text); err != nil {
+				if _, err := d.row(m, sch, m.fields[m.old[i].lo:m.old[i].hi], before); err != nil {
 					return nil, fmt.Errorf("canal-json: old[%d].%w", i, err)
 				}
 				ev.Before = before
@@ -780,17 +779,17 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 // it (a new shape is made and kept when fs has another), else by name.
 //
 // fits says fs names the columns of m.guess, in order.
-func (d *Decoder) dataRow(m *message, sch *schema, fs []field, fits bool, rows *cdc.BatchRows, text *[]byte) (*cdc.Row, error) {
+func (d *Decoder) dataRow(m *message, sch *schema, fs []field, fits bool, rows *cdc.BatchRows) (*cdc.Row, error) {
 	sh := sch.shape.Load()
 	if (!fits || sh != m.guess) && (sh == nil || !sh.fits(m, fs)) {
 		if sh = sch.newShape(m, fs); sh == nil {
-			return d.row(m, sch, fs, rows.Get(len(fs)), text)
+			return d.row(m, sch, fs, rows.Get(len(fs)))
 		}
 		sch.shape.Store(sh)
 	}
 	r := rows.Of(sh.layout)
 	for j := range fs {
-		v, err := d.value(sh.cols[j], sh.st[j], fs[j].val.kind, m.bytes(fs[j].val), text, &m.vals)
+		v, err := d.value(m, sh.cols[j], sh.st[j], fs[j].val)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sh.cols[j].Name, err)
 		}
@@ -800,17 +799,17 @@ func (d *Decoder) dataRow(m *message, sch *schema, fs []field, fits bool, rows *
 }
 
 // row types the members fs of m into into (a new row when nil), boxing
-// the values in m.vals. Text values keep is copied to the end of *text,
+// the values in m.vals. Text values keep is copied to the end of m.text,
 // which has room for all of fs's string members (see value). Errors start
 // with the column name, so the caller can prefix "data[i].".
-func (d *Decoder) row(m *message, sch *schema, fs []field, into *cdc.Row, text *[]byte) (*cdc.Row, error) {
+func (d *Decoder) row(m *message, sch *schema, fs []field, into *cdc.Row) (*cdc.Row, error) {
 	if into == nil {
 		into = new(cdc.Row)
 	}
 	for j := range fs {
 		f := &fs[j]
 		col, st := sch.lookup(m.bytes(f.name), j)
-		v, err := d.value(col, st, f.val.kind, m.bytes(f.val), text, &m.vals)
+		v, err := d.value(m, col, st, f.val)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", col.Name, err)
 		}
@@ -831,11 +830,11 @@ func (s *schema) lookup(name []byte, j int) (*cdc.Column, int32) {
 	return &cdc.Column{Name: string(name), Precision: -1}, canal.NoSQLType
 }
 
-// value types one member of kind k and text b, boxed in a. Text a value
-// may keep is copied to the end of *text, which has room for it (see row),
-// so the strings made there stay valid.
-func (d *Decoder) value(col *cdc.Column, st int32, k byte, b []byte, text *[]byte, a *cdc.Arena) (cdc.Value, error) {
-	v := span{b, k}
+// value types the member r of m, boxed in m.vals. Text a value may keep
+// is copied to the end of m.text, which has room for it (see Decode), so
+// the strings made there stay valid.
+func (d *Decoder) value(m *message, col *cdc.Column, st int32, r ref) (cdc.Value, error) {
+	v, text, a := span{m.bytes(r), r.kind}, &m.text, &m.vals
 	switch v.kind {
 	case kNull:
 		return nil, nil

@@ -157,20 +157,20 @@ func (s *scanner) strRef() (ref, error) {
 		}
 		return ref{}, s.errf("expected string, found %q", c)
 	}
+	b := s.b
 	start := s.i + 1
 	j := start
 	// Skip 8 bytes at a time while none of them ends the string, starts
 	// an escape or is a control character; the loop below decides at the
 	// first byte that may.
-	for j+8 <= len(s.b) {
-		if m := special(binary.LittleEndian.Uint64(s.b[j:])); m != 0 {
+	for ; j+8 <= len(b); j += 8 {
+		if m := special(binary.LittleEndian.Uint64(b[j : j+8])); m != 0 {
 			j += bits.TrailingZeros64(m) / 8
 			break
 		}
-		j += 8
 	}
-	for ; j < len(s.b); j++ {
-		c := s.b[j]
+	for ; j < len(b); j++ {
+		c := b[j]
 		switch {
 		case c == '"':
 			s.i = j + 1
@@ -294,38 +294,38 @@ func hex4(b []byte, i int) (rune, bool) {
 
 // number reads a JSON number and returns where its text lies.
 func (s *scanner) number() (ref, error) {
+	b := s.b
 	start := s.i
 	j := s.i
-	if j < len(s.b) && s.b[j] == '-' {
+	if j < len(b) && b[j] == '-' {
 		j++
 	}
 	switch {
-	case j < len(s.b) && s.b[j] == '0':
+	case j < len(b) && b[j] == '0':
 		j++
-	case j < len(s.b) && s.b[j] >= '1' && s.b[j] <= '9':
-		for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' {
-			j++
+	case j < len(b) && b[j]-'1' < 9:
+		for j++; j < len(b) && b[j]-'0' < 10; j++ {
 		}
 	default:
 		return ref{}, s.errf("invalid number")
 	}
-	if j < len(s.b) && s.b[j] == '.' {
+	if j < len(b) && b[j] == '.' {
 		j++
 		d := j
-		for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' {
+		for j < len(b) && b[j]-'0' < 10 {
 			j++
 		}
 		if j == d {
 			return ref{}, s.errf("invalid number")
 		}
 	}
-	if j < len(s.b) && (s.b[j] == 'e' || s.b[j] == 'E') {
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
 		j++
-		if j < len(s.b) && (s.b[j] == '+' || s.b[j] == '-') {
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
 			j++
 		}
 		d := j
-		for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' {
+		for j < len(b) && b[j]-'0' < 10 {
 			j++
 		}
 		if j == d {
