@@ -182,6 +182,7 @@ type message struct {
 	data, old                 []rowRef
 	dataNull, oldNull         bool
 	fields                    []field
+	strLen                    int    // the text length of the string values in fields
 	pkNames, mysqlType        []byte // raw JSON, nil when null/absent
 	sqlType                   []byte
 	key                       []byte
@@ -252,6 +253,7 @@ func (m *message) reset() {
 	m.data = m.data[:0]
 	m.old = m.old[:0]
 	m.fields = m.fields[:0]
+	m.strLen = 0
 	m.esc = m.esc[:0]
 	m.key = m.key[:0]
 	m.isDdl, m.es, m.dataNull, m.oldNull = false, 0, true, true
@@ -600,6 +602,9 @@ func (m *message) row(s *scanner, i int, guess *shape) (null, fits bool, err err
 			return false, false, fmt.Errorf("[%d].%s: %w", i, s.bytes(key), err)
 		}
 		m.fields = append(m.fields, field{key, v})
+		if v.kind == kString {
+			m.strLen += v.hi - v.lo
+		}
 		if s.consume(',') {
 			continue
 		}
@@ -641,7 +646,8 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	}
 	var up [16]byte // types are matched case-insensitively
 	typ := m.typ
-	if len(typ) <= len(up) {
+	op, isRow := rowOp(typ) // as producers write them, in capitals
+	if !isRow && len(typ) <= len(up) {
 		n := copy(up[:], typ)
 		for k := range n {
 			if c := up[k]; c >= 'a' && c <= 'z' {
@@ -649,8 +655,8 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 			}
 		}
 		typ = up[:n]
+		op, isRow = rowOp(typ)
 	}
-	op, isRow := rowOp(typ)
 	if m.isDdl || (!isRow && otherType(typ)) {
 		if m.isDdl {
 			decode.ReportDDL(d.opts, decode.DDL{DB: string(m.database), Table: string(m.table), Type: string(typ),
@@ -717,12 +723,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	// one per message. The block has room for all of this message's text
 	// before it starts, so it never grows and the strings made in it stay
 	// valid; a byte once written is never written again.
-	n := len(msg.Topic) + posDigits
-	for j := range m.fields {
-		if v := m.fields[j].val; v.kind == kString {
-			n += v.hi - v.lo
-		}
-	}
+	n := len(msg.Topic) + posDigits + m.strLen
 	if n > maxSeen {
 		// a big message's text is not pinned by the blocks it would
 		// share with the messages around it (see cdc.Arena)
