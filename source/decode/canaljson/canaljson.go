@@ -75,7 +75,7 @@ type shape struct {
 	// toks is the names as scanner.member reads them, nil when a name
 	// has a byte a JSON string must escape; the rows of the next
 	// messages are read expecting these names (see message.row).
-	toks []string
+	toks []token
 }
 
 // fits reports whether fs (members of m) names the shape's columns, in
@@ -107,7 +107,7 @@ func (s *schema) newShape(m *message, fs []field) *shape {
 	if sh.layout, err = cdc.NewLayout(names); err != nil {
 		return nil
 	}
-	sh.toks = make([]string, len(names))
+	sh.toks = make([]token, len(names))
 	for j, n := range names {
 		for k := 0; k < len(n); k++ {
 			if c := n[k]; c == '"' || c == '\\' || c < 0x20 {
@@ -115,7 +115,7 @@ func (s *schema) newShape(m *message, fs []field) *shape {
 				return sh
 			}
 		}
-		sh.toks[j] = memberToken(n)
+		sh.toks[j] = newToken(n)
 	}
 	return sh
 }
@@ -298,7 +298,7 @@ func (m *message) parse(b []byte, lim decode.Limits) error {
 	if err := m.members(s, lim, &cur); err != nil {
 		switch {
 		case cur.fast:
-			tok := m.top[cur.n].tok
+			tok := m.top[cur.n].tok.text
 			return fmt.Errorf("field %q: %w", tok[1:len(tok)-2], err)
 		case cur.key != nil:
 			return fmt.Errorf("field %q: %w", cur.key, err)
@@ -359,7 +359,7 @@ func memberID(key []byte) byte {
 // member is a top-level member name of an earlier message, as
 // scanner.member reads it, with its id.
 type member struct {
-	tok string
+	tok token
 	id  byte
 }
 
@@ -382,7 +382,7 @@ func (m *message) members(s *scanner, lim decode.Limits, cur *curMember) error {
 	}
 	for n := 0; ; n++ {
 		var id byte
-		if n < len(m.top) && s.member(m.top[n].tok) {
+		if n < len(m.top) && s.member(&m.top[n].tok) {
 			id = m.top[n].id
 			cur.n, cur.fast = n, true
 		} else {
@@ -396,7 +396,7 @@ func (m *message) members(s *scanner, lim decode.Limits, cur *curMember) error {
 				if n == len(m.top) {
 					m.top = append(m.top, member{})
 				}
-				m.top[n] = member{memberToken(string(key)), id}
+				m.top[n] = member{newToken(string(key)), id}
 			}
 			if err := s.expect(':'); err != nil {
 				return err
@@ -572,7 +572,7 @@ func (m *message) row(s *scanner, i int, guess *shape) (null, fits bool, err err
 	if err := s.expect('{'); err != nil {
 		return false, false, err
 	}
-	var toks []string
+	var toks []token
 	if guess != nil {
 		toks = guess.toks
 	}
@@ -583,8 +583,8 @@ func (m *message) row(s *scanner, i int, guess *shape) (null, fits bool, err err
 	lo := len(m.fields)
 	for j := 0; ; j++ {
 		var key ref
-		if fits && j < len(toks) && s.member(toks[j]) {
-			key = ref{lo: s.i - len(toks[j]) + 1, hi: s.i - 2, kind: kString}
+		if fits && j < len(toks) && s.member(&toks[j]) {
+			key = ref{lo: s.i - len(toks[j].text) + 1, hi: s.i - 2, kind: kString}
 		} else {
 			fits = false
 			if key, err = s.strRef(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -640,6 +641,30 @@ func TestMemberErrors(t *testing.T) {
 			}
 			if _, err := d.Decode(decode.Message{Value: []byte(c.in)}); fmt.Sprint(err) != c.want {
 				t.Errorf("%s:\n got %v\nwant %s", c.in, err, c.want)
+			}
+		}
+	}
+}
+
+// TestMemberToken: scanner.member takes a token exactly where the input
+// holds its text, for names of every length up to 20, each byte of the
+// input changed in turn, and the input cut short.
+func TestMemberToken(t *testing.T) {
+	for n := range 21 {
+		name := strings.Repeat("abcdefghij", 3)[:n]
+		tok := newToken(name)
+		in := []byte(`xy` + tok.text + `"1"}`)
+		for cut := 2; cut <= len(in); cut++ {
+			for k := 2; k < cut; k++ {
+				b := slices.Clone(in[:cut])
+				if k < 2+len(tok.text) {
+					b[k] = '?'
+				}
+				s := &scanner{b: b, i: 2}
+				want := cut >= 2+len(tok.text) && string(b[2:2+len(tok.text)]) == tok.text
+				if got := s.member(&tok); got != want || (got && s.i != 2+len(tok.text)) || (!got && s.i != 2) {
+					t.Fatalf("name %q, input %q: %v at %d, want %v", name, b, got, s.i, want)
+				}
 			}
 		}
 	}

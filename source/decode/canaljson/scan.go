@@ -131,22 +131,52 @@ func (s *scanner) str() ([]byte, error) {
 	return s.bytes(r), nil
 }
 
-// member reads tok, a member's name and colon as `"name":`, if it is
-// next, and reports whether it was; the name is then
-// s.b[s.i-len(tok)+1 : s.i-2]. The name must be plain: without '"', '\\'
-// or control characters, so that the input holds exactly it between
-// quotes where str would read it.
-func (s *scanner) member(tok string) bool {
-	if e := s.i + len(tok); e <= len(s.b) && string(s.b[s.i:e]) == tok {
-		s.i = e
-		return true
-	}
-	return false
+// token is a member's name and colon as scanner.member reads them,
+// `"name":` (text), with its first and last 8 bytes (4 when shorter than
+// 8) as little-endian words, so that a short one is compared with the
+// input by two loads each. The name must be plain: without '"', '\\' or
+// control characters, so that the input holds exactly it between quotes
+// where str would read it.
+type token struct {
+	text   string
+	lo, hi uint64
 }
 
-// memberToken returns tok for member: `"name":`.
-func memberToken(name string) string {
-	return `"` + name + `":`
+// newToken returns the token of a plain name.
+func newToken(name string) token {
+	t := token{text: `"` + name + `":`}
+	switch b := []byte(t.text); {
+	case len(b) >= 8:
+		t.lo, t.hi = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[len(b)-8:])
+	case len(b) >= 4:
+		t.lo, t.hi = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[len(b)-4:]))
+	}
+	return t
+}
+
+// member reads t if it is next, and reports whether it was; the name is
+// then s.b[s.i-len(t.text)+1 : s.i-2].
+func (s *scanner) member(t *token) bool {
+	b, i, n := s.b, s.i, len(t.text)
+	if i+n > len(b) {
+		return false
+	}
+	switch {
+	case n >= 8 && n <= 16: // the first and last 8 bytes are all of it
+		if binary.LittleEndian.Uint64(b[i:i+8]) != t.lo || binary.LittleEndian.Uint64(b[i+n-8:i+n]) != t.hi {
+			return false
+		}
+	case n >= 4 && n < 8:
+		if uint64(binary.LittleEndian.Uint32(b[i:i+4])) != t.lo || uint64(binary.LittleEndian.Uint32(b[i+n-4:i+n])) != t.hi {
+			return false
+		}
+	default:
+		if string(b[i:i+n]) != t.text {
+			return false
+		}
+	}
+	s.i = i + n
+	return true
 }
 
 // strRef reads a string and returns where its text lies.
