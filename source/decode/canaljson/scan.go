@@ -187,6 +187,11 @@ func (s *scanner) strRef() (ref, error) {
 		}
 		return ref{}, s.errf("expected string, found %q", c)
 	}
+	return s.strAt()
+}
+
+// strAt reads the string whose opening quote is at s.i.
+func (s *scanner) strAt() (ref, error) {
 	b := s.b
 	start := s.i + 1
 	j := start
@@ -383,7 +388,7 @@ func (s *scanner) value() (span, error) {
 func (s *scanner) valueRef() (ref, error) {
 	switch c := s.peek(); {
 	case c == '"':
-		return s.strRef()
+		return s.strAt()
 	case c == 'n':
 		return ref{kind: kNull}, s.literal("null")
 	case c == 't':
