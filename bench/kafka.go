@@ -132,6 +132,7 @@ func runKafkaDrain(ctx context.Context, o *options, t *table) error {
 		}
 	}
 	naive := time.Since(start)
+	_ = r.Close() // its fetcher would keep polling the broker beside the ceiling
 	if err := waitDBSize(ctx, rc, int64(live), 30*time.Second); err != nil {
 		return fmt.Errorf("after the naive drain: %w", err)
 	}
