@@ -458,20 +458,22 @@ func (r *rule) appendKey(b []byte, e *cdc.Event, row *cdc.Row, pk []string) ([]b
 }
 
 // render is rule.render with the key's text in p.text: no allocation of
-// its own.
+// its own. It is textString written out: the closure that would carry the
+// key's arguments costs a call per row.
 func (p *plan) render(r *rule, e *cdc.Event, row *cdc.Row, pk []string) (string, error) {
-	var err error
-	key := p.textString(func(b []byte) []byte {
-		var out []byte
-		if out, err = r.appendKey(b, e, row, pk); err != nil {
-			return b
-		}
-		return out
-	})
+	if cap(p.text)-len(p.text) < 256 {
+		p.nextText()
+	}
+	at := len(p.text)
+	b, err := r.appendKey(p.text, e, row, pk)
 	if err != nil {
 		return "", err
 	}
-	return key, nil
+	if cap(b) != cap(p.text) && p.ntext > 0 {
+		p.textBlocks[p.ntext-1] = b[:0] // grew: see textOf
+	}
+	p.text = b
+	return unsafe.String(&b[at], len(b)-at), nil // appendKey fails on an empty key
 }
 
 // keyColumns returns the row columns the key reads.
