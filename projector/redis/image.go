@@ -57,7 +57,10 @@ func (im *Image) Fields(row *cdc.Row, cols []cdc.Column) map[string]string {
 	args := pl.fields(make([]any, 0, 2*row.Len()), im.r, &e, row)
 	out := make(map[string]string, len(args)/2)
 	for i := 0; i+1 < len(args); i += 2 {
-		out[*args[i].(*string)] = *args[i+1].(*string)
+		// names and values are strings or *strings (plan.fields)
+		name, _ := argText(args[i])
+		value, _ := argText(args[i+1])
+		out[name] = value
 	}
 	return out
 }

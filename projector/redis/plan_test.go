@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -363,12 +364,9 @@ func TestNewAndCheckSchema(t *testing.T) {
 func texts(args []any) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		switch v := a.(type) {
-		case string:
-			out[i] = v
-		case *string:
-			out[i] = *v
-		default:
+		if s, ok := argText(a); ok {
+			out[i] = s
+		} else {
 			out[i] = fmt.Sprintf("%T(%v)", a, a)
 		}
 	}
@@ -635,4 +633,29 @@ func oldFields(r *rule, e *cdc.Event, row *cdc.Row) []any {
 		}
 	}
 	return dst
+}
+
+// TestImageFields: Image.Fields, which `rowsync verify` compares Redis
+// with, is the hash fields writes (strings go in as the row's own values,
+// other kinds as text), for a shared layout and a row's own, with NULL and
+// excluded columns left out.
+func TestImageFields(t *testing.T) {
+	r, err := compile(rules(t, ".*", TableConfig{Exclude: []string{"secret"}})[0])
+	must(t, err)
+	im := &Image{db: "d", table: "t", r: r}
+	cols := []cdc.Column{cdc.ParseColumnType("id", "int"), cdc.ParseColumnType("name", "varchar(20)"),
+		cdc.ParseColumnType("at", "datetime"), cdc.ParseColumnType("note", "text"), cdc.ParseColumnType("secret", "varchar(8)")}
+	layout, err := cdc.NewLayout([]string{"id", "name", "at", "note", "secret"})
+	must(t, err)
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	shared := cdc.NewRow(layout)
+	for i, v := range []cdc.Value{int64(7), "ann", at, nil, "pw"} {
+		shared.SetAt(i, v)
+	}
+	want := map[string]string{"id": "7", "name": "ann", "at": "2024-01-02 03:04:05"}
+	for _, row := range []*cdc.Row{shared, cdc.RowOf("id", int64(7), "name", "ann", "at", at, "note", nil, "secret", "pw")} {
+		if got := im.Fields(row, cols); !maps.Equal(got, want) {
+			t.Fatalf("Fields(%v) = %v, want %v", row, got, want)
+		}
+	}
 }

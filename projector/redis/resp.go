@@ -119,18 +119,25 @@ func cmdName(args []any) string {
 	if len(args) == 0 {
 		return ""
 	}
-	var s string
-	switch v := args[0].(type) {
+	s, _ := argText(args[0])
+	return strings.ToLower(s)
+}
+
+// argText is the text of a command argument (a string, a *string or a
+// []byte, as appendCommand takes them); false for anything else and a nil
+// *string.
+func argText(a any) (string, bool) {
+	switch v := a.(type) {
 	case string:
-		s = v
+		return v, true
 	case *string:
 		if v != nil {
-			s = *v
+			return *v, true
 		}
 	case []byte:
-		s = string(v)
+		return string(v), true
 	}
-	return strings.ToLower(s)
+	return "", false
 }
 
 // chunkReplies is what the replies of one chunk's transaction said.
