@@ -4,35 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
+	"github.com/rowsync/rowsync/internal/benchdata"
 
 	goredis "github.com/redis/go-redis/v9"
 )
-
-// canalMsg renders one canal flat message (canal.mq.flatMessage=true) of
-// a single 10-column row of rs_bench.items, as canal 1.1.x writes it.
-func canalMsg(op string, id, seq int) []byte {
-	status, old := "new", "null"
-	if op == "UPDATE" {
-		status = "paid"
-		old = `[{"status":"new","qty":"` + strconv.Itoa(id%50) + `"}]`
-	}
-	return fmt.Appendf(nil, `{"data":[{"id":"%d","user_id":"%d","sku":"SKU-%d-XL","qty":"%d","price":"%d.%02d",`+
-		`"discount":"0.%02d","status":"%s","note":"gift wrap, deliver after 6pm #%d","created_at":"2024-05-01 10:20:30.123",`+
-		`"updated_at":"2024-05-01 10:21:00"}],"database":"rs_bench","es":1714558860000,"id":%d,"isDdl":false,`+
-		`"mysqlType":{"id":"bigint(20)","user_id":"int(11)","sku":"varchar(32)","qty":"smallint(6)","price":"decimal(12,2)",`+
-		`"discount":"double","status":"varchar(16)","note":"varchar(255)","created_at":"datetime(3)","updated_at":"timestamp"},`+
-		`"old":%s,"pkNames":["id"],"sql":"","sqlType":{"id":-5,"user_id":4,"sku":12,"qty":5,"price":3,"discount":8,"status":12,`+
-		`"note":12,"created_at":93,"updated_at":93},"table":"items","ts":1714558860123,"type":"%s"}`,
-		id, 80000+id%1000, id%9973, id%50+btoi(op == "UPDATE"), id%10000, id%100, id%90, status, id, seq, old, op)
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // canalChange is one message of a canal workload with the row id it
 // changes (the Kafka message key, so one row stays in one partition).
@@ -50,15 +25,15 @@ func canalWorkload(n int) ([]canalChange, int) {
 	upd := n - ins - del
 	out := make([]canalChange, 0, n)
 	for i := range ins {
-		out = append(out, canalChange{i, canalMsg("INSERT", i, len(out))})
+		out = append(out, canalChange{i, benchdata.CanalItemsMessage("INSERT", i, len(out))})
 	}
 	for i := range upd {
 		id := i % ins
-		out = append(out, canalChange{id, canalMsg("UPDATE", id, len(out))})
+		out = append(out, canalChange{id, benchdata.CanalItemsMessage("UPDATE", id, len(out))})
 	}
 	for i := range del {
 		id := ins - 1 - i
-		out = append(out, canalChange{id, canalMsg("DELETE", id, len(out))})
+		out = append(out, canalChange{id, benchdata.CanalItemsMessage("DELETE", id, len(out))})
 	}
 	return out, ins - del
 }

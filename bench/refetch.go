@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/rowsync/rowsync/internal/benchdata"
 )
 
 // The refetch scenario drains the same changes twice, plainly and with
@@ -255,7 +257,7 @@ func runRefetchDrains(ctx context.Context, o *options, t *table) error {
 	var hot []canalChange
 	for i := range hn {
 		id := i % hotRows
-		hot = append(hot, canalChange{id, canalMsg("UPDATE", id, i)})
+		hot = append(hot, canalChange{id, benchdata.CanalItemsMessage("UPDATE", id, i)})
 	}
 	if err := produce(ctx, addr, "rs-bench-rf-hot", hot); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/rowsync/rowsync/cdc"
+	"github.com/rowsync/rowsync/internal/benchdata"
 	"github.com/rowsync/rowsync/internal/sourcetest"
 	"github.com/rowsync/rowsync/source/decode"
 )
@@ -175,27 +176,9 @@ func TestTextBlocks(t *testing.T) {
 	}
 }
 
-// drainMessage is one message of the bench driver's Kafka drain
-// (bench/canal.go): a single row of a 10-column table.
-func drainMessage(op string, id int) []byte {
-	status, old := "new", "null"
-	if op == "UPDATE" {
-		status = "paid"
-		old = fmt.Sprintf(`[{"status":"new","qty":"%d"}]`, id%50)
-	}
-	return fmt.Appendf(nil, `{"data":[{"id":"%d","user_id":"%d","sku":"SKU-%d-XL","qty":"%d","price":"%d.%02d",`+
-		`"discount":"0.%02d","status":"%s","note":"gift wrap, deliver after 6pm #%d","created_at":"2024-05-01 10:20:30.123",`+
-		`"updated_at":"2024-05-01 10:21:00"}],"database":"rs_bench","es":1714558860000,"id":%d,"isDdl":false,`+
-		`"mysqlType":{"id":"bigint(20)","user_id":"int(11)","sku":"varchar(32)","qty":"smallint(6)","price":"decimal(12,2)",`+
-		`"discount":"double","status":"varchar(16)","note":"varchar(255)","created_at":"datetime(3)","updated_at":"timestamp"},`+
-		`"old":%s,"pkNames":["id"],"sql":"","sqlType":{"id":-5,"user_id":4,"sku":12,"qty":5,"price":3,"discount":8,"status":12,`+
-		`"note":12,"created_at":93,"updated_at":93},"table":"items","ts":1714558860123,"type":"%s"}`,
-		id, 80000+id%1000, id%9973, id%50, id%10000, id%100, id%90, status, id, id, old, op)
-}
-
-// BenchmarkDecodeDrain decodes what the Kafka drain of the bench driver
-// does, as the Kafka source does: single-row messages (75% inserts, 20%
-// updates, 5% deletes), behind the validation boundary, into a batch's
+// BenchmarkDecodeDrain decodes the messages of the bench driver's Kafka
+// drain (internal/benchdata) as the Kafka source does: single-row messages
+// (75% inserts, 20% updates, 5% deletes), behind the validation boundary, into a batch's
 // room and rows, the rows recycled every 256 messages (one batch).
 //
 //	go test ./source/decode/canaljson -run '^$' -bench DecodeDrain -benchmem
@@ -210,7 +193,7 @@ func BenchmarkDecodeDrain(b *testing.B) {
 		case i%5 == 4:
 			op = "UPDATE"
 		}
-		msgs[i] = decode.Message{Value: drainMessage(op, 1000+i), Topic: "rs-bench-canal", Partition: int32(i % 4), Offset: int64(100000 + i)}
+		msgs[i] = decode.Message{Value: benchdata.CanalItemsMessage(op, 1000+i, 1000+i), Topic: "rs-bench-canal", Partition: int32(i % 4), Offset: int64(100000 + i)}
 	}
 	d, _ := New(decode.Options{})
 	d = decode.Bounded(d, decode.Options{})
