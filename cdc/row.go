@@ -25,7 +25,6 @@ import (
 // concurrent reads are safe.
 type Row struct {
 	layout *Layout
-	own    bool    // layout belongs to this row alone: Set may append to it
 	vals   []Value // vals[i] is the value of layout.names[i], or absent
 	n      int     // present values
 }
@@ -103,14 +102,19 @@ func (l *Layout) Shared() bool { return l != nil && l.shared }
 
 // own returns l if it is shared, else a copy: the layout a new row of l's
 // names may hold while l's row goes on changing its own.
-func (l *Layout) own() (*Layout, bool) {
+func (l *Layout) own() *Layout {
 	if l == nil || l.shared {
-		return l, false
+		return l
 	}
 	c := &Layout{names: slices.Clone(l.names)}
 	c.reindex()
-	return c, true
+	return c
 }
+
+// ownsLayout reports whether r's layout belongs to r alone (every layout
+// that is not shared does: NewRow, Of, Clone and Set copy the others), so
+// Set may append to it and Reset empty it.
+func (r *Row) ownsLayout() bool { return r.layout != nil && !r.layout.shared }
 
 // Names returns the column names in order; the caller must not modify them.
 func (l *Layout) Names() []string {
@@ -159,8 +163,8 @@ func (l *Layout) appendName(name string) {
 
 // NewRow returns an empty row of layout l: Set and SetAt fill it.
 func NewRow(l *Layout) *Row {
-	l, own := l.own()
-	r := &Row{layout: l, own: own, vals: make([]Value, l.Len())}
+	l = l.own()
+	r := &Row{layout: l, vals: make([]Value, l.Len())}
 	for i := range r.vals {
 		r.vals[i] = absent
 	}
@@ -175,7 +179,7 @@ func RowOf(pairs ...Value) *Row {
 	if len(pairs)%2 != 0 {
 		panic("cdc.RowOf: odd number of arguments")
 	}
-	r := &Row{layout: &Layout{names: make([]string, 0, len(pairs)/2)}, own: true, vals: make([]Value, 0, len(pairs)/2)}
+	r := &Row{layout: &Layout{names: make([]string, 0, len(pairs)/2)}, vals: make([]Value, 0, len(pairs)/2)}
 	for i := 0; i < len(pairs); i += 2 {
 		name, ok := pairs[i].(string)
 		if !ok {
@@ -237,6 +241,18 @@ func (r *Row) Lookup(name string) (Value, bool) {
 	return v, true
 }
 
+// LookupAt returns the value of the column named name, which is at index
+// i of layout l (another image's of the same change): read at i when r has
+// layout l, as the before and after images of a binlog update share their
+// table's layout, and looked up by name otherwise.
+func (r *Row) LookupAt(l *Layout, i int, name string) (Value, bool) {
+	if r != nil && l != nil && r.layout == l {
+		_, v, ok := r.At(i)
+		return v, ok
+	}
+	return r.Lookup(name)
+}
+
 // IndexFrom returns the layout index of the column named name, trying
 // index at first: a caller walking columns in the row's order (an event's
 // Columns against a binlog row) passes the index after the last one found
@@ -281,12 +297,11 @@ func (r *Row) Set(name string, v Value) {
 		r.SetAt(i, v)
 		return
 	}
-	if !r.own {
+	if !r.ownsLayout() {
 		names := make([]string, len(r.vals), len(r.vals)+4)
 		copy(names, r.layout.Names())
 		r.layout = &Layout{names: names}
 		r.layout.reindex()
-		r.own = true
 	}
 	r.layout.appendName(name)
 	r.vals = append(r.vals, v)
@@ -338,27 +353,20 @@ func (r *Row) Clone() *Row {
 	if r == nil {
 		return nil
 	}
-	c := &Row{layout: r.layout, vals: slices.Clone(r.vals), n: r.n}
-	if r.own {
-		c.layout = &Layout{names: slices.Clone(r.layout.names)}
-		c.layout.reindex()
-		c.own = true
-	}
-	return c
+	return &Row{layout: r.layout.own(), vals: slices.Clone(r.vals), n: r.n}
 }
 
 // copyFrom makes r a copy of src, reusing r's value slice, and r's own
 // layout when src's layout is its own too.
 func (r *Row) copyFrom(src *Row) {
 	switch {
-	case !src.own:
-		r.layout, r.own = src.layout, false
-	case r.own:
+	case !src.ownsLayout():
+		r.layout = src.layout
+	case r.ownsLayout():
 		r.layout.names = append(r.layout.names[:0], src.layout.names...)
 		r.layout.reindex()
 	default:
-		r.layout, r.own = &Layout{names: slices.Clone(src.layout.names)}, true
-		r.layout.reindex()
+		r.layout = src.layout.own()
 	}
 	r.vals, r.n = append(r.vals[:0], src.vals...), src.n
 }
@@ -470,7 +478,7 @@ func (r *Row) UnmarshalJSON(data []byte) error {
 	if tok != json.Delim('{') {
 		return fmt.Errorf("row: want a JSON object, got %v", tok)
 	}
-	*r = Row{layout: &Layout{}, own: true}
+	*r = Row{layout: &Layout{}}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -495,11 +503,11 @@ func (r *Row) Reset() {
 	}
 	clear(r.vals)
 	r.vals, r.n = r.vals[:0], 0
-	if r.own {
+	if r.ownsLayout() {
 		clear(r.layout.names)
 		r.layout.names = r.layout.names[:0]
 		clear(r.layout.index) // kept: a wide row refills it without regrowing
 		return
 	}
-	r.layout, r.own = &Layout{}, true
+	r.layout = &Layout{}
 }

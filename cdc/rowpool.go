@@ -164,10 +164,7 @@ func (r *BatchRows) take(n int) *Row {
 // pool with it.
 func (r *BatchRows) Of(l *Layout) *Row {
 	row := r.take(l.Len())
-	row.layout, row.own, row.n = l, false, 0
-	if !l.Shared() {
-		row.layout, row.own = l.own()
-	}
+	row.layout, row.n = l.own(), 0
 	row.vals = row.vals[:l.Len()]
 	for i := range row.vals {
 		row.vals[i] = absent
@@ -181,11 +178,11 @@ func (r *BatchRows) Of(l *Layout) *Row {
 // its layout too.
 func (r *BatchRows) Get(n int) *Row {
 	row := r.take(n)
-	if row.own && row.layout != nil {
+	if row.ownsLayout() {
 		row.layout.names = row.layout.names[:0]
 		clear(row.layout.index)
 	} else {
-		row.layout, row.own = &Layout{names: make([]string, 0, n)}, true
+		row.layout = &Layout{names: make([]string, 0, n)}
 	}
 	row.vals, row.n = row.vals[:0], 0
 	return row
@@ -234,7 +231,7 @@ func (r *BatchRows) Recycle() {
 		}
 		clear(row.vals[:cap(row.vals)])
 		row.vals, row.n = row.vals[:0], 0
-		if row.own {
+		if row.ownsLayout() {
 			clear(row.layout.names[:cap(row.layout.names)])
 			row.layout.names = row.layout.names[:0]
 			clear(row.layout.index) // kept: a wide row refills it without regrowing

@@ -324,22 +324,13 @@ func collect(ev *cdc.Event, rule *cdc.TableRule[compiled], add func(string, time
 // column missing from either image counts as changed (the source may send
 // partial images; evicting is the safe answer).
 func changed(cols []string, before, after *cdc.Row) bool {
-	// The images of a binlog update share the table's layout: a column is
-	// at the same index in both.
-	shared := before.Layout() == after.Layout()
 	for _, c := range cols {
 		i, ok := before.Layout().Index(c)
 		if !ok {
 			return true // missing
 		}
 		_, a, aok := before.At(i)
-		var b cdc.Value
-		var bok bool
-		if shared {
-			_, b, bok = after.At(i)
-		} else {
-			b, bok = after.Lookup(c)
-		}
+		b, bok := after.LookupAt(before.Layout(), i, c)
 		if !aok || !bok || !sameValue(a, b) {
 			return true
 		}

@@ -215,15 +215,14 @@ func (p *plan) sideKey(key, suffix string) (string, bool) {
 }
 
 // textOf returns a stable pointer to v's text for col (cdc.FormatText),
-// as a command argument (a *string), false for NULL. Values already held
-// as strings are not copied; the others are appended to p.text, one
-// allocation per block of rows instead of one per value.
+// as a command argument (a *string), false for NULL. v is not a string
+// (arg and fields pass those as the row holds them); the texts are
+// appended to p.text, one allocation per block of rows instead of one per
+// value.
 func (p *plan) textOf(col *cdc.Column, v cdc.Value) (any, bool) {
 	switch x := v.(type) {
 	case nil:
 		return nil, false
-	case string:
-		return p.str(x), true
 	case cdc.Decimal:
 		return p.str(string(x)), true
 	case cdc.JSON:
@@ -362,19 +361,14 @@ func (r *rule) sameKey(before, after *cdc.Row, pk []string) bool {
 
 func sameValue(before, after *cdc.Row, col string) bool {
 	i, ok := before.Layout().Index(col)
-	if !ok || i >= before.Width() {
+	if !ok {
 		return true
 	}
 	_, b, ok := before.At(i)
 	if !ok {
 		return true
 	}
-	var a cdc.Value
-	if after.Layout() == before.Layout() && i < after.Width() {
-		_, a, ok = after.At(i) // the images of a binlog update share the table's layout
-	} else {
-		a, ok = after.Lookup(col)
-	}
+	a, ok := after.LookupAt(before.Layout(), i, col)
 	if !ok {
 		return false
 	}

@@ -490,10 +490,11 @@ func TestEvalShaArgs(t *testing.T) {
 	text := func(args []any) []string {
 		out := make([]string, len(args))
 		for i, a := range args {
-			if s, ok := a.(*string); ok {
-				a = *s
+			if s, ok := argText(a); ok {
+				out[i] = s
+			} else {
+				out[i] = fmt.Sprint(a) // go-redis's numkeys is an int
 			}
-			out[i] = fmt.Sprint(a)
 		}
 		return out
 	}

@@ -194,7 +194,13 @@ func TestBoundedKnownLayouts(t *testing.T) {
 	if err := decode(ev(own, nil)); err == nil || !strings.Contains(err.Error(), "column name") {
 		t.Fatalf("own layout grown with a bad name: %v", err)
 	}
-	// More layouts than the boundary keeps: each still checked.
+	// More layouts than the boundary keeps: the oldest are forgotten (and
+	// so checked again), the newest kept, never more than it holds.
+	known := d.(*bounded).known
+	if !known.has(l) {
+		t.Fatal("the layout of three whole messages is not known")
+	}
+	var many []*cdc.Layout
 	for i := range 40 {
 		l, err := cdc.NewLayout([]string{"id", "c" + strconv.Itoa(i)})
 		if err != nil {
@@ -203,6 +209,19 @@ func TestBoundedKnownLayouts(t *testing.T) {
 		if err := decode(ev(row(l, int64(i), "x"), nil)); err != nil {
 			t.Fatal(err)
 		}
+		many = append(many, l)
+	}
+	if known.has(l) || known.has(many[0]) || !known.has(many[len(many)-1]) {
+		t.Fatalf("after 40 more layouts: first known %v, oldest of them %v, newest %v; want false, false, true", known.has(l), known.has(many[0]), known.has(many[len(many)-1]))
+	}
+	kept := 0
+	for _, m := range many {
+		if known.has(m) {
+			kept++
+		}
+	}
+	if kept != len(known.l) {
+		t.Fatalf("%d layouts known, want %d", kept, len(known.l))
 	}
 	if err := decode(ev(row(bad, int64(1), "x"), nil)); err == nil {
 		t.Fatal("bad layout accepted after many others")
