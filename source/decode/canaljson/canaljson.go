@@ -240,16 +240,11 @@ const maxSeen = 16 << 10
 
 var messages = sync.Pool{New: func() any { return new(message) }}
 
-// reset readies m for a message. It writes a pointer only where one is
-// left (release drops the texts and raw fields): assigning the whole
-// struct wrote every pointer of it again, each a write barrier while the
+// reset readies m for a message. The input and its raw members are nil
+// already (drop, which release calls before pooling): assigning the whole struct
+// would write every pointer of it again, each a write barrier while the
 // GC runs.
 func (m *message) reset() {
-	for _, p := range [...]*[]byte{&m.in, &m.database, &m.table, &m.typ, &m.sql, &m.pkNames, &m.mysqlType, &m.sqlType} {
-		if *p != nil {
-			*p = nil
-		}
-	}
 	m.data = m.data[:0]
 	m.old = m.old[:0]
 	m.fields = m.fields[:0]
@@ -260,8 +255,14 @@ func (m *message) reset() {
 	m.isSeen = [3]bool{}
 }
 
-// release drops references into the input before pooling.
+// release drops references into the input (drop) and pools m.
 func (m *message) release() {
+	m.drop()
+	messages.Put(m)
+}
+
+// drop drops references into the input, as reset expects them dropped.
+func (m *message) drop() {
 	if cap(m.fields) > 1<<16 { // do not pin the memory of a giant message
 		m.fields, m.data, m.old = nil, nil, nil
 	}
@@ -270,7 +271,6 @@ func (m *message) release() {
 	}
 	m.in, m.database, m.table, m.typ, m.sql = nil, nil, nil, nil, nil
 	m.pkNames, m.mysqlType, m.sqlType = nil, nil, nil
-	messages.Put(m)
 }
 
 // bytes returns the text r locates in the message parsed.
@@ -678,12 +678,15 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 	// else they are compared whole.
 	l := &m.last
 	same := l.d == d && bytes.Equal(m.database, l.dbRaw) && bytes.Equal(m.table, l.tbRaw)
+	keyed := false
 	if seen := m.isSeen[0] && m.isSeen[1] && m.isSeen[2]; same && !(seen && l.seenGen == m.seenGen) {
 		m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
-		same = bytes.Equal(m.key, l.key)
+		keyed, same = true, bytes.Equal(m.key, l.key)
 	}
 	if !same {
-		m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
+		if !keyed {
+			m.key = append(append(append(append(append(m.key[:0], m.mysqlType...), 0), m.sqlType...), 0), m.pkNames...)
+		}
 		sch, err := d.schemas.Get(m.key, func() (*schema, error) { return buildSchema(m.mysqlType, m.sqlType, m.pkNames) })
 		if err != nil {
 			return nil, fmt.Errorf("canal-json: %w", err)
@@ -730,7 +733,7 @@ func (d *Decoder) Decode(msg decode.Message) ([]cdc.Event, error) {
 		m.vals, m.text = cdc.Arena{}, make([]byte, 0, n)
 		defer func() { m.vals, m.text = cdc.Arena{}, nil }()
 	} else if cap(m.text)-len(m.text) < n {
-		m.text = make([]byte, 0, textBlock)
+		m.text = make([]byte, 0, max(textBlock, n))
 	}
 	at := len(m.text)
 	m.text = msg.AppendPosText(m.text)

@@ -321,6 +321,7 @@ func parseAfter(a, b []byte) (after, fresh *message, errAfter, errFresh error) {
 	after, fresh = new(message), new(message)
 	after.reset()
 	_ = after.parse(a, decode.Limits{})
+	after.drop() // as Decode's release does
 	after.reset()
 	errAfter = after.parse(b, decode.Limits{})
 	fresh.reset()

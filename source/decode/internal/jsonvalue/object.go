@@ -62,6 +62,8 @@ func EachMember(obj []byte, fn func(name, v []byte) error) error {
 	}
 }
 
+// SkipSpace returns the index of the first byte of b at or after i that
+// is not JSON whitespace (len(b) when none is).
 func SkipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
