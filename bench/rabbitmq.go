@@ -155,7 +155,7 @@ func runRabbitDrain(ctx context.Context, o *options, t *table) error {
 	if err != nil {
 		return fmt.Errorf("broker ceiling: %w", err)
 	}
-	ceil := (ceilBefore + ceilAfter) / 2
+	ceil := pooledRate(ceilBefore, ceilAfter)
 	t.note("%s: %s (includes startup; the syncer/consumer baselines are single-threaded).", "RabbitMQ drain", cpuNote(res.cpu, redisCPU, n))
 	rps, nrps := res.rps(), float64(n)/naive.Seconds()
 	t.note("RabbitMQ broker ceiling, same run: a consumer that only receives and acks with rowsync's prefetch (%d) and one multiple ack per batch (%d), no decode, no Redis, gets %.0f msgs/s (%.0f before rowsync's drain, %.0f after the naive one).", prefetch, ackEvery, ceil, ceilBefore, ceilAfter)

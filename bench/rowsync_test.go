@@ -1,8 +1,11 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 )
@@ -138,5 +141,53 @@ func TestHWM(t *testing.T) {
 	after := vmHWM(pid)
 	if after >= peak || after > rss+8<<20 {
 		t.Errorf("after the reset VmHWM %d MiB (peak was %d MiB, RSS %d MiB)", after>>20, peak>>20, rss>>20)
+	}
+}
+
+// TestStartupSteps: the startup is split by rowsync's log times from the
+// process start (the drain's end less its total), and a log without the
+// assignment line, or no log, says so instead of dropping the split
+// silently.
+func TestStartupSteps(t *testing.T) {
+	start := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
+	res := drainResult{end: start.Add(2 * time.Second), total: 2 * time.Second, startup: 180 * time.Millisecond}
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	full := write("full.log", "not a log line\ntime=2026-12-06T01:00:00.036Z level=INFO msg=starting\n"+
+		"time=2026-12-06T01:00:00.041Z level=INFO msg=\"partitions assigned\" n=6\ntime=\n")
+	got := startupSteps(log, full, res)
+	for _, want := range []string{"first log line 36ms", "partitions assigned 41ms", "first changes applied 180ms"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("split %q lacks %q", got, want)
+		}
+	}
+	for name, path := range map[string]string{
+		"no assignment": write("warn.log", "time=2026-12-06T01:00:00.036Z level=WARN msg=x\n"),
+		"no log":        dir + "/missing.log",
+	} {
+		if got := startupSteps(log, path, res); !strings.Contains(got, "first changes applied 180ms (not split: ") {
+			t.Errorf("%s: %q", name, got)
+		}
+	}
+}
+
+// TestPooledRate: runs of the same size taken together run at the
+// harmonic mean of their rates.
+func TestPooledRate(t *testing.T) {
+	if got := pooledRate(10, 30); got != 15 {
+		t.Errorf("pooledRate(10, 30) = %v, want 15", got)
+	}
+	if got := pooledRate(20); got != 20 {
+		t.Errorf("pooledRate(20) = %v", got)
+	}
+	if got := pooledRate(20, 0); got != 0 {
+		t.Errorf("a run that read nothing: %v, want 0", got)
 	}
 }
