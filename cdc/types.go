@@ -211,7 +211,7 @@ func ParseTextIn(a *Arena, col *Column, s string) (Value, error) {
 	switch col.Kind {
 	case KindInt, KindYear, KindBit:
 		unsigned := col.Unsigned || col.Kind == KindBit
-		if n, ok := shortInt(s, !unsigned); ok {
+		if n, ok := ShortInt(s, !unsigned); ok {
 			return a.Int64(n), nil
 		}
 		if unsigned {
@@ -265,11 +265,11 @@ func ParseTextIn(a *Arena, col *Column, s string) (Value, error) {
 	return a.String(s), nil
 }
 
-// shortInt parses the integers strconv.ParseInt (signed) or ParseUint
+// ShortInt parses the integers strconv.ParseInt (signed) or ParseUint
 // would that fit in 18 digits, with a '-' sign only when signed, with
 // their result; anything else (a '+', 19 digits or more, junk) is not ok
 // and is left to strconv. It is the fast path of every integer column.
-func shortInt(s string, signed bool) (int64, bool) {
+func ShortInt(s string, signed bool) (int64, bool) {
 	neg := signed && len(s) > 1 && s[0] == '-'
 	if neg {
 		s = s[1:]

@@ -348,14 +348,14 @@ func TestShortInt(t *testing.T) {
 					err = strconv.ErrRange // not the fast path's to answer
 				}
 			}
-			got, ok := shortInt(s, signed)
+			got, ok := ShortInt(s, signed)
 			if ok && (err != nil || got != want) {
-				t.Fatalf("shortInt(%q, %v) = %d, strconv %d, %v", s, signed, got, want, err)
+				t.Fatalf("ShortInt(%q, %v) = %d, strconv %d, %v", s, signed, got, want, err)
 			}
 			digits := strings.TrimPrefix(s, "-")
 			plain := len(digits) > 0 && len(digits) <= 18 && strings.Trim(digits, "0123456789") == "" && (signed || digits == s)
 			if plain != ok {
-				t.Fatalf("shortInt(%q, %v): ok %v", s, signed, ok)
+				t.Fatalf("ShortInt(%q, %v): ok %v", s, signed, ok)
 			}
 		}
 	}

@@ -511,19 +511,9 @@ func (m *message) rawField(s *scanner, k int) ([]byte, error) {
 }
 
 // digits returns the value of b when it is 1 to 18 decimal digits, as
-// strconv.ParseInt would.
+// strconv.ParseInt would (cdc.ShortInt, unsigned: no sign).
 func digits(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c -= '0'; c > 9 {
-			return 0, false
-		}
-		n = n*10 + int64(c)
-	}
-	return n, true
+	return cdc.ShortInt(unsafe.String(unsafe.SliceData(b), len(b)), false)
 }
 
 func strOrNull(s *scanner) ([]byte, error) {
